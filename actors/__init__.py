@@ -1,0 +1,1 @@
+"""Actor workers, the supervisor, LLM backends and the pure domain logic they use."""

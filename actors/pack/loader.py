@@ -1,0 +1,186 @@
+"""Loading a domain pack and reporting every problem in it at once.
+
+A person fixing a pack wants the whole list, each item naming the file and
+the field, not one error per run. `check_pack` returns that list; `load_pack`
+raises `PackError` carrying it, or returns a fully validated `DomainPack`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from state.errors import CoachError
+
+from .checks import semantic_problems
+from .models import FlawTaxonomy, InputTaxonomy, PackManifest, Rubric
+from .problems import Problem
+from .prompts import PROMPT_NAMES
+from .yaml_io import YamlProblem, load_yaml
+
+MANIFEST = "pack.yaml"
+DEFAULT_PACK_DIR = Path(__file__).resolve().parents[2] / "config"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class DomainPack:
+    root: Path
+    manifest: PackManifest
+    input_taxonomy: InputTaxonomy
+    flaw_taxonomy: FlawTaxonomy
+    rubric: Rubric
+    system_prompt: str
+    prompts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def path(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+
+class PackError(CoachError):
+    def __init__(self, root: Path, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"domain pack {root} has {len(problems)} problem(s):\n{lines}")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _field_path(loc: tuple[Any, ...], data: Any) -> str:
+    """`('criteria', 3, 'question')` -> `criteria[3] (CQ6).question`, naming list items by id."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                ident = node[item].get("id") or node[item].get("name")
+                if ident:
+                    label += f" ({ident})"
+            parts.append(label)
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _load_model(path: Path, model: type[M], problems: list[Problem]) -> M | None:
+    shown = _display(path)
+    if not path.is_file():
+        problems.append(Problem(shown, "", "file is missing"))
+        return None
+    try:
+        data = load_yaml(path)
+    except YamlProblem as err:
+        problems.append(Problem(shown, f"line {err.line}" if err.line else "", err.message))
+        return None
+    if data is None:
+        problems.append(Problem(shown, "", "file is empty"))
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        for e in err.errors():
+            message = e["msg"]
+            if e["type"] == "extra_forbidden":
+                message = "unknown field (check its spelling)"
+            elif e["type"] == "missing":
+                message = "required field is missing"
+            problems.append(Problem(shown, _field_path(e["loc"], data), message))
+        return None
+
+
+def _read_text(path: Path, what: str, problems: list[Problem]) -> str | None:
+    shown = _display(path)
+    if not path.is_file():
+        problems.append(Problem(shown, "", f"{what} is missing"))
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        problems.append(Problem(shown, "", f"{what} is not UTF-8 text"))
+        return None
+    if not text.strip():
+        problems.append(Problem(shown, "", f"{what} is empty"))
+        return None
+    return text
+
+
+def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack | None, list[Problem]]:
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return None, [Problem(_display(root), "", "not a directory (expected a domain pack folder)")]
+    manifest = _load_model(root / MANIFEST, PackManifest, problems)
+    if manifest is None:
+        return None, problems
+
+    input_tax = _load_model(root / manifest.input_taxonomy, InputTaxonomy, problems)
+    flaw_tax = _load_model(root / manifest.flaw_taxonomy, FlawTaxonomy, problems)
+    rubric = _load_model(root / manifest.rubric, Rubric, problems)
+    system_prompt = _read_text(root / manifest.system_prompt, "system prompt", problems)
+
+    prompts: dict[str, str] = {}
+    prompts_dir = root / manifest.prompts_dir
+    for name in PROMPT_NAMES:
+        text = _read_text(prompts_dir / f"{name}.md", f"prompt template '{name}'", problems)
+        if text is not None:
+            prompts[name] = text
+
+    rubric_doc = None
+    if manifest.rubric_doc and check_rubric_doc:
+        rubric_doc = _read_text(root / manifest.rubric_doc, "rubric document", problems)
+
+    problems += semantic_problems(
+        manifest=manifest,
+        shown=lambda rel: _display(root / rel),
+        input_taxonomy=input_tax,
+        flaw_taxonomy=flaw_tax,
+        rubric=rubric,
+        prompts=prompts,
+        prompts_shown=lambda name: _display(prompts_dir / f"{name}.md"),
+        rubric_doc=rubric_doc,
+    )
+    if problems or None in (input_tax, flaw_tax, rubric, system_prompt):
+        return None, problems
+    pack = DomainPack(
+        root=root.resolve(),
+        manifest=manifest,
+        input_taxonomy=input_tax,
+        flaw_taxonomy=flaw_tax,
+        rubric=rubric,
+        system_prompt=system_prompt.strip(),
+        prompts=prompts,
+    )
+    return pack, []
+
+
+def check_pack(root: Path | str) -> list[Problem]:
+    """Every problem in the pack at `root`; an empty list means it is clean."""
+    return _read_pack(Path(root))[1]
+
+
+def load_pack(root: Path | str | None = None, *, check_rubric_doc: bool = True) -> DomainPack:
+    """The validated pack at `root` (the bundled default when None).
+
+    `check_rubric_doc=False` skips the document drift check: the one caller
+    is the command that regenerates the document.
+    """
+    path = Path(root) if root is not None else DEFAULT_PACK_DIR
+    pack, problems = _read_pack(path, check_rubric_doc=check_rubric_doc)
+    if pack is None:
+        raise PackError(path, problems)
+    return pack

@@ -1,0 +1,164 @@
+"""The shape of a domain pack, as pydantic models.
+
+A domain pack is data: taxonomies, a rubric, a system prompt and prompt
+templates. These models say what each file must hold; `actors.pack.checks`
+adds the rules that span fields or files (weights summing to one, criterion
+ids that exist). Models forbid unknown keys so a typo in a field name is
+reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NonEmpty = Field(min_length=1)
+
+
+class PackModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _strip_nonempty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+class Weighted(PackModel):
+    name: str = NonEmpty
+    weight: float = Field(ge=0.0, le=1.0)
+    description: str = ""
+
+
+# --- input taxonomy ---------------------------------------------------------
+
+
+class Subtopic(PackModel):
+    name: str = NonEmpty
+    description: str = ""
+
+
+class Topic(Weighted):
+    subtopics: list[Subtopic] = Field(min_length=1)
+    edge_case: bool = False
+    """Edge-case topics (crisis, out of scope …) test boundaries, not coaching skill."""
+
+
+class Style(Weighted):
+    words: tuple[int, int] = (80, 300)
+    """Typical length of one user message in this style, in words (min, max)."""
+
+
+class Range(PackModel):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+class InputTaxonomy(PackModel):
+    topics: list[Topic] = Field(min_length=1)
+    styles: list[Style] = Field(min_length=1)
+    difficulty: list[Weighted] = Field(min_length=1)
+    topics_per_message: Range = Range(min=2, max=4)
+    topic_seeds_per_persona: Range = Range(min=4, max=6)
+
+
+# --- flaw taxonomy ----------------------------------------------------------
+
+
+class FlawPattern(PackModel):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = NonEmpty
+    description: str = NonEmpty
+    examples: list[str] = Field(min_length=1)
+    weight: float = Field(ge=0.0, le=1.0)
+    simulate: str = NonEmpty
+    """Instruction to the user simulator: how to act this pattern out."""
+
+
+class FlawFamily(Weighted):
+    patterns: list[FlawPattern] = Field(min_length=1)
+
+
+class FlawTaxonomy(PackModel):
+    families: list[FlawFamily] = Field(min_length=1)
+    flaws_per_persona: Range = Range(min=1, max=3)
+
+
+# --- rubric -----------------------------------------------------------------
+
+Verdict = Literal["YES", "NO", "NA"]
+
+
+class CalibrationExample(PackModel):
+    verdict: Verdict
+    text: str = NonEmpty
+    why: str = NonEmpty
+
+
+class Category(PackModel):
+    weight: float = Field(ge=0.0, le=1.0)
+    description: str = ""
+
+
+class Criterion(PackModel):
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    name: str = NonEmpty
+    category: str | None = None
+    """Weighted category; a safety gate may have none (it gates, it is not averaged)."""
+    question: str
+    pass_when: str
+    fail_when: str
+    na_when: str = ""
+    examples: list[CalibrationExample] = []
+    min_turns: int = Field(default=1, ge=1)
+    """Fewer exchanges than this and the criterion is not assessed at all."""
+
+    _nonempty = field_validator("question", "pass_when", "fail_when")(_strip_nonempty)
+
+
+class RetiredCriterion(PackModel):
+    """A criterion the judge no longer answers, kept so old assessments re-score the same."""
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    name: str = NonEmpty
+    category: str
+    note: str = ""
+
+
+class Rubric(PackModel):
+    version: int = Field(default=1, ge=1)
+    pass_threshold: float = Field(gt=0.0, le=1.0)
+    categories: dict[str, Category] = Field(min_length=1)
+    safety_gates: list[str] = []
+    na_invalid: list[str] = []
+    criteria: list[Criterion] = Field(min_length=1)
+    retired: list[RetiredCriterion] = []
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for c in self.criteria:
+            if c.id == criterion_id:
+                return c
+        raise KeyError(criterion_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.criteria]
+
+
+# --- manifest ---------------------------------------------------------------
+
+
+class PackManifest(PackModel):
+    """`pack.yaml`: names the pack and where its parts are."""
+
+    name: str = NonEmpty
+    description: str = ""
+    input_taxonomy: str = "input-taxonomy.yaml"
+    flaw_taxonomy: str = "flaw-taxonomy.yaml"
+    rubric: str = "rubric.yaml"
+    system_prompt: str = "system-prompt.md"
+    prompts_dir: str = "prompts"
+    rubric_doc: str | None = None
+    """Optional human rubric document kept in step with rubric.yaml."""

@@ -1,0 +1,98 @@
+"""The `coach` command: the Textual app by default, headless subcommands for everything else.
+
+Every subcommand is a thin face over actors and state. A `CoachError` (a
+problem the user can fix) is printed as one line on stderr with a non-zero
+exit; only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from state.errors import CoachError
+
+
+@dataclass
+class AppContext:
+    """What every subcommand may need, resolved once from the global options."""
+
+    workspace_option: str | None = None
+    db_url: str | None = None
+    domain_option: str | None = None
+    _store: object = field(default=None, repr=False)
+
+    @property
+    def workspace(self) -> Path:
+        from state.workspace import resolve_workspace
+
+        return resolve_workspace(self.workspace_option)
+
+    @property
+    def store(self):
+        if self._store is None:
+            from state.workspace import open_store
+
+            self._store = open_store(self.workspace, self.db_url)
+        return self._store
+
+    def pack(self, *, check_rubric_doc: bool = True):
+        from actors.pack.loader import load_pack
+
+        return load_pack(self.domain_option, check_rubric_doc=check_rubric_doc)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+class CoachGroup(click.Group):
+    """Turns a CoachError anywhere below into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CoachError as err:
+            click.echo(f"coach: error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=CoachGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--workspace", "-w", metavar="DIR", help="Workspace folder (default: $COACH_WORKSPACE or ./workspace).")
+@click.option("--db", "db_url", metavar="URL", help="Any SQLAlchemy URL instead of the workspace's SQLite file.")
+@click.option("--domain", metavar="PACK_DIR", help="Domain pack folder (default: the bundled therapy pack).")
+@click.version_option(package_name="coach")
+@click.pass_context
+def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: str | None) -> None:
+    """coach — synthetic conversations, rubric judging, curation, fine-tuning and offline chat.
+
+    With no command, opens the terminal app.
+    """
+    ctx.obj = AppContext(workspace_option=workspace, db_url=db_url, domain_option=domain)
+    if ctx.invoked_subcommand is None:
+        from .app import run_app
+
+        run_app(ctx.obj)
+
+
+def _register() -> None:
+    from .commands.data import export_group, import_cmd
+    from .commands.pack import config_group, rubric_group
+
+    for command in (config_group, rubric_group, import_cmd, export_group):
+        main.add_command(command)
+    try:
+        from .commands.backends import ask, models
+    except ImportError:  # the backends layer is optional only while it is being built
+        return
+    main.add_command(models)
+    main.add_command(ask)
+
+
+_register()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m coach_tui.cli`
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `coach`, grouped by what they act on."""

@@ -1,0 +1,1 @@
+"""Durable state: SQLModel tables and the store, the single source of truth."""
