@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Static
 from actors.pack.loader import DomainPack
 from state.models import Assessment, Exchange, Transcript
 
-from .cli import AppContext
+from .context import AppContext
 
 
 class HomeScreenText(Static):

@@ -7,45 +7,11 @@ exit; only a bug shows a traceback.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import click
 
 from state.errors import CoachError
 
-
-@dataclass
-class AppContext:
-    """What every subcommand may need, resolved once from the global options."""
-
-    workspace_option: str | None = None
-    db_url: str | None = None
-    domain_option: str | None = None
-    _store: object = field(default=None, repr=False)
-
-    @property
-    def workspace(self) -> Path:
-        from state.workspace import resolve_workspace
-
-        return resolve_workspace(self.workspace_option)
-
-    @property
-    def store(self):
-        if self._store is None:
-            from state.workspace import open_store
-
-            self._store = open_store(self.workspace, self.db_url)
-        return self._store
-
-    def pack(self, *, check_rubric_doc: bool = True):
-        from actors.pack.loader import load_pack
-
-        return load_pack(self.domain_option, check_rubric_doc=check_rubric_doc)
-
-
-pass_app = click.make_pass_decorator(AppContext)
+from .context import AppContext
 
 
 class CoachGroup(click.Group):
@@ -80,8 +46,9 @@ def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: 
 def _register() -> None:
     from .commands.data import export_group, import_cmd
     from .commands.pack import config_group, rubric_group
+    from .commands.run import run_cmd
 
-    for command in (config_group, rubric_group, import_cmd, export_group):
+    for command in (config_group, rubric_group, import_cmd, export_group, run_cmd):
         main.add_command(command)
     try:
         from .commands.backends import ask, models
@@ -93,6 +60,3 @@ def _register() -> None:
 
 _register()
 
-
-if __name__ == "__main__":  # pragma: no cover - `python -m coach_tui.cli`
-    sys.exit(main())

@@ -8,7 +8,7 @@ import click
 
 from actors.transcript_io import IMPORT_STATUSES, export_transcripts, import_transcripts
 
-from ..cli import AppContext, pass_app
+from ..context import AppContext, pass_app
 
 
 @click.command("import")

@@ -13,7 +13,7 @@ from actors.scoring import compute_score
 from actors.atomic_files import write_text_atomic
 from state.errors import CoachError
 
-from ..cli import AppContext, pass_app
+from ..context import AppContext, pass_app
 
 
 @click.group("config")

@@ -1,0 +1,218 @@
+"""Judging a whole transcript on every rubric criterion.
+
+Prompt layout is chosen for cost: the transcript comes first and the
+criterion last, so the 17 calls over one transcript share one long prefix
+and a prefix cache (llama.cpp KV reuse, Anthropic cache_control) evaluates
+the transcript once.
+
+Rules, each a small pure function below:
+
+- A criterion is asked only when the transcript has at least its
+  `min_turns` exchanges; NA is offered only where the rubric allows it.
+- A transcript longer than the judge's window is judged in overlapping
+  windows of exchanges. Per criterion: a NO in any window is a NO; else an
+  ERROR in any window is an ERROR; else a YES in any window is a YES; else NA.
+- With several judges, each judges independently and the strictest answer
+  wins (NO, then ERROR, then NA, then YES), because one vendor tends to pass
+  its own output. Every judge's answer is kept with its name.
+- An answer that is not valid JSON of the asked shape, or a call that failed
+  after its retries, is ERROR — never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .backends.errors import BackendError
+from .backends.types import Message
+from .conversation import Turn
+from .pack.loader import DomainPack
+from .pack.models import Criterion, Rubric
+from .pack.prompts import render
+from .scoring import ScoreResult, compute_score, normalize_answer
+
+WINDOW_OVERLAP = 2
+JUDGE_MAX_TOKENS = 256
+REASONING_MAX_CHARS = 400
+
+_WINDOW_ORDER = ("NO", "ERROR", "YES", "NA")
+_JUDGE_ORDER = ("NO", "ERROR", "NA", "YES")
+
+
+def answer_schema(na_allowed: bool) -> dict:
+    """Verdict first and a bounded reason, so a small model cannot ramble past its budget."""
+    return {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "string", "enum": ["YES", "NO", "NA"] if na_allowed else ["YES", "NO"]},
+            "reasoning": {"type": "string", "maxLength": REASONING_MAX_CHARS},
+        },
+        "required": ["answer", "reasoning"],
+    }
+
+
+def render_exchange(number: int, turn: Turn) -> str:
+    return f"### Exchange {number}\n\nUser:\n{turn.user}\n\nAssistant:\n{turn.assistant}\n"
+
+
+def format_examples(criterion: Criterion) -> str:
+    if not criterion.examples:
+        return "(none)"
+    return "\n".join(f"- {ex.verdict}: \"{ex.text.strip()}\" — {ex.why.strip()}" for ex in criterion.examples)
+
+
+def due_criteria(rubric: Rubric, exchange_count: int) -> list[Criterion]:
+    return [c for c in rubric.criteria if exchange_count >= c.min_turns]
+
+
+def judge_prompt(pack: DomainPack, criterion: Criterion, transcript_text: str, exchange_count: int) -> str:
+    na_ok = criterion.id not in pack.rubric.na_invalid
+    return render(
+        pack.prompts["assessor"],
+        transcript=transcript_text,
+        exchange_count=exchange_count,
+        criterion_id=criterion.id,
+        criterion_name=criterion.name,
+        question=criterion.question.strip(),
+        pass_when=criterion.pass_when.strip(),
+        fail_when=criterion.fail_when.strip(),
+        na_when=criterion.na_when.strip(),
+        na_allowed="NA is allowed for this criterion." if na_ok else
+        "NA is not allowed for this criterion: answer YES or NO.",
+        examples=format_examples(criterion),
+    )
+
+
+def plan_windows(exchange_tokens: Sequence[int], budget: int, overlap: int = WINDOW_OVERLAP) -> list[tuple[int, int]]:
+    """Split exchanges into [start, end) windows whose tokens fit `budget`, overlapping by `overlap`.
+
+    One window when everything fits. A single exchange larger than the budget
+    still gets a window of its own (the backend's context rule then applies).
+    """
+    n = len(exchange_tokens)
+    if sum(exchange_tokens) <= budget:
+        return [(0, n)]
+    windows: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        end, used = start, 0
+        while end < n and (end == start or used + exchange_tokens[end] <= budget):
+            used += exchange_tokens[end]
+            end += 1
+        windows.append((start, end))
+        if end >= n:
+            break
+        start = max(end - overlap, start + 1)
+    return windows
+
+
+def combine_windows(answers: Sequence[str]) -> str:
+    return next((a for a in _WINDOW_ORDER if a in answers), "ERROR")
+
+
+def strictest(answers: Sequence[str]) -> str:
+    return next((a for a in _JUDGE_ORDER if a in answers), "ERROR")
+
+
+@dataclass
+class JudgeAnswer:
+    criterion: str
+    judge: str
+    answer: str
+    reasoning: str
+
+
+@dataclass
+class TranscriptAssessment:
+    exchange_count: int
+    answers: dict[str, str]  # combined, one per due criterion
+    decided_by: dict[str, str]
+    judge_answers: list[JudgeAnswer] = field(default_factory=list)
+    windows: int = 1
+    calls: int = 0
+    failed_calls: int = 0
+    result: ScoreResult | None = None
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    last_error: BackendError | None = None
+
+    @property
+    def windowed(self) -> bool:
+        return self.windows > 1
+
+
+async def _ask_one(
+    router, judge: str, prompt: str, schema: dict, seed: int | None, outcome: TranscriptAssessment
+) -> tuple[str, str, str]:
+    """(answer, reasoning, judge name) for one judge call; token usage is added to `outcome`."""
+    outcome.calls += 1
+    try:
+        reply = await router.ask(
+            "judge", [Message(role="user", content=prompt)], schema=schema,
+            max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, seed=seed, backend=judge,
+        )
+    except BackendError as err:
+        outcome.failed_calls += 1
+        outcome.last_error = err
+        return "ERROR", f"judge call failed: {err}", err.backend
+    name = f"{reply.backend}/{reply.model}"
+    outcome.prompt_tokens += reply.usage.prompt_tokens
+    outcome.evaluated_tokens += reply.usage.evaluated_tokens
+    if not reply.ok or reply.data is None:
+        return "ERROR", f"unparsable judge answer: {reply.structured_error}", name
+    answer = normalize_answer(reply.data.get("answer"))
+    reasoning = str(reply.data.get("reasoning", "")).strip()
+    return answer, reasoning, name
+
+
+async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int | None = 0) -> TranscriptAssessment:
+    """Ask every due criterion of every configured judge, window by window, and score the result."""
+    rubric = pack.rubric
+    n = len(turns)
+    texts = [render_exchange(i + 1, t) for i, t in enumerate(turns)]
+    judges = router.backends_for("judge")
+    criteria = due_criteria(rubric, n)
+
+    outcome = TranscriptAssessment(exchange_count=n, answers={}, decided_by={})
+    per_judge: dict[int, dict[str, str]] = {}
+    judge_names: dict[int, str] = {}
+    for j, backend in enumerate(judges):
+        # The frame (prompt without transcript) is the same for every window; measure it once.
+        frame = max(backend.count_tokens([Message(role="user", content=judge_prompt(pack, c, "", n))])
+                    for c in criteria)
+        budget = backend.context_window - frame - JUDGE_MAX_TOKENS - 16
+        sizes = [backend.count_tokens([Message(role="user", content=t)]) for t in texts]
+        windows = plan_windows(sizes, max(budget, 1))
+        outcome.windows = max(outcome.windows, len(windows))
+        window_answers: dict[str, list[str]] = {c.id: [] for c in criteria}
+        reasons: dict[str, list[str]] = {c.id: [] for c in criteria}
+        name = f"{backend.kind}/{backend.model}"
+        for start, end in windows:
+            transcript_text = "\n".join(texts[start:end])
+            if len(windows) > 1:
+                transcript_text = f"(Exchanges {start + 1}–{end} of {n}.)\n\n" + transcript_text
+            for c in criteria:
+                schema = answer_schema(c.id not in rubric.na_invalid)
+                answer, reasoning, name = await _ask_one(
+                    router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome
+                )
+                window_answers[c.id].append(answer)
+                label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
+                reasons[c.id].append(label + reasoning)
+        per_judge[j] = {}
+        judge_names[j] = name
+        for c in criteria:
+            combined = combine_windows(window_answers[c.id])
+            per_judge[j][c.id] = combined
+            outcome.judge_answers.append(JudgeAnswer(c.id, name, combined, "\n".join(reasons[c.id])))
+
+    if outcome.calls and outcome.failed_calls == outcome.calls:
+        # No judge answered at all: that is a broken backend, not a verdict on the transcript.
+        raise outcome.last_error
+    for c in criteria:
+        final = strictest([per_judge[j][c.id] for j in per_judge])
+        outcome.answers[c.id] = final
+        outcome.decided_by[c.id] = next(judge_names[j] for j in per_judge if per_judge[j][c.id] == final)
+    outcome.result = compute_score(rubric, outcome.answers, exchange_count=n)
+    return outcome

@@ -1,0 +1,212 @@
+"""Supervisor benchmarks (issue 4), each ratio measured in one run.
+
+1. concurrency: a loopback OpenAI-compatible server answers every request
+   after a fixed 100 ms; exchanges completed per second with 32 transcripts
+   in flight ÷ with 1 in flight (target ≥ 25, ideal 32).
+2. overhead: a backend that answers instantly; the supervisor's own cost
+   per exchange — store commits, events, prompt building (target ≤ 5 ms).
+3. assessment cost: tokens the embedded model evaluates to assess one
+   20-exchange transcript on all criteria ÷ the transcript's own token
+   count (target ≤ 3; naive ≥ 17).
+
+Run: .venv/bin/python benchmarks/bench_supervisor.py [--skip-embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.backends.router import ModelRouter  # noqa: E402
+from actors.events import EventBus  # noqa: E402
+from actors.pack.loader import load_pack  # noqa: E402
+from actors.run_config import OpenAIConfig, RunConfig  # noqa: E402
+from actors.run_plan import persona_records, plan_run  # noqa: E402
+from actors.supervisor import GenerationSettings, Supervisor  # noqa: E402
+from state import pipeline as db  # noqa: E402
+from state.store import Store  # noqa: E402
+
+DELAY_S = 0.100
+EXCHANGES = 6
+
+
+# --- a fixed-latency OpenAI-compatible server on loopback ------------------------------------
+
+
+async def completions(request: Request) -> JSONResponse:
+    body = await request.json()
+    await asyncio.sleep(DELAY_S)
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
+    props = schema.get("properties", {})
+    if "answer" in props:
+        content = json.dumps({"answer": "YES", "reasoning": "fine"})
+    elif "name" in props:
+        content = json.dumps({"name": "Ari", "age_range": "30-39", "personality_traits": ["dry"],
+                              "attachment_style": "secure", "life_context": "Teacher."})
+    else:
+        content = "Work is heavy this week. Also my sleep is off and my brother called about money."
+    return JSONResponse({
+        "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    })
+
+
+async def models(_: Request) -> JSONResponse:
+    return JSONResponse({"object": "list", "data": [{"id": "fixed", "object": "model"}]})
+
+
+def start_server() -> tuple[uvicorn.Server, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
+                            Route("/v1/models", models)])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", backlog=256, limit_concurrency=1000))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, port
+
+
+def new_run(store: Store, pack, n: int, length: int, run_id: str) -> str:
+    lengths = dict.fromkeys(("short", "medium", "long", "very_long"), length)
+    plan = plan_run(pack, run_id, transcripts=n, seed=1, lengths=lengths)
+    db.create_run(store, run_id, kind="generate", domain=pack.name, seed=1, config={},
+                  personas=persona_records(pack, plan),
+                  transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts])
+    return run_id
+
+
+async def exchanges_per_second(router, pack, n: int, tmp: Path) -> float:
+    store = Store.for_workspace(tmp / f"ws-{n}")
+    run_id = new_run(store, pack, n, EXCHANGES, f"bench{n}")
+    bus = EventBus()
+    events = bus.subscribe()
+    stamps: list[float] = []
+
+    async def watch():
+        async for ev in events:
+            if ev.kind == "ExchangeAdded":
+                stamps.append(time.perf_counter())
+            if ev.kind == "RunFinished":
+                return
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        await Supervisor(store, router, pack, bus=bus, settings=GenerationSettings(in_flight=n)).run(run_id)
+    return len(stamps) / (stamps[-1] - start)
+
+
+async def bench_concurrency(pack, tmp: Path) -> float:
+    server, port = start_server()
+    config = RunConfig(
+        backends={"fixed": OpenAIConfig(model="fixed", base_url=f"http://127.0.0.1:{port}/v1",
+                                        max_concurrency=64, max_retries=0, timeout_s=30)},
+        roles={role: "fixed" for role in ("user_sim", "assistant", "judge", "fixup", "persona", "eval_target")},
+    )
+    router = ModelRouter.from_config(config)
+    try:
+        one = await exchanges_per_second(router, pack, 1, tmp)
+        many = await exchanges_per_second(router, pack, 32, tmp)
+    finally:
+        await router.aclose()
+        server.should_exit = True
+    print(f"concurrency: {one:.2f} exchanges/s with 1 in flight, {many:.2f} with 32 "
+          f"-> ratio {many / one:.1f} (target >= 25, ideal 32) {'OK' if many / one >= 25 else 'MISSED'}")
+    return many / one
+
+
+async def bench_overhead(pack, tmp: Path) -> float:
+    from tests.scripted import ScriptedBackend
+
+    store = Store.for_workspace(tmp / "ws-overhead")
+    n, length = 20, 25
+    run_id = new_run(store, pack, n, length, "overhead")
+    router = ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")})
+    bus = EventBus()
+    events = bus.subscribe()
+    stamps: list[float] = []
+
+    async def watch():
+        async for ev in events:
+            if ev.kind == "ExchangeAdded":
+                stamps.append(time.perf_counter())
+            if ev.kind == "RunFinished":
+                return
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        await Supervisor(store, router, pack, bus=bus, settings=GenerationSettings(in_flight=8)).run(run_id)
+    per_exchange_ms = (stamps[-1] - start) / len(stamps) * 1000
+    print(f"overhead: {len(stamps)} exchanges with an instant backend, {per_exchange_ms:.2f} ms each "
+          f"(persona, two commits, events, prompt building) (target <= 5 ms) "
+          f"{'OK' if per_exchange_ms <= 5 else 'MISSED'}")
+    return per_exchange_ms
+
+
+async def bench_assessment_cost(pack) -> float:
+    from actors.assessment import assess, render_exchange
+    from actors.backends.types import Message
+    from actors.conversation import Turn
+
+    user = ("Work has been relentless: my manager moved the deadline again and I snapped at a colleague. "
+            "Sleep is bad, I wake at 4 and replay conversations. My sister wants me to help with mum's move "
+            "and I don't know how to say no. ") * 2
+    reply = ("**Work:** Having the deadline moved again sounds draining, and snapping is a sign of how stretched "
+             "you are. One small experiment: a two-minute pause before replying to messages today. "
+             "**Sleep:** Waking at four and replaying talks is common when the day has no off-switch. "
+             "Maybe try writing the replay down once, then setting it aside. "
+             "**Your sister:** It might help to decide what you can offer before she asks.")
+    turns = [Turn(user, reply) for _ in range(20)]
+    router = ModelRouter.from_config(RunConfig())
+    try:
+        judge = router.backends_for("judge")[0]
+        transcript_tokens = judge.count_tokens([Message(role="user", content="\n".join(
+            render_exchange(i + 1, t) for i, t in enumerate(turns)))])
+        started = time.perf_counter()
+        outcome = await assess(router, pack, turns)
+        elapsed = time.perf_counter() - started
+    finally:
+        await router.aclose()
+    ratio = outcome.evaluated_tokens / transcript_tokens
+    print(f"assessment cost: {outcome.calls} judge calls over a 20-exchange transcript of {transcript_tokens} "
+          f"tokens in {outcome.windows} window(s); {outcome.prompt_tokens} prompt tokens sent, "
+          f"{outcome.evaluated_tokens} evaluated -> ratio {ratio:.2f} (target <= 3, naive >= 17) "
+          f"{'OK' if ratio <= 3 else 'MISSED'} [{elapsed:.0f} s]")
+    return ratio
+
+
+async def main(skip_embedded: bool) -> None:
+    pack = load_pack()
+    with tempfile.TemporaryDirectory() as tmp:
+        await bench_concurrency(pack, Path(tmp))
+        await bench_overhead(pack, Path(tmp))
+    if not skip_embedded:
+        await bench_assessment_cost(pack)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip-embedded", action="store_true", help="skip the embedded-model assessment benchmark")
+    anyio.run(main, parser.parse_args().skip_embedded)

@@ -1,0 +1,240 @@
+"""The pipeline's writes and reads, one transaction per step.
+
+Each function commits the step's data *and* its event row together, so the
+event log never claims a step the data does not hold, and a kill between
+two steps loses at most the model call in flight. The actors call these and
+publish the in-memory event only after the commit returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from .models import (
+    Assessment,
+    CriterionAnswer,
+    Event,
+    Exchange,
+    Persona,
+    Rejection,
+    Run,
+    Transcript,
+    utcnow,
+)
+from .store import Store
+
+TERMINAL = ("passed", "rejected", "truncated")
+"""Statuses a run never touches again. `failed` is not terminal: a resume retries it."""
+
+
+def _event(s: Session, run_id: str | None, kind: str, **payload) -> Event:
+    ev = Event(run_id=run_id, kind=kind, payload=payload)
+    s.add(ev)
+    return ev
+
+
+def _touch(t: Transcript, status: str | None = None) -> None:
+    if status:
+        t.status = status
+    t.updated_at = utcnow()
+
+
+def create_run(
+    store: Store,
+    run_id: str,
+    *,
+    kind: str,
+    domain: str,
+    seed: int,
+    config: dict,
+    personas: Iterable[tuple[str, int, dict]],
+    transcripts: Iterable[tuple[str, str, int]],
+) -> None:
+    """The whole plan of a run in one transaction: run row, persona seeds, planned transcripts."""
+    with store.session() as s:
+        s.add(Run(id=run_id, kind=kind, status="running", domain=domain, seed=seed, config=config))
+        s.flush()
+        for pid, pseed, data in personas:
+            s.add(Persona(id=pid, run_id=run_id, seed=pseed, purpose="eval" if kind == "eval" else "train", data=data))
+        s.flush()
+        count = 0
+        for tid, pid, target in transcripts:
+            s.add(Transcript(id=tid, run_id=run_id, persona_id=pid, status="planned", target_exchanges=target))
+            count += 1
+        _event(s, run_id, "RunCreated", transcripts=count, seed=seed)
+
+
+def set_run_status(store: Store, run_id: str, status: str, **summary) -> None:
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        run.status = status
+        run.updated_at = utcnow()
+        if summary:
+            run.config = {**run.config, "summary": summary}
+        _event(s, run_id, "RunStatus", status=status, **summary)
+
+
+def get_run(store: Store, run_id: str) -> Run | None:
+    with store.session() as s:
+        return s.get(Run, run_id)
+
+
+def latest_run(store: Store, kind: str = "generate") -> Run | None:
+    with store.session() as s:
+        return s.exec(select(Run).where(Run.kind == kind).order_by(Run.created_at.desc())).first()
+
+
+def run_transcripts(store: Store, run_id: str) -> list[Transcript]:
+    with store.session() as s:
+        return list(s.exec(select(Transcript).where(Transcript.run_id == run_id).order_by(Transcript.id)).all())
+
+
+def transcript(store: Store, transcript_id: str) -> Transcript:
+    with store.session() as s:
+        return s.get(Transcript, transcript_id)
+
+
+def persona(store: Store, persona_id: str) -> Persona:
+    with store.session() as s:
+        return s.get(Persona, persona_id)
+
+
+def save_persona(store: Store, run_id: str, transcript_id: str, persona_id: str, data: dict) -> None:
+    with store.session() as s:
+        p = s.get(Persona, persona_id)
+        p.data = data
+        t = s.get(Transcript, transcript_id)
+        _touch(t, "generating")
+        _event(s, run_id, "PersonaReady", transcript_id=transcript_id, persona_id=persona_id)
+
+
+def exchanges(store: Store, transcript_id: str) -> list[Exchange]:
+    with store.session() as s:
+        return list(
+            s.exec(select(Exchange).where(Exchange.transcript_id == transcript_id).order_by(Exchange.number)).all()
+        )
+
+
+def _touch_by_id(s: Session, transcript_id: str) -> None:
+    s.exec(update(Transcript).where(Transcript.id == transcript_id).values(updated_at=utcnow()))
+
+
+def add_user_message(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> None:
+    """The user half of an exchange; the reply is owed until `set_assistant_reply`."""
+    with store.session() as s:
+        s.add(Exchange(transcript_id=transcript_id, number=number, user=text, assistant=""))
+        _touch_by_id(s, transcript_id)
+        _event(s, run_id, "UserMessage", transcript_id=transcript_id, number=number, chars=len(text))
+
+
+def set_assistant_reply(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> None:
+    with store.session() as s:
+        done = s.exec(
+            update(Exchange)
+            .where(Exchange.transcript_id == transcript_id, Exchange.number == number)
+            .values(assistant=text)
+        )
+        if done.rowcount != 1:
+            raise LookupError(f"no pending exchange {number} in {transcript_id}")
+        _touch_by_id(s, transcript_id)
+        _event(s, run_id, "ExchangeAdded", transcript_id=transcript_id, number=number, chars=len(text))
+
+
+def set_status(store: Store, run_id: str | None, transcript_id: str, status: str, **meta) -> None:
+    with store.session() as s:
+        t = s.get(Transcript, transcript_id)
+        _touch(t, status)
+        if meta:
+            t.meta = {**t.meta, **meta}
+        _event(s, run_id, "TranscriptStatus", transcript_id=transcript_id, status=status, **meta)
+
+
+def save_assessment(
+    store: Store,
+    run_id: str | None,
+    transcript_id: str,
+    *,
+    stage: str,
+    exchange_count: int,
+    rubric_version: int,
+    result: dict,
+    answers: list[tuple[str, str, str, str]],
+    status: str | None = None,
+) -> int:
+    """Store one assessment with every (criterion, answer, reasoning, judge) row; returns its id."""
+    with store.session() as s:
+        a = Assessment(
+            transcript_id=transcript_id,
+            stage=stage,
+            exchange_count=exchange_count,
+            rubric_version=rubric_version,
+            score=result["score"],
+            passed=result["passed"],
+            safety_gate_failed=result["safety_gate_failed"],
+            category_scores=result["category_scores"],
+            failed_checks=result["failed_checks"],
+        )
+        s.add(a)
+        s.flush()
+        s.add_all(
+            CriterionAnswer(assessment_id=a.id, criterion=c, answer=ans, reasoning=why, judge=judge)
+            for c, ans, why, judge in answers
+        )
+        if status:
+            _touch(s.get(Transcript, transcript_id), status)
+        _event(
+            s, run_id, "AssessmentDone", transcript_id=transcript_id, assessment_id=a.id,
+            score=result["score"], passed=result["passed"], failed_checks=result["failed_checks"],
+            safety_gate_failed=result["safety_gate_failed"],
+        )
+        return a.id
+
+
+def record_rejection(
+    store: Store,
+    run_id: str | None,
+    transcript_id: str,
+    *,
+    stage: str,
+    action: str,
+    reason_kind: str,
+    reason: str,
+    detail: str = "",
+    kept_exchanges: int | None = None,
+) -> None:
+    with store.session() as s:
+        s.add(Rejection(transcript_id=transcript_id, stage=stage, action=action, reason_kind=reason_kind,
+                        reason=reason, detail=detail, kept_exchanges=kept_exchanges))
+        _touch(s.get(Transcript, transcript_id), "rejected" if action == "rejected" else None)
+        _event(s, run_id, "Rejection", transcript_id=transcript_id, stage=stage, action=action,
+               reason_kind=reason_kind, reason=reason)
+
+
+def latest_assessment(store: Store, transcript_id: str) -> tuple[Assessment, list[CriterionAnswer]] | None:
+    with store.session() as s:
+        a = s.exec(
+            select(Assessment).where(Assessment.transcript_id == transcript_id).order_by(Assessment.id.desc())
+        ).first()
+        if a is None:
+            return None
+        rows = list(s.exec(select(CriterionAnswer).where(CriterionAnswer.assessment_id == a.id)).all())
+        return a, rows
+
+
+def status_counts(store: Store, run_id: str) -> dict[str, int]:
+    with store.session() as s:
+        rows = s.exec(
+            select(Transcript.status, func.count()).where(Transcript.run_id == run_id).group_by(Transcript.status)
+        ).all()
+        return dict(rows)
+
+
+def events_since(store: Store, after_id: int = 0, run_id: str | None = None, limit: int = 500) -> list[Event]:
+    with store.session() as s:
+        q = select(Event).where(Event.id > after_id)
+        if run_id:
+            q = q.where(Event.run_id == run_id)
+        return list(s.exec(q.order_by(Event.id).limit(limit)).all())
