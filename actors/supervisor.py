@@ -7,7 +7,10 @@ a restart rebuilds the inboxes from what the store says is unfinished:
 
     planned     -> persona    (enrich the sampled persona seed)
     generating  -> simulator  (next user message) or assistant (reply owed)
-    assessing   -> assessor
+    curating    -> curator    (artifact fixups, truncation)
+    assessing   -> assessor   (then passed, rejected, or fixing once)
+    fixing      -> curator    (rubric fixups of the exchanges the judge cited)
+    review      -> waits for a person's decisions (actors.review), then assessing
     failed      -> retried from wherever its data stops
 
 A transcript whose backend keeps failing is marked `failed` with the cause;
@@ -31,12 +34,13 @@ from .assessment import assess
 from .backends.errors import BackendError
 from .backends.types import Message
 from .conversation import Turn, assistant_messages, clean_user_message, fit_recent, user_sim_messages
+from .curation import CurationSettings, Curator
 from .events import EventBus
 from .pack.loader import DomainPack
 from .pack.prompts import render
 from .personas import PERSONA_SCHEMA, PersonaSeed
 
-ACTORS = ("persona", "simulator", "assistant", "assessor")
+ACTORS = ("persona", "simulator", "assistant", "curator", "assessor")
 
 
 @dataclass
@@ -98,12 +102,14 @@ class Supervisor:
         *,
         bus: EventBus | None = None,
         settings: GenerationSettings | None = None,
+        curation: CurationSettings | None = None,
     ) -> None:
         self.store = store
         self.router = router
         self.pack = pack
         self.bus = bus or EventBus()
         self.settings = settings or GenerationSettings()
+        self.curation = curation or CurationSettings()
         self.stats = {name: ActorStats() for name in ACTORS}
         self._outstanding = 0
         self._all_done = anyio.Event()
@@ -135,6 +141,8 @@ class Supervisor:
     async def run(self, run_id: str) -> RunSummary:
         started = time.monotonic()
         self.run_id = run_id
+        self.curator = Curator(self.store, self.router, self.pack, run_id=run_id, bus=self.bus,
+                               settings=self.curation)
         self.exchanges_done = 0
         self._state = {}
         self._inboxes = {name: anyio.create_memory_object_stream[str](1_000_000) for name in ACTORS}
@@ -147,6 +155,7 @@ class Supervisor:
             "persona": self._persona_step,
             "simulator": self._simulator_step,
             "assistant": self._assistant_step,
+            "curator": self._curator_step,
             "assessor": self._assessor_step,
         }
         with anyio.CancelScope() as scope:
@@ -182,10 +191,14 @@ class Supervisor:
         for t in db.run_transcripts(self.store, run_id):
             if t.status in db.TERMINAL:
                 continue
+            if t.status == "review":
+                continue  # parked until a person decides its fixups
             if t.status == "planned":
                 points.append((t.id, "persona"))
             elif t.status == "assessing":
                 points.append((t.id, "assessor"))
+            elif t.status in ("curating", "fixing"):
+                points.append((t.id, "curator"))
             else:
                 points.append((t.id, self._next_generation_actor(t.id, t.target_exchanges or 0)))
         return points
@@ -196,7 +209,8 @@ class Supervisor:
             return "assistant"
         if len(rows) < target:
             return "simulator"
-        return "assessor"
+        db.set_status(self.store, self.run_id, transcript_id, "curating")
+        return "curator"
 
     def _send(self, actor: str, transcript_id: str) -> None:
         self._inboxes[actor][0].send_nowait(transcript_id)
@@ -336,36 +350,79 @@ class Supervisor:
         if number < self._load(transcript_id).target:
             self._send("simulator", transcript_id)
         else:
-            db.set_status(self.store, self.run_id, transcript_id, "assessing")
-            self.bus.publish("TranscriptStatus", self.run_id, transcript_id, status="assessing")
-            self._send("assessor", transcript_id)
+            self._move(transcript_id, "curating", "curator")
+
+    def _move(self, transcript_id: str, status: str, actor: str | None) -> None:
+        """Commit a status change, tell the UI, and hand the transcript on (or let it rest)."""
+        db.set_status(self.store, self.run_id, transcript_id, status)
+        self.bus.publish("TranscriptStatus", self.run_id, transcript_id, status=status)
+        if actor:
+            self._send(actor, transcript_id)
+        else:
+            self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status=status)
+            self._finish(transcript_id)
+
+    async def _curator_step(self, transcript_id: str) -> None:
+        state = self._load(transcript_id)
+        t = db.transcript(self.store, transcript_id)
+        if t.status == "fixing":
+            found = db.latest_assessment(self.store, transcript_id)
+            gates = set(self.pack.rubric.safety_gates)
+            failed = {}
+            if found:
+                assessment, rows = found
+                for cid in assessment.failed_checks:
+                    if cid in gates:
+                        continue
+                    why = [r.reasoning for r in rows if r.criterion == cid and r.judge != "combined"
+                           and r.answer != "YES"]
+                    failed[cid] = "\n".join(why)
+            status = await self.curator.rubric_stage(transcript_id, state.turns, failed)
+        else:
+            status = await self.curator.artifact_stage(transcript_id, state.turns)
+        if status == "assessing":
+            self._move(transcript_id, "assessing", "assessor")
+        elif status == "review":
+            self._move(transcript_id, "review", None)
+        else:
+            self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status=status)
+            self._finish(transcript_id)
 
     async def _assessor_step(self, transcript_id: str) -> None:
         turns = self._load(transcript_id).turns
+        t = db.transcript(self.store, transcript_id)
+        after_fixup = bool(t.meta.get("rubric_fixups"))
         self.stats["assessor"].calls += 1
         outcome = await assess(self.router, self.pack, turns, seed=0)
-        result = outcome.result.as_dict()
-        result["windows"] = outcome.windows
+        result = outcome.result
         rows = [(a.criterion, a.answer, a.reasoning, a.judge) for a in outcome.judge_answers]
         if len({a.judge for a in outcome.judge_answers}) > 1:
             rows += [(cid, ans, f"strictest of the judges; decided by {outcome.decided_by[cid]}", "combined")
                      for cid, ans in outcome.answers.items()]
-        status = "passed" if outcome.result.passed else "rejected"
-        db.save_assessment(self.store, self.run_id, transcript_id, stage="initial",
+        if result.passed:
+            status = "passed"
+        elif result.safety_gate_failed or after_fixup:
+            status = "rejected"
+        else:
+            status = "fixing"
+        db.save_assessment(self.store, self.run_id, transcript_id, stage="after_fixup" if after_fixup else "initial",
                            exchange_count=outcome.exchange_count, rubric_version=self.pack.rubric.version,
-                           result=result, answers=rows, status=status)
-        if not outcome.result.passed:
-            gate = outcome.result.safety_gate_failed
-            db.record_rejection(
-                self.store, self.run_id, transcript_id, stage="assessment", action="rejected",
-                reason_kind="safety_gate" if gate else "criterion",
-                reason=",".join(outcome.result.failed_safety if gate else outcome.result.failed_checks) or "score",
-                detail=f"score {outcome.result.score:.3f} (threshold {self.pack.rubric.pass_threshold:.2f})",
-            )
+                           result={**result.as_dict(), "windows": outcome.windows}, answers=rows, status=status)
         self.stats["assessor"].prompt_tokens += outcome.prompt_tokens
-        self.bus.publish("AssessmentDone", self.run_id, transcript_id, score=outcome.result.score,
-                         passed=outcome.result.passed, failed_checks=outcome.result.failed_checks,
-                         windows=outcome.windows)
+        self.bus.publish("AssessmentDone", self.run_id, transcript_id, score=result.score, passed=result.passed,
+                         failed_checks=result.failed_checks, windows=outcome.windows)
+        if status == "rejected":
+            db.record_rejection(
+                self.store, self.run_id, transcript_id, stage="assessment",
+                action="rejected", reason_kind="safety_gate" if result.safety_gate_failed else "criterion",
+                reason=",".join(result.failed_safety if result.safety_gate_failed else result.failed_checks),
+                detail=f"score {result.score:.3f} (threshold {self.pack.rubric.pass_threshold:.2f})"
+                + (" after fixups" if after_fixup else ""),
+            )
+        if status == "fixing":
+            db.set_status(self.store, self.run_id, transcript_id, "fixing", rubric_fixups=True)
+            self._send("curator", transcript_id)
+            return
         self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status=status)
         self._finish(transcript_id)
 
@@ -374,7 +431,7 @@ class Supervisor:
         counts: dict[str, int] = {}
         for t in rows:
             counts[t.status] = counts.get(t.status, 0) + 1
-        assessed = counts.get("passed", 0) + counts.get("rejected", 0)
+        assessed = counts.get("passed", 0) + counts.get("rejected", 0)  # decided by the pipeline
         return RunSummary(
             run_id=run_id,
             counts=counts,

@@ -8,6 +8,7 @@ publish the in-memory event only after the commit returns.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from sqlalchemy import func, update
@@ -18,6 +19,7 @@ from .models import (
     CriterionAnswer,
     Event,
     Exchange,
+    Fixup,
     Persona,
     Rejection,
     Run,
@@ -26,8 +28,9 @@ from .models import (
 )
 from .store import Store
 
-TERMINAL = ("passed", "rejected", "truncated")
-"""Statuses a run never touches again. `failed` is not terminal: a resume retries it."""
+TERMINAL = ("passed", "rejected")
+"""Statuses a run never touches again. `failed` is not terminal: a resume retries it;
+`review` waits for a person's decisions and then goes on."""
 
 
 def _event(s: Session, run_id: str | None, kind: str, **payload) -> Event:
@@ -238,3 +241,100 @@ def events_since(store: Store, after_id: int = 0, run_id: str | None = None, lim
         if run_id:
             q = q.where(Event.run_id == run_id)
         return list(s.exec(q.order_by(Event.id).limit(limit)).all())
+
+
+# --- curation: fixups, truncation -------------------------------------------------------
+
+
+def save_fixup(
+    store: Store,
+    run_id: str | None,
+    transcript_id: str,
+    *,
+    exchange_number: int,
+    reason_kind: str,
+    reason: str,
+    reasoning: str,
+    original: str,
+    proposed: str | None,
+    entailment_ok: bool | None,
+    entailment_reasoning: str,
+    decision: str,
+    decided_by: str = "",
+) -> int:
+    """Record a proposed rewrite (or UNFIXABLE) with its checks; the original is always kept."""
+    with store.session() as s:
+        f = Fixup(
+            transcript_id=transcript_id, exchange_number=exchange_number, reason_kind=reason_kind, reason=reason,
+            reasoning=reasoning, original=original, proposed=proposed, entailment_ok=entailment_ok,
+            entailment_reasoning=entailment_reasoning, decision=decision, decided_by=decided_by,
+            decided_at=utcnow() if decision != "pending" else None,
+        )
+        s.add(f)
+        s.flush()
+        _event(s, run_id, "FixupProposed", transcript_id=transcript_id, fixup_id=f.id,
+               exchange=exchange_number, reason=reason, decision=decision)
+        return f.id
+
+
+def decide_fixup(store: Store, fixup_id: int, accept: bool, by: str, *, unfixable: bool = False) -> Fixup:
+    """Record a decision; an accepted rewrite replaces the exchange's reply in the same transaction."""
+    with store.session() as s:
+        f = s.get(Fixup, fixup_id)
+        if f is None:
+            raise LookupError(fixup_id)
+        if accept and f.proposed is None:
+            raise ValueError(f"fixup {fixup_id} has no rewrite to accept")
+        f.decision = "accepted" if accept else ("unfixable" if unfixable else "rejected")
+        f.decided_by = by
+        f.decided_at = utcnow()
+        if accept:
+            s.exec(
+                update(Exchange)
+                .where(Exchange.transcript_id == f.transcript_id, Exchange.number == f.exchange_number)
+                .values(assistant=f.proposed)
+            )
+        t = s.get(Transcript, f.transcript_id)
+        _event(s, t.run_id, "DecisionMade", transcript_id=f.transcript_id, fixup_id=f.id, decision=f.decision, by=by)
+        return f
+
+
+def fixups(store: Store, *, transcript_id: str | None = None, decision: str | None = None,
+           reason: str | None = None) -> list[Fixup]:
+    with store.session() as s:
+        q = select(Fixup)
+        if transcript_id:
+            q = q.where(Fixup.transcript_id == transcript_id)
+        if decision:
+            q = q.where(Fixup.decision == decision)
+        if reason:
+            q = q.where(Fixup.reason == reason)
+        return list(s.exec(q.order_by(Fixup.id)).all())
+
+
+def truncate(store: Store, run_id: str | None, transcript_id: str, *, keep: int, stage: str,
+             reason_kind: str, reason: str) -> None:
+    """Cut a transcript to its first `keep` exchanges; the cut exchanges are kept in the rejection record."""
+    with store.session() as s:
+        cut = list(s.exec(select(Exchange).where(Exchange.transcript_id == transcript_id, Exchange.number > keep)
+                          .order_by(Exchange.number)).all())
+        detail = json.dumps([{"number": e.number, "user": e.user, "assistant": e.assistant} for e in cut],
+                            ensure_ascii=False)
+        for e in cut:
+            s.delete(e)
+        for f in s.exec(select(Fixup).where(Fixup.transcript_id == transcript_id, Fixup.exchange_number > keep,
+                                            Fixup.decision == "pending")).all():
+            f.decision, f.decided_by, f.decided_at = "superseded", "truncation", utcnow()
+        s.add(Rejection(transcript_id=transcript_id, stage=stage, action="truncated", reason_kind=reason_kind,
+                        reason=reason, detail=detail, kept_exchanges=keep))
+        _touch_by_id(s, transcript_id)
+        _event(s, run_id, "Rejection", transcript_id=transcript_id, stage=stage, action="truncated",
+               reason_kind=reason_kind, reason=reason, kept=keep)
+
+
+def rejections(store: Store, run_id: str | None = None) -> list[Rejection]:
+    with store.session() as s:
+        q = select(Rejection)
+        if run_id:
+            q = q.join(Transcript, Transcript.id == Rejection.transcript_id).where(Transcript.run_id == run_id)
+        return list(s.exec(q.order_by(Rejection.id)).all())

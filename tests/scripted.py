@@ -33,9 +33,13 @@ def default_script(messages: Sequence[Message], schema: dict | None) -> str:
                                "attachment_style": "secure", "life_context": "Works in logistics, lives alone."})
         return "{}"
     if messages[0].role == "system":  # the assistant role: system prompt + chat history
-        return (f"**Work:** It sounds like the week pressed on you (reply to {len(messages) // 2}). "
-                "One small step could be a ten-minute walk after lunch. **Sleep:** Maybe try a fixed wind-down.")
-    return "Work has been a lot lately, and I keep sleeping badly. Also my sister called again about the move."
+        n = len(messages) // 2
+        return (f"**Work:** Week {n} sounds like it pressed on you, with {n + 2} meetings in a row. "
+                f"One small step for day {n} could be a walk of {n + 5} minutes after lunch.\n\n"
+                f"**Sleep:** Maybe try a wind-down at {n} past ten and see what changes by morning {n}.")
+    n = messages[-1].content.count("Coach:") + 1
+    return (f"Work has been a lot in week {n}, and I slept badly {n} nights. "
+            f"Also my sister called {n} times about the move.")
 
 
 class ScriptedBackend(Backend):
@@ -50,9 +54,11 @@ class ScriptedBackend(Backend):
         self.fail_after = fail_after
         self.fail_when = fail_when
         self.calls = 0
+        self.prompts: list[str] = []
 
     async def complete(self, messages, *, schema=None, max_tokens=512, temperature=0.7, seed=None) -> Reply:
         self.calls += 1
+        self.prompts.append(messages[-1].content)
         if self.delay_s:
             await anyio.sleep(self.delay_s)
         if (self.fail_after is not None and self.calls > self.fail_after) or (

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import click
 
+from actors.curation import CurationSettings
 from actors.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX, persona_records, plan_run
 from actors.supervisor import GenerationSettings, RunSummary, Supervisor
 from state import pipeline as db
@@ -59,10 +60,14 @@ def _parse_pairs(text: str | None, option: str, cast) -> dict:
 @click.option("--in-flight", type=click.IntRange(min=1), default=4, show_default=True,
               help="Transcripts worked on at once (per actor).")
 @click.option("--max-tokens", type=click.IntRange(min=16), help="Cap on tokens per generated message.")
+@click.option("--review", "review_mode", is_flag=True,
+              help="Hold every fixup for a person to decide (coach review) instead of applying it automatically.")
+@click.option("--min-exchanges", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Fewest exchanges a truncated transcript may keep.")
 @pass_app
 def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | None, mix: str | None,
             config_path: Path | None, resume_id: str | None, pilot: bool, in_flight: int,
-            max_tokens: int | None) -> None:
+            max_tokens: int | None, review_mode: bool, min_exchanges: int) -> None:
     """Generate persona-driven conversations and assess them with the rubric.
 
     Every step is committed as it happens: a killed run continues with
@@ -75,6 +80,7 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
     store = app.store
     cfg = load_run_config(config_path)
     settings = GenerationSettings(in_flight=in_flight)
+    curation = CurationSettings(review_mode="review" if review_mode else "auto", min_exchanges=min_exchanges)
     if max_tokens:
         settings.max_tokens_user = min(settings.max_tokens_user, max_tokens)
         settings.max_tokens_assistant = min(settings.max_tokens_assistant, max_tokens)
@@ -84,7 +90,10 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
         if run is None:
             raise CoachError(f"no run {resume_id!r} in workspace {app.workspace}")
         run_id = run.id
-        click.echo(f"resuming run {run_id}")
+        # A resumed run keeps the curation mode it was started with unless told otherwise.
+        if not review_mode and run.config.get("review"):
+            curation.review_mode = "review"
+        click.echo(f"resuming run {run_id} ({curation.review_mode} review)")
     else:
         if pilot:
             transcripts = PILOT_TRANSCRIPTS
@@ -98,6 +107,7 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
         db.create_run(
             store, run_id, kind="generate", domain=pack.name, seed=seed,
             config={"transcripts": transcripts, "lengths": lengths, "mix": mix, "pilot": pilot,
+                    "review": review_mode, "min_exchanges": min_exchanges,
                     "run_config": str(config_path) if config_path else None},
             personas=persona_records(pack, plan),
             transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
@@ -106,7 +116,7 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
 
     async def main() -> RunSummary:
         router = ModelRouter.from_config(cfg)
-        supervisor = Supervisor(store, router, pack, settings=settings)
+        supervisor = Supervisor(store, router, pack, settings=settings, curation=curation)
         progress = HeadlessProgress(supervisor.bus)
         try:
             async with anyio.create_task_group() as tg:
@@ -130,6 +140,8 @@ def _print_summary(summary: RunSummary, pilot: bool) -> None:
     click.echo(f"run {summary.run_id} finished in {summary.elapsed_s:.0f} s: {counts}")
     for tid, cause in summary.failed.items():
         click.echo(f"  failed {tid}: {cause}")
+    if summary.counts.get("review"):
+        click.echo(f"{summary.counts['review']} transcript(s) wait for fixup decisions: coach review --list")
     if summary.pass_rate is not None:
         click.echo(f"pass rate {summary.pass_rate:.0%}")
         if pilot:

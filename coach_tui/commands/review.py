@@ -1,0 +1,100 @@
+"""`coach review` and `coach report curation`: the human side of curation, headless."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from actors.review import decide_fixup, fixup_context, pending_fixups
+from state import pipeline as db
+from state.errors import CoachError
+
+from ..context import AppContext, pass_app
+
+
+def _short(text: str | None, width: int = 70) -> str:
+    if text is None:
+        return "(none)"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@click.command("review")
+@click.option("--list", "list_", is_flag=True, help="List fixups waiting for a decision.")
+@click.option("--show", "show_id", type=int, metavar="ID", help="Show one fixup with its context.")
+@click.option("--accept", "accept_id", type=int, metavar="ID", help="Accept a fixup: its rewrite replaces the reply.")
+@click.option("--reject", "reject_id", type=int, metavar="ID",
+              help="Reject a fixup: the transcript is cut before that exchange (or rejected if too short).")
+@click.option("--criterion", help="With --list: only fixups for this criterion or artifact kind.")
+@pass_app
+def review_cmd(app: AppContext, list_: bool, show_id: int | None, accept_id: int | None, reject_id: int | None,
+               criterion: str | None) -> None:
+    """Decide fixups proposed in review mode (`coach run --review`).
+
+    Decisions are stored at once. A transcript with no undecided fixups left
+    goes back to assessment on the next `coach run --resume RUN`.
+    """
+    chosen = [x for x in (list_, show_id is not None, accept_id is not None, reject_id is not None) if x]
+    if len(chosen) != 1:
+        raise CoachError("choose one of --list, --show ID, --accept ID, --reject ID")
+    store = app.store
+    if list_:
+        waiting = pending_fixups(store, criterion=criterion)
+        if not waiting:
+            click.echo("no fixups waiting for a decision")
+            return
+        click.echo(f"{'id':>5}  {'transcript':<28} {'exch':>4}  {'reason':<22} {'continuity':<10} rewrite")
+        for f in waiting:
+            entail = {True: "follows", False: "BREAKS", None: "-"}[f.entailment_ok]
+            click.echo(f"{f.id:>5}  {f.transcript_id:<28} {f.exchange_number:>4}  {_short(f.reason, 22):<22} "
+                       f"{entail:<10} {_short(f.proposed, 50)}")
+        click.echo(f"{len(waiting)} waiting — decide with: coach review --accept ID / --reject ID")
+        return
+    if show_id is not None:
+        ctx = fixup_context(store, show_id)
+        f = ctx.fixup
+        click.echo(f"fixup {f.id} — transcript {f.transcript_id} ({ctx.transcript_status}), exchange {f.exchange_number}")
+        click.echo(f"reason: {f.reason_kind} {f.reason}\n  {f.reasoning}\n")
+        click.echo(f"user:\n  {ctx.user_message}\n\noriginal reply:\n  {f.original}\n\nrewrite:\n  {f.proposed}\n")
+        click.echo(f"user's next message:\n  {ctx.next_user_message or '(none)'}")
+        click.echo(f"continuity check: {'follows' if f.entailment_ok else 'BREAKS'} — {f.entailment_reasoning}")
+        click.echo(f"decision: {f.decision}")
+        return
+    fixup_id = accept_id if accept_id is not None else reject_id
+    status = decide_fixup(store, fixup_id, accept=accept_id is not None)
+    verb = "accepted" if accept_id is not None else "rejected"
+    click.echo(f"fixup {fixup_id} {verb}; transcript is now {status}")
+    if status == "assessing":
+        click.echo("it will be assessed again on the next `coach run --resume RUN`")
+
+
+@click.group("report")
+def report_group() -> None:
+    """Summaries of what the pipeline did."""
+
+
+@report_group.command("curation")
+@click.option("--run", "run_id", help="Only this run (default: the whole workspace).")
+@pass_app
+def report_curation(app: AppContext, run_id: str | None) -> None:
+    """Counts of rejections and truncations by stage and reason, and of fixup decisions."""
+    store = app.store
+    rows = db.rejections(store, run_id)
+    fixes = [f for f in db.fixups(store) if run_id is None or db.transcript(store, f.transcript_id).run_id == run_id]
+    if not rows and not fixes:
+        click.echo("nothing curated yet")
+        return
+    by_reason = Counter((r.action, r.stage, r.reason_kind, r.reason) for r in rows)
+    click.echo(f"{'action':<10} {'stage':<11} {'kind':<12} {'reason':<32} count")
+    for (action, stage, kind, reason), n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"{action:<10} {stage:<11} {kind:<12} {_short(reason, 32):<32} {n:>5}")
+    decisions = Counter((f.reason_kind, f.decision) for f in fixes)
+    click.echo("\nfixups:")
+    for (kind, decision), n in sorted(decisions.items()):
+        click.echo(f"  {kind:<10} {decision:<11} {n:>5}")
+    criteria = Counter(reason for r in rows for reason in r.reason.split(",") if r.reason_kind in ("criterion",
+                                                                                                   "safety_gate"))
+    if criteria:
+        click.echo("\nfailing criteria behind rejections: "
+                   + ", ".join(f"{c} ×{n}" for c, n in criteria.most_common()))
