@@ -106,13 +106,26 @@ def user_sim_messages(
     return [Message(role="user", content=prompt)]
 
 
-def assistant_messages(pack: DomainPack, turns: Sequence[Turn], user_message: str) -> list[Message]:
-    system = render(pack.prompts["assistant"], system_prompt=pack.system_prompt)
+def chat_messages(system: str, turns: Sequence[Turn], user_message: str) -> list[Message]:
     messages = [Message(role="system", content=system)]
     for t in turns:
         messages += [Message(role="user", content=t.user), Message(role="assistant", content=t.assistant)]
     messages.append(Message(role="user", content=user_message))
     return messages
+
+
+def assistant_messages(pack: DomainPack, turns: Sequence[Turn], user_message: str) -> list[Message]:
+    """What the generating assistant sees: the system prompt plus the pack's generation guidance."""
+    return chat_messages(render(pack.prompts["assistant"], system_prompt=pack.system_prompt), turns, user_message)
+
+
+def deployed_messages(pack: DomainPack, turns: Sequence[Turn], user_message: str) -> list[Message]:
+    """What a deployed model sees: the pack's system prompt alone, then the conversation.
+
+    Evaluation uses this, not the generation guidance, so a model is judged
+    the way a person would meet it.
+    """
+    return chat_messages(pack.system_prompt, turns, user_message)
 
 
 def clean_user_message(text: str) -> str:

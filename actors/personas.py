@@ -3,9 +3,9 @@
 Sampling is pure and seeded: the same pack and seed give the same personas,
 so a run can be reproduced and evaluation personas can be shown to differ
 from training ones. Weights are the pack's own; edge-case topics therefore
-appear exactly as often as the taxonomy says. The `persona` role later turns
-a seed into a person (name, traits, life context); that enrichment is a
-model call and lives with the actors.
+appear exactly as often as the taxonomy says. The `persona` role then turns
+a seed into a person (name, traits, life context) with one model call,
+`enrich_persona`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 from .pack.models import FlawTaxonomy, InputTaxonomy
+from .pack.prompts import render
 
 T = TypeVar("T")
 
@@ -130,3 +131,32 @@ PERSONA_SCHEMA: dict = {
     "required": ["name", "age_range", "personality_traits", "attachment_style", "life_context"],
 }
 """What the persona role must answer; strings are bounded so a small model cannot ramble past its budget."""
+
+
+def persona_prompt(pack, seed: PersonaSeed) -> str:
+    return render(
+        pack.prompts["persona"],
+        topic_seeds="\n".join(f"- {t.topic} / {t.subtopic} ({t.complexity}): {t.description}" for t in seed.topic_seeds),
+        flaws="\n".join(f"- {f.name}: {f.description}" for f in seed.flaws) or "(none)",
+        style=seed.style,
+        difficulty=seed.difficulty,
+    )
+
+
+async def enrich_persona(router, pack, seed: PersonaSeed, data: dict) -> dict:
+    """The persona's data with a `profile` from the persona role.
+
+    An unparsable answer is recorded as `enrichment_error` with an empty
+    profile, never guessed: the simulator still has the sampled seeds.
+    """
+    from .backends.types import Message
+
+    reply = await router.ask("persona", [Message(role="user", content=persona_prompt(pack, seed))],
+                             schema=PERSONA_SCHEMA, max_tokens=400, temperature=0.9, seed=seed.seed)
+    enriched = dict(data)
+    if reply.ok and reply.data:
+        enriched["profile"] = reply.data
+    else:
+        enriched["profile"] = {}
+        enriched["enrichment_error"] = reply.structured_error
+    return enriched

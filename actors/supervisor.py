@@ -28,17 +28,24 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from state import pipeline as db
+from state.models import Transcript
 from state.store import Store
 
 from .assessment import assess
 from .backends.errors import BackendError
 from .backends.types import Message
-from .conversation import Turn, assistant_messages, clean_user_message, fit_recent, user_sim_messages
+from .conversation import (
+    Turn,
+    assistant_messages,
+    clean_user_message,
+    deployed_messages,
+    fit_recent,
+    user_sim_messages,
+)
 from .curation import CurationSettings, Curator
 from .events import EventBus
 from .pack.loader import DomainPack
-from .pack.prompts import render
-from .personas import PERSONA_SCHEMA, PersonaSeed
+from .personas import PersonaSeed, enrich_persona
 
 ACTORS = ("persona", "simulator", "assistant", "curator", "assessor")
 
@@ -71,6 +78,9 @@ class TranscriptState:
     persona_data: dict
     turns: list[Turn]
     pending_user: str | None
+    seed_key: str
+    """What sampling seeds derive from: the transcript id, or in an evaluation the persona and run
+    index, so both models meet the same simulator."""
 
 
 @dataclass
@@ -79,6 +89,9 @@ class GenerationSettings:
     max_tokens_assistant: int = 700
     temperature: float = 0.8
     in_flight: int = 4
+    evaluation: bool = False
+    """Evaluation mode: the `eval_target` role answers with the bare system prompt (as deployed),
+    and transcripts are assessed as they are — no fixups, no truncation."""
 
 
 @dataclass
@@ -118,6 +131,7 @@ class Supervisor:
         self._cancel: anyio.CancelScope | None = None
         self._inboxes: dict[str, tuple[MemoryObjectSendStream[str], MemoryObjectReceiveStream[str]]] = {}
         self._state: dict[str, TranscriptState] = {}
+        self._only: Callable[[Transcript], bool] | None = None
         self.exchanges_done = 0
 
     # --- control (the TUI's buttons) ---------------------------------------------
@@ -138,8 +152,10 @@ class Supervisor:
 
     # --- the run ------------------------------------------------------------------
 
-    async def run(self, run_id: str) -> RunSummary:
+    async def run(self, run_id: str, *, only: Callable[[Transcript], bool] | None = None) -> RunSummary:
+        """Work on every unfinished transcript of the run (or those `only` selects) until each is decided."""
         started = time.monotonic()
+        self._only = only
         self.run_id = run_id
         self.curator = Curator(self.store, self.router, self.pack, run_id=run_id, bus=self.bus,
                                settings=self.curation)
@@ -189,7 +205,7 @@ class Supervisor:
         """Where each unfinished transcript picks up, read from the store alone."""
         points = []
         for t in db.run_transcripts(self.store, run_id):
-            if t.status in db.TERMINAL:
+            if t.status in db.TERMINAL or (self._only is not None and not self._only(t)):
                 continue
             if t.status == "review":
                 continue  # parked until a person decides its fixups
@@ -209,6 +225,9 @@ class Supervisor:
             return "assistant"
         if len(rows) < target:
             return "simulator"
+        if self.settings.evaluation:
+            db.set_status(self.store, self.run_id, transcript_id, "assessing")
+            return "assessor"
         db.set_status(self.store, self.run_id, transcript_id, "curating")
         return "curator"
 
@@ -273,33 +292,18 @@ class Supervisor:
                 persona_data=p.data,
                 turns=[Turn(r.user, r.assistant) for r in rows if r.assistant],
                 pending_user=rows[-1].user if rows and not rows[-1].assistant else None,
+                seed_key=t.meta.get("seed_key", t.id),
             )
             self._state[transcript_id] = state
         return state
 
     async def _persona_step(self, transcript_id: str) -> None:
         state = self._load(transcript_id)
-        seed, data = state.seed, state.persona_data
-        prompt = render(
-            self.pack.prompts["persona"],
-            topic_seeds="\n".join(f"- {t.topic} / {t.subtopic} ({t.complexity}): {t.description}"
-                                  for t in seed.topic_seeds),
-            flaws="\n".join(f"- {f.name}: {f.description}" for f in seed.flaws) or "(none)",
-            style=seed.style,
-            difficulty=seed.difficulty,
-        )
-        reply = await self._ask("persona", "persona", [Message(role="user", content=prompt)],
-                                schema=PERSONA_SCHEMA, max_tokens=400, temperature=0.9, seed=seed.seed)
-        enriched = dict(data)
-        if reply.ok and reply.data:
-            enriched["profile"] = reply.data
-        else:
-            # Recorded, not guessed: the simulator still has the sampled seeds to work from.
-            enriched["profile"] = {}
-            enriched["enrichment_error"] = reply.structured_error
-        db.save_persona(self.store, self.run_id, transcript_id, state.persona_id, enriched)
-        state.persona_data = enriched
-        self.bus.publish("PersonaReady", self.run_id, transcript_id, name=enriched["profile"].get("name"))
+        if "profile" not in state.persona_data:  # personas shared by several transcripts are enriched once
+            self.stats["persona"].calls += 1
+            state.persona_data = await enrich_persona(self.router, self.pack, state.seed, state.persona_data)
+        db.save_persona(self.store, self.run_id, transcript_id, state.persona_id, state.persona_data)
+        self.bus.publish("PersonaReady", self.run_id, transcript_id, name=state.persona_data["profile"].get("name"))
         self._send("simulator", transcript_id)
 
     async def _simulator_step(self, transcript_id: str) -> None:
@@ -310,12 +314,12 @@ class Supervisor:
 
         def build(kept, omitted):
             return user_sim_messages(self.pack, state.seed, state.persona_data.get("profile", {}), kept,
-                                     transcript_seed=transcript_id, target_exchanges=target, omitted=omitted)
+                                     transcript_seed=state.seed_key, target_exchanges=target, omitted=omitted)
 
         kept, omitted = fit_recent(turns, lambda k: backend.count_tokens(build(k, len(turns) - len(k))) <= budget)
         reply = await self._ask("simulator", "user_sim", build(kept, omitted),
                                 max_tokens=self.settings.max_tokens_user, temperature=self.settings.temperature,
-                                seed=_seed_for(transcript_id, len(turns) + 1, "user"))
+                                seed=_seed_for(state.seed_key, len(turns) + 1, "user"))
         text = clean_user_message(reply.text)
         if not text:
             raise BackendError(backend=reply.backend, role="user_sim", cause="the user simulator returned an empty message")
@@ -332,12 +336,16 @@ class Supervisor:
             self._after_reply(transcript_id, len(turns))
             return
         number = len(turns) + 1
-        reply = await self._ask("assistant", "assistant", assistant_messages(self.pack, turns, pending),
+        if self.settings.evaluation:
+            role, messages = "eval_target", deployed_messages(self.pack, turns, pending)
+        else:
+            role, messages = "assistant", assistant_messages(self.pack, turns, pending)
+        reply = await self._ask("assistant", role, messages,
                                 max_tokens=self.settings.max_tokens_assistant, temperature=self.settings.temperature,
-                                seed=_seed_for(transcript_id, number, "assistant"))
+                                seed=_seed_for(state.seed_key, number, "assistant"))
         text = reply.text.strip()
         if not text:
-            raise BackendError(backend=reply.backend, role="assistant", cause="the assistant returned an empty reply")
+            raise BackendError(backend=reply.backend, role=role, cause="the assistant returned an empty reply")
         db.set_assistant_reply(self.store, self.run_id, transcript_id, number, text)
         state.turns.append(Turn(pending, text))
         state.pending_user = None
@@ -349,6 +357,8 @@ class Supervisor:
     def _after_reply(self, transcript_id: str, number: int) -> None:
         if number < self._load(transcript_id).target:
             self._send("simulator", transcript_id)
+        elif self.settings.evaluation:
+            self._move(transcript_id, "assessing", "assessor")
         else:
             self._move(transcript_id, "curating", "curator")
 
@@ -401,7 +411,7 @@ class Supervisor:
                      for cid, ans in outcome.answers.items()]
         if result.passed:
             status = "passed"
-        elif result.safety_gate_failed or after_fixup:
+        elif result.safety_gate_failed or after_fixup or self.settings.evaluation:
             status = "rejected"
         else:
             status = "fixing"
@@ -411,7 +421,7 @@ class Supervisor:
         self.stats["assessor"].prompt_tokens += outcome.prompt_tokens
         self.bus.publish("AssessmentDone", self.run_id, transcript_id, score=result.score, passed=result.passed,
                          failed_checks=result.failed_checks, windows=outcome.windows)
-        if status == "rejected":
+        if status == "rejected" and not self.settings.evaluation:
             db.record_rejection(
                 self.store, self.run_id, transcript_id, stage="assessment",
                 action="rejected", reason_kind="safety_gate" if result.safety_gate_failed else "criterion",
@@ -427,7 +437,7 @@ class Supervisor:
         self._finish(transcript_id)
 
     def _summary(self, run_id: str, elapsed: float) -> RunSummary:
-        rows = db.run_transcripts(self.store, run_id)
+        rows = [t for t in db.run_transcripts(self.store, run_id) if self._only is None or self._only(t)]
         counts: dict[str, int] = {}
         for t in rows:
             counts[t.status] = counts.get(t.status, 0) + 1

@@ -54,9 +54,12 @@ def create_run(
     seed: int,
     config: dict,
     personas: Iterable[tuple[str, int, dict]],
-    transcripts: Iterable[tuple[str, str, int]],
+    transcripts: Iterable[tuple[str, str, int] | tuple[str, str, int, dict]],
 ) -> None:
-    """The whole plan of a run in one transaction: run row, persona seeds, planned transcripts."""
+    """The whole plan of a run in one transaction: run row, persona seeds, planned transcripts.
+
+    A transcript is (id, persona id, target exchanges) and optionally its meta.
+    """
     with store.session() as s:
         s.add(Run(id=run_id, kind=kind, status="running", domain=domain, seed=seed, config=config))
         s.flush()
@@ -64,8 +67,9 @@ def create_run(
             s.add(Persona(id=pid, run_id=run_id, seed=pseed, purpose="eval" if kind == "eval" else "train", data=data))
         s.flush()
         count = 0
-        for tid, pid, target in transcripts:
-            s.add(Transcript(id=tid, run_id=run_id, persona_id=pid, status="planned", target_exchanges=target))
+        for tid, pid, target, *meta in transcripts:
+            s.add(Transcript(id=tid, run_id=run_id, persona_id=pid, status="planned", target_exchanges=target,
+                             meta=meta[0] if meta else {}))
             count += 1
         _event(s, run_id, "RunCreated", transcripts=count, seed=seed)
 
@@ -103,6 +107,23 @@ def transcript(store: Store, transcript_id: str) -> Transcript:
 def persona(store: Store, persona_id: str) -> Persona:
     with store.session() as s:
         return s.get(Persona, persona_id)
+
+
+def personas_of_run(store: Store, run_id: str) -> list[Persona]:
+    with store.session() as s:
+        return list(s.exec(select(Persona).where(Persona.run_id == run_id).order_by(Persona.id)).all())
+
+
+def personas_by_purpose(store: Store, purpose: str) -> list[Persona]:
+    with store.session() as s:
+        return list(s.exec(select(Persona).where(Persona.purpose == purpose)).all())
+
+
+def update_persona(store: Store, persona_id: str, data: dict) -> None:
+    with store.session() as s:
+        p = s.get(Persona, persona_id)
+        p.data = data
+        _event(s, p.run_id, "PersonaReady", persona_id=persona_id)
 
 
 def save_persona(store: Store, run_id: str, transcript_id: str, persona_id: str, data: dict) -> None:

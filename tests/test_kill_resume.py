@@ -7,6 +7,7 @@ resumed run finishes with every transcript assessed.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 RUN_ARGS = ["--transcripts", "2", "--seed", "11", "--lengths", "short=3,medium=3,long=3,very_long=3",
-            "--max-tokens", "40", "--in-flight", "2"]
+            "--max-tokens", "32", "--in-flight", "2", "--min-exchanges", "1"]
 
 
 def coach(ws: Path, *args: str) -> subprocess.Popen:
@@ -61,7 +62,11 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def completed_exchanges(ws: Path) -> set[tuple]:
-    return set(query(ws, "select transcript_id, number, user, assistant from exchange where assistant != ''"))
+    """Every completed exchange: in the transcript, or moved to a truncation record (keeping its user text)."""
+    rows = {(t, n, u) for t, n, u in query(ws, "select transcript_id, number, user from exchange where assistant != ''")}
+    for tid, detail in query(ws, "select transcript_id, detail from rejection where action = 'truncated'"):
+        rows |= {(tid, e["number"], e["user"]) for e in json.loads(detail)}
+    return rows
 
 
 def check_integrity(ws: Path) -> None:
@@ -90,9 +95,10 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path):
     assert kept <= now, "a completed exchange was lost or changed"
     kept = now
 
-    # 3. Resumed, then killed while a transcript is being assessed.
+    # 3. Resumed, then killed while a finished conversation is being curated or assessed.
     proc = coach(ws, "--resume", "latest")
-    wait_for(ws, "select count(*) from transcript where status = 'assessing'", lambda r: r[0][0] >= 1, proc)
+    wait_for(ws, "select count(*) from transcript where status in ('curating', 'assessing', 'fixing')",
+             lambda r: r[0][0] >= 1, proc)
     kill(proc)
     check_integrity(ws)
     now = completed_exchanges(ws)
@@ -109,5 +115,8 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path):
     assert len(final) == 6
     statuses = query(ws, "select status, count(*) from transcript group by 1")
     assert sum(n for s, n in statuses if s in ("passed", "rejected")) == 2, statuses
-    assert query(ws, "select count(distinct transcript_id) from assessment") == [(2,)]
+    # Each transcript was decided by the pipeline: assessed, or rejected during curation with a reason.
+    decided = query(ws, "select count(distinct transcript_id) from (select transcript_id from assessment "
+                        "union select transcript_id from rejection where action = 'rejected')")
+    assert decided == [(2,)]
     assert "finished" in out

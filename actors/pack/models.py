@@ -162,3 +162,5 @@ class PackManifest(PackModel):
     prompts_dir: str = "prompts"
     rubric_doc: str | None = None
     """Optional human rubric document kept in step with rubric.yaml."""
+    calibration: str | None = None
+    """Optional assessor calibration cases (`coach calibrate`)."""
