@@ -52,8 +52,8 @@ def answer_schema(na_allowed: bool) -> dict:
     }
 
 
-def render_exchange(number: int, turn: Turn) -> str:
-    return f"### Exchange {number}\n\nUser:\n{turn.user}\n\nAssistant:\n{turn.assistant}\n"
+def render_exchange(number: int, turn: Turn, user: str = "User", assistant: str = "Assistant") -> str:
+    return f"### Exchange {number}\n\n{user}:\n{turn.user}\n\n{assistant}:\n{turn.assistant}\n"
 
 
 def format_examples(criterion: Criterion) -> str:

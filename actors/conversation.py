@@ -59,7 +59,7 @@ def session_note(transcript_seed: str, exchange_number: int) -> str:
     return "Same session: you are replying straight after the coach's last message."
 
 
-def render_history(turns: Sequence[Turn], *, you: str = "You", coach: str = "Coach") -> str:
+def render_history(turns: Sequence[Turn], *, you: str = "You", coach: str = "Assistant") -> str:
     if not turns:
         return "(nothing yet: this is your first message)"
     parts = []
@@ -88,7 +88,7 @@ def user_sim_messages(
 ) -> list[Message]:
     number = len(turns) + omitted + 1
     tpm = pack.input_taxonomy.topics_per_message
-    history = render_history(turns)
+    history = render_history(turns, coach=pack.manifest.assistant_label)
     if omitted:
         history = f"({omitted} earlier exchanges are not shown.)\n\n" + history
     prompt = render(

@@ -120,7 +120,8 @@ class Curator:
             self.pack.prompts["fixup"],
             issue=issue,
             reasoning=reasoning or "(none given)",
-            history=render_history(history, you="User", coach="Coach") if history else "(this is the first exchange)",
+            history=render_history(history, you=self.pack.manifest.user_label, coach=self.pack.manifest.assistant_label)
+            if history else "(this is the first exchange)",
             user_message=turn.user,
             original=turn.assistant,
             next_user_message=next_user or "(none: this is the last exchange of the conversation)",

@@ -47,11 +47,12 @@ def _register() -> None:
     from .commands.data import export_group, import_cmd
     from .commands.pack import config_group, rubric_group
     from .commands.eval import eval_group
+    from .commands.init_domain import init_domain
     from .commands.review import report_group, review_cmd
     from .commands.run import run_cmd
 
     for command in (config_group, rubric_group, import_cmd, export_group, run_cmd, review_cmd, report_group,
-                    eval_group):
+                    eval_group, init_domain):
         main.add_command(command)
     try:
         from .commands.backends import ask, models

@@ -7,6 +7,7 @@ raises `PackError` carrying it, or returns a fully validated `DomainPack`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,6 +105,14 @@ def _load_model(path: Path, model: type[M], problems: list[Problem]) -> M | None
         return None
 
 
+_COMMENT = re.compile(r"<!--.*?-->[ \t]*\n?", re.S)
+
+
+def strip_comments(text: str) -> str:
+    """Drop HTML comments: templates may carry notes for their authors that no model should see."""
+    return _COMMENT.sub("", text)
+
+
 def _read_text(path: Path, what: str, problems: list[Problem]) -> str | None:
     shown = _display(path)
     if not path.is_file():
@@ -114,7 +123,7 @@ def _read_text(path: Path, what: str, problems: list[Problem]) -> str | None:
     except UnicodeDecodeError:
         problems.append(Problem(shown, "", f"{what} is not UTF-8 text"))
         return None
-    if not text.strip():
+    if not strip_comments(text).strip():
         problems.append(Problem(shown, "", f"{what} is empty"))
         return None
     return text
@@ -138,7 +147,7 @@ def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack
     for name in PROMPT_NAMES:
         text = _read_text(prompts_dir / f"{name}.md", f"prompt template '{name}'", problems)
         if text is not None:
-            prompts[name] = text
+            prompts[name] = strip_comments(text).strip() + "\n"
 
     rubric_doc = None
     if manifest.rubric_doc and check_rubric_doc:
@@ -162,7 +171,7 @@ def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack
         input_taxonomy=input_tax,
         flaw_taxonomy=flaw_tax,
         rubric=rubric,
-        system_prompt=system_prompt.strip(),
+        system_prompt=strip_comments(system_prompt).strip(),
         prompts=prompts,
     )
     return pack, []

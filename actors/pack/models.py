@@ -164,3 +164,6 @@ class PackManifest(PackModel):
     """Optional human rubric document kept in step with rubric.yaml."""
     calibration: str | None = None
     """Optional assessor calibration cases (`coach calibrate`)."""
+    user_label: str = Field(default="User", min_length=1)
+    assistant_label: str = Field(default="Assistant", min_length=1)
+    """How the two speakers are named when a conversation is quoted to a model (e.g. "Coach")."""
