@@ -50,9 +50,10 @@ def _register() -> None:
     from .commands.init_domain import init_domain
     from .commands.review import report_group, review_cmd
     from .commands.run import run_cmd
+    from .commands.slice import slice_cmd
 
     for command in (config_group, rubric_group, import_cmd, export_group, run_cmd, review_cmd, report_group,
-                    eval_group, init_domain):
+                    eval_group, init_domain, slice_cmd):
         main.add_command(command)
     try:
         from .commands.backends import ask, models

@@ -136,14 +136,21 @@ class Rejection(SQLModel, table=True):
 
 
 class TrainingExample(SQLModel, table=True):
+    """One slice: exchanges start..end of a transcript, ending on the reply to predict.
+
+    The messages themselves are in the JSONL file and rebuildable from the
+    exchanges; storing every history again would grow with the square of the
+    transcript length.
+    """
+
     __table_args__ = (UniqueConstraint("transcript_id", "end_exchange", "tokenizer"),)
 
     id: int | None = Field(default=None, primary_key=True)
     transcript_id: str = Field(foreign_key="transcript.id", index=True)
+    start_exchange: int = 1
     end_exchange: int
     tokenizer: str
     token_count: int
-    messages: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 

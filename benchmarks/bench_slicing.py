@@ -1,0 +1,201 @@
+"""Slicing + token counting grows linearly with transcript length, and a realistic corpus slices fast.
+
+Measured in one run, with the real target tokenizer (bundled Gemma 3 GGUF):
+
+1. time(slice + count a 100-exchange transcript) ÷ time(a 50-exchange one),
+   each timed from an empty chunk cache. Target ≤ 2.5 (linear is ~2;
+   re-tokenizing every slice's prefix grows faster). Printed alongside: the
+   same without the chunk cache, and the naive re-tokenizing ratio.
+2. 300 synthetic transcripts of 20–100 exchanges sliced (points, token counts,
+   examples) in < 60 s from a cold cache, with the thread count `coach slice` uses.
+   Writing the JSONL and the rows is not included (it is I/O, proportional to
+   the output).
+
+Transcripts are synthetic English-like text with the spec's sizes: user
+messages of 200–800 words, replies of 150–400 words, words drawn from a
+Zipf-shaped vocabulary of 60,000 so cache hit rates are not flattered. Run:
+`.venv/bin/python benchmarks/bench_slicing.py` (add `--quick` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from bisect import bisect
+from contextlib import contextmanager
+from itertools import accumulate
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.slicing import (  # noqa: E402
+    build_examples,
+    format_length_report,
+    length_report,
+    slice_points,
+    slice_transcripts,
+)
+from actors.tokens import gemma3_counter, render_gemma3  # noqa: E402
+from actors.transcript_format import ExchangeData, TranscriptData  # noqa: E402
+
+FUNCTION_WORDS = """i you we it this that my your our the a an and but so because if when then just really
+still about with from into over after before during around without between through what how why where who
+which is was are were be been being have has had do did does can could would should might will not never
+always sometimes often usually to of in on at for by as or than too very""".split()
+CONTENT_WORDS = """feel think know want need try keep work job boss team manager deadline project meeting
+email sister brother mom dad partner friend kids family home move apartment sleep tired awake night morning
+weekend week day today money rent budget worry anxious stress calm walk gym food small step plan goal habit
+routine notice pattern guilt shame anger sad happy relief hope hard heavy better worse time talk call text
+help support boundary moment part thing life place people""".split()
+SYLLABLES = "ba be bi bo bu ca co da de di do fa fe fi ga go ha he hi ka ke ko la le li lo lu ma me mi mo mu " \
+            "na ne ni no pa pe pi po ra re ri ro sa se si so ta te ti to va ve vi wa we wi ya yo za ze".split()
+
+
+def lexicon(size: int, seed: int = 0) -> list[str]:
+    """Pseudo-words standing in for the long tail of real vocabulary (names, places, rarer words)."""
+    rng = random.Random(seed)
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+# Word frequencies shaped like English: ~45 % function words, a common core, and a Zipf tail
+# over 60,000 rarer words — so the tokenizer's chunk cache sees realistic hit rates, not a toy vocabulary.
+TAIL = lexicon(60_000)
+TAIL_WEIGHTS = list(accumulate(1 / (rank + 10) ** 1.05 for rank in range(len(TAIL))))
+
+
+def word(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.45:
+        return rng.choice(FUNCTION_WORDS)
+    if r < 0.75:
+        return rng.choice(CONTENT_WORDS)
+    w = TAIL[bisect(TAIL_WEIGHTS, rng.random() * TAIL_WEIGHTS[-1])]
+    return w.capitalize() if rng.random() < 0.15 else w
+OPENERS = ["So", "Also", "Honestly", "Anyway", "And", "But", "Then", "Last week", "This morning", "Lately"]
+
+
+def sentence(rng: random.Random, words: int) -> str:
+    body = " ".join(word(rng) + ("," if rng.random() < 0.06 else "") for _ in range(words - 1))
+    return f"{rng.choice(OPENERS)} {body}{rng.choice('..?!')}"
+
+
+def paragraph(rng: random.Random, n_words: int) -> str:
+    out, left = [], n_words
+    while left > 0:
+        k = min(left, rng.randint(8, 22))
+        out.append(sentence(rng, max(2, k)))
+        left -= k
+    return " ".join(out)
+
+
+def reply(rng: random.Random, n_words: int) -> str:
+    sections = rng.randint(2, 4)
+    return "\n\n".join(f"**Topic {i + 1}:** " + paragraph(rng, n_words // sections) for i in range(sections))
+
+
+def make_transcript(tid: str, n: int, seed: int) -> TranscriptData:
+    rng = random.Random(seed)
+    return TranscriptData(id=tid, exchanges=[
+        ExchangeData(number=i, user=paragraph(rng, rng.randint(200, 800)), assistant=reply(rng, rng.randint(150, 400)))
+        for i in range(1, n + 1)
+    ])
+
+
+def best_of(fn, repeats: int, reset=lambda: None) -> float:
+    times = []
+    for _ in range(repeats):
+        reset()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def result_tokens(result) -> int:
+    return sum(e.token_count for e in result.examples)
+
+
+def naive(transcript: TranscriptData, system: str, counter) -> None:
+    """What linear counting avoids: render and tokenize every slice's whole prefix (one llama.cpp call each)."""
+    messages = [{"role": "system", "content": system}]
+    for e in transcript.exchanges:
+        messages += [{"role": "user", "content": e.user}, {"role": "assistant", "content": e.assistant}]
+    for k in slice_points(transcript.id, len(transcript.exchanges)):
+        counter.vocab.count_whole(render_gemma3(messages[: 1 + 2 * k]))
+
+
+@contextmanager
+def without_chunk_cache(counter):
+    """Count every turn with one plain llama.cpp call, to show the linearity owes nothing to the cache."""
+    counter.vocab.count = counter.vocab.count_whole  # instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del counter.vocab.count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="30 transcripts instead of 300 (smoke run)")
+    args = parser.parse_args()
+
+    system = (Path(__file__).resolve().parents[1] / "config" / "system-prompt.md").read_text(encoding="utf-8")
+    t0 = time.perf_counter()
+    counter = gemma3_counter()
+    print(f"tokenizer {counter.name} loaded in {time.perf_counter() - t0:.2f} s; {os.cpu_count()} CPUs")
+
+    # 1. Linearity: same text distribution, twice the exchanges.
+    t50, t100 = make_transcript("bench-50", 50, seed=50), make_transcript("bench-100", 100, seed=100)
+    r50 = build_examples(t50, system, counter)  # also warms up
+    r100 = build_examples(t100, system, counter)
+    tokens50 = max(e.token_count for e in r50.examples)
+    tokens100 = max(e.token_count for e in r100.examples)
+    # Every timed run starts from an empty chunk cache: nothing carries over between repetitions.
+    cold = counter.vocab.clear_cache
+    s50 = best_of(lambda: build_examples(t50, system, counter), 5, cold)
+    s100 = best_of(lambda: build_examples(t100, system, counter), 5, cold)
+    with without_chunk_cache(counter):
+        u50 = best_of(lambda: build_examples(t50, system, counter), 3)
+        u100 = best_of(lambda: build_examples(t100, system, counter), 3)
+    n50 = best_of(lambda: naive(t50, system, counter), 2)
+    n100 = best_of(lambda: naive(t100, system, counter), 2)
+    ratio = s100 / s50
+    print(f"\n[1] slice+count, 50 exchanges ({tokens50:,} tokens, {len(r50.examples)} examples): {s50 * 1000:.0f} ms")
+    print(f"    slice+count, 100 exchanges ({tokens100:,} tokens, {len(r100.examples)} examples, "
+          f"{r100.trimmed} trimmed): {s100 * 1000:.0f} ms")
+    print(f"    ratio 100/50 = {ratio:.2f}  (target <= 2.5)  {'PASS' if ratio <= 2.5 else 'FAIL'}")
+    print(f"    same without the chunk cache: {u50 * 1000:.0f} ms → {u100 * 1000:.0f} ms, ratio {u100 / u50:.2f}")
+    print(f"    reference, naive re-tokenizing of every slice: {n50 * 1000:.0f} ms → {n100 * 1000:.0f} ms, "
+          f"ratio {n100 / n50:.2f}")
+
+    # 2. A corpus: 300 transcripts of 20–100 exchanges.
+    count = 30 if args.quick else 300
+    rng = random.Random(7)
+    t0 = time.perf_counter()
+    corpus = [make_transcript(f"bench-{i:04d}", rng.randint(20, 100), seed=1000 + i) for i in range(count)]
+    built = time.perf_counter() - t0
+    exchanges = sum(len(t.exchanges) for t in corpus)
+    workers = min(4, os.cpu_count() or 1)  # as `coach slice`
+    counter.vocab.clear_cache()
+    t0 = time.perf_counter()
+    result = slice_transcripts(corpus, system, counter, workers=workers)
+    elapsed = time.perf_counter() - t0
+    cached = len(counter.vocab._cache)
+    print(f"\n[2] {count} transcripts, {exchanges:,} exchanges (text generated in {built:.1f} s, not timed)")
+    print(f"    sliced into {len(result.examples):,} examples ({result.trimmed} trimmed, {len(result.dropped)} dropped) "
+          f"in {elapsed:.1f} s with {workers} threads  (target < 60 s)  {'PASS' if elapsed < 60 else 'FAIL'}")
+    print(f"    {result_tokens(result):,} tokens of examples; chunk cache ended with {cached:,} entries (cold at start)")
+    print(f"    load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("\n" + format_length_report(length_report(result.examples)))
+    ok = ratio <= 2.5 and elapsed < 60
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
