@@ -142,18 +142,18 @@ _STAGE_ADVERBS = r"softly|gently|warmly|thoughtfully|quietly|calmly|kindly|in\s+
 _PATTERNS: tuple[_Pattern, ...] = (
     # --- the coach says it is a model --------------------------------------------------
     _Pattern("character_break", re.compile(rf"\b(?:I\s+am|I['’]m|I\s+was)\s+(?:{_AI_SELF})\b", _I),
-             "the coach says it is an AI or a language model"),
+             "the assistant says it is an AI or a language model"),
     _Pattern("character_break", re.compile(rf"\bas\s+(?:{_AI_SELF})\b", _I),
-             "the coach speaks 'as an AI / language model'"),
+             "the assistant speaks 'as an AI / language model'"),
     _Pattern("character_break",
              re.compile(r"\bmy\s+(?:training\s+data|training\s+cut-?off|knowledge\s+cut-?off|programming|"
                         r"developers|creators|system\s+prompt|instructions)\b", _I),
-             "the coach mentions its training, instructions or makers"),
+             "the assistant mentions its training, instructions or makers"),
     _Pattern("character_break",
              re.compile(r"\bI\s+(?:don['’]t|do\s+not|can['’]t|cannot)\s+(?:actually\s+|really\s+)?"
                         r"(?:have|feel|experience)\s+(?:real\s+|personal\s+|human\s+)?"
                         r"(?:feelings|emotions|a\s+body|personal\s+experiences?|consciousness|lived\s+experience)\b", _I),
-             "the coach denies having feelings or experiences, as a model would"),
+             "the assistant denies having feelings or experiences, as a model would"),
     # --- frame leaks: the conversation is a roleplay / simulation ----------------------
     _Pattern("meta_commentary",
              re.compile(r"\b(?:this|the|our)\s+role[-\s]?play\b|\b(?:out\s+of|in|break(?:ing)?|stay(?:ing)?\s+in)\s+character\b", _I),
@@ -175,7 +175,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _Pattern("meta_commentary",
              re.compile(r"\(\s*(?:as|speaking\s+as|in\s+my\s+role\s+as)\s+(?:the|your|an?)\s+"
                         r"(?:coach|therapist|counsel+or|assistant|AI)\s*\)", _I),
-             "a role tag such as '(as the coach)'"),
+             "a role tag such as '(as the assistant)'"),
     # --- notes and preambles --------------------------------------------------------------
     _Pattern("meta_commentary",
              re.compile(r"[\[(]\s*(?:note|author['’]?s?\s+note|ooc|meta|disclaimer|word\s+count|response\s+length|"

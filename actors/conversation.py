@@ -2,7 +2,7 @@
 
 Pure functions over the pack, the persona and the history. The simulator
 gets its instructions and the history as one prompt (it speaks *as* the
-user, so the coach's turns are quoted to it); the assistant gets the system
+user, so the assistant's turns are quoted to it); the assistant gets the system
 prompt plus the pack's generation guidance as its system message and the
 history as real chat turns, so the backend's context rule can trim the
 oldest turns of a very long conversation.
@@ -48,7 +48,7 @@ def describe_flaws(seed: PersonaSeed) -> str:
     return "\n".join(f"- {f.name} ({f.family}): {f.description} How: {f.simulate}" for f in seed.flaws)
 
 
-def session_note(transcript_seed: str, exchange_number: int) -> str:
+def session_note(transcript_seed: str, exchange_number: int, assistant: str = "assistant") -> str:
     """Whether a 'next session' gap precedes this message; seeded so a resumed run decides the same."""
     if exchange_number == 1:
         return "This is the first message of the first session."
@@ -56,7 +56,7 @@ def session_note(transcript_seed: str, exchange_number: int) -> str:
     if rng.random() < 0.18:
         days = rng.choice(["a couple of days", "about a week", "a few days", "two weeks"])
         return f"A new session: {days} have passed since your last message. Things happened in between."
-    return "Same session: you are replying straight after the coach's last message."
+    return f"Same session: you are replying straight after the {assistant}'s last message."
 
 
 def render_history(turns: Sequence[Turn], *, you: str = "You", coach: str = "Assistant") -> str:
@@ -100,7 +100,7 @@ def user_sim_messages(
         topics_per_message=f"{tpm.min}–{tpm.max}",
         exchange_number=number,
         target_exchanges=target_exchanges,
-        session_note=session_note(transcript_seed, number),
+        session_note=session_note(transcript_seed, number, pack.manifest.assistant_label.lower()),
         history=history,
     )
     return [Message(role="user", content=prompt)]

@@ -128,7 +128,7 @@ PERSONA_SCHEMA: dict = {
         "life_context": {"type": "string", "maxLength": 600},
         "voice": {"type": "string", "maxLength": 300},
     },
-    "required": ["name", "age_range", "personality_traits", "attachment_style", "life_context"],
+    "required": ["name", "age_range", "personality_traits", "life_context"],
 }
 """What the persona role must answer; strings are bounded so a small model cannot ramble past its budget."""
 
