@@ -1,0 +1,81 @@
+"""Turning messages into the exact prompt text a GGUF model was trained on.
+
+Token counts and prefix reuse are only exact if the prompt is rendered the way
+the model expects, so the embedded backend renders it here and tokenizes it
+itself rather than trusting a guess:
+
+* ``gguf``: the Jinja chat template stored in the file
+  (``tokenizer.chat_template``), rendered with llama-cpp-python's own
+  ``Jinja2ChatFormatter``: the same code path ``Llama.create_chat_completion``
+  uses, so both produce identical tokens.
+* ``gemma3``: Gemma 3's turn format for files that carry no template (the
+  bundled Gemma 3 270M is a base model). The system message is folded into the
+  first user turn, as Gemma's own template does::
+
+      <bos><start_of_turn>user
+      {system}
+
+      {user}<end_of_turn>
+      <start_of_turn>model
+      {assistant}<end_of_turn>
+      <start_of_turn>model
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from llama_cpp import llama_chat_format
+
+from state.errors import CoachError
+
+from .types import Message
+
+ChatFormat = Literal["auto", "gguf", "gemma3"]
+GEMMA_END = "<end_of_turn>"
+
+
+class GemmaTurnFormatter:
+    """Gemma 3's chat turns, for Gemma GGUFs without a template. BOS comes from the tokenizer."""
+
+    def __call__(self, *, messages: Sequence[dict[str, Any]], **_: Any) -> llama_chat_format.ChatFormatterResponse:
+        system = "\n\n".join(m["content"].strip() for m in messages if m["role"] == "system")
+        turns = [m for m in messages if m["role"] != "system"]
+        parts: list[str] = []
+        pending_system = system
+        for message in turns:
+            role = "model" if message["role"] == "assistant" else "user"
+            content = message["content"].strip()
+            if pending_system and role == "user":
+                content = f"{pending_system}\n\n{content}"
+                pending_system = ""
+            parts.append(f"<start_of_turn>{role}\n{content}{GEMMA_END}\n")
+        if pending_system:  # only a system message, or the conversation never gave the user a turn
+            parts.insert(0, f"<start_of_turn>user\n{pending_system}{GEMMA_END}\n")
+        parts.append("<start_of_turn>model\n")
+        return llama_chat_format.ChatFormatterResponse(prompt="".join(parts), stop=[GEMMA_END], added_special=False)
+
+
+def formatter_for(llm: Any, chat_format: ChatFormat, model_label: str) -> Any:
+    """The chat formatter for a loaded ``llama_cpp.Llama``, chosen by ``chat_format``."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    architecture = llm.metadata.get("general.architecture", "")
+    if chat_format == "gemma3" or (chat_format == "auto" and not template and architecture.startswith("gemma")):
+        return GemmaTurnFormatter()
+    if not template:
+        raise CoachError(
+            f"{model_label} has no chat template in its GGUF metadata; set chat_format: gemma3 for a Gemma 3 model"
+        )
+    eos_id, bos_id = llm.token_eos(), llm.token_bos()
+    model = llm._model  # the token texts are only exposed on the internal model wrapper
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
+        bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
+        stop_token_ids=[eos_id],
+    )
+
+
+def as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]

@@ -1,0 +1,119 @@
+"""What the two HTTP backends share: one pooled ``httpx.AsyncClient``, JSON posts, SSE streams.
+
+The client is created on first use, inside the event loop that uses it, and
+closed by ``aclose``. Every transport failure and non-2xx status leaves here
+as a classified ``BackendError`` (see ``http_faults``), so the backends only
+deal with their vendor's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from .base import Backend
+from .errors import BackendError
+from .http_faults import status_error, transport_error
+from .sse import ServerEvent, aiter_events
+
+
+class HttpBackend(Backend):
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str,
+        base_url: str,
+        context_window: int,
+        max_concurrency: int,
+        timeout_s: float | None,
+        api_key_env: str | None,
+    ) -> None:
+        super().__init__(name, model=model, context_window=context_window, max_concurrency=max_concurrency)
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.api_key_env = api_key_env
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits)
+        return self._client
+
+    def api_key(self, *, required: bool) -> str | None:
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key and required:
+            raise BackendError(self.name, f"environment variable {self.api_key_env} (the API key) is not set")
+        return key or None
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def post_json(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        url = self.url(path)
+        try:
+            response = await self.client.post(url, json=payload, headers=self.headers())
+        except httpx.HTTPError as err:
+            raise transport_error(self.name, err, url) from err
+        if response.is_error:
+            raise status_error(self.name, response)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BackendError(self.name, f"{url} answered with invalid JSON", retryable=True) from err
+        if not isinstance(body, dict):
+            raise BackendError(self.name, f"{url} answered with JSON that is not an object", retryable=True)
+        return body
+
+    async def get_json(self, path: str) -> dict[str, Any]:
+        url = self.url(path)
+        try:
+            response = await self.client.get(url, headers=self.headers())
+        except httpx.HTTPError as err:
+            raise transport_error(self.name, err, url) from err
+        if response.is_error:
+            raise status_error(self.name, response)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BackendError(self.name, f"{url} answered with invalid JSON") from err
+
+    @asynccontextmanager
+    async def open_events(self, path: str, payload: dict[str, Any]) -> AsyncIterator[AsyncIterator[ServerEvent]]:
+        """POST with streaming on; yields the server's events once the status is known to be good."""
+        url = self.url(path)
+        try:
+            async with self.client.stream("POST", url, json=payload, headers=self.headers()) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise status_error(self.name, response)
+                yield aiter_events(response)
+        except httpx.HTTPError as err:
+            raise transport_error(self.name, err, url) from err
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def decode_event(backend: str, event: ServerEvent) -> dict[str, Any]:
+    try:
+        value = json.loads(event.data)
+    except json.JSONDecodeError as err:
+        raise BackendError(backend, f"malformed stream event: {event.data[:100]!r}") from err
+    if not isinstance(value, dict):
+        raise BackendError(backend, f"malformed stream event: {event.data[:100]!r}")
+    return value

@@ -1,0 +1,153 @@
+"""Any OpenAI-compatible chat server over httpx: OpenAI, vLLM, Ollama, LM Studio, llama.cpp.
+
+``POST {base_url}/chat/completions`` with the messages as they are. Structured
+answers ask the server to constrain decoding: ``response_format`` of type
+``json_schema`` (the OpenAI form, also spoken by vLLM, Ollama and llama.cpp's
+C++ server) or ``json_object`` with a ``schema`` (the form llama-cpp-python's
+Python server understands), chosen per backend in the run config. The answer
+is still parsed and validated here: a server that ignores the format gets an
+ERROR, not a guess.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from actors.run_config import OpenAIConfig
+
+from .errors import BackendError
+from .http_base import HttpBackend, decode_event
+from .structured import parse_structured
+from .types import Message, Reply, Usage
+from .windows import default_window
+
+
+class OpenAIBackend(HttpBackend):
+    kind = "openai"
+
+    def __init__(self, name: str, config: OpenAIConfig) -> None:
+        self.config = config
+        super().__init__(
+            name,
+            model=config.model,
+            base_url=config.base_url,
+            context_window=config.context_window or default_window("openai", config.model),
+            max_concurrency=config.max_concurrency,
+            timeout_s=config.timeout_s,
+            api_key_env=config.api_key_env,
+        )
+
+    def headers(self) -> dict[str, str]:
+        key = self.api_key(required=True)
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def payload(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        if schema is not None:
+            if self.config.structured_output == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "answer",
+                        "schema": schema,
+                        # OpenAI's strict mode needs a closed object; ask for it only then.
+                        "strict": schema.get("additionalProperties") is False,
+                    },
+                }
+        return body
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.7,
+        seed: int | None = None,
+    ) -> Reply:
+        started = time.perf_counter()
+        body = await self.post_json(
+            "chat/completions",
+            self.payload(messages, schema=schema, max_tokens=max_tokens, temperature=temperature, seed=seed),
+        )
+        try:
+            choice = body["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError) as err:
+            raise BackendError(
+                self.name, f"unexpected response shape (no choices[0].message): {err}", retryable=True
+            ) from err
+        reply = Reply(
+            text=text,
+            usage=_usage(body.get("usage")),
+            latency_s=time.perf_counter() - started,
+            backend=self.name,
+            model=str(body.get("model") or self.model),
+        )
+        if schema is not None:
+            data, error = parse_structured(text, schema)
+            if error and choice.get("finish_reason") == "length":
+                error += f" (the answer hit max_tokens={max_tokens})"
+            reply = reply.model_copy(update={"data": data, "structured_error": error})
+        return reply
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.7,
+        seed: int | None = None,
+    ) -> AsyncIterator[str]:
+        payload = self.payload(messages, schema=None, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        payload["stream"] = True
+        async with self.open_events("chat/completions", payload) as events:
+            async for event in events:
+                if event.data.strip() == "[DONE]":
+                    return
+                chunk = decode_event(self.name, event)
+                if "error" in chunk:
+                    raise BackendError(self.name, f"stream failed: {chunk['error']}")
+                for choice in chunk.get("choices") or []:
+                    if piece := (choice.get("delta") or {}).get("content"):
+                        yield piece
+
+    async def health(self) -> str:
+        body = await self.get_json("models")
+        ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
+        served = (
+            "serves it"
+            if self.model in ids
+            else f"does not list it (serves {', '.join(map(str, ids[:3])) or 'nothing'})"
+        )
+        return f"{self.base_url} answers; {self.model!r}: {served}"
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+    )

