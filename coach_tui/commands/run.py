@@ -82,6 +82,7 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
     settings = GenerationSettings(in_flight=in_flight)
     curation = CurationSettings(review_mode="review" if review_mode else "auto", min_exchanges=min_exchanges)
     if max_tokens:
+        curation.fixup_max_tokens = min(curation.fixup_max_tokens, max_tokens)
         settings.max_tokens_user = min(settings.max_tokens_user, max_tokens)
         settings.max_tokens_assistant = min(settings.max_tokens_assistant, max_tokens)
 
