@@ -44,6 +44,7 @@ def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: 
 
 
 def _register() -> None:
+    from .commands.calibrate import calibrate_cmd
     from .commands.data import export_group, import_cmd
     from .commands.pack import config_group, rubric_group
     from .commands.eval import eval_group
@@ -53,7 +54,7 @@ def _register() -> None:
     from .commands.slice import slice_cmd
 
     for command in (config_group, rubric_group, import_cmd, export_group, run_cmd, review_cmd, report_group,
-                    eval_group, init_domain, slice_cmd):
+                    eval_group, init_domain, slice_cmd, calibrate_cmd):
         main.add_command(command)
     try:
         from .commands.backends import ask, models

@@ -178,8 +178,17 @@ def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack
 
 
 def check_pack(root: Path | str) -> list[Problem]:
-    """Every problem in the pack at `root`; an empty list means it is clean."""
-    return _read_pack(Path(root))[1]
+    """Every problem in the pack at `root`; an empty list means it is clean.
+
+    Calibration cases, when the pack has them, are checked last: they refer to
+    the rubric, so they can only be judged against a pack that loads.
+    """
+    pack, problems = _read_pack(Path(root))
+    if pack is not None and pack.manifest.calibration:
+        from actors.calibration import check_calibration  # imports this module
+
+        problems = check_calibration(pack)
+    return problems
 
 
 def load_pack(root: Path | str | None = None, *, check_rubric_doc: bool = True) -> DomainPack:
