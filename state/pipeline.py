@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
 from .models import (
@@ -33,10 +33,9 @@ TERMINAL = ("passed", "rejected")
 `review` waits for a person's decisions and then goes on."""
 
 
-def _event(s: Session, run_id: str | None, kind: str, **payload) -> Event:
-    ev = Event(run_id=run_id, kind=kind, payload=payload)
-    s.add(ev)
-    return ev
+def _event(s: Session, run_id: str | None, kind: str, **payload) -> None:
+    # A Core insert: events are written on every step, and the ORM's unit of work costs more than the row.
+    s.execute(insert(Event).values(run_id=run_id, kind=kind, payload=payload, created_at=utcnow()))
 
 
 def _touch(t: Transcript, status: str | None = None) -> None:
@@ -143,20 +142,21 @@ def exchanges(store: Store, transcript_id: str) -> list[Exchange]:
 
 
 def _touch_by_id(s: Session, transcript_id: str) -> None:
-    s.exec(update(Transcript).where(Transcript.id == transcript_id).values(updated_at=utcnow()))
+    s.execute(update(Transcript).where(Transcript.id == transcript_id).values(updated_at=utcnow()))
 
 
 def add_user_message(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> None:
     """The user half of an exchange; the reply is owed until `set_assistant_reply`."""
     with store.session() as s:
-        s.add(Exchange(transcript_id=transcript_id, number=number, user=text, assistant=""))
+        s.execute(insert(Exchange).values(transcript_id=transcript_id, number=number, user=text, assistant="",
+                                          created_at=utcnow()))
         _touch_by_id(s, transcript_id)
         _event(s, run_id, "UserMessage", transcript_id=transcript_id, number=number, chars=len(text))
 
 
 def set_assistant_reply(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> None:
     with store.session() as s:
-        done = s.exec(
+        done = s.execute(
             update(Exchange)
             .where(Exchange.transcript_id == transcript_id, Exchange.number == number)
             .values(assistant=text)
@@ -310,7 +310,7 @@ def decide_fixup(store: Store, fixup_id: int, accept: bool, by: str, *, unfixabl
         f.decided_by = by
         f.decided_at = utcnow()
         if accept:
-            s.exec(
+            s.execute(
                 update(Exchange)
                 .where(Exchange.transcript_id == f.transcript_id, Exchange.number == f.exchange_number)
                 .values(assistant=f.proposed)

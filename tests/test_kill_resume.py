@@ -20,8 +20,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-RUN_ARGS = ["--transcripts", "2", "--seed", "11", "--lengths", "short=3,medium=3,long=3,very_long=3",
-            "--max-tokens", "32", "--in-flight", "2", "--min-exchanges", "1"]
+RUN_ARGS = ["--transcripts", "2", "--seed", "11", "--lengths", "short=2,medium=2,long=2,very_long=2",
+            "--max-tokens", "24", "--in-flight", "2", "--min-exchanges", "1"]
 
 
 def coach(ws: Path, *args: str) -> subprocess.Popen:
@@ -40,7 +40,7 @@ def query(ws: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
-def wait_for(ws: Path, sql: str, predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
+def wait_for(ws: Path, sql: str, predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,7 +88,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path):
 
     # 2. Resumed, then killed mid-conversation.
     proc = coach(ws, "--resume", "latest")
-    wait_for(ws, "select count(*) from exchange where assistant != ''", lambda r: r[0][0] >= 2, proc)
+    wait_for(ws, "select count(*) from exchange where assistant != ''", lambda r: r[0][0] >= 1, proc)
     kill(proc)
     check_integrity(ws)
     now = completed_exchanges(ws)
@@ -112,7 +112,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path):
     check_integrity(ws)
     final = completed_exchanges(ws)
     assert kept <= final
-    assert len(final) == 6
+    assert len(final) == 4
     statuses = query(ws, "select status, count(*) from transcript group by 1")
     assert sum(n for s, n in statuses if s in ("passed", "rejected")) == 2, statuses
     # Each transcript was decided by the pipeline: assessed, or rejected during curation with a reason.

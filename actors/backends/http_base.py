@@ -1,7 +1,10 @@
-"""What the two HTTP backends share: one pooled ``httpx.AsyncClient``, JSON posts, SSE streams.
+"""What the two HTTP backends share: pooled ``httpx.AsyncClient``s, JSON posts, SSE streams.
 
-The client is created on first use, inside the event loop that uses it, and
-closed by ``aclose``. Every transport failure and non-2xx status leaves here
+Clients are created on first use, inside the event loop that uses them, and
+closed by ``aclose``. A backend allowed many concurrent calls spreads them
+over several small clients: httpcore's pool scans every connection on each
+request, so one pool of 64 connections spends more CPU on bookkeeping than
+on the requests (measured in benchmarks/bench_supervisor.py). Every transport failure and non-2xx status leaves here
 as a classified ``BackendError`` (see ``http_faults``), so the backends only
 deal with their vendor's JSON.
 """
@@ -21,6 +24,8 @@ from .errors import BackendError
 from .http_faults import status_error, transport_error
 from .sse import ServerEvent, aiter_events
 
+CONNECTIONS_PER_CLIENT = 8
+
 
 class HttpBackend(Backend):
     def __init__(
@@ -38,14 +43,28 @@ class HttpBackend(Backend):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.api_key_env = api_key_env
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._in_flight: list[int] = []
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits)
-        return self._client
+    def _ensure_clients(self) -> None:
+        if not self._clients:
+            shards = -(-self.max_concurrency // CONNECTIONS_PER_CLIENT)
+            per = -(-self.max_concurrency // shards)
+            limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+            self._clients = [httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits)
+                             for _ in range(shards)]
+            self._in_flight = [0] * shards
+
+    @asynccontextmanager
+    async def _lease(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The least busy client for the length of one request."""
+        self._ensure_clients()
+        i = min(range(len(self._clients)), key=self._in_flight.__getitem__)
+        self._in_flight[i] += 1
+        try:
+            yield self._clients[i]
+        finally:
+            self._in_flight[i] -= 1
 
     def api_key(self, *, required: bool) -> str | None:
         if not self.api_key_env:
@@ -64,7 +83,8 @@ class HttpBackend(Backend):
     async def post_json(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.url(path)
         try:
-            response = await self.client.post(url, json=payload, headers=self.headers())
+            async with self._lease() as client:
+                response = await client.post(url, json=payload, headers=self.headers())
         except httpx.HTTPError as err:
             raise transport_error(self.name, err, url) from err
         if response.is_error:
@@ -80,7 +100,8 @@ class HttpBackend(Backend):
     async def get_json(self, path: str) -> dict[str, Any]:
         url = self.url(path)
         try:
-            response = await self.client.get(url, headers=self.headers())
+            async with self._lease() as client:
+                response = await client.get(url, headers=self.headers())
         except httpx.HTTPError as err:
             raise transport_error(self.name, err, url) from err
         if response.is_error:
@@ -95,7 +116,9 @@ class HttpBackend(Backend):
         """POST with streaming on; yields the server's events once the status is known to be good."""
         url = self.url(path)
         try:
-            async with self.client.stream("POST", url, json=payload, headers=self.headers()) as response:
+            async with self._lease() as client, client.stream(
+                "POST", url, json=payload, headers=self.headers()
+            ) as response:
                 if response.is_error:
                     await response.aread()
                     raise status_error(self.name, response)
@@ -104,9 +127,9 @@ class HttpBackend(Backend):
             raise transport_error(self.name, err, url) from err
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients, self._in_flight = self._clients, [], []
+        for client in clients:
+            await client.aclose()
 
 
 def decode_event(backend: str, event: ServerEvent) -> dict[str, Any]:
