@@ -52,9 +52,11 @@ def _register() -> None:
     from .commands.review import report_group, review_cmd
     from .commands.run import run_cmd
     from .commands.slice import slice_cmd
+    from .commands.train import export_model_cmd, train_cmd
 
     for command in (config_group, rubric_group, import_cmd, export_group, run_cmd, review_cmd, report_group,
-                    eval_group, init_domain, slice_cmd, calibrate_cmd):
+                    eval_group, init_domain, slice_cmd, calibrate_cmd, train_cmd,
+                    export_model_cmd):
         main.add_command(command)
     try:
         from .commands.backends import ask, models

@@ -1,0 +1,324 @@
+"""Training data: `messages` JSONL in, tokenized examples with assistant-only labels out.
+
+Masking. The loss covers every assistant turn of an example (its content and
+the end-of-turn marker that teaches the model to stop) and nothing the user or
+the system prompt said. The tokens come from the model's own chat template;
+the mask comes from the same template's ``{% generation %}`` markers through
+``apply_chat_template(return_assistant_tokens_mask=True)``, the mechanism
+TRL's ``assistant_only_loss`` uses. Gemma's published template has no
+markers; TRL ships a training variant of it (``gemma3_training.jinja``) that
+renders byte-identical text with the markers added, and
+``get_training_chat_template`` picks it. The tests decode the unmasked tokens
+of a real example and compare them with the assistant replies.
+
+Length. Nothing is truncated silently: every example is measured first, the
+ones above the limit are counted and reported before training, and they are
+dropped or truncated from the front (whole oldest exchanges removed, the
+system prompt kept) only when the caller asked for it explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from state.errors import CoachError
+
+OverLength = Literal["drop", "truncate-front"]
+OVER_LENGTH_CHOICES: tuple[str, ...] = ("drop", "truncate-front")
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    line: int  # 1-based line in the JSONL file
+    messages: list[dict[str, str]]
+
+
+class DataError(CoachError):
+    """The training file cannot be used as it is; the message says where and why."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_messages(messages: Any) -> str | None:
+    """Why `messages` is not a trainable conversation, or None when it is."""
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty list"
+    start = 1 if isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            return f"messages[{i}] needs a text 'content'"
+        if i < start:
+            continue
+        expected = "user" if (i - start) % 2 == 0 else "assistant"
+        if message.get("role") != expected:
+            return f"messages[{i}]: expected role {expected!r}, got {message.get('role')!r}"
+    if not any(m["role"] == "assistant" for m in messages[start:]):
+        return "no assistant turn to learn from"
+    return None
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Every line of a `messages` JSONL file, validated; all problems are reported at once (the first 20)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"training data not found: {path}")
+    examples: list[Example] = []
+    problems: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                problems.append(f"line {number}: not JSON ({err.msg})")
+                continue
+            messages = record.get("messages") if isinstance(record, dict) else None
+            reason = check_messages(messages)
+            if reason:
+                problems.append(f"line {number}: {reason}")
+                continue
+            examples.append(Example(number, [{"role": m["role"], "content": m["content"]} for m in messages]))
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:20])
+        more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError(f"{path}: {len(problems)} unusable line(s):\n{shown}{more}")
+    if not examples:
+        raise DataError(f"{path}: no training examples (expected one {{\"messages\": [...]}} object per line)")
+    return examples
+
+
+# --- chat templates ----------------------------------------------------------------------------------
+
+
+def set_chat_templates(tokenizer: Any, choice: str, *, model_type: str = "") -> str:
+    """Give `tokenizer` its inference chat template and return the training variant with generation markers.
+
+    `choice` is the preset's `chat_template`. ``gemma3``: Gemma 3's published template wherever the
+    checkpoint has none (the bundled 270M GGUF) or has a Gemma 3 template TRL does not recognise;
+    a model of another family named with --model keeps its own template. ``model``: the tokenizer's
+    own template, always. The returned template renders the same text as the inference one, with
+    ``{% generation %}`` around every assistant reply.
+    """
+    from trl.chat_template_utils import gemma3_chat_template, get_training_chat_template, has_generation_markers
+
+    gemma = model_type.startswith("gemma3")
+    if not tokenizer.chat_template and (choice == "gemma3" or gemma):
+        tokenizer.chat_template = gemma3_chat_template
+    if not tokenizer.chat_template:
+        raise DataError(
+            "the model's tokenizer has no chat template; choose one in the preset (chat_template: gemma3) "
+            "or train a model that ships one"
+        )
+    template = tokenizer.chat_template
+    if isinstance(template, dict):
+        template = template["default"]
+    if has_generation_markers(template):
+        return template
+    try:
+        return get_training_chat_template(tokenizer) or template
+    except ValueError:
+        if choice == "gemma3" and gemma:
+            tokenizer.chat_template = gemma3_chat_template
+            return get_training_chat_template(tokenizer)
+        raise DataError(
+            "the model's chat template has no {% generation %} markers and TRL has no training variant of it, "
+            "so assistant turns cannot be told from the rest; give the model a template with markers"
+        ) from None
+
+
+def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], training_template: str) -> tuple[list[int], list[int]]:
+    """Token ids of the rendered conversation and labels that keep only assistant tokens (others -100)."""
+    out = tokenizer.apply_chat_template(
+        list(messages),
+        chat_template=training_template,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
+    ids = list(out["input_ids"])
+    mask = out["assistant_masks"]
+    labels = [token if keep else IGNORE_INDEX for token, keep in zip(ids, mask, strict=True)]
+    return ids, labels
+
+
+def assistant_spans(tokenizer: Any, ids: Sequence[int], labels: Sequence[int]) -> list[str]:
+    """The decoded runs of trained tokens: one string per assistant turn (for checks and tests)."""
+    spans: list[str] = []
+    run: list[int] = []
+    for token, label in zip(ids, labels, strict=True):
+        if label != IGNORE_INDEX:
+            run.append(token)
+        elif run:
+            spans.append(tokenizer.decode(run))
+            run = []
+    if run:
+        spans.append(tokenizer.decode(run))
+    return spans
+
+
+# --- lengths --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LengthReport:
+    examples: int = 0
+    max_length: int = 0
+    over: int = 0  # examples whose full conversation is above max_length
+    dropped: int = 0
+    truncated: int = 0
+    exchanges_removed: int = 0
+    kept: int = 0
+    trained_tokens: int = 0  # tokens with a label
+    total_tokens: int = 0  # tokens of the kept examples
+    longest: int = 0  # longest example before any truncation
+    over_lines: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "over_lines"} | {"over_lines": self.over_lines[:50]}
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.examples} example(s), longest {self.longest:,} tokens; limit {self.max_length:,} tokens per example",
+        ]
+        if self.over:
+            lines = ", ".join(map(str, self.over_lines[:10])) + (" …" if len(self.over_lines) > 10 else "")
+            out.append(f"{self.over} example(s) above the limit (lines {lines})")
+            if self.truncated:
+                out.append(
+                    f"  truncated from the front: {self.truncated} (removed {self.exchanges_removed} oldest exchange(s) "
+                    "in all, system prompt kept)"
+                )
+            if self.dropped:
+                out.append(f"  dropped: {self.dropped}")
+        else:
+            out.append("no example above the limit")
+        out.append(
+            f"training on {self.kept} example(s), {self.total_tokens:,} tokens, "
+            f"{self.trained_tokens:,} of them assistant tokens with loss"
+        )
+        return out
+
+
+class OverLengthError(DataError):
+    def __init__(self, report: LengthReport):
+        self.report = report
+        super().__init__(
+            "\n".join(report.lines()[:2])
+            + "\nnothing is truncated silently: pass --over-length drop or --over-length truncate-front, "
+            "or raise --max-length"
+        )
+
+
+@dataclass
+class PreparedData:
+    rows: list[dict[str, Any]]  # {"input_ids": int32 array, "labels": int32 array} per kept example
+    report: LengthReport
+    sha256: str
+    path: Path
+
+
+def _split(messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    start = 1 if messages[0]["role"] == "system" else 0
+    return messages[:start], messages[start:]
+
+
+def _truncate_front(tokenizer: Any, messages: list[dict], template: str, max_length: int):
+    """Drop the fewest oldest exchanges (user + reply pairs) so the rest fits; None if even the last does not."""
+    head, turns = _split(messages)
+    pairs = (len(turns) + 1) // 2
+    lo, hi, best = 1, pairs - 1, None
+    while lo <= hi:  # lengths shrink as more exchanges go, so the smallest fitting cut is found by bisection
+        k = (lo + hi) // 2
+        ids, labels = tokenize_conversation(tokenizer, head + turns[2 * k :], template)
+        if len(ids) <= max_length:
+            best, hi = (k, ids, labels), k - 1
+        else:
+            lo = k + 1
+    return best
+
+
+def prepare_examples(
+    examples: Sequence[Example],
+    tokenizer: Any,
+    training_template: str,
+    max_length: int,
+    over_length: OverLength | None,
+) -> tuple[list[dict[str, Any]], LengthReport]:
+    """Tokenize and mask every example, then apply the over-length policy; raise before training if refused."""
+    import numpy as np
+
+    report = LengthReport(examples=len(examples), max_length=max_length)
+    measured = []
+    for example in examples:
+        ids, labels = tokenize_conversation(tokenizer, example.messages, training_template)
+        # int32 arrays, not Python lists: a real set holds a hundred million tokens
+        ids, labels = np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)
+        report.longest = max(report.longest, len(ids))
+        if len(ids) > max_length:
+            report.over += 1
+            report.over_lines.append(example.line)
+        measured.append((example, ids, labels))
+    if report.over and over_length is None:
+        raise OverLengthError(report)
+    if over_length is not None and over_length not in OVER_LENGTH_CHOICES:
+        raise DataError(f"unknown over-length policy {over_length!r}; choose {' or '.join(OVER_LENGTH_CHOICES)}")
+
+    rows: list[dict[str, Any]] = []
+    for example, ids, labels in measured:
+        if len(ids) > max_length:
+            cut = None
+            if over_length == "truncate-front":
+                cut = _truncate_front(tokenizer, example.messages, training_template, max_length)
+            if cut is None:
+                report.dropped += 1
+                continue
+            removed, ids, labels = cut
+            ids, labels = np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)
+            report.truncated += 1
+            report.exchanges_removed += removed
+        trained = int((labels != IGNORE_INDEX).sum())
+        if not trained:
+            raise DataError(f"line {example.line}: no assistant token is trained (check the chat template's markers)")
+        rows.append({"input_ids": ids, "labels": labels})
+        report.kept += 1
+        report.total_tokens += len(ids)
+        report.trained_tokens += trained
+    if not rows:
+        raise DataError("no example is left to train on after the over-length policy:\n" + "\n".join(report.lines()))
+    return rows, report
+
+
+def prepare_data(
+    path: Path, tokenizer: Any, training_template: str, max_length: int, over_length: OverLength | None
+) -> PreparedData:
+    examples = read_examples(path)
+    rows, report = prepare_examples(examples, tokenizer, training_template, max_length, over_length)
+    return PreparedData(rows=rows, report=report, sha256=file_sha256(path), path=Path(path))
+
+
+def to_dataset(rows: list[dict[str, Any]]):
+    """An Arrow-backed `datasets.Dataset` of already tokenized rows (TRL trains it as is)."""
+    import numpy as np
+    from datasets import Dataset, Features, Sequence, Value
+
+    features = Features({"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32"))})
+    return Dataset.from_dict(
+        {
+            "input_ids": [np.asarray(r["input_ids"], dtype=np.int32) for r in rows],
+            "labels": [np.asarray(r["labels"], dtype=np.int32) for r in rows],
+        },
+        features=features,
+    )

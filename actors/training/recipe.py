@@ -1,0 +1,232 @@
+"""From a preset and the command line to TRL's own config objects.
+
+`plan_training` decides, before anything heavy loads, what this run will
+really do on this machine (4-bit or not, which optimizer, which attention)
+and refuses what cannot work: 4-bit QLoRA without CUDA is refused unless the
+user allows plain LoRA. The builders below turn the plan into the objects TRL
+and PEFT document: one `SFTConfig`, one `LoraConfig`, one
+`BitsAndBytesConfig` for a single `SFTTrainer`. No training loop lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from state.errors import CoachError
+
+from .data import OVER_LENGTH_CHOICES, OverLength
+from .models import bitsandbytes_installed, cuda_available, flash_attention_available
+from .presets import TrainPreset, get_preset
+
+_CUDA_ONLY_OPTIMIZERS = {"paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "adamw_torch_fused"}
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What `coach train` was asked to do; every field but `data` has a default from the preset."""
+
+    data: Path
+    preset: str = "tiny"
+    model: str | None = None
+    max_length: int | None = None
+    over_length: OverLength | None = None
+    allow_no_4bit: bool = False
+    resume: bool = False
+    steps: int | None = None
+    save_steps: int | None = None
+    out: Path | None = None
+    presets_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    request: TrainRequest
+    preset: TrainPreset
+    model_ref: str
+    max_length: int
+    max_steps: int
+    save_steps: int
+    cuda: bool
+    use_4bit: bool
+    dtype: str
+    optim: str
+    attn_implementation: str
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """What the run record keeps about the recipe."""
+        return {
+            "preset": self.preset.name,
+            "model": self.model_ref,
+            "max_length": self.max_length,
+            "max_steps": self.max_steps,
+            "save_steps": self.save_steps,
+            "device": "cuda" if self.cuda else "cpu",
+            "quantization": "4-bit nf4 (QLoRA)" if self.use_4bit else None,
+            "dtype": self.dtype,
+            "optim": self.optim,
+            "attn_implementation": self.attn_implementation,
+            "lora": self.preset.lora.model_dump(),
+            "training": self.preset.training.model_dump(),
+            "notes": list(self.notes),
+        }
+
+
+def plan_training(request: TrainRequest, *, cuda: bool | None = None, preset: TrainPreset | None = None) -> TrainPlan:
+    """Resolve the preset against the request and this machine; raise CoachError for what cannot run."""
+    preset = preset or get_preset(request.preset, request.presets_file)
+    cuda = cuda_available() if cuda is None else cuda
+    notes: list[str] = []
+
+    if request.over_length is not None and request.over_length not in OVER_LENGTH_CHOICES:
+        raise CoachError(f"--over-length must be one of {', '.join(OVER_LENGTH_CHOICES)}")
+    max_length = request.max_length or preset.max_length
+    if max_length < 16:
+        raise CoachError(f"--max-length {max_length} is too short for a conversation (at least 16 tokens)")
+    max_steps = request.steps if request.steps is not None else preset.training.max_steps
+    if max_steps == 0 or max_steps < -1:
+        raise CoachError("--steps must be a positive number of optimizer steps")
+    save_steps = request.save_steps or preset.training.save_steps
+
+    use_4bit = preset.quantized
+    dtype = preset.dtype
+    if use_4bit and not cuda:
+        if not request.allow_no_4bit:
+            raise CoachError(
+                f"preset {preset.name!r} loads the base model in 4-bit (QLoRA), and 4-bit needs a CUDA GPU: this "
+                "machine has none. Pass --allow-no-4bit to train plain LoRA on the unquantized base instead "
+                f"({dtype} weights in memory: for a 12B model about 24 GB, and very slow on a CPU)"
+            )
+        use_4bit = False
+        notes.append(f"no CUDA GPU: 4-bit is impossible here; training plain LoRA on the {dtype} base (--allow-no-4bit)")
+    elif use_4bit and not bitsandbytes_installed():
+        if not request.allow_no_4bit:
+            raise CoachError(
+                "4-bit loading needs the bitsandbytes package: pip install -e '.[train]' "
+                "(or pass --allow-no-4bit to train plain LoRA instead)"
+            )
+        use_4bit = False
+        notes.append("bitsandbytes is missing: training plain LoRA on the unquantized base (--allow-no-4bit)")
+    if not cuda and dtype == "float16":
+        dtype = "float32"
+        notes.append("no CUDA GPU: float16 training needs one; using float32")
+
+    optim = preset.training.optim
+    if optim in _CUDA_ONLY_OPTIMIZERS and not (cuda and (optim == "adamw_torch_fused" or bitsandbytes_installed())):
+        notes.append(f"optimizer {optim} needs CUDA (and bitsandbytes); using adamw_torch")
+        optim = "adamw_torch"
+
+    attn = preset.attn_implementation
+    if attn == "auto":
+        attn = "flash_attention_2" if cuda and flash_attention_available() else "sdpa"
+    elif attn == "flash_attention_2" and not (cuda and flash_attention_available()):
+        notes.append("flash_attention_2 needs CUDA and the flash-attn package; using sdpa")
+        attn = "sdpa"
+
+    return TrainPlan(
+        request=request,
+        preset=preset,
+        model_ref=request.model or preset.model,
+        max_length=max_length,
+        max_steps=max_steps,
+        save_steps=save_steps,
+        cuda=cuda,
+        use_4bit=use_4bit,
+        dtype=dtype,
+        optim=optim,
+        attn_implementation=attn,
+        notes=tuple(notes),
+    )
+
+
+def with_request(plan: TrainPlan, **changes: Any) -> TrainPlan:
+    return replace(plan, request=replace(plan.request, **changes))
+
+
+# --- TRL / PEFT / bitsandbytes objects -------------------------------------------------------------
+
+
+def quantization_config(plan: TrainPlan):
+    """`BitsAndBytesConfig` for QLoRA, or None for plain LoRA."""
+    if not plan.use_4bit:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    q = plan.preset.quantization
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=q.quant_type,
+        bnb_4bit_use_double_quant=q.double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, q.compute_dtype),
+    )
+
+
+def lora_config(plan: TrainPlan):
+    from peft import LoraConfig
+
+    lora = plan.preset.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        exclude_modules=lora.exclude_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def model_init_kwargs(plan: TrainPlan) -> dict[str, Any]:
+    """`from_pretrained` arguments; SFTTrainer loads the model itself from these (SFTConfig.model_init_kwargs)."""
+    kwargs: dict[str, Any] = {"dtype": plan.dtype, "attn_implementation": plan.attn_implementation}
+    if plan.cuda:
+        kwargs["device_map"] = {"": 0}  # one GPU; `auto` would spread a 4-bit model over CPU too
+    return kwargs
+
+
+def sft_config(plan: TrainPlan, output_dir: Path):
+    """The one `SFTConfig` of a run: the preset's recipe, this machine's choices and the run's paths."""
+    from trl import SFTConfig
+
+    t = plan.preset.training
+    bf16 = plan.dtype == "bfloat16" or (plan.use_4bit and plan.preset.quantization.compute_dtype == "bfloat16")
+    return SFTConfig(
+        output_dir=str(output_dir),
+        # model loading (SFTTrainer calls from_pretrained with these, plus the quantization config)
+        model_init_kwargs=model_init_kwargs(plan),
+        # data: already tokenized and masked (data.py); every example fits max_length, so TRL cuts nothing
+        max_length=plan.max_length,
+        packing=False,
+        eos_token=plan.preset.eos_token,
+        # optimization
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
+        num_train_epochs=t.num_train_epochs,
+        max_steps=plan.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        optim=plan.optim,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=bf16,
+        fp16=False,
+        # memory for long sequences; TRL's fused LM head already computes the loss in chunks
+        # without materializing the (sequence x 262k vocabulary) logits
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        # bookkeeping: checkpoints on an interval, progress through our callback instead of tqdm
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=plan.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed,
+        data_seed=t.seed,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not plan.cuda,
+        dataloader_num_workers=0,
+    )

@@ -1,0 +1,294 @@
+"""The trainer actor: one `SFTTrainer` per run, driven from a worker thread, reporting through events.
+
+Flow of a run (`TrainerActor.run`):
+
+1. plan (fast, on the event loop): preset + options + this machine; refuses
+   4-bit without CUDA unless allowed;
+2. in a worker thread (`anyio.to_thread`), so the TUI stays responsive:
+   resolve the base model (bundled GGUF → cached checkpoint, local folder,
+   or hub cache), load its tokenizer, tokenize and mask the data and apply
+   the over-length policy — all before a run record exists, so a refused
+   run leaves nothing behind;
+3. create (or, with --resume, reopen) the `Run` row, then hand TRL one
+   `SFTConfig`, one `LoraConfig` and, for QLoRA, one `BitsAndBytesConfig`;
+   `SFTTrainer` loads the model, wraps it with PEFT and trains;
+4. a `TrainerCallback` turns the trainer's logs into `TrainingProgress`
+   events (step, loss, learning rate, tokens/s, ETA), stored as Event rows
+   and published on the EventBus; checkpoints land every `save_steps`, and
+   `--resume` continues from the last one after a kill;
+5. the adapter (with the tokenizer and its chat template) is saved and the
+   run record gets the metrics and paths.
+
+A stop request (Ctrl-C in the CLI, a button in the TUI) ends training after
+the current step with a checkpoint, so `--resume` loses nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from state.errors import CoachError
+from state.store import Store
+
+from . import records
+from .data import prepare_data, set_chat_templates, to_dataset
+from .models import quiet_libraries, require_training_stack, resolve_model, stack_versions
+from .recipe import TrainPlan, TrainRequest, lora_config, plan_training, quantization_config, sft_config
+
+Emit = Callable[..., None]
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    status: str  # finished | interrupted
+    run_dir: Path
+    adapter_dir: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+
+def _progress_callback_class():
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        """Trainer logs → `TrainingProgress` events; a stop flag → stop after this step, with a checkpoint."""
+
+        def __init__(self, emit: Emit, stop: threading.Event) -> None:
+            self.emit = emit
+            self.stop = stop
+            self.started = time.monotonic()
+            self.first_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.monotonic()
+            self.first_step = state.global_step
+            self.emit("TrainingBegan", step=state.global_step, max_steps=state.max_steps)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            elapsed = time.monotonic() - self.started
+            done = max(state.global_step - self.first_step, 1)
+            remaining = max(state.max_steps - state.global_step, 0)
+            tokens = logs.get("num_tokens")
+            loss = float(logs["loss"])
+            self.emit(
+                "TrainingProgress",
+                step=state.global_step,
+                max_steps=state.max_steps,
+                epoch=round(float(logs.get("epoch", state.epoch or 0.0)), 4),
+                loss=loss,
+                lr=float(logs.get("learning_rate", 0.0)),
+                grad_norm=_maybe_float(logs.get("grad_norm")),
+                tokens_per_s=round(tokens / elapsed, 1) if tokens and elapsed > 0 else None,
+                eta_s=round(elapsed / done * remaining, 1),
+                elapsed_s=round(elapsed, 1),
+            )
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.stop.is_set():
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_save(self, args, state, control, **kwargs):
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            self.emit("TrainingCheckpoint", step=state.global_step, path=str(path))
+
+    return ProgressCallback
+
+
+def _maybe_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def train_blocking(
+    plan: TrainPlan,
+    *,
+    store: Store,
+    runs_root: Path,
+    emit: Emit,
+    stop: threading.Event | None = None,
+    extra_callbacks: list | None = None,
+) -> TrainResult:
+    """Run one training to its end (or to a stop request). Blocking: call it from a worker thread."""
+    require_training_stack()
+    quiet_libraries()
+    stop = stop or threading.Event()
+    request = plan.request
+
+    from transformers import AutoConfig, AutoTokenizer, PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    resolved = resolve_model(plan.model_ref, note=lambda m: emit("TrainingNote", message=m))
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    model_config = AutoConfig.from_pretrained(resolved.path)
+    model_type = getattr(model_config.get_text_config(), "model_type", model_config.model_type)
+    training_template = set_chat_templates(tokenizer, plan.preset.chat_template, model_type=model_type)
+    data = prepare_data(request.data, tokenizer, training_template, plan.max_length, request.over_length)
+
+    run_dir_option = Path(request.out).expanduser().resolve() if request.out else None
+    resumed_from = None
+    if request.resume:
+        run = records.find_resumable(
+            store, data_sha256=data.sha256, preset=plan.preset.name, model=plan.model_ref, run_dir=run_dir_option
+        )
+        if run is None:
+            where = f" in {run_dir_option}" if run_dir_option else ""
+            raise CoachError(
+                f"nothing to resume{where}: no unfinished training of {request.data} with preset "
+                f"{plan.preset.name!r} and model {plan.model_ref!r}; start it without --resume"
+            )
+        if run.config.get("data", {}).get("sha256") != data.sha256:
+            raise CoachError(f"the training data changed since run {run.id} began; start a new run without --resume")
+        run_id, run_dir = run.id, Path(run.config["paths"]["run_dir"])
+        resumed_from = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
+        if resumed_from is None:
+            raise CoachError(f"run {run_id} has no checkpoint yet (in {run_dir / 'checkpoints'}); start it again without --resume")
+        records.update_run(store, run_id, status="running", event="TrainingResumed", recipe=plan.summary())
+    else:
+        run_id = records.new_run_id()
+        run_dir = run_dir_option or (runs_root / run_id)
+        if (run_dir / "checkpoints").is_dir() and get_last_checkpoint(str(run_dir / "checkpoints")):
+            raise CoachError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, or choose another --out")
+        records.create_run(
+            store,
+            run_id,
+            {
+                "data": {"path": str(Path(request.data).resolve()), "sha256": data.sha256, "report": data.report.as_dict()},
+                "preset": plan.preset.name,
+                "recipe": plan.summary(),
+                "base_model": {"reference": resolved.reference, "path": str(resolved.path), "source": resolved.source},
+                "versions": stack_versions(),
+                "paths": {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")},
+            },
+        )
+
+    def run_emit(kind: str, **payload: Any) -> None:
+        emit(kind, run_id=run_id, **payload)
+
+    run_emit("TrainingData", report=data.report.as_dict(), lines=data.report.lines())
+    run_emit("TrainingRun", run_dir=str(run_dir), resumed_from=resumed_from, notes=list(plan.notes))
+    progress = _progress_callback_class()(run_emit, stop)
+    try:
+        dataset = to_dataset(data.rows)
+        data.rows.clear()  # the Arrow table holds them now
+        trainer = SFTTrainer(
+            model=str(resolved.path),
+            args=sft_config(plan, run_dir / "checkpoints"),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(plan),
+            quantization_config=quantization_config(plan),
+            callbacks=[progress, *(extra_callbacks or [])],
+        )
+        # Progress goes through our events; the stock printer would dump raw log dicts on stdout.
+        trainer.remove_callback(PrinterCallback)
+        output = trainer.train(resume_from_checkpoint=resumed_from)
+        stopped_early = stop.is_set() and trainer.state.global_step < trainer.state.max_steps
+        status = "interrupted" if stopped_early else "finished"
+        adapter_dir = None
+        if status == "finished":
+            adapter_dir = run_dir / "adapter"
+            trainer.save_model(str(adapter_dir))  # the LoRA adapter, the tokenizer and its chat template
+        metrics = _metrics(output, records.loss_history(store, run_id), trainer, data.report)
+    except KeyboardInterrupt:
+        records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
+        raise
+    except BaseException as err:
+        records.update_run(store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000])
+        raise
+    paths = {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")}
+    if adapter_dir:
+        paths["adapter"] = str(adapter_dir)
+    records.update_run(
+        store, run_id, status=status, event=f"Training{status.capitalize()}", metrics=metrics, paths=paths,
+        versions=stack_versions(),
+    )
+    run_emit("TrainingFinished", status=status, metrics=metrics, adapter=str(adapter_dir) if adapter_dir else None)
+    return TrainResult(run_id, status, run_dir, adapter_dir, metrics, resumed_from)
+
+
+def _metrics(output, losses: list[tuple[int, float]], trainer, report) -> dict[str, Any]:
+    """The run's summary; `losses` spans every session of a resumed run."""
+    m = dict(output.metrics)
+    return {
+        "global_step": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "train_loss": _maybe_float(m.get("train_loss", output.training_loss)),
+        "first_loss": losses[0][1] if losses else None,
+        "last_loss": losses[-1][1] if losses else None,
+        "losses": [[step, loss] for step, loss in losses[-200:]],
+        "train_runtime_s": _maybe_float(m.get("train_runtime")),
+        "examples": report.kept,
+        "tokens": report.total_tokens,
+        "trained_tokens": report.trained_tokens,
+    }
+
+
+class TrainerActor:
+    """Runs trainings off the event loop and publishes their progress on the bus."""
+
+    def __init__(self, store: Store, bus=None, *, runs_root: Path) -> None:
+        self.store = store
+        self.bus = bus
+        self.runs_root = Path(runs_root)
+        self.stop_requested = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the current step, save a checkpoint and end the run as `interrupted` (resumable)."""
+        self.stop_requested.set()
+
+    def _emit(self, kind: str, run_id: str | None = None, **payload: Any) -> None:
+        """Durable first (an Event row), then live (the bus), from whichever thread trains."""
+        records.add_event(self.store, run_id, kind, **payload)
+        if self.bus is None:
+            return
+        import anyio.from_thread
+
+        publish = functools.partial(self.bus.publish, kind, run_id, **payload)
+        try:
+            anyio.from_thread.run_sync(publish)
+        except RuntimeError:
+            # Not in a live anyio worker thread. On the main thread (train_blocking called directly)
+            # publishing is safe; from a thread whose loop has gone there is nobody left to tell.
+            if threading.current_thread() is threading.main_thread():
+                publish()
+
+    def plan(self, request: TrainRequest) -> TrainPlan:
+        return plan_training(request)
+
+    async def run(self, request: TrainRequest | TrainPlan, *, extra_callbacks: list | None = None) -> TrainResult:
+        import anyio.to_thread
+
+        plan = request if isinstance(request, TrainPlan) else self.plan(request)
+        self.stop_requested.clear()
+        job = functools.partial(
+            train_blocking,
+            plan,
+            store=self.store,
+            runs_root=self.runs_root,
+            emit=self._emit,
+            stop=self.stop_requested,
+            extra_callbacks=extra_callbacks,
+        )
+        try:
+            # A cancelled caller (the TUI closing) does not wait for the step in flight: the stop flag
+            # makes the thread end after it, with a checkpoint, so --resume loses nothing.
+            return await anyio.to_thread.run_sync(job, abandon_on_cancel=True)
+        except BaseException:
+            self.stop_requested.set()
+            raise
