@@ -99,7 +99,7 @@ def calibrate_cmd(app: AppContext, config_path: Path | None, case_names: str | N
                   out_path: Path | None, calibration_file: Path | None, seed: int, list_only: bool) -> None:
     """Check the judge against cases with known answers.
 
-    Each case is a long conversation (30+ exchanges) of good coaching with
+    Each case is a long conversation (30+ exchanges) of good exchanges with
     one known failure buried deep, or a pattern across many replies, or a
     near miss that must not be penalized. Prints, per criterion, how often
     the judge caught the must-fail cases and spared the must-pass ones, and
