@@ -1,68 +1,325 @@
-"""The Textual app. For now a home screen showing the workspace and the domain pack.
+"""The `coach` terminal app: monitor a run, review its fixups, chat offline.
 
-The live monitor, review and chat screens arrive with the TUI issue; this
-screen already reads the same store and pack the headless commands use.
+Five sections, each a Textual *mode* with its own screen stack, reached with
+the keys 1–5, by clicking the header, or from the command palette (ctrl+p),
+which also lists every action, run and conversation. The app owns what must
+outlive a screen switch: the `RunController` (the live supervisor and its
+folded state) and the chat store. Screens subscribe to `run_changes`, a
+signal fired at most ten times a second with what a burst of pipeline
+events changed.
+
+Model work never runs on the event loop: the pipeline's and the chat's
+llama.cpp calls run in worker threads inside the backends; the supervisor
+and the chat stream are Textual workers (tasks) on the app's loop.
 """
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Static
+import gc
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.signal import Signal
 
 from actors.pack.loader import DomainPack
-from state.models import Assessment, Exchange, Transcript
+from state import pipeline as db
+from state.chat import ChatStore
 
+from .chat_session import DEFAULT_CHAT_MODEL, chat_backend
 from .context import AppContext
+from .palette import ConversationsProvider, RunsProvider
+from .run_control import (
+    RunController,
+    RunRequest,
+    default_router_factory,
+    describe_backends,
+    settings_for,
+    settings_for_run,
+)
+from .run_state import Changes
+from .screens.chat import ChatScreen
+from .screens.eval import EvalScreen
+from .screens.monitor import MonitorScreen
+from .screens.review import ReviewScreen
+from .screens.run_form import RunForm
+from .screens.train import TrainScreen
+
+SECTIONS = ("monitor", "review", "chat", "train", "eval")
 
 
-class HomeScreenText(Static):
-    """A summary of what the workspace holds and which pack is active."""
+def short_path(path: Path, limit: int = 24) -> str:
+    """The end of the path (`…/parent/ws`): the end is what tells workspaces apart; the tooltip has it all."""
+    text = str(path)
+    home = str(Path.home())
+    if text.startswith(home + "/"):
+        text = "~" + text[len(home):]
+    if len(text) <= limit:
+        return text
+    return "…" + text[-(limit - 1):]
 
 
 class CoachApp(App):
     TITLE = "coach"
-    CSS = """
-    Screen { align: center top; }
-    #summary { width: 100%; max-width: 100; padding: 1 2; }
-    """
-    BINDINGS = [("q", "quit", "Quit")]
+    CSS_PATH = "app.tcss"
+    MODES = {"monitor": MonitorScreen, "review": ReviewScreen, "chat": ChatScreen, "train": TrainScreen,
+             "eval": EvalScreen}
+    DEFAULT_MODE = "monitor"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = App.COMMANDS | {RunsProvider, ConversationsProvider}
+    BINDINGS = [
+        *[Binding(str(n), f"switch_mode('{mode}')", mode.title(), show=False) for n, mode in enumerate(SECTIONS, 1)],
+        Binding("q", "quit", "Quit"),
+    ]
 
-    def __init__(self, context: AppContext, pack: DomainPack):
+    context_line: reactive[str] = reactive("")
+    """Workspace · run · backends, drawn by every screen's header."""
+    chat_model: reactive[str] = reactive(DEFAULT_CHAT_MODEL)
+
+    def __init__(
+        self,
+        context: AppContext,
+        pack: DomainPack,
+        *,
+        router_factory: Callable[[], object] | None = None,
+        chat_backend_factory: Callable[[str], object] | None = None,
+        chat_store: ChatStore | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.context = context
         self.pack = pack
-
-    def compose(self) -> ComposeResult:
-        yield Header(show_clock=True)
-        with VerticalScroll():
-            yield HomeScreenText(self._summary(), id="summary")
-        yield Footer()
+        self.store = context.store
+        self.config_path = config_path
+        self.controller = RunController(self.store, pack,
+                                        router_factory=router_factory or default_router_factory(config_path))
+        self.chat_store = chat_store or ChatStore()
+        self.make_chat_backend = chat_backend_factory or chat_backend
+        self.run_changes: Signal[Changes] = Signal(self, "run-changes")
+        self.backends_line = describe_backends(config_path) if router_factory is None else "scripted backends"
+        self._rejudge: dict[str, set[str]] = {}
 
     def on_mount(self) -> None:
-        self.sub_title = f"workspace {self.context.workspace}"
+        self.refresh_context()
+        self.call_after_refresh(self._freeze_heap)
 
-    def _summary(self) -> str:
-        store = self.context.store
-        rubric = self.pack.rubric
-        return "\n".join(
-            [
-                f"[b]Domain pack[/b]  {self.pack.name} — {self.pack.manifest.description}",
-                f"  {len(self.pack.input_taxonomy.topics)} topics · "
-                f"{sum(len(f.patterns) for f in self.pack.flaw_taxonomy.families)} flaw patterns · "
-                f"{len(rubric.criteria)} criteria · pass threshold {rubric.pass_threshold:.2f} · "
-                f"safety gates {', '.join(rubric.safety_gates)}",
-                "",
-                f"[b]Workspace[/b]  {self.context.workspace}",
-                f"  {store.count(Transcript)} transcripts · {store.count(Exchange)} exchanges · "
-                f"{store.count(Assessment)} assessments",
-                "",
-                "Headless commands: coach config check · coach rubric score · coach import · coach export",
-                "Run [b]coach --help[/b] for the full list.",
-            ]
-        )
+    def on_unmount(self) -> None:
+        """Quitting mid-run: ask the run to stop (its thread is a daemon; every step is already committed)."""
+        self.controller.stop()
+
+    @staticmethod
+    def _freeze_heap() -> None:
+        """Move what exists after start-up out of the garbage collector's sight.
+
+        A full (generation 2) collection walks every object in the process —
+        the app's widgets, styles and imported modules included — with the
+        interpreter lock held, which stalled the screen for 75–115 ms at a
+        time while a fast run made garbage. What exists once the app is up
+        lives as long as the app, so it need never be scanned again.
+        """
+        gc.collect()
+        gc.freeze()
+
+    async def load_model(self, load: Callable[[], object]) -> None:
+        """Load a GGUF model in a worker thread (never on the loop), then redraw every cell.
+
+        The full repaint is a safety net for a terminal whose output
+        llama-cpp-python silenced during the load (see `terminal`); with
+        `keep_terminal_output` in force it redraws what is already there.
+        """
+        try:
+            await anyio.to_thread.run_sync(load)
+        finally:
+            if self.is_running:
+                self.screen.refresh(self.screen.region)  # the whole screen region: a full update
+
+    # --- header -----------------------------------------------------------------------------
+
+    def refresh_context(self) -> None:
+        workspace = short_path(self.context.workspace)
+        state = self.controller.state
+        run = f"{state.run_id} ({state.status})" if state.run_id else "no run"
+        self.context_line = f"{run} · {workspace} · {self.backends_line}"
+
+    def _on_changes(self, changes: Changes) -> None:
+        if changes.run:
+            self.refresh_context()
+        self.run_changes.publish(changes)
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def action_new_run(self) -> None:
+        if self.controller.active:
+            self.notify("A run is live. Stop it (s) first, or wait for it to finish.", severity="warning")
+            return
+
+        def chosen(request: RunRequest | None) -> None:
+            if request is not None:
+                self.start_run(request)
+
+        self.push_screen(RunForm(), chosen)
+
+    def start_run(self, request: RunRequest) -> str | None:
+        """Plan a new run in the store and start it; returns its id."""
+        if self.controller.active:
+            self.notify("A run is live already.", severity="warning")
+            return None
+        try:
+            run_id = self.controller.create_run(request)
+        except ValueError as err:
+            self.notify(f"Could not plan the run: {err}", severity="error")
+            return None
+        self._start(run_id, settings_for(request))
+        return run_id
+
+    def resume_run(self, run_id: str | None) -> None:
+        """Continue a run's unfinished transcripts (the same as `coach run --resume`)."""
+        if run_id is None:
+            self.notify("No run to resume: start one with n.", severity="warning")
+            return
+        if self.controller.active:
+            self.notify("A run is live already.", severity="warning")
+            return
+        run = db.get_run(self.store, run_id)
+        if run is None:
+            self.notify(f"No run {run_id} in this workspace.", severity="error")
+            return
+        self.switch_mode("monitor")
+        self._start(run_id, settings_for_run(run))
+
+    def view_run(self, run_id: str) -> None:
+        if self.controller.active and self.controller.state.run_id != run_id:
+            self.notify("A run is live; stop it before viewing another.", severity="warning")
+            return
+        self.controller.show(run_id)
+        self.refresh_context()
+        self.switch_mode("monitor")
+        self._on_changes(Changes(run=True, new_rows=True, rejections=True))
+
+    def _start(self, run_id: str, settings, only: set[str] | None = None) -> None:
+        self.switch_mode("monitor")
+        self.run_worker(self._drive(run_id, settings, only), name=f"run {run_id}", group="run", exclusive=True,
+                        exit_on_error=False)
+
+    async def _drive(self, run_id: str, settings, only: set[str] | None) -> None:
+        summary = await self.controller.drive(run_id, settings, self._on_changes, only=only)
+        self.refresh_context()
+        if summary is not None:
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
+            rate = f" · pass {summary.pass_rate:.0%}" if summary.pass_rate is not None else ""
+            self.notify(f"Run {run_id} {self.controller.state.status}: {counts}{rate}", timeout=6)
+        else:
+            self.notify(self.controller.state.errors[-1] if self.controller.state.errors else "The run failed.",
+                        severity="error", timeout=10)
+        self._next_rejudge()
+
+    def action_pause_run(self) -> None:
+        c = self.controller
+        if not c.active:
+            self.notify("No live run to pause.", severity="warning")
+            return
+        if c.paused:
+            c.resume()
+            self.notify("Run continues.", timeout=2)
+        else:
+            c.pause()
+            self.notify("Paused: calls in flight finish, nothing new starts. p continues.", timeout=3)
+        self._on_changes(Changes(run=True))
+
+    def action_stop_run(self) -> None:
+        if not self.controller.active:
+            self.notify("No live run to stop.", severity="warning")
+            return
+        self.controller.stop()
+        self.notify("Stopping… nothing is lost; u resumes it later.", timeout=3)
+        self._on_changes(Changes(run=True))
+
+    def rejudge(self, transcript_id: str) -> None:
+        """A reviewed transcript is back to `assessing`: have it judged again now, or after the live run."""
+        transcript = db.transcript(self.store, transcript_id)
+        if transcript is None or transcript.run_id is None:
+            return
+        self._rejudge.setdefault(transcript.run_id, set()).add(transcript_id)
+        if not self.controller.active:
+            self._next_rejudge()
+
+    def _next_rejudge(self) -> None:
+        if self.controller.active or not self._rejudge:
+            return
+        run_id, ids = self._rejudge.popitem()
+        self.notify(f"Judging {len(ids)} reviewed transcript(s) again.", timeout=3)
+        self.run_worker(self._drive(run_id, settings_for_run(db.get_run(self.store, run_id)), ids),
+                        name=f"rejudge {run_id}", group="run", exclusive=True, exit_on_error=False)
+
+    def open_transcript(self, transcript_id: str) -> None:
+        transcript = db.transcript(self.store, transcript_id)
+        if transcript is None:
+            return
+        if transcript.run_id and not self.controller.active:
+            self.controller.show(transcript.run_id)
+        self.switch_mode("monitor")
+        screen = self.screen
+        if isinstance(screen, MonitorScreen):
+            screen.follow = False
+            self._on_changes(Changes(run=True, new_rows=True))
+            screen.call_after_refresh(screen.query_one("#transcripts").select, transcript_id)
+
+    # --- chat -------------------------------------------------------------------------------
+
+    def open_conversation(self, conversation_id: str) -> None:
+        self.switch_mode("chat")
+
+        async def open_it() -> None:
+            screen = self.screen
+            if isinstance(screen, ChatScreen):
+                await screen.open(conversation_id)
+
+        self.call_after_refresh(open_it)
+
+    def _on_chat(self, action: str) -> Callable[[], None]:
+        def run() -> None:
+            self.switch_mode("chat")
+            self.call_after_refresh(lambda: self.screen.run_action(action))
+
+        return run
+
+    # --- palette ----------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for number, mode in enumerate(SECTIONS, 1):
+            yield SystemCommand(f"Go to {mode.title()} ({number})", f"Switch to the {mode} screen",
+                                lambda mode=mode: self.switch_mode(mode))
+        yield SystemCommand("New run…", "Plan and start a run (monitor: n)", self.action_new_run)
+        yield SystemCommand("Pause or continue the run", "Monitor: p", self.action_pause_run)
+        yield SystemCommand("Stop the run", "Monitor: s — nothing is lost, resume later", self.action_stop_run)
+        yield SystemCommand("Resume the run shown", "Monitor: u — continue its unfinished transcripts",
+                            lambda: self.resume_run(self.controller.state.run_id))
+        yield SystemCommand("Review: accept this fixup", "Review: a",
+                            lambda: self._in("review", "decide(True)"))
+        yield SystemCommand("Review: reject this fixup", "Review: x",
+                            lambda: self._in("review", "decide(False)"))
+        yield SystemCommand("Review: skip to the next fixup", "Review: s", lambda: self._in("review", "step(1)"))
+        yield SystemCommand("Chat: new conversation", "Chat: ctrl+n", self._on_chat("new_conversation"))
+        yield SystemCommand("Chat: choose the model…", "Chat: ctrl+o — bundled, exported or any GGUF",
+                            self._on_chat("choose_model"))
+        yield SystemCommand("Chat: show or hide support lines", "Chat: ctrl+r", self._on_chat("toggle_resources"))
+        yield from super().get_system_commands(screen)
+
+    def _in(self, mode: str, action: str) -> None:
+        self.switch_mode(mode)
+        self.call_after_refresh(lambda: self.screen.run_action(action))
 
 
 def run_app(context: AppContext) -> None:
+    from .terminal import keep_terminal_output
+
     pack = context.pack()  # a broken pack is reported before the screen opens
+    context.store  # noqa: B018 - a workspace problem is reported before the screen opens too
+    keep_terminal_output()
     CoachApp(context, pack).run()

@@ -1,0 +1,1 @@
+"""The app's screens: one per section (monitor, review, chat, train, eval) plus small modals."""

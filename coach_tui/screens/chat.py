@@ -1,0 +1,274 @@
+"""Offline self-care chat with a local GGUF model.
+
+The reply streams in token by token from a worker: the model itself runs in
+llama.cpp's worker thread (see the backend), so typing, scrolling and
+switching screens stay instant while it writes. Each conversation is saved
+after every turn to the user's private data folder (`state.chat`), never to
+the workspace. Every message the person sends is checked for crisis signals
+(`actors.crisis`) before the model answers; a match opens the support panel
+whatever the model then says, and the conversation carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Markdown, OptionList, Static
+from textual.worker import Worker, WorkerState
+
+from actors.backends.errors import BackendError
+from actors.crisis import detect_crisis
+from state.chat import Conversation
+from state.errors import CoachError
+
+from ..chat_session import ChatEngine
+from ..widgets.app_header import AppHeader
+from ..widgets.chat_log import ChatLog
+from ..widgets.conversation_list import ConversationList
+from ..widgets.crisis_panel import CrisisPanel, resources_text
+from .model_picker import ModelPicker
+
+NOTE = "[b]Coaching, not therapy.[/b] Private and offline. In crisis? [b]ctrl+r[/b] shows support lines."
+
+
+class ChatScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+n", "new_conversation", "New chat", priority=True),
+        Binding("ctrl+r", "toggle_resources", "Support lines", priority=True),
+        Binding("ctrl+o", "choose_model", "Model", priority=True),
+        Binding("ctrl+b", "toggle_sidebar", "Chats", priority=True),
+        Binding("escape", "escape", "Stop/leave", show=False),
+        Binding("i", "focus_input", "Write", show=False),
+    ]
+
+    generating: reactive[bool] = reactive(False)
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader("chat")
+        with Horizontal(id="chat-body"):
+            with Vertical(id="chat-sidebar"):
+                yield Static("[b]Conversations[/b]  [dim]del: delete[/dim]", id="chat-sidebar-title")
+                yield ConversationList(id="conversations")
+            with Vertical(id="chat-main"):
+                yield Static(NOTE, id="coaching-note")
+                yield ChatLog(id="chat-log")
+                yield CrisisPanel(resources_text(self.app.pack.root), id="crisis")
+                yield Input(placeholder="Write here — enter sends · esc, then 1–5 switches screens", id="chat-input")
+                yield Static("", id="chat-status")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.conversation: Conversation | None = None
+        self.engine: ChatEngine | None = None
+        self._refresh_list()
+        recent = self.app.chat_store.list()
+        if recent:
+            await self.open(recent[0].id)
+        else:
+            await self.new_conversation()
+        self.query_one("#chat-input", Input).focus()
+        self.warm()
+
+    @work(exclusive=True, group="warm", exit_on_error=False)
+    async def warm(self) -> None:
+        """Get the model ready in the background (see `ChatEngine.warm`); typing is never blocked."""
+        self._status("warming up the model…")
+        try:
+            engine = self._engine()
+            load = getattr(engine.backend, "pool", None) or getattr(engine.backend, "loaded", None)
+            if load is not None:
+                await self.app.load_model(load)
+            await engine.warm()
+        except (BackendError, CoachError) as err:
+            self.notify(f"The chat model is not available: {err}", severity="error", timeout=10)
+        finally:
+            if not self.generating:
+                self._status()
+
+    # --- conversations --------------------------------------------------------------------
+
+    def _refresh_list(self) -> None:
+        current = self.conversation.id if getattr(self, "conversation", None) else None
+        self.query_one(ConversationList).show(self.app.chat_store.list(), current)
+
+    async def new_conversation(self) -> None:
+        self.conversation = self.app.chat_store.new(model=self.app.chat_model)
+        if self.engine is not None:
+            self.engine.reset()
+        await self.query_one(ChatLog).show([])
+        self._show_crisis_for(self.conversation)
+        self._refresh_list()
+
+    async def open(self, conversation_id: str) -> None:
+        try:
+            self.conversation = self.app.chat_store.load(conversation_id)
+        except (OSError, ValueError) as err:
+            self.notify(f"Could not open that conversation: {err}", severity="error")
+            return
+        if self.engine is not None:
+            self.engine.reset()
+        await self.query_one(ChatLog).show(self.conversation.messages)
+        self._show_crisis_for(self.conversation)
+        self._refresh_list()
+
+    def _show_crisis_for(self, conversation: Conversation) -> None:
+        """Reopening a conversation that had crisis signals shows the lines again."""
+        flagged = any(m.meta.get("crisis") for m in conversation.messages if m.role == "user")
+        self.query_one(CrisisPanel).show(flagged)
+
+    @on(OptionList.OptionSelected, "#conversations")
+    async def _picked(self, event: OptionList.OptionSelected) -> None:
+        if self.generating:
+            self.notify("Wait for the reply to finish (or esc to stop it).", severity="warning")
+            return
+        if event.option.id and (self.conversation is None or event.option.id != self.conversation.id):
+            await self.open(event.option.id)
+        self.query_one("#chat-input", Input).focus()
+
+    @on(ConversationList.Delete)
+    async def _delete(self, event: ConversationList.Delete) -> None:
+        if self.generating:
+            return
+        self.app.chat_store.delete(event.conversation_id)
+        self.notify("Conversation deleted.", timeout=2)
+        if self.conversation is not None and self.conversation.id == event.conversation_id:
+            await self.new_conversation()
+        else:
+            self._refresh_list()
+
+    # --- a turn ---------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#chat-input")
+    async def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.generating:
+            self.notify("The coach is still writing — esc stops it.", severity="warning")
+            return
+        event.input.value = ""
+        await self.send(text)
+
+    async def send(self, text: str) -> None:
+        """Record the message, check it for crisis signals, and start the reply."""
+        assert self.conversation is not None
+        signals = detect_crisis(text)
+        meta = {"crisis": sorted({s.category for s in signals})} if signals else {}
+        self.conversation.add("user", text, **meta)
+        self.app.chat_store.save(self.conversation)
+        if signals:
+            self.query_one(CrisisPanel).show(True)
+        await self.query_one(ChatLog).add_user(text)
+        self._refresh_list()
+        self.generating = True
+        self.respond()
+
+    def _engine(self) -> ChatEngine:
+        if self.engine is None or self.engine.backend is None:
+            backend = self.app.make_chat_backend(self.app.chat_model)
+            self.engine = ChatEngine(backend, self.app.pack.system_prompt)
+        return self.engine
+
+    @work(exclusive=True, group="reply", exit_on_error=False)
+    async def respond(self) -> None:
+        """Stream the coach's reply into the log; save it (or what came before a stop)."""
+        conversation = self.conversation
+        log = self.query_one(ChatLog)
+        reply = await log.add_reply()
+        stream = Markdown.get_stream(reply)
+        text, note, failed = "", "", False
+        self._status("thinking…")
+        try:
+            engine = self._engine()
+            async for piece in engine.reply(conversation.messages):
+                if not text:
+                    self._status("writing…")
+                text += piece
+                await stream.write(piece)
+            note = engine.last.describe()
+        except (BackendError, CoachError) as err:
+            failed = True
+            note = f"The model could not answer: {err}"
+        except asyncio.CancelledError:
+            note = "stopped"
+            raise
+        finally:
+            await stream.stop()
+            if text.strip():
+                conversation.add("assistant", text.strip(), note=note)
+                self.app.chat_store.save(conversation)
+            elif failed:
+                reply.add_class("-error")
+                await reply.update(f"_{note}_")
+            self.generating = False
+            if note:
+                await log.add_note(note)
+            self._status()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "reply" and event.state in (WorkerState.CANCELLED, WorkerState.ERROR):
+            self.generating = False
+            if event.state == WorkerState.ERROR:
+                self.notify(f"Chat failed: {event.worker.error}", severity="error")
+            self._status()
+
+    def _status(self, activity: str = "") -> None:
+        model = self.app.chat_model
+        turns = len(self.conversation.messages) // 2 if getattr(self, "conversation", None) else 0
+        parts = [f"model {model}", f"{turns} turn{'' if turns == 1 else 's'}"]
+        if activity:
+            parts.insert(0, f"[b]{activity}[/b]")
+        self.query_one("#chat-status", Static).update(" · ".join(parts), layout=False)
+
+    # --- actions --------------------------------------------------------------------------
+
+    async def action_new_conversation(self) -> None:
+        if self.generating:
+            self.notify("Wait for the reply to finish (or esc to stop it).", severity="warning")
+            return
+        await self.new_conversation()
+        self.query_one("#chat-input", Input).focus()
+        self._status()
+
+    def action_toggle_resources(self) -> None:
+        panel = self.query_one(CrisisPanel)
+        panel.show(not panel.shown)
+
+    def action_escape(self) -> None:
+        if self.generating:
+            self.workers.cancel_group(self, "reply")
+            self.notify("Stopped.", timeout=1.5)
+        elif self.focused is self.query_one("#chat-input", Input):
+            self.query_one(ChatLog).focus()
+
+    def action_focus_input(self) -> None:
+        self.query_one("#chat-input", Input).focus()
+
+    def action_toggle_sidebar(self) -> None:
+        """Show or hide the conversation list (shown by default only on wide screens)."""
+        sidebar = self.query_one("#chat-sidebar")
+        sidebar.toggle_class("-open")
+        self.call_after_refresh(self._focus_after_toggle)
+
+    def _focus_after_toggle(self) -> None:
+        listing = self.query_one(ConversationList)
+        if listing.is_on_screen and listing.region.width:
+            listing.focus()
+        else:
+            self.query_one("#chat-input", Input).focus()
+
+    def action_choose_model(self) -> None:
+        def chosen(model: str | None) -> None:
+            if model and model != self.app.chat_model:
+                self.app.chat_model = model
+                self.engine = None
+                self.notify(f"Chat model: {model}", timeout=3)
+                self.warm()
+
+        self.app.push_screen(ModelPicker(self.app.chat_model, self.app.context.workspace), chosen)

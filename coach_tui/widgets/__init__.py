@@ -1,0 +1,1 @@
+"""Small widgets, one per module, each drawing one thing the screens compose."""

@@ -1,0 +1,112 @@
+"""The run's transcripts, one row each: status, exchanges so far, score.
+
+Only rows that changed are touched on a refresh (`update_cell`), so a run of
+hundreds of transcripts redraws in constant time per burst.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.message import Message
+from textual.widgets import DataTable
+
+from ..run_state import RunState, TranscriptRow
+
+STATUS_STYLE = {
+    "planned": "dim", "generating": "cyan", "assessing": "magenta", "fixing": "yellow", "review": "bold yellow",
+    "passed": "green", "truncated": "yellow", "rejected": "red", "failed": "bold red",
+}
+COLUMNS = ("id", "status", "exch", "score")
+WIDTHS = {"id": 5, "status": 10, "exch": 7, "score": 5}
+"""Fixed widths: cells change in place (`update_cell`), which never widens a column."""
+
+
+def short_id(transcript_id: str) -> str:
+    """`run-42-ab12cd-t0003` → `t0003`: the run is in the header already."""
+    return transcript_id.rsplit("-", 1)[-1]
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def _cells(row: TranscriptRow) -> tuple:
+    score = "" if row.score is None else Text(f"{row.score:.2f}", style="green" if row.passed else "red")
+    return (short_id(row.id), status_text(row.status), f"{row.exchanges}/{row.target}", score)
+
+
+class TranscriptTable(DataTable):
+    DEFAULT_CSS = "TranscriptTable { height: 1fr; }"
+
+    class UserMoved(Message):
+        """The person moved the cursor (not a redraw or the follow mode)."""
+
+    def _moved(self) -> None:
+        self.post_message(self.UserMoved())
+
+    def action_cursor_up(self) -> None:
+        self._moved()
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._moved()
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._moved()
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._moved()
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self._moved()
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._moved()
+        super().action_scroll_bottom()
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._moved()
+        await super()._on_click(event)
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        for column in COLUMNS:
+            self.add_column(column, key=column, width=WIDTHS[column])
+
+    def show_all(self, state: RunState) -> None:
+        """Replace every row (a different run, or catching up after being hidden)."""
+        selected = self.selected_id
+        self.clear()
+        for tid in sorted(state.rows):
+            self.add_row(*_cells(state.rows[tid]), key=tid)
+        if selected in state.rows:
+            self.move_cursor(row=self.get_row_index(selected), scroll=False)
+
+    def show_rows(self, state: RunState, ids: set[str]) -> None:
+        for tid in ids:
+            row = state.rows.get(tid)
+            if row is None:
+                continue
+            if tid not in self.rows:
+                self.show_all(state)
+                return
+            for column, value in zip(COLUMNS[1:], _cells(row)[1:], strict=True):
+                self.update_cell(tid, column, value)
+
+    @property
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - an empty or shrinking table has no cursor row
+            return None
+
+    def select(self, transcript_id: str) -> None:
+        if transcript_id in self.rows:
+            self.move_cursor(row=self.get_row_index(transcript_id))

@@ -1,0 +1,189 @@
+"""The chat screen with Textual's pilot: a streamed reply, saved privately; conversations kept and
+resumable; the support panel on crisis phrasing and not on benign text. One slow test uses the
+real bundled model."""
+
+from __future__ import annotations
+
+import stat
+
+import anyio
+import pytest
+from textual.widgets import Input
+
+from coach_tui.screens.chat import ChatScreen
+from coach_tui.widgets.chat_log import CoachSaid, YouSaid
+from coach_tui.widgets.crisis_panel import CrisisPanel, resources_text
+from state.chat import ChatStore
+from tests.test_crisis import BENIGN, POSITIVE
+from tests.tui_support import StreamingBackend, make_app, text_of, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+async def open_chat(pilot):
+    await pilot.press("3")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChatScreen))
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.conversation is not None and not screen.workers)
+    return screen
+
+
+async def say(pilot, screen, text: str) -> None:
+    box = screen.query_one("#chat-input", Input)
+    box.focus()
+    box.value = text
+    await box.action_submit()  # not pilot.press: that waits for the app to be idle, i.e. the whole reply
+    await pilot.pause()
+
+
+async def test_a_reply_streams_in_and_the_conversation_is_saved_privately(tmp_path):
+    backend = StreamingBackend(gap_s=0.03)
+    app = make_app(tmp_path, chat_backend=backend)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        assert "Coaching, not therapy" in text_of(screen.query_one("#coaching-note"))
+        await say(pilot, screen, "Work is a lot and I sleep badly.")
+        await wait_for(pilot, lambda: len(screen.query(YouSaid)) == 1 and len(screen.query(CoachSaid)) == 1)
+        reply = screen.query_one(CoachSaid)
+        # Streaming: the reply is visible while it is still being written.
+        await wait_for(pilot, lambda: "heavy" in reply.source)
+        assert screen.generating and "help." not in reply.source
+        await wait_for(pilot, lambda: not screen.generating)
+        assert "One small step could help." in reply.source
+        # The prompt was the pack's system prompt and the history.
+        system, user = backend.prompts[-1][0], backend.prompts[-1][-1]
+        assert system.role == "system" and system.content == app.pack.system_prompt
+        assert user.content == "Work is a lot and I sleep badly."
+        assert not screen.query_one(CrisisPanel).shown
+    # Saved to the private folder: 0700 directory, 0600 file, never in the workspace.
+    chats = tmp_path / "chats"
+    files = list(chats.glob("*.json"))
+    assert len(files) == 1
+    assert stat.S_IMODE(chats.stat().st_mode) == 0o700
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert not list((tmp_path / "ws").rglob("*.json"))
+    [saved] = ChatStore(chats).list()
+    assert saved.turns == 1 and saved.title.startswith("Work is a lot")
+
+
+async def test_conversations_are_kept_and_resumable(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_chat(pilot)
+        await say(pilot, screen, "First conversation about my sister.")
+        await wait_for(pilot, lambda: len(screen.conversation.messages) == 2)
+        first_id = screen.conversation.id
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: screen.conversation.id != first_id and not screen.query(YouSaid))
+        await say(pilot, screen, "Second one, about sleep.")
+        await wait_for(pilot, lambda: len(screen.conversation.messages) == 2)
+        assert len(app.chat_store.list()) == 2
+    again = make_app(tmp_path)
+    async with again.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        assert screen.conversation.messages[0].content == "Second one, about sleep."  # most recent reopened
+        # At 80 columns the list is folded away; ctrl+b opens it and enter picks a conversation.
+        await pilot.press("ctrl+b")
+        listing = screen.query_one("#conversations")
+        await wait_for(pilot, lambda: screen.focused is listing)
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: screen.conversation.id == first_id)
+        assert [text_of(w) for w in screen.query(YouSaid)] == ["You\nFirst conversation about my sister."]
+        await say(pilot, screen, "And one more thing.")
+        await wait_for(pilot, lambda: len(screen.conversation.messages) == 4)
+        assert len(again.chat_store.load(first_id).messages) == 4
+
+
+async def test_crisis_phrasing_shows_the_panel_without_blocking_benign_does_not(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        panel = screen.query_one(CrisisPanel)
+        for text in BENIGN[:5]:
+            await say(pilot, screen, text)
+            await wait_for(pilot, lambda: not screen.generating)
+            assert not panel.shown, text
+        await say(pilot, screen, "Honestly everyone would be better off without me.")
+        await wait_for(pilot, lambda: panel.shown)
+        assert panel.display
+        # The conversation goes on: the reply still comes and the input keeps focus.
+        await wait_for(pilot, lambda: not screen.generating)
+        assert screen.focused is screen.query_one("#chat-input", Input)
+        assert screen.conversation.messages[-2].meta["crisis"] == ["suicide"]
+        assert "988" in resources_text() and "116 123" in resources_text()
+        await pilot.press("ctrl+r")
+        assert not panel.shown
+        await pilot.press("ctrl+r")
+        assert panel.shown
+        # A fresh conversation starts without it; reopening the flagged one shows it again.
+        flagged = screen.conversation.id
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert not panel.shown
+        await screen.open(flagged)
+        assert panel.shown
+
+
+async def test_indirect_phrasings_open_the_panel_in_any_conversation(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        panel = screen.query_one(CrisisPanel)
+        for text in POSITIVE[1::6] + ["I want to go to sleep and not wake up", "I've been giving my things away"]:
+            await pilot.press("ctrl+n")
+            await wait_for(pilot, lambda: not panel.shown and not screen.conversation.messages)
+            await say(pilot, screen, text)
+            await wait_for(pilot, lambda: panel.shown)
+            await wait_for(pilot, lambda: not screen.generating)
+
+
+async def test_escape_stops_a_reply_and_keeps_what_was_written(tmp_path):
+    app = make_app(tmp_path, chat_backend=StreamingBackend(" ".join(["word"] * 100), gap_s=0.02))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        await say(pilot, screen, "Tell me a lot.")
+        await wait_for(pilot, lambda: "word word" in screen.query_one(CoachSaid).source)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not screen.generating)
+        [_, reply] = screen.conversation.messages
+        assert reply.role == "assistant" and reply.meta["note"] == "stopped" and reply.content.count("word") < 100
+
+
+@pytest.mark.slow
+async def test_real_bundled_model_streams_a_reply(tmp_path):
+    from coach_tui.chat_session import chat_backend
+
+    app = make_app(tmp_path, chat_backend=chat_backend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        with anyio.fail_after(240):
+            await wait_for(pilot, lambda: not screen.workers, timeout=240)  # warm-up done
+        await say(pilot, screen, "I keep putting off a hard email at work.")
+        await wait_for(pilot, lambda: screen.query(CoachSaid) and screen.query_one(CoachSaid).source.strip(),
+                       timeout=240)
+        await wait_for(pilot, lambda: not screen.generating, timeout=240)
+        reply = screen.conversation.messages[-1]
+        assert reply.role == "assistant" and reply.content and "first token" in reply.meta["note"]
+
+
+async def test_the_model_picker_offers_bundled_and_exported_models(tmp_path):
+    from textual.widgets import OptionList
+
+    from coach_tui.screens.model_picker import ModelPicker
+
+    app = make_app(tmp_path)
+    exported = tmp_path / "ws" / "exports" / "coach-q4.gguf"
+    exported.parent.mkdir(parents=True)
+    exported.write_bytes(b"GGUF")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_chat(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        options = app.screen.query_one("#models", OptionList)
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids[:2] == ["smollm2-135m-instruct", "gemma3-270m"] and str(exported) in ids
+        options.focus()
+        options.highlighted = ids.index(str(exported))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat_model == str(exported))
+        assert app.screen is screen and "coach-q4.gguf" in text_of(screen.query_one("#chat-status"))

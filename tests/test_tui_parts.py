@@ -1,0 +1,115 @@
+"""The TUI's plain-Python parts without a screen: the run-state fold, the private chat store,
+the chat engine's stable prompt window, and the command palette's reach."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from actors.events import PipelineEvent
+from coach_tui.chat_session import ChatEngine
+from coach_tui.run_state import RunState
+from state.chat import CHAT_DIR_ENV, ChatMessage, ChatStore, default_chat_dir
+from tests.scripted import ScriptedBackend
+from tests.tui_support import make_app, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def ev(kind, tid=None, **data):
+    return PipelineEvent(kind, "r1", tid, data)
+
+
+def test_run_state_folds_a_burst_into_what_changed():
+    state = RunState(run_id="r1")
+    changes = state.apply([ev("RunStarted", transcripts=2), ev("PersonaReady", "r1-t0000"),
+                           ev("ExchangeAdded", "r1-t0000", number=1, target=2),
+                           ev("ExchangeAdded", "r1-t0000", number=2, target=2),
+                           ev("ExchangeAdded", "r1-t0001", number=1, target=3)], now=100.0)
+    assert changes.run and changes.new_rows and changes.exchanges == {"r1-t0000", "r1-t0001"}
+    assert state.exchanges == (3, 5) and state.status == "running"
+    changes = state.apply([ev("AssessmentDone", "r1-t0000", score=0.9, passed=True),
+                           ev("TranscriptFinished", "r1-t0000", status="passed"),
+                           ev("AssessmentDone", "r1-t0001", score=0.4, passed=False),
+                           ev("PipelineEvent-from-another-run", "x"),
+                           PipelineEvent("ExchangeAdded", "other-run", "o-t0", {"number": 1})], now=101.0)
+    assert changes.assessed == {"r1-t0000", "r1-t0001"} and changes.rejections
+    assert "o-t0" not in state.rows
+    assert state.passed == 1 and state.assessed == 2 and state.pass_rate == 0.5
+    assert state.scores == [0.9, 0.4] and state.score_passed == [True, False] and state.pass_history == [1.0, 0.5]
+    assert state.done == 1
+    assert state.throughput(now=101.0) > 0
+    assert not state.apply([], now=102.0)
+
+
+def test_chat_store_is_private_and_survives_a_bad_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHAT_DIR_ENV, str(tmp_path / "private" / "chats"))
+    assert default_chat_dir() == tmp_path / "private" / "chats"
+    store = ChatStore()
+    conversation = store.new(model="smollm2")
+    conversation.add("user", "A long first message about work, sleep and my sister's move next month")
+    conversation.add("assistant", "**Work:** …")
+    path = store.save(conversation)
+    assert stat.S_IMODE(store.root.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (store.root / "broken.json").write_text("{not json")
+    [summary] = store.list()
+    assert summary.turns == 1 and summary.title.endswith("…") and len(summary.title) <= 40
+    assert store.load(conversation.id).messages[1].content == "**Work:** …"
+    store.delete(conversation.id)
+    assert store.list() == []
+    with pytest.raises(ValueError):
+        store.load("../escape")
+    assert not [p for p in os.listdir(store.root) if p.endswith(".tmp")]
+
+
+def history(turns: int, words: int = 60) -> list[ChatMessage]:
+    out = []
+    for i in range(turns):
+        out += [ChatMessage("user", f"message {i} " + "word " * words), ChatMessage("assistant", "reply " * words)]
+    return out + [ChatMessage("user", "latest")]
+
+
+async def test_chat_window_moves_rarely_and_far_so_the_prefix_stays_stable():
+    backend = ScriptedBackend("chat", context_window=2_000)
+    engine = ChatEngine(backend, "system prompt", max_tokens=200)
+    starts = []
+    for turns in range(1, 30):
+        messages = await engine.fit(history(turns))
+        assert messages[0].role == "system" and messages[-1].content == "latest"
+        assert messages[1].role == "user"
+        assert backend.count_tokens(messages) <= 2_000 - 200 - 16
+        starts.append(engine.window_start)
+    moves = sum(1 for a, b in zip(starts, starts[1:], strict=False) if a != b)
+    assert starts[-1] > 0 and moves <= len(starts) // 4  # most turns reuse the previous prefix
+    engine.reset()
+    assert engine.window_start == 0
+
+
+async def test_palette_lists_actions_runs_and_conversations(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for expected in ("Go to Chat (3)", "New run…", "Stop the run", "Review: accept this fixup",
+                         "Chat: new conversation", "Chat: show or hide support lines"):
+            assert expected in titles
+        from coach_tui.palette import ConversationsProvider, RunsProvider
+
+        assert {RunsProvider, ConversationsProvider} <= set(app.COMMANDS)
+        # Palette commands reach the screens: open the chat through one.
+        next(c for c in app.get_system_commands(app.screen) if c.title == "Go to Chat (3)").callback()
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ChatScreen")
+        await pilot.press("escape", "1")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "MonitorScreen")
+        await pilot.press("5")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
+        await pilot.press("4")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TrainScreen")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"new run")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "RunForm")
