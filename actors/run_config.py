@@ -101,6 +101,7 @@ class LlamaCppConfig(_BackendBase):
         default="auto", description="auto: the file's template, else Gemma 3 turns for a Gemma model"
     )
     max_string_chars: int = Field(default=400, ge=8, description="maxLength given to free strings in schemas")
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0, description="llama.cpp's repeat penalty; 1.0 is none")
     max_concurrency: int = Field(default=1, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
     max_retries: int = Field(default=0, ge=0)

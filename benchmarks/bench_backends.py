@@ -130,7 +130,8 @@ async def overhead(backend: LlamaCppBackend, reps: int, max_tokens: int) -> floa
 
     def direct() -> tuple[str, int, float]:
         started = time.perf_counter()
-        out = llm.create_chat_completion(dicts, max_tokens=max_tokens, temperature=0, seed=42)
+        out = llm.create_chat_completion(dicts, max_tokens=max_tokens, temperature=0, seed=42,
+                                         repeat_penalty=backend.config.repeat_penalty)
         return out["choices"][0]["message"]["content"], out["usage"]["completion_tokens"], time.perf_counter() - started
 
     async def through_backend() -> tuple[str, int, float]:

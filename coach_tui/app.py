@@ -130,8 +130,8 @@ class CoachApp(App):
         """Load a GGUF model in a worker thread (never on the loop), then redraw every cell.
 
         The full repaint is a safety net for a terminal whose output
-        llama-cpp-python silenced during the load (see `terminal`); with
-        `keep_terminal_output` in force it redraws what is already there.
+        llama-cpp-python silenced during a load (see `actors.backends.fd_guard`,
+        which the model cache applies); with it in force it redraws what is already there.
         """
         try:
             await anyio.to_thread.run_sync(load)
@@ -317,9 +317,6 @@ class CoachApp(App):
 
 
 def run_app(context: AppContext) -> None:
-    from .terminal import keep_terminal_output
-
     pack = context.pack()  # a broken pack is reported before the screen opens
     context.store  # noqa: B018 - a workspace problem is reported before the screen opens too
-    keep_terminal_output()
     CoachApp(context, pack).run()

@@ -24,7 +24,8 @@ async def open_chat(pilot):
     await pilot.press("3")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChatScreen))
     screen = pilot.app.screen
-    await wait_for(pilot, lambda: screen.conversation is not None and not screen.workers)
+    # Generous: with the real model the warm-up loads it and evaluates the system prompt.
+    await wait_for(pilot, lambda: screen.conversation is not None and not screen.workers, timeout=240)
     return screen
 
 

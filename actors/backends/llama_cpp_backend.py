@@ -47,9 +47,9 @@ from .structured import (
 )
 from .types import Message, Reply, Usage
 
-# Sampling settings shared with llama-cpp-python's create_chat_completion defaults,
-# so a direct call and this backend sample identically.
-SAMPLING = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0}
+# Sampling settings of llama-cpp-python's create_chat_completion defaults; the
+# repeat penalty comes from the backend's config (small models loop without one).
+SAMPLING = {"top_k": 40, "top_p": 0.95, "min_p": 0.05}
 # Contexts kept for a bundled (small) model: enough for a pipeline's interleaved prompt
 # families (user simulator, assistant, judge) to each keep their prefix cached.
 BUNDLED_SLOTS = 4
@@ -190,6 +190,8 @@ class LlamaCppBackend(Backend):
                     stopping_criteria=deadline.extend(rendered.stopping_criteria),
                     grammar=grammar,
                     **SAMPLING,
+                    # No penalty under a grammar: JSON repeats its quotes and keys by design.
+                    repeat_penalty=1.0 if grammar is not None else self.config.repeat_penalty,
                 )
             except (ValueError, RuntimeError) as err:
                 raise BackendError(self.name, f"llama.cpp failed: {err}") from err
@@ -237,6 +239,7 @@ class LlamaCppBackend(Backend):
                 stopping_criteria=rendered.stopping_criteria,
                 stream=True,
                 **SAMPLING,
+                repeat_penalty=self.config.repeat_penalty,
             )
             try:
                 while (chunk := await anyio.to_thread.run_sync(next, pieces, None)) is not None:

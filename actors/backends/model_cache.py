@@ -42,6 +42,9 @@ import numpy as np
 from llama_cpp._internals import LlamaModel
 
 from .chat_templates import ChatFormat, formatter_for
+from .fd_guard import keep_terminal_output
+
+keep_terminal_output()
 
 DEFAULT_MAX_N_CTX = 8192
 # A free slot is "good enough" when it already holds at least this share of the prompt.

@@ -1,19 +1,18 @@
-"""Keep llama.cpp loads from taking the terminal away from the app.
+"""Keep llama.cpp loads from taking stdout and stderr away from the process.
 
 While llama-cpp-python creates a model or a context with ``verbose=False``
 it points the *process's* stdout and stderr (file descriptors 1 and 2) at
 /dev/null (``llama_cpp._utils.suppress_stdout_stderr``). Textual draws on
-stderr, so every frame drawn meanwhile is lost and the screen shows stale
-regions. Worse, the redirect is process-wide and not thread-safe: two
-contexts loading at once in two worker threads (the model pool grows slots
-on demand) can restore in the wrong order and leave stderr on /dev/null for
-good — a blank, "frozen" app that still takes keystrokes.
+stderr, so every frame drawn meanwhile is lost. Worse, the redirect is
+process-wide and not thread-safe: two contexts loading at once in two worker
+threads (the model pool grows slots on demand) can restore in the wrong
+order and leave stdout or stderr on /dev/null for good — a frozen app, or a
+headless `coach run` whose progress silently stops printing.
 
 The redirect is not needed for quiet: llama.cpp's C log already goes through
 llama-cpp-python's log callback to Python's ``sys.stderr`` (which Textual
-captures) at the level `actors.backends.model_cache` sets. So inside the app
-the redirect is turned into a no-op. Headless commands keep the library's
-behaviour.
+captures) at the level `actors.backends.model_cache` sets. So the redirect
+is turned into a no-op for the whole process when the model cache is imported.
 """
 
 from __future__ import annotations
