@@ -107,9 +107,8 @@ def new_run(store: Store, pack, n: int, length: int, run_id: str) -> str:
     return run_id
 
 
-async def exchanges_per_second(router, pack, n: int, tmp: Path) -> float:
-    store = Store.for_workspace(tmp / f"ws-{n}")
-    run_id = new_run(store, pack, n, EXCHANGES, f"bench{n}")
+async def timed_run(store: Store, router, pack, run_id: str, *, in_flight: int) -> tuple[float, list[float]]:
+    """Run to the end; the start time and the moment each exchange was committed."""
     bus = EventBus()
     events = bus.subscribe()
     stamps: list[float] = []
@@ -124,7 +123,14 @@ async def exchanges_per_second(router, pack, n: int, tmp: Path) -> float:
     start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)
-        await Supervisor(store, router, pack, bus=bus, settings=GenerationSettings(in_flight=n)).run(run_id)
+        await Supervisor(store, router, pack, bus=bus, settings=GenerationSettings(in_flight=in_flight)).run(run_id)
+    return start, stamps
+
+
+async def exchanges_per_second(router, pack, n: int, tmp: Path) -> float:
+    store = Store.for_workspace(tmp / f"ws-{n}")
+    run_id = new_run(store, pack, n, EXCHANGES, f"bench{n}")
+    start, stamps = await timed_run(store, router, pack, run_id, in_flight=n)
     return len(stamps) / (stamps[-1] - start)
 
 
@@ -154,21 +160,7 @@ async def bench_overhead(pack, tmp: Path) -> float:
     n, length = 20, 25
     run_id = new_run(store, pack, n, length, "overhead")
     router = ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")})
-    bus = EventBus()
-    events = bus.subscribe()
-    stamps: list[float] = []
-
-    async def watch():
-        async for ev in events:
-            if ev.kind == "ExchangeAdded":
-                stamps.append(time.perf_counter())
-            if ev.kind == "RunFinished":
-                return
-
-    start = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch)
-        await Supervisor(store, router, pack, bus=bus, settings=GenerationSettings(in_flight=8)).run(run_id)
+    start, stamps = await timed_run(store, router, pack, run_id, in_flight=8)
     per_exchange_ms = (stamps[-1] - start) / len(stamps) * 1000
     print(f"overhead: {len(stamps)} exchanges with an instant backend, {per_exchange_ms:.2f} ms each "
           f"(persona, two commits, events, prompt building) (target <= 5 ms) "

@@ -35,6 +35,22 @@ import pytest
 # anyio
 
 
+@pytest.fixture(scope="session")
+def pack():
+    """The bundled therapy pack, loaded once."""
+    from actors.pack.loader import load_pack
+
+    return load_pack()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A fresh workspace store."""
+    from state.store import Store
+
+    return Store.for_workspace(tmp_path / "ws")
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

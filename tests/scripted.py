@@ -23,7 +23,6 @@ Script = Callable[[Sequence[Message], dict[str, Any] | None], str]
 
 def default_script(messages: Sequence[Message], schema: dict | None) -> str:
     """Plausible answers for every role, decided by the prompt's shape."""
-    last = messages[-1].content
     if schema is not None:
         props = schema.get("properties", {})
         if "answer" in props:

@@ -306,7 +306,7 @@ def test_short_common_sentences_and_labels_are_not_boilerplate():
 def test_boilerplate_compares_normalised_text():
     stock = "Remember that you are doing the best you can with what you have right now."
     earlier = [f"Work first. {stock}"]
-    reply = f"Family first. **Remember** that you are doing the best you can with what you have   right now."
+    reply = "Family first. **Remember** that you are doing the best you can with what you have   right now."
     assert kinds(detect_artifacts(reply, previous_assistant=earlier)) == ["repeated_boilerplate"]
 
 

@@ -24,23 +24,7 @@ CLEAN_REWRITE = ("**Work:** A heavy week, and it makes sense that it wore on you
                  "Maybe a short walk after lunch could give the day a pause.")
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
-
-@pytest.fixture(scope="module")
-def pack():
-    from actors.pack.loader import load_pack
-
-    return load_pack()
-
-
-@pytest.fixture
-def store(tmp_path):
-    from state.store import Store
-
-    return Store.for_workspace(tmp_path / "ws")
 
 
 def script(*, break_at: set[int] = frozenset(), fixup: str = CLEAN_REWRITE, entail: str = "YES",

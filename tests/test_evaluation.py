@@ -29,23 +29,7 @@ pytestmark = pytest.mark.anyio
 FAIL_FOR_BASE = ("CQ2", "CQ3", "CQ6", "MT2")
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
-
-@pytest.fixture(scope="module")
-def pack():
-    from actors.pack.loader import load_pack
-
-    return load_pack()
-
-
-@pytest.fixture
-def store(tmp_path):
-    from state.store import Store
-
-    return Store.for_workspace(tmp_path / "ws")
 
 
 def judge_and_sim(messages, schema):

@@ -15,7 +15,7 @@ CAND = [0.78, 0.70, 0.85, 0.74, 0.71, 0.80, 0.75, 0.79]
 
 def test_paired_t_and_wilcoxon_match_hand_and_reference_values():
     c = compare_paired(BASE, CAND)
-    diffs = [b - a for a, b in zip(BASE, CAND)]
+    diffs = [b - a for a, b in zip(BASE, CAND, strict=True)]
     n = len(diffs)
     mean = sum(diffs) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from actors.backends.router import ModelRouter
 from actors.events import EventBus
-from actors.pack.loader import load_pack
 from actors.run_config import LlamaCppConfig, RunConfig
 from actors.run_plan import persona_records, plan_run
 from actors.supervisor import GenerationSettings, Supervisor
@@ -22,19 +20,7 @@ from tests.scripted import ScriptedBackend, default_script
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.for_workspace(tmp_path / "ws")
 
 
 def make_run(store: Store, pack, n: int = 3, length: int = 4, seed: int = 5, run_id: str = "r1") -> str:
