@@ -59,7 +59,8 @@ def plan_run(
     mix: dict[str, float] | None = None,
 ) -> RunPlan:
     lengths = {**DEFAULT_LENGTHS, **(lengths or {})}
-    mix = {k: v for k, v in {**DEFAULT_MIX, **(mix or {})}.items() if v > 0}
+    # A given mix replaces the default one: naming two classes means only those two.
+    mix = {k: v for k, v in (mix or DEFAULT_MIX).items() if v > 0}
     unknown = set(mix) - set(lengths)
     if unknown:
         raise ValueError(f"no length given for {', '.join(sorted(unknown))}")

@@ -33,7 +33,6 @@ from state.store import Store
 
 from .assessment import assess
 from .backends.errors import BackendError
-from .backends.types import Message
 from .conversation import (
     Turn,
     assistant_messages,

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from state.errors import CoachError
-from state.models import Exchange, Persona, Transcript, utcnow
+from state.models import Exchange, Persona, Transcript
 from state.store import Store
 
 from .atomic_files import write_json_atomic

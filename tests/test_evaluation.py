@@ -158,3 +158,11 @@ def test_resolve_model(tmp_path):
         resolve_model(str(tmp_path / "missing.gguf"), cfg)
     with pytest.raises(CoachError, match="not a backend"):
         resolve_model("gpt-something", cfg)
+
+
+async def test_evaluation_conversations_never_become_training_data(store, pack):
+    from coach_tui.commands.slice import accepted_transcripts
+
+    await run_eval(store, pack, {"base": ScriptedBackend("target", script=model("CAND-REPLY"))}, runs=1)
+    assert any(r.status == "passed" for r in collect_results(store, "ev"))
+    assert accepted_transcripts(store, domain=pack.name).transcripts == []

@@ -56,7 +56,7 @@ def test_bundled_presets_validate_and_the_12b_recipe_is_qlora():
     assert big.max_length >= 65536
     tiny = presets["tiny"]
     assert tiny.quantization is None and tiny.dtype == "float32" and tiny.model == "bundled:gemma3-270m"
-    assert tiny.max_length <= 1024 and 0 < tiny.training.max_steps <= 20
+    assert tiny.max_length <= 4096 and 0 < tiny.training.max_steps <= 20
 
 
 @pytest.mark.parametrize(

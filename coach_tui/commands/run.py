@@ -78,6 +78,11 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
 
     pack = app.pack()
     store = app.store
+    if resume_id and config_path is None:
+        # A resumed run keeps the backends it was started with.
+        run = db.latest_run(store) if resume_id == "latest" else db.get_run(store, resume_id)
+        stored = run.config.get("run_config") if run else None
+        config_path = Path(stored) if stored else None
     cfg = load_run_config(config_path)
     settings = GenerationSettings(in_flight=in_flight)
     curation = CurationSettings(review_mode="review" if review_mode else "auto", min_exchanges=min_exchanges)
@@ -109,7 +114,7 @@ def run_cmd(app: AppContext, transcripts: int, seed: int | None, lengths: str | 
             store, run_id, kind="generate", domain=pack.name, seed=seed,
             config={"transcripts": transcripts, "lengths": lengths, "mix": mix, "pilot": pilot,
                     "review": review_mode, "min_exchanges": min_exchanges,
-                    "run_config": str(config_path) if config_path else None},
+                    "run_config": str(config_path.resolve()) if config_path else None},
             personas=persona_records(pack, plan),
             transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
         )

@@ -43,7 +43,7 @@ from actors.tokens import gemma3_counter
 from actors.transcript_format import TranscriptData
 from actors.transcript_io import load_transcript
 from state.errors import CoachError
-from state.models import Fixup, Rejection, TrainingExample, Transcript, utcnow
+from state.models import Fixup, Rejection, Run, TrainingExample, Transcript, utcnow
 from state.store import Store
 
 from ..context import AppContext, pass_app
@@ -58,10 +58,19 @@ class Accepted:
     capped: list[tuple[str, int]] = field(default_factory=list)  # (id, kept exchanges)
 
 
-def accepted_transcripts(store: Store) -> Accepted:
-    """Passed transcripts in id order, each limited to its accepted exchanges."""
+def accepted_transcripts(store: Store, domain: str | None = None) -> Accepted:
+    """Passed training transcripts in id order, each limited to its accepted exchanges.
+
+    Evaluation conversations never become training data, and with `domain`
+    only imported transcripts and runs of that domain pack are taken.
+    """
     with store.session() as s:
-        ids = list(s.exec(select(Transcript.id).where(Transcript.status == PASSED).order_by(Transcript.id)).all())
+        query = (select(Transcript.id).outerjoin(Run, Run.id == Transcript.run_id)
+                 .where(Transcript.status == PASSED)
+                 .where((Transcript.run_id.is_(None)) | (Run.kind != "eval")))
+        if domain is not None:
+            query = query.where((Transcript.run_id.is_(None)) | (Run.domain == domain))
+        ids = list(s.exec(query.order_by(Transcript.id)).all())
         pending = set(s.exec(select(Fixup.transcript_id).where(Fixup.decision == "pending")).all())
         caps: dict[str, int] = {}
         for tid, kept in s.exec(select(Rejection.transcript_id, Rejection.kept_exchanges)
@@ -195,13 +204,14 @@ def slice_cmd(app: AppContext, out_path: Path, max_tokens: int, over_limit: str,
     if out_path.is_dir():
         raise CoachError(f"--out {out_path} is a folder; give a file name such as training_data.jsonl")
     store = app.store
-    accepted = accepted_transcripts(store)
+    pack = app.pack()
+    accepted = accepted_transcripts(store, domain=pack.name)
     for tid in accepted.skipped_pending:
         click.echo(f"skipped    {tid} (a fixup is still awaiting review)")
     if not accepted.transcripts:
         raise CoachError("no passed transcripts to slice in the workspace: run curation, or import trusted "
                          "transcripts with `coach import --status accepted FILES`")
-    system_prompt = app.pack().system_prompt
+    system_prompt = pack.system_prompt
     counter = gemma3_counter()
     result = slice_transcripts(
         accepted.transcripts, system_prompt, counter,
