@@ -15,6 +15,7 @@ Run: .venv/bin/python benchmarks/bench_supervisor.py [--skip-embedded]
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import json
 import socket
@@ -144,7 +145,11 @@ async def bench_concurrency(pack, tmp: Path) -> float:
     router = ModelRouter.from_config(config)
     try:
         one = await exchanges_per_second(router, pack, 1, tmp)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         many = await exchanges_per_second(router, pack, 32, tmp)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(f"  (32 in flight: this process used {cpu:.1f} s of CPU in {wall:.1f} s; the server process "
+              f"shares the same {os.cpu_count()} cores)")
     finally:
         await router.aclose()
         server.kill()
