@@ -156,12 +156,15 @@ def test_a_hub_id_on_an_offline_machine_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CoachError, match="'google/gemma-3-12b-it' is not in the local Hugging Face cache"):
+    # Without --allow-download nothing is fetched, whatever the network.
+    with pytest.raises(CoachError, match="not in the local Hugging Face cache; pass --allow-download"):
         resolve_model("google/gemma-3-12b-it")
+    with pytest.raises(CoachError, match="'google/gemma-3-12b-it' is not in the local Hugging Face cache and HF_HUB"):
+        resolve_model("google/gemma-3-12b-it", allow_download=True)
     # Online mode on a machine without a route out (here: the test suite's loopback guard) reads the same.
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(CoachError, match="'google/gemma-3-12b-it'.*could not be downloaded"):
-        resolve_model("google/gemma-3-12b-it")
+        resolve_model("google/gemma-3-12b-it", allow_download=True)
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):

@@ -49,8 +49,12 @@ def cache_dir() -> Path:
     return Path(raw).expanduser() if raw else Path.home() / ".cache" / "coach"
 
 
-def resolve_model(reference: str, *, note: Callable[[str], None] = lambda _: None) -> ResolvedModel:
-    """A local folder for `reference`; raises CoachError saying what to do when there is none."""
+def resolve_model(reference: str, *, note: Callable[[str], None] = lambda _: None,
+                  allow_download: bool = False) -> ResolvedModel:
+    """A local folder for `reference`; raises CoachError saying what to do when there is none.
+
+    A hub model is only downloaded when `allow_download` (`coach train --allow-download`) says so.
+    """
     if reference.startswith(BUNDLED_PREFIX):
         name = reference.removeprefix(BUNDLED_PREFIX)
         return ResolvedModel(reference, prepare_bundled_checkpoint(name, note=note), "bundled")
@@ -61,15 +65,16 @@ def resolve_model(reference: str, *, note: Callable[[str], None] = lambda _: Non
         return ResolvedModel(reference, path.resolve(), "local")
     if reference.startswith((".", "/", "~")) or not _HUB_ID.match(reference):
         raise CoachError(f"model {reference!r}: no such folder, and not a Hugging Face model id (ORG/NAME)")
-    return ResolvedModel(reference, hub_snapshot(reference, note=note), "hub")
+    return ResolvedModel(reference, hub_snapshot(reference, note=note, allow_download=allow_download), "hub")
 
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def hub_snapshot(repo_id: str, *, note: Callable[[str], None] = lambda _: None) -> Path:
-    """The local snapshot of a hub model: the cache first, a download only where allowed."""
+def hub_snapshot(repo_id: str, *, note: Callable[[str], None] = lambda _: None,
+                 allow_download: bool = False) -> Path:
+    """The local snapshot of a hub model: the cache first, a download only when explicitly allowed."""
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
@@ -79,6 +84,11 @@ def hub_snapshot(repo_id: str, *, note: Callable[[str], None] = lambda _: None) 
         return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS, local_files_only=True))
     except Exception:  # noqa: BLE001 - not cached (the library raises several types for that)
         pass
+    if not allow_download:
+        raise CoachError(
+            f"model {repo_id!r} is not in the local Hugging Face cache; pass --allow-download to fetch it "
+            f"from the Hugging Face Hub, or give a local folder with --model"
+        )
     if _offline():
         raise CoachError(
             f"model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "

@@ -33,6 +33,7 @@ class TrainRequest:
     max_length: int | None = None
     over_length: OverLength | None = None
     allow_no_4bit: bool = False
+    allow_download: bool = False
     resume: bool = False
     steps: int | None = None
     save_steps: int | None = None

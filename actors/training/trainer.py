@@ -133,7 +133,8 @@ def train_blocking(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
-    resolved = resolve_model(plan.model_ref, note=lambda m: emit("TrainingNote", message=m))
+    resolved = resolve_model(plan.model_ref, note=lambda m: emit("TrainingNote", message=m),
+                             allow_download=plan.request.allow_download)
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     model_config = AutoConfig.from_pretrained(resolved.path)
     model_type = getattr(model_config.get_text_config(), "model_type", model_config.model_type)

@@ -72,6 +72,8 @@ class TrainProgressView:
 @click.option("--over-length", type=click.Choice(["drop", "truncate-front"]),
               help="What to do with examples above the max length: drop them, or remove their oldest exchanges. "
                    "Without it, any such example stops the run before training (nothing is truncated silently).")
+@click.option("--allow-download", is_flag=True,
+              help="Download a hub model that is not in the local Hugging Face cache (never done otherwise).")
 @click.option("--allow-no-4bit", is_flag=True,
               help="Without a CUDA GPU, train plain LoRA on the unquantized base instead of refusing a 4-bit preset.")
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of this data and preset from its last checkpoint.")
@@ -83,7 +85,7 @@ class TrainProgressView:
               help="Another presets YAML instead of config/train-presets.yaml.")
 @pass_app
 def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_length: int | None,
-              over_length: str | None, allow_no_4bit: bool, resume: bool, steps: int | None,
+              over_length: str | None, allow_no_4bit: bool, allow_download: bool, resume: bool, steps: int | None,
               save_steps: int | None, out: Path | None, presets_file: Path | None) -> None:
     """Fine-tune a model on training examples with LoRA (QLoRA on a CUDA GPU).
 
@@ -102,7 +104,7 @@ def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_l
 
     request = TrainRequest(
         data=data, preset=preset, model=model, max_length=max_length, over_length=over_length,
-        allow_no_4bit=allow_no_4bit, resume=resume, steps=steps, save_steps=save_steps, out=out,
+        allow_no_4bit=allow_no_4bit, allow_download=allow_download, resume=resume, steps=steps, save_steps=save_steps, out=out,
         presets_file=presets_file,
     )
     plan = plan_training(request)
