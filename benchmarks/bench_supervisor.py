@@ -15,23 +15,19 @@ Run: .venv/bin/python benchmarks/bench_supervisor.py [--skip-embedded]
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import itertools
 import json
+import multiprocessing
+import os
 import socket
 import sys
 import tempfile
-import multiprocessing
 import time
 from pathlib import Path
 
 import anyio
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,15 +41,21 @@ from state import pipeline as db  # noqa: E402
 from state.store import Store  # noqa: E402
 
 DELAY_S = 0.100
-EXCHANGES = 6
+EXCHANGES = 20  # the spec's short transcript: long enough that a run's start-up is not the measure
 
 
 # --- a fixed-latency OpenAI-compatible server on loopback ------------------------------------
+#
+# A bare asyncio HTTP/1.1 server (keep-alive, Content-Length bodies): it stands in for a model
+# server whose only cost is its latency, so its own CPU must not count against the supervisor.
+# uvicorn + Starlette spent about 0.5 ms per request here, which at 32 requests arriving
+# together added a visible delay to every wave.
 
 
-async def completions(request: Request) -> JSONResponse:
-    body = await request.json()
-    await asyncio.sleep(DELAY_S)
+_replies = itertools.count(1)
+
+
+def _answer(body: dict) -> dict:
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
     props = schema.get("properties", {})
@@ -63,22 +65,59 @@ async def completions(request: Request) -> JSONResponse:
         content = json.dumps({"name": "Ari", "age_range": "30-39", "personality_traits": ["dry"],
                               "attachment_style": "secure", "life_context": "Teacher."})
     else:
-        content = "Work is heavy this week. Also my sleep is off and my brother called about money."
-    return JSONResponse({
+        # Every reply different, as a model's are: a canned sentence repeated verbatim would be flagged
+        # as boilerplate and make the run spend its time on fixups instead of exchanges.
+        n = next(_replies)
+        content = (f"Work has been heavy since day {n}. My sleep has been off for {n} nights, "
+                   f"and my brother called about money for the {n}th time.")
+    return {
         "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-    })
+    }
 
 
-async def models(_: Request) -> JSONResponse:
-    return JSONResponse({"object": "list", "data": [{"id": "fixed", "object": "model"}]})
+class _FixedLatencyHTTP(asyncio.Protocol):
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end].decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:])}
+            length = int(headers.get("content-length", "0"))
+            if len(self.buffer) < head_end + 4 + length:
+                return
+            body = self.buffer[head_end + 4 : head_end + 4 + length]
+            self.buffer = self.buffer[head_end + 4 + length :]
+            method, path, _ = head[0].split(" ", 2)
+            if method == "GET" and path.endswith("/models"):
+                payload = {"object": "list", "data": [{"id": "fixed", "object": "model"}]}
+                self._send(payload)
+            else:
+                payload = _answer(json.loads(body or b"{}"))
+                asyncio.get_running_loop().call_later(DELAY_S, self._send, payload)
+
+    def _send(self, payload: dict) -> None:
+        if self.transport.is_closing():
+            return
+        data = json.dumps(payload).encode()
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(data), data))
 
 
 def _serve(port: int) -> None:
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
-                            Route("/v1/models", models)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=512, limit_concurrency=1000)
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(_FixedLatencyHTTP, "127.0.0.1", port, backlog=512)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
 
 
 def start_server() -> tuple[multiprocessing.Process, int]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from .models import (
@@ -33,9 +34,19 @@ TERMINAL = ("passed", "rejected")
 `review` waits for a person's decisions and then goes on."""
 
 
-def _event(s: Session, run_id: str | None, kind: str, **payload) -> None:
+# The generation steps' statements, built once: every exchange runs them, and building and
+# caching a statement per call cost more than executing it (benchmarks/bench_supervisor.py).
+_INSERT_EVENT = insert(Event)
+_INSERT_EXCHANGE = insert(Exchange)
+_TOUCH_TRANSCRIPT = update(Transcript).where(Transcript.id == bindparam("tid")).values(updated_at=bindparam("at"))
+_SET_REPLY = (update(Exchange)
+              .where(Exchange.transcript_id == bindparam("tid"), Exchange.number == bindparam("num"))
+              .values(assistant=bindparam("text")))
+
+
+def _event(s: Session | Connection, run_id: str | None, kind: str, **payload) -> None:
     # A Core insert: events are written on every step, and the ORM's unit of work costs more than the row.
-    s.execute(insert(Event).values(run_id=run_id, kind=kind, payload=payload, created_at=utcnow()))
+    s.execute(_INSERT_EVENT, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": utcnow()})
 
 
 def _touch(t: Transcript, status: str | None = None) -> None:
@@ -141,26 +152,44 @@ def exchanges(store: Store, transcript_id: str) -> list[Exchange]:
         )
 
 
-def _touch_by_id(s: Session, transcript_id: str) -> None:
-    s.execute(update(Transcript).where(Transcript.id == transcript_id).values(updated_at=utcnow()))
+def exchanges_of(store: Store, transcript_ids: Iterable[str]) -> dict[str, list[Exchange]]:
+    """The exchanges of many transcripts in one query, each list in order."""
+    ids = list(transcript_ids)
+    out: dict[str, list[Exchange]] = {tid: [] for tid in ids}
+    with store.session() as s:
+        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            query = select(Exchange).where(Exchange.transcript_id.in_(chunk)).order_by(Exchange.number)
+            for row in s.exec(query):
+                out[row.transcript_id].append(row)
+    return out
+
+
+def personas_by_id(store: Store, persona_ids: Iterable[str]) -> dict[str, Persona]:
+    ids = list(persona_ids)
+    out: dict[str, Persona] = {}
+    with store.session() as s:
+        for start in range(0, len(ids), 500):
+            out.update((p.id, p) for p in s.exec(select(Persona).where(Persona.id.in_(ids[start : start + 500]))))
+    return out
+
+
+def _touch_by_id(s: Session | Connection, transcript_id: str) -> None:
+    s.execute(_TOUCH_TRANSCRIPT, {"tid": transcript_id, "at": utcnow()})
 
 
 def add_user_message(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> None:
     """The user half of an exchange; the reply is owed until `set_assistant_reply`."""
-    with store.session() as s:
-        s.execute(insert(Exchange).values(transcript_id=transcript_id, number=number, user=text, assistant="",
-                                          created_at=utcnow()))
+    with store.transaction() as s:
+        s.execute(_INSERT_EXCHANGE, {"transcript_id": transcript_id, "number": number, "user": text,
+                                     "assistant": "", "created_at": utcnow()})
         _touch_by_id(s, transcript_id)
         _event(s, run_id, "UserMessage", transcript_id=transcript_id, number=number, chars=len(text))
 
 
 def set_assistant_reply(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> None:
-    with store.session() as s:
-        done = s.execute(
-            update(Exchange)
-            .where(Exchange.transcript_id == transcript_id, Exchange.number == number)
-            .values(assistant=text)
-        )
+    with store.transaction() as s:
+        done = s.execute(_SET_REPLY, {"tid": transcript_id, "num": number, "text": text})
         if done.rowcount != 1:
             raise LookupError(f"no pending exchange {number} in {transcript_id}")
         _touch_by_id(s, transcript_id)

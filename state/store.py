@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -113,6 +113,16 @@ class Store:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A bare connection in one transaction, for the hot path's Core statements.
+
+        Same commit-or-roll-back guarantee as `session`, without the ORM's
+        unit of work, which costs more than the rows a generation step writes.
+        """
+        with self.engine.begin() as conn:
+            yield conn
 
     def count(self, model: type[SQLModel]) -> int:
         from sqlalchemy import func

@@ -38,6 +38,9 @@ class Backend(ABC):
     """
 
     kind: str = "abstract"
+    tokenizes_locally: bool = False
+    """``count_tokens`` runs the model's own tokenizer, which may take a while on a long prompt:
+    call it off the event loop. Without one it is a cheap estimate, not worth a thread hop."""
 
     def __init__(self, name: str, *, model: str, context_window: int, max_concurrency: int) -> None:
         self.name = name
@@ -50,6 +53,11 @@ class Backend(ABC):
     def context_window(self) -> int:
         """The model's window in tokens: prompt plus answer must fit in it."""
         return self._context_window
+
+    @property
+    def known_context_window(self) -> int | None:
+        """The window if it is known without I/O (a local model reads it from its file the first time)."""
+        return self._context_window or None
 
     @property
     def limiter(self) -> anyio.CapacityLimiter:

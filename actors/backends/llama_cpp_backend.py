@@ -65,6 +65,7 @@ def _grammar(schema_json: str) -> LlamaGrammar:
 
 class LlamaCppBackend(Backend):
     kind = "llama_cpp"
+    tokenizes_locally = True
 
     def __init__(self, name: str, config: LlamaCppConfig, *, model_path: Path | None = None) -> None:
         self.config = config
