@@ -512,6 +512,23 @@ def detect_artifacts(
     return _detect(assistant, user, _Seen.of(previous_assistant, settings), _name_pattern(names), settings)
 
 
+def trim_cut_off_tail(assistant: str) -> str | None:
+    """The reply without its cut-off last sentence, or None when that would not leave a clean reply.
+
+    A reply that hit its token limit mid-sentence is usually fine up to its
+    last full stop: keeping that part is a rewrite entailed by the original,
+    cheaper and safer than asking a model to write the reply again. Only the
+    "ends mid-sentence" kind is repaired this way; an unclosed bold, fence or
+    quotation is not, since cutting it off would drop what it opened.
+    """
+    text = assistant.rstrip()
+    cut = _truncation_findings(text)
+    if len(cut) != 1 or cut[0].end != len(text) or cut[0].start == 0:
+        return None
+    trimmed = text[: cut[0].start].rstrip()
+    return trimmed if trimmed and not _truncation_findings(trimmed) else None
+
+
 def transcript_artifacts(
     exchanges: Sequence[ExchangeLike],
     *,

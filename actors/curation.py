@@ -28,7 +28,14 @@ from typing import Literal
 from state import pipeline as db
 from state.store import Store
 
-from .artifacts import DEFAULT_NAMES, STRUCTURAL_KINDS, Finding, detect_artifacts, transcript_artifacts
+from .artifacts import (
+    DEFAULT_NAMES,
+    STRUCTURAL_KINDS,
+    Finding,
+    detect_artifacts,
+    transcript_artifacts,
+    trim_cut_off_tail,
+)
 from .backends.types import Message
 from .conversation import Turn, render_history
 from .events import EventBus
@@ -111,24 +118,12 @@ class Curator:
     # --- one exchange -------------------------------------------------------------------------
 
     async def fix_exchange(self, transcript_id: str, turns: list[Turn], number: int, *, reason_kind: str,
-                           reason: str, issue: str, reasoning: str) -> FixOutcome:
-        """Ask for a rewrite of reply `number`, check it, and apply, queue or refuse it."""
+                           reason: str, issue: str, reasoning: str, rewrite: str | None = None) -> FixOutcome:
+        """Check a rewrite of reply `number` (the fixup role's unless one is given); apply, queue or refuse it."""
         turn = turns[number - 1]
         next_user = turns[number].user if number < len(turns) else None
-        history = turns[max(0, number - 1 - self.settings.history_exchanges): number - 1]
-        prompt = render(
-            self.pack.prompts["fixup"],
-            issue=issue,
-            reasoning=reasoning or "(none given)",
-            history=render_history(history, you=self.pack.manifest.user_label, coach=self.pack.manifest.assistant_label)
-            if history else "(this is the first exchange)",
-            user_message=turn.user,
-            original=turn.assistant,
-            next_user_message=next_user or "(none: this is the last exchange of the conversation)",
-        )
-        reply = await self.router.ask("fixup", [Message(role="user", content=prompt)],
-                                      max_tokens=self.settings.fixup_max_tokens, temperature=0.3, seed=number)
-        rewrite = reply.text.strip()
+        if rewrite is None:
+            rewrite = await self._rewrite(turns, number, issue=issue, reasoning=reasoning)
         proposed: str | None = rewrite
         ok: bool | None = None
         why = ""
@@ -162,6 +157,24 @@ class Curator:
             return "applied"
         return "failed"
 
+    async def _rewrite(self, turns: list[Turn], number: int, *, issue: str, reasoning: str) -> str:
+        turn = turns[number - 1]
+        next_user = turns[number].user if number < len(turns) else None
+        history = turns[max(0, number - 1 - self.settings.history_exchanges): number - 1]
+        prompt = render(
+            self.pack.prompts["fixup"],
+            issue=issue,
+            reasoning=reasoning or "(none given)",
+            history=render_history(history, you=self.pack.manifest.user_label, coach=self.pack.manifest.assistant_label)
+            if history else "(this is the first exchange)",
+            user_message=turn.user,
+            original=turn.assistant,
+            next_user_message=next_user or "(none: this is the last exchange of the conversation)",
+        )
+        reply = await self.router.ask("fixup", [Message(role="user", content=prompt)],
+                                      max_tokens=self.settings.fixup_max_tokens, temperature=0.3, seed=number)
+        return reply.text.strip()
+
     async def _entails(self, user_message: str, rewrite: str, next_user: str) -> tuple[bool, str]:
         prompt = render(self.pack.prompts["entailment"], user_message=user_message, rewrite=rewrite,
                         next_user_message=next_user)
@@ -192,11 +205,20 @@ class Curator:
         for number in sorted(findings):
             found = findings[number]
             kinds = sorted({f.kind for f in found})
-            outcome = await self.fix_exchange(
-                transcript_id, turns, number, reason_kind="artifact", reason=",".join(kinds),
-                issue="generation artifact — " + describe_findings(found),
-                reasoning="Detected automatically: " + describe_findings(found),
-            )
+            issue = "generation artifact — " + describe_findings(found)
+            outcome = "failed"
+            trimmed = trim_cut_off_tail(turns[number - 1].assistant) if kinds == ["truncated"] else None
+            if trimmed:  # cut off at the token limit: first try keeping it up to its last full sentence
+                outcome = await self.fix_exchange(
+                    transcript_id, turns, number, reason_kind="artifact", reason="truncated", issue=issue,
+                    reasoning="Detected automatically: " + describe_findings(found)
+                    + "; proposed: the reply up to its last complete sentence", rewrite=trimmed,
+                )
+            if outcome == "failed":
+                outcome = await self.fix_exchange(
+                    transcript_id, turns, number, reason_kind="artifact", reason=",".join(kinds), issue=issue,
+                    reasoning="Detected automatically: " + describe_findings(found),
+                )
             if outcome == "pending":
                 pending = True
             elif outcome == "failed" and any(k in STRUCTURAL_KINDS for k in kinds):

@@ -14,6 +14,7 @@ from actors.artifacts import (
     last_valid_exchange,
     non_english_reason,
     transcript_artifacts,
+    trim_cut_off_tail,
 )
 from actors.transcript_format import ExchangeData
 
@@ -373,3 +374,15 @@ def test_settings_are_frozen():
 ])
 def test_instructions_in_italics_are_not_stage_directions(reply):
     assert detect_artifacts(reply) == []
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("That sounds hard. What would help most this week? I think that the",
+     "That sounds hard. What would help most this week?"),
+    ("**Sleep:** Waking early is draining.\n\n**Work:** You could try", "**Sleep:** Waking early is draining."),
+    ("That sounds hard", None),  # nothing complete would remain
+    ("Fine. **Sleep: a pause could", None),  # an unclosed bold is not just a cut-off tail
+    ("All good.", None),  # nothing to trim
+])
+def test_trim_cut_off_tail(reply, expected):
+    assert trim_cut_off_tail(reply) == expected

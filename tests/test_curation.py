@@ -67,6 +67,42 @@ async def test_artifact_fixed_by_rewrite(store, pack):
     assert db.exchanges(store, tid)[1].assistant == CLEAN_REWRITE
 
 
+CUT_OFF = ("**Work:** A heavy week, and it makes sense that it wore on you. "
+           "Maybe a short walk after lunch could give the day a pause. If you want, we could look at how")
+
+
+async def test_reply_cut_at_the_token_limit_keeps_its_complete_sentences(store, pack):
+    asked_fixup = []
+
+    def answer(messages, schema):
+        if schema is None and "## The reply to rewrite" in messages[-1].content:
+            asked_fixup.append(messages)
+        if messages[0].role == "system" and len(messages) // 2 == 2:
+            return CUT_OFF
+        return script()(messages, schema)
+
+    run_id, summary = await run(store, pack, answer)
+    assert summary.counts == {"passed": 1}
+    (fix,) = db.fixups(store, transcript_id=f"{run_id}-t0000")
+    assert (fix.reason, fix.decision, fix.entailment_ok) == ("truncated", "accepted", True)
+    assert "last complete sentence" in fix.reasoning
+    assert db.exchanges(store, f"{run_id}-t0000")[1].assistant == CUT_OFF.rsplit(" If you", 1)[0]
+    assert not asked_fixup  # no model rewrite was needed
+
+
+async def test_trimmed_reply_that_breaks_continuity_falls_back_to_a_rewrite(store, pack):
+    def answer(messages, schema):
+        if messages[0].role == "system" and len(messages) // 2 == 2:
+            return CUT_OFF
+        return script(entail="NO")(messages, schema)
+
+    run_id, summary = await run(store, pack, answer, length=14)
+    trim, rewrite = db.fixups(store, transcript_id=f"{run_id}-t0000")
+    assert (trim.proposed, trim.decision) == (CUT_OFF.rsplit(" If you", 1)[0], "rejected")
+    assert (rewrite.proposed, rewrite.decision) == (CLEAN_REWRITE, "rejected")
+    assert summary.counts == {"rejected": 1}  # cut at exchange 2 would leave 1 (< 10)
+
+
 async def test_unfixable_artifact_truncates_when_enough_remains(store, pack):
     run_id, summary = await run(store, pack, script(break_at={12}, fixup="UNFIXABLE"), length=14)
     tid = f"{run_id}-t0000"
