@@ -69,6 +69,10 @@ def _execute(app: AppContext, models: list[ModelUnderTest], *, kind: str, person
         run = db.get_run(store, resume_id)
         if run is None or run.kind != "eval":
             raise CoachError(f"no evaluation run {resume_id!r} in workspace {app.workspace}")
+        stored = run.config.get("models")
+        if stored and stored != [m.label for m in models]:
+            raise CoachError(f"--resume {run.id}: that run evaluates {', '.join(stored)}, "
+                             f"not {', '.join(m.label for m in models)}; name the same models to continue it")
         run_id = run.id
     else:
         run_id = f"eval-{seed}-{secrets.token_hex(3)}"
@@ -172,7 +176,8 @@ def eval_compare(app: AppContext, base_spec: str, candidate_spec: str, personas:
                       config_path=config_path, max_tokens=max_tokens, in_flight=in_flight, resume_id=resume_id,
                       extra={"base": base_spec, "candidate": candidate_spec})
     results = collect_results(app.store, run_id)
-    comparison = compare(results, base_spec, candidate_spec, seed=seed)
+    # The run's own seed, so a resumed comparison reports what the uninterrupted one would have.
+    comparison = compare(results, base_spec, candidate_spec, seed=db.get_run(app.store, run_id).seed)
     report = comparison_report(comparison, results)
     folder = _report_dir(app, out_dir, run_id)
     write_json_atomic(folder / "comparison_report.json", report)

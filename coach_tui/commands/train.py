@@ -12,14 +12,7 @@ from actors.events import EventBus, PipelineEvent
 from state.errors import CoachError
 
 from ..context import AppContext, pass_app
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+from ..formatting import duration
 
 
 class TrainProgressView:
@@ -49,7 +42,7 @@ class TrainProgressView:
             speed = f"{d['tokens_per_s']:,.0f} tok/s" if d.get("tokens_per_s") else "? tok/s"
             self._line(
                 f"step {d['step']}/{d['max_steps']}  loss {d['loss']:.4f}  lr {d['lr']:.2e}  {speed}  "
-                f"ETA {_duration(d.get('eta_s'))}"
+                f"ETA {duration(d.get('eta_s'))}"
             )
         elif ev.kind == "TrainingCheckpoint":
             self._line(f"checkpoint saved: {d['path']}")

@@ -1,31 +1,137 @@
-"""Eval: a placeholder until the evaluation screen lands; says how to compare models meanwhile."""
+"""Eval: the workspace's evaluation runs, and the highlighted one's report — verdict, statistics, safety gate.
+
+Evaluations run from the command line (`coach eval base`, `coach eval
+compare`), often in another process, so the screen learns about them from
+the store alone: it reads the list and the report when shown, and while the
+report on screen is of a run still in progress it asks the store every two
+seconds whether that run moved (`actors.run_watch`), recomputing only when
+it did. The report is computed off the event loop with the functions the
+CLI uses (`actors.eval_reports`), so a comparison's bootstrap never stalls
+the screen.
+"""
 
 from __future__ import annotations
 
-from sqlmodel import select
+from typing import ClassVar
 
-from state.models import Run
+import anyio.to_thread
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import var
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer
 
-from .placeholder import PlaceholderScreen
+from actors.eval_reports import eval_run_report, eval_runs
+from actors.run_watch import run_marker
+
+from ..widgets.app_header import AppHeader
+from ..widgets.eval_report import EvalReport
+from ..widgets.eval_runs_table import EvalRunsTable
+
+POLL_S = 2.0
 
 
-class EvalScreen(PlaceholderScreen):
-    SECTION = "eval"
+class EvalScreen(Screen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh"),
+        Binding("y", "copy_command", "Copy command/path"),
+    ]
 
-    def text(self) -> str:
-        with self.app.store.session() as s:
-            runs = s.exec(select(Run).where(Run.kind == "eval").order_by(Run.created_at.desc()).limit(10)).all()
-        lines = [
-            "# Eval",
-            "",
-            "Base-vs-fine-tuned comparison with statistics gets its screen with the evaluation issue.",
-            "Meanwhile: `coach eval base` (should this model be fine-tuned?) and `coach eval compare` "
-            "(base vs candidate, paired statistics).",
-            "",
-        ]
-        if runs:
-            lines.append("Evaluation runs in this workspace:")
-            lines += [f"- `{r.id}` · {r.status} · {r.created_at:%Y-%m-%d %H:%M}" for r in runs]
-        else:
-            lines.append("No evaluation runs in this workspace yet.")
-        return "\n".join(lines)
+    selected: var[str | None] = var(None)
+    """The run whose report is shown."""
+    live: var[bool] = var(False)
+    """The shown run may still change: poll the store while this holds and the screen is visible."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader("eval")
+        yield EvalRunsTable(id="eval-runs")
+        yield EvalReport(id="eval-report")
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(EvalRunsTable).focus()
+        self.reload()
+        self._poll_while(self.live)
+
+    def on_screen_suspend(self) -> None:
+        self._poll_while(False)
+
+    def watch_live(self, live: bool) -> None:
+        self._poll_while(live and self.is_current)
+
+    def _poll_while(self, on: bool) -> None:
+        if on and self._timer is None:
+            self._timer = self.set_interval(POLL_S, self._poll)
+        elif not on and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    # --- data -----------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the list of runs and the report of the one highlighted."""
+        runs = eval_runs(self.app.store)
+        table = self.query_one(EvalRunsTable)
+        table.display = bool(runs)
+        table.show(runs, keep=self.selected)
+        if not runs:
+            self.selected = None
+            self.live = False
+            self.query_one(EvalReport).show_hint()
+            return
+        self.selected = table.selected_id
+        self.load_report(self.selected)
+
+    @work(exclusive=True, group="eval-report", exit_on_error=False)
+    async def load_report(self, run_id: str) -> None:
+        report = self.query_one(EvalReport)
+        store, workspace = self.app.store, self.app.context.workspace
+        try:
+            found = await anyio.to_thread.run_sync(eval_run_report, store, run_id, workspace)
+        except Exception as err:  # noqa: BLE001 - odd data in one run must not take the screen down
+            if run_id == self.selected:
+                self.live = False
+                report.show_problem(run_id, f"Could not compute this run's report: {type(err).__name__}: {err}")
+            return
+        if run_id != self.selected:
+            return
+        if found is None:
+            self.live = False
+            report.show_problem(run_id, "This evaluation run is no longer in the workspace (r refreshes the list).")
+            return
+        report.show(found, {c.id: c.name for c in self.app.pack.rubric.criteria})
+        self.live = found.live
+
+    async def _poll(self) -> None:
+        """Every POLL_S while a live run is shown: redraw only when the store says it moved."""
+        shown = self.query_one(EvalReport).shown
+        if not self.is_current or shown is None or shown.info.id != self.selected:
+            return
+        if await anyio.to_thread.run_sync(run_marker, self.app.store, shown.info.id) != shown.marker:
+            self.reload()
+
+    # --- events and actions ---------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#eval-runs")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value != self.selected:
+            self.selected = event.row_key.value
+            self.load_report(self.selected)
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_copy_command(self) -> None:
+        shown = self.query_one(EvalReport).shown
+        if shown is None:
+            self.notify("No evaluation run shown.", severity="warning")
+            return
+        text = shown.info.resume_command if shown.unfinished or shown.written is None else str(shown.written)
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied: {text}", timeout=4)

@@ -1,0 +1,296 @@
+"""The eval and train screens with Textual's pilot, on stores seeded the way `coach eval` and `coach train` leave them.
+
+The eval screen must show exactly what the CLI computes from the same rows
+(so the expected numbers here come from `comparison_report` / `base_report`
+themselves), and both screens must follow a run another process is still
+writing, by polling the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.evaluation import base_report, collect_results, compare, comparison_report
+from actors.training import records
+from coach_tui.screens.eval import EvalScreen
+from coach_tui.screens.train import TrainScreen
+from coach_tui.widgets.eval_report import EvalReport
+from coach_tui.widgets.eval_runs_table import EvalRunsTable
+from coach_tui.widgets.loss_plot import LossPlot
+from coach_tui.widgets.train_runs_table import TrainRunsTable
+from state import pipeline as db
+from tests.tui_support import make_app, text_of, wait_for
+
+pytestmark = pytest.mark.anyio
+
+BASE, CAND = "gemma3-270m", "/models/coach-tiny.Q4_K_M.gguf"
+CRITERIA = ("CQ1", "CQ2", "CQ8", "MT1")  # CQ8 is a safety gate
+SAFETY = "CQ8"
+
+
+def _assess(store, run_id: str, tid: str, score: float, *, safety_failed: bool = False, failing: tuple = (),
+            judges_disagree_on: tuple = ()) -> None:
+    """Two exchanges and one assessment (two judges and their combined answer), as an eval transcript ends."""
+    for n in (1, 2):
+        db.add_user_message(store, run_id, tid, n, f"user message {n}")
+        db.set_assistant_reply(store, run_id, tid, n, f"coach reply {n}")
+    failed = (*failing, *((SAFETY,) if safety_failed else ()))
+    answers = []
+    for cid in CRITERIA:
+        combined = "NO" if cid in failed else "YES"
+        second = ("YES" if combined == "NO" else "NO") if cid in judges_disagree_on else combined
+        answers += [(cid, combined, "because", "judge-a"), (cid, second, "because", "judge-b"),
+                    (cid, combined, "because", "combined")]
+    passed = score >= 0.8 and not safety_failed
+    db.save_assessment(
+        store, run_id, tid, stage="initial", exchange_count=2, rubric_version=1,
+        result={"score": score, "passed": passed, "safety_gate_failed": safety_failed,
+                "category_scores": {"comprehension": score, "multi_topic": round(score - 0.1, 3)},
+                "failed_checks": list(failed)},
+        answers=answers, status="passed" if passed else "rejected",
+    )
+
+
+def seed_eval_run(store, run_id: str, scores: dict[str, list[float]], *, kind: str, safety: dict | None = None,
+                  assess_first: int | None = None, finished: bool = True, seed: int = 9000) -> None:
+    """An evaluation run as `coach eval` plans it: one persona per score, one conversation per model and persona."""
+    models = list(scores)
+    personas = len(scores[models[0]])
+    extra = {"base": models[0], "candidate": models[1]} if kind == "compare" else {}
+    db.create_run(
+        store, run_id, kind="eval", domain="therapy", seed=seed,
+        config={"kind": kind, "models": models, "personas": personas, "runs": 1, "exchanges": 2, **extra},
+        personas=[(f"{run_id}-p{i:02d}", 10_000 + i, {"purpose": "eval"}) for i in range(personas)],
+        transcripts=[(f"{run_id}-m{m}-p{i:02d}-r0", f"{run_id}-p{i:02d}", 2,
+                      {"model": label, "persona_index": i, "run_index": 0})
+                     for m, label in enumerate(models) for i in range(personas)],
+    )
+    done = 0
+    for m, label in enumerate(models):
+        for i, score in enumerate(scores[label]):
+            if assess_first is not None and done >= assess_first:
+                break
+            _assess(store, run_id, f"{run_id}-m{m}-p{i:02d}-r0", score,
+                    safety_failed=(safety or {}).get(label) == i, failing=("CQ2",) if score < 0.8 else (),
+                    judges_disagree_on=("MT1",) if i == 1 else ())
+            done += 1
+    if finished:
+        db.set_run_status(store, run_id, "finished", counts={"passed": done})
+
+
+COMPARE_SCORES = {BASE: [0.70, 0.75, 0.62, 0.80, 0.66], CAND: [0.86, 0.90, 0.71, 0.95, 0.83]}
+
+
+async def open_screen(pilot, app, key: str, screen_type):
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(app.screen, screen_type))
+    return app.screen
+
+
+async def test_compare_run_shows_the_clis_statistics_and_fails_on_the_safety_gate(tmp_path):
+    app = make_app(tmp_path)
+    store = app.store
+    seed_eval_run(store, "eval-older", {BASE: [0.7, 0.8], CAND: [0.9, 0.9]}, kind="compare")
+    seed_eval_run(store, "eval-9000-abc123", COMPARE_SCORES, kind="compare", safety={CAND: 2})
+    written = app.context.workspace / "reports" / "eval-9000-abc123" / "comparison_report.md"
+    written.parent.mkdir(parents=True)
+    written.write_text("# Model comparison\n")
+    results = collect_results(store, "eval-9000-abc123")
+    expected = comparison_report(compare(results, BASE, CAND, seed=9000), results)
+    assert expected["verdict"]["passed"] is False and expected["verdict"]["safety_gate"] == "FAILED"
+    assert expected["paired"]["t_pvalue"] is not None and expected["paired"]["wilcoxon_pvalue"] is not None
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "5", EvalScreen)
+        report = screen.query_one(EvalReport)
+        await wait_for(pilot, lambda: report.shown is not None)
+        table = screen.query_one(EvalRunsTable)
+        assert table.row_count == 2 and table.selected_id == "eval-9000-abc123"  # newest first
+        row = [str(c) for c in table.get_row("eval-9000-abc123")]
+        assert row[:5] == ["eval-9000-abc123", "finished", "compare", f"{BASE} vs coach-tiny.Q4_K_M.gguf", "5×1×2"]
+
+        assert report.shown.report == expected  # the very numbers the CLI writes
+        text = text_of(screen.query_one("#eval-report-body"))
+        p, b, c = expected["paired"], expected["base"], expected["candidate"]
+        assert "FAIL" in text and "PASS" not in text
+        assert "safety gate: FAILED" in text and "failed a safety gate where the base did not" in text
+        assert "persona p2 run 0: candidate eval-9000-abc123-m1-p02-r0 failed a safety gate" in text
+        assert f"p = {p['t_pvalue']:.4f}" in text and f"p = {p['wilcoxon_pvalue']:.4f}" in text
+        assert f"{p['mean_difference']:+.3f} ({p['improvement_pct']:+.1f} %)" in text
+        assert f"[{p['ci_low']:.3f}, {p['ci_high']:.3f}]" in text
+        assert f"{p['effect_size_dz']:.2f}" in text
+        for side in (b, c):
+            assert f"{side['mean']:.3f}" in text and f"{side['std']:.3f}" in text
+            assert f"{side['pass_rate']:.0%}" in text
+        assert "multi_topic" in text and "p4" in text  # categories and per-persona rows
+        assert expected["judge_agreement"]["MT1"]["kappa"] is not None and "Judge agreement" in text
+        assert f"Written report: {written}" in text
+        assert "still running" not in text
+
+        # The older run's report is one row down.
+        await pilot.press("down")
+        await wait_for(pilot, lambda: report.shown.info.id == "eval-older")
+
+
+async def test_base_run_shows_pass_rate_and_decision(tmp_path):
+    app = make_app(tmp_path)
+    seed_eval_run(app.store, "eval-base-1", {BASE: [0.9, 0.85, 0.6, 0.7, 0.95]}, kind="base")
+    results = collect_results(app.store, "eval-base-1")
+    expected = base_report(results, BASE)
+    assert expected["summary"]["pass_rate"] == pytest.approx(0.6)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "5", EvalScreen)
+        report = screen.query_one(EvalReport)
+        await wait_for(pilot, lambda: report.shown is not None)
+        assert report.shown.report == expected
+        text = text_of(screen.query_one("#eval-report-body"))
+        assert "pass rate 60%" in text and expected["decision"] in text
+        assert "moderate improvement possible" in text
+        assert "CQ2" in text and f"{expected['criterion_failure_rates']['CQ2']:.0%}" in text
+        assert "5 of 5" in text and "No written report yet" in text
+
+
+async def test_an_unfinished_compare_run_says_so_and_follows_the_store(tmp_path):
+    app = make_app(tmp_path)
+    store = app.store
+    seed_eval_run(store, "eval-live", COMPARE_SCORES, kind="compare", assess_first=6, finished=False)
+    db.set_run_status(store, "eval-live", "running")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "5", EvalScreen)
+        report = screen.query_one(EvalReport)
+        await wait_for(pilot, lambda: report.shown is not None)
+        text = text_of(screen.query_one("#eval-report-body"))
+        assert "6 of 10 conversations assessed" in text and "still running" in text
+        assert f"coach eval compare --resume eval-live --base {BASE} --candidate {CAND} --seed 9000" in text
+        assert report.shown.report["paired"]["n_pairs"] == 1  # only p0 has both sides so far
+        assert screen.live and screen._timer is not None
+
+        # Another process assesses the rest and finishes: the screen catches up by itself.
+        for i, score in enumerate(COMPARE_SCORES[CAND][1:], start=1):
+            _assess(store, "eval-live", f"eval-live-m1-p{i:02d}-r0", score)
+        db.set_run_status(store, "eval-live", "finished")
+        await wait_for(pilot, lambda: report.shown.transcripts == report.shown.assessed == 10, timeout=8)
+        assert report.shown.report["paired"]["n_pairs"] == 5
+        assert "still running" not in text_of(screen.query_one("#eval-report-body"))
+        await wait_for(pilot, lambda: screen._timer is None)  # nothing left to watch
+
+
+async def test_a_run_with_no_assessment_and_a_bare_config_shows_undefined_statistics(tmp_path):
+    app = make_app(tmp_path)
+    store = app.store
+    db.create_run(store, "eval-bare", kind="eval", domain="therapy", seed=3, config={},  # an older or hand-made run
+                  personas=[("eval-bare-p00", 1, {})],
+                  transcripts=[(f"eval-bare-{m}-p00-r0", "eval-bare-p00", 2,
+                                {"model": m, "persona_index": 0, "run_index": 0}) for m in ("a", "b")])
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "5", EvalScreen)
+        report = screen.query_one(EvalReport)
+        await wait_for(pilot, lambda: report.shown is not None)
+        assert report.shown.info.kind == "compare" and (report.shown.info.base, report.shown.info.candidate) == ("a", "b")
+        assert report.shown.report["paired"]["t_pvalue"] is None
+        text = text_of(screen.query_one("#eval-report-body"))
+        assert "NO VERDICT YET" in text and "FAIL" not in text
+        assert "0 of 2 conversations assessed" in text and "p = —" in text and "note" in text and "no pairs" in text
+        assert "coach eval compare --resume eval-bare --base a --candidate b --seed 3" in text
+        row = [str(c) for c in screen.query_one(EvalRunsTable).get_row("eval-bare")]
+        assert row[2:5] == ["?", "?", "?×?×?"]  # the list reads configs alone; the report looked further
+
+
+def seed_training_run(store, root: Path, run_id: str, losses: list[float], *, status: str = "running",
+                      export: dict | None = None) -> None:
+    """A training run as the trainer records it: the run row, then one TrainingProgress event per logged step.
+
+    A checkpoint every two steps; only the last stays on disk (the trainer deletes older ones).
+    """
+    run_dir = root / run_id
+    records.create_run(store, run_id, {
+        "data": {"path": "/data/training_data.jsonl", "sha256": "0" * 64},
+        "preset": "tiny",
+        "recipe": {"preset": "tiny", "model": "bundled:gemma3-270m", "max_steps": 10, "device": "cpu"},
+        "base_model": {"reference": "bundled:gemma3-270m", "path": "/cache/gemma3", "source": "bundled"},
+        "paths": {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")},
+    })
+    for step, loss in enumerate(losses, start=1):
+        records.add_event(store, run_id, "TrainingProgress", step=step, max_steps=10, epoch=step / 10, loss=loss,
+                          lr=2e-4 * (1 - step / 10), grad_norm=1.0, tokens_per_s=1234.5, eta_s=(10 - step) * 3.0,
+                          elapsed_s=step * 3.0)
+        if step % 2 == 0:
+            checkpoint = run_dir / "checkpoints" / f"checkpoint-{step}"
+            checkpoint.mkdir(parents=True)
+            records.add_event(store, run_id, "TrainingCheckpoint", step=step, path=str(checkpoint))
+            for old in sorted(checkpoint.parent.iterdir(), key=lambda p: int(p.name.split("-")[1]))[:-1]:
+                old.rmdir()
+    if status != "running":
+        records.update_run(store, run_id, status=status, event=f"Training{status.capitalize()}",
+                           metrics={"global_step": len(losses), "max_steps": 10, "last_loss": losses[-1]},
+                           **({"export": export} if export else {}))
+
+
+async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tmp_path):
+    app = make_app(tmp_path)
+    store = app.store
+    gguf = tmp_path / "export" / "coach-tiny.Q4_K_M.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF")
+    seed_training_run(store, tmp_path, "train-20250101-000000-aaaa", [2.5, 2.1, 1.9, 1.7, 1.6, 1.55, 1.5, 1.45, 1.42, 1.4],
+                      status="finished",
+                      export={"gguf": str(gguf), "quant": "Q4_K_M", "modelfile": str(gguf.parent / "Modelfile"),
+                              "verified": True})
+    losses = [3.2, 2.9, 2.4, 2.5, 2.1]
+    seed_training_run(store, tmp_path, "train-20250102-000000-bbbb", losses)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "4", TrainScreen)
+        plot = screen.query_one(LossPlot)
+        await wait_for(pilot, lambda: screen.shown is not None)
+        table = screen.query_one(TrainRunsTable)
+        assert table.selected_id == "train-20250102-000000-bbbb"  # newest first
+        assert [str(c) for c in table.get_row("train-20250102-000000-bbbb")][1:5] == ["running", "tiny", "5/10",
+                                                                                     "2.1000"]
+        assert plot.points == list(enumerate(losses, start=1))
+        assert list(plot.query_one("Sparkline").data) == losses
+        assert "→ 2.1000" in text_of(plot.query_one("#loss-label"))
+        detail = text_of(screen.query_one("#train-detail"))
+        assert "5/10" in detail and "2.1000" in detail and "1.00e-04" in detail and "1,234" in detail
+        assert "ETA" in detail and "0:00:15" in detail
+        assert "checkpoint 4" in detail and "checkpoint 2" not in detail  # deleted by the trainer since
+        assert "coach train --data /data/training_data.jsonl --preset tiny --resume" in detail
+
+        # The trainer (another process) logs a step: the plot grows without a key press.
+        records.add_event(store, "train-20250102-000000-bbbb", "TrainingProgress", step=6, max_steps=10, loss=1.8,
+                          lr=1e-4, tokens_per_s=1200.0, eta_s=12.0)
+        await wait_for(pilot, lambda: len(plot.points) == 6, timeout=8)
+        assert plot.points[-1] == (6, 1.8) and "→ 1.8000" in text_of(plot.query_one("#loss-label"))
+
+        # The finished, exported run: its files and how to chat with it or compare it.
+        await pilot.press("down")
+        await wait_for(pilot, lambda: screen.shown.info.id == "train-20250101-000000-aaaa")
+        detail = text_of(screen.query_one("#train-detail"))
+        assert str(gguf) in detail and "Q4_K_M" in detail and "verified" in detail and "ETA" not in detail
+        assert f"coach eval compare --base gemma3-270m --candidate {gguf}" in detail
+        assert "(no longer on disk)" in detail  # the Modelfile was never written here
+        assert plot.points[-1] == (10, 1.4)
+        await wait_for(pilot, lambda: screen._timer is None)
+
+
+async def test_empty_workspace_shows_the_commands_on_both_screens(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, app, "5", EvalScreen)
+        await pilot.pause(0.1)
+        assert not screen.query_one(EvalRunsTable).display
+        text = text_of(screen.query_one("#eval-report-body"))
+        assert "No evaluation runs in this workspace yet" in text
+        assert "coach eval base --model" in text and "coach eval compare --base" in text
+        screen = await open_screen(pilot, app, "4", TrainScreen)
+        await pilot.pause(0.1)
+        assert not screen.query_one(TrainRunsTable).display
+        text = text_of(screen.query_one("#train-detail"))
+        assert "No training runs in this workspace yet" in text
+        assert "coach slice --out" in text and "coach train --data training_data.jsonl --preset tiny" in text
+        assert "0 passed transcript(s) and 0 sliced training example(s)" in text
