@@ -88,7 +88,9 @@ def plan_eval(pack: DomainPack, run_id: str, labels: list[str], *, personas: int
             for k in range(runs):
                 plan.transcripts.append((
                     f"{run_id}-{_slug(label)}-p{i:02d}-r{k}", f"{run_id}-p{i:02d}", exchanges,
-                    {"model": label, "seed_key": f"{run_id}:p{i}:r{k}", "persona_index": i, "run_index": k},
+                    # Seeds derive from the evaluation seed, never the run id: a rerun with the same
+                    # --seed meets the same simulated people saying the same things.
+                    {"model": label, "seed_key": f"eval{seed}:p{i}:r{k}", "persona_index": i, "run_index": k},
                 ))
     return plan
 

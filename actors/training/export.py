@@ -209,13 +209,13 @@ def _native_output_captured() -> Iterator[Any]:
         log.seek(0)
 
 
-def write_modelfile(path: Path, gguf: Path, system_prompt: str, *, num_ctx: int = 8192) -> Path:
+def write_modelfile(path: Path, gguf: Path, system_prompt: str, *, name: str, num_ctx: int = 8192) -> Path:
     from actors.atomic_files import write_text_atomic
 
     system = system_prompt.replace('"""', '"\\""')
     text = (
         "# Ollama Modelfile written by coach export-model.\n"
-        f"# Use: ollama create coach-model -f {path.name}   then   ollama run coach-model\n"
+        f"# Use: ollama create {name} -f {path.name}   then   ollama run {name}\n"
         f"FROM ./{gguf.name}\n\n"
         f'TEMPLATE """{OLLAMA_GEMMA3_TEMPLATE}"""\n\n'
         f'SYSTEM """{system}"""\n\n'
@@ -285,10 +285,13 @@ def export_model(
     quant: str = "Q4_K_M",
     out: Path | None = None,
     system_prompt: str,
+    name: str,
     note: Note = lambda _: None,
     verify: bool = True,
     hub_repo: str | None = None,
 ) -> ExportResult:
+    """Merge, convert, quantize, write the Modelfile, verify. `name` (the domain pack's) names the
+    files and the Ollama model, so exports of different domains never look alike."""
     from .models import quiet_libraries
 
     started = time.monotonic()
@@ -313,12 +316,12 @@ def export_model(
         dtype = "float32"
     out_dir = Path(out).expanduser().resolve() if out else Path(cfg["paths"]["run_dir"]) / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"coach-{cfg.get('preset', 'model')}-{run.id}"
+    stem = f"{name}-{cfg.get('preset', 'model')}-{run.id}"
 
     merged = merge_adapter(base_path, adapter, out_dir / "merged", dtype=dtype, note=note)
     f16 = convert_to_gguf(merged, out_dir / f"{stem}.f16.gguf", note=note)
     gguf = f16 if ftype is None else quantize_gguf(f16, out_dir / f"{stem}.{quant}.gguf", ftype, note=note)
-    modelfile = write_modelfile(out_dir / "Modelfile", gguf, system_prompt)
+    modelfile = write_modelfile(out_dir / "Modelfile", gguf, system_prompt, name=name)
     verified, reply = verify_gguf(gguf, system_prompt, note=note) if verify else (False, "")
     result = ExportResult(
         run_id=run.id, out_dir=out_dir, merged_dir=merged, gguf_f16=f16, gguf=gguf, quant=quant,

@@ -184,7 +184,7 @@ def export_model_cmd(app: AppContext, run: str, quant: str, out: Path | None, hu
         click.echo(f"[{time.monotonic() - started:7.1f}s] {text}")
 
     result = export_model(
-        app.store, run, quant=quant, out=out, system_prompt=pack.system_prompt, note=note,
+        app.store, run, quant=quant, out=out, system_prompt=pack.system_prompt, name=pack.name, note=note,
         verify=not no_verify, hub_repo=hub_repo,
     )
     if not no_verify:
