@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import Input
 
 from coach_tui.screens.chat import ChatScreen
-from coach_tui.widgets.chat_log import CoachSaid, YouSaid
+from coach_tui.widgets.chat_log import AssistantSaid, YouSaid
 from coach_tui.widgets.crisis_panel import CrisisPanel, resources_text
 from state.chat import ChatStore
 from tests.test_crisis import BENIGN, POSITIVE
@@ -42,10 +42,10 @@ async def test_a_reply_streams_in_and_the_conversation_is_saved_privately(tmp_pa
     app = make_app(tmp_path, chat_backend=backend)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
-        assert "Coaching, not therapy" in text_of(screen.query_one("#coaching-note"))
+        assert "Coaching, not therapy" in text_of(screen.query_one("#chat-note"))
         await say(pilot, screen, "Work is a lot and I sleep badly.")
-        await wait_for(pilot, lambda: len(screen.query(YouSaid)) == 1 and len(screen.query(CoachSaid)) == 1)
-        reply = screen.query_one(CoachSaid)
+        await wait_for(pilot, lambda: len(screen.query(YouSaid)) == 1 and len(screen.query(AssistantSaid)) == 1)
+        reply = screen.query_one(AssistantSaid)
         # Streaming: the reply is visible while it is still being written.
         await wait_for(pilot, lambda: "heavy" in reply.source)
         assert screen.generating and "help." not in reply.source
@@ -143,7 +143,7 @@ async def test_escape_stops_a_reply_and_keeps_what_was_written(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
         await say(pilot, screen, "Tell me a lot.")
-        await wait_for(pilot, lambda: "word word" in screen.query_one(CoachSaid).source)
+        await wait_for(pilot, lambda: "word word" in screen.query_one(AssistantSaid).source)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not screen.generating)
         [_, reply] = screen.conversation.messages
@@ -160,7 +160,7 @@ async def test_real_bundled_model_streams_a_reply(tmp_path):
         with anyio.fail_after(240):
             await wait_for(pilot, lambda: not screen.workers, timeout=240)  # warm-up done
         await say(pilot, screen, "I keep putting off a hard email at work.")
-        await wait_for(pilot, lambda: screen.query(CoachSaid) and screen.query_one(CoachSaid).source.strip(),
+        await wait_for(pilot, lambda: screen.query(AssistantSaid) and screen.query_one(AssistantSaid).source.strip(),
                        timeout=240)
         await wait_for(pilot, lambda: not screen.generating, timeout=240)
         reply = screen.conversation.messages[-1]

@@ -8,7 +8,7 @@ from textual.widgets import DataTable, TabbedContent
 
 from coach_tui.screens.monitor import MonitorScreen
 from coach_tui.screens.run_form import RunForm, parse_lengths
-from coach_tui.widgets.transcript_view import CoachTurn, UserTurn
+from coach_tui.widgets.transcript_view import AssistantTurn, UserTurn
 from state import pipeline as db
 from tests.tui_support import SMALL_LENGTHS, make_app, text_of, wait_for
 
@@ -35,7 +35,7 @@ async def test_start_a_run_from_the_form_and_watch_exchanges_arrive(tmp_path):
         run_id = app.controller.state.run_id
         monitor = app.screen
         # Exchanges appear in the transcript pane as they are written (follow mode picks a transcript).
-        await wait_for(pilot, lambda: len(monitor.query(UserTurn)) >= 1 and len(monitor.query(CoachTurn)) >= 1)
+        await wait_for(pilot, lambda: len(monitor.query(UserTurn)) >= 1 and len(monitor.query(AssistantTurn)) >= 1)
         live = app.controller.active
         await wait_for(pilot, lambda: not app.controller.active, timeout=30)
         assert live, "the run should still have been going when its first exchanges were drawn"

@@ -167,3 +167,6 @@ class PackManifest(PackModel):
     user_label: str = Field(default="User", min_length=1)
     assistant_label: str = Field(default="Assistant", min_length=1)
     """How the two speakers are named when a conversation is quoted to a model (e.g. "Coach")."""
+    chat_notice: str = ""
+    """What the chat screen says first about the assistant (e.g. "Coaching, not therapy."): the
+    domain's own limits, shown above every conversation."""

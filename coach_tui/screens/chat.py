@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown, OptionList, Static
@@ -34,7 +35,11 @@ from ..widgets.conversation_list import ConversationList
 from ..widgets.crisis_panel import CrisisPanel, resources_text
 from .model_picker import ModelPicker
 
-NOTE = "[b]Coaching, not therapy.[/b] Private and offline. In crisis? [b]ctrl+r[/b] shows support lines."
+
+def chat_note(notice: str) -> Content:
+    """The pack's own notice (what the assistant is and is not), then what holds in every domain."""
+    lead = Content.from_markup("[b]$notice[/b] ", notice=notice) if notice else Content("")
+    return lead + Content.from_markup("Private and offline. In crisis? [b]ctrl+r[/b] shows support lines.")
 
 
 class ChatScreen(Screen):
@@ -56,7 +61,7 @@ class ChatScreen(Screen):
                 yield Static("[b]Conversations[/b]  [dim]del: delete[/dim]", id="chat-sidebar-title")
                 yield ConversationList(id="conversations")
             with Vertical(id="chat-main"):
-                yield Static(NOTE, id="coaching-note")
+                yield Static(chat_note(self.app.pack.manifest.chat_notice), id="chat-note")
                 yield ChatLog(id="chat-log")
                 yield CrisisPanel(resources_text(self.app.pack.root), id="crisis")
                 yield Input(placeholder="Write here — enter sends · esc, then 1–5 switches screens", id="chat-input")

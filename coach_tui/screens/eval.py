@@ -1,13 +1,10 @@
 """Eval: the workspace's evaluation runs, and the highlighted one's report — verdict, statistics, safety gate.
 
 Evaluations run from the command line (`coach eval base`, `coach eval
-compare`), often in another process, so the screen learns about them from
-the store alone: it reads the list and the report when shown, and while the
-report on screen is of a run still in progress it asks the store every two
-seconds whether that run moved (`actors.run_watch`), recomputing only when
-it did. The report is computed off the event loop with the functions the
-CLI uses (`actors.eval_reports`), so a comparison's bootstrap never stalls
-the screen.
+compare`), often in another process: the screen follows them from the store
+(`RunFollowingScreen`). The report is computed off the event loop with the
+functions the CLI uses (`actors.eval_reports`), so a comparison's bootstrap
+never stalls the screen.
 """
 
 from __future__ import annotations
@@ -18,9 +15,6 @@ import anyio.to_thread
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.reactive import var
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer
 
 from actors.eval_reports import eval_run_report, eval_runs
@@ -29,48 +23,19 @@ from actors.run_watch import run_marker
 from ..widgets.app_header import AppHeader
 from ..widgets.eval_report import EvalReport
 from ..widgets.eval_runs_table import EvalRunsTable
+from .run_following import RunFollowingScreen
 
-POLL_S = 2.0
 
-
-class EvalScreen(Screen):
+class EvalScreen(RunFollowingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
         Binding("y", "copy_command", "Copy command/path"),
     ]
-
-    selected: var[str | None] = var(None)
-    """The run whose report is shown."""
-    live: var[bool] = var(False)
-    """The shown run may still change: poll the store while this holds and the screen is visible."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield AppHeader("eval")
         yield EvalRunsTable(id="eval-runs")
         yield EvalReport(id="eval-report")
         yield Footer()
-
-    def on_screen_resume(self) -> None:
-        self.query_one(EvalRunsTable).focus()
-        self.reload()
-        self._poll_while(self.live)
-
-    def on_screen_suspend(self) -> None:
-        self._poll_while(False)
-
-    def watch_live(self, live: bool) -> None:
-        self._poll_while(live and self.is_current)
-
-    def _poll_while(self, on: bool) -> None:
-        if on and self._timer is None:
-            self._timer = self.set_interval(POLL_S, self._poll)
-        elif not on and self._timer is not None:
-            self._timer.stop()
-            self._timer = None
 
     # --- data -----------------------------------------------------------------------------
 
@@ -108,7 +73,7 @@ class EvalScreen(Screen):
         report.show(found, {c.id: c.name for c in self.app.pack.rubric.criteria})
         self.live = found.live
 
-    async def _poll(self) -> None:
+    async def poll(self) -> None:
         """Every POLL_S while a live run is shown: redraw only when the store says it moved."""
         shown = self.query_one(EvalReport).shown
         if not self.is_current or shown is None or shown.info.id != self.selected:
@@ -123,9 +88,6 @@ class EvalScreen(Screen):
         if event.row_key.value != self.selected:
             self.selected = event.row_key.value
             self.load_report(self.selected)
-
-    def action_refresh(self) -> None:
-        self.reload()
 
     def action_copy_command(self) -> None:
         shown = self.query_one(EvalReport).shown

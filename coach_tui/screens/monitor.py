@@ -63,7 +63,8 @@ class MonitorScreen(Screen):
                 yield ScorePlot()
             with TabbedContent(id="monitor-tabs"):
                 with TabPane("[u]T[/u]ranscript", id="tab-transcript"):
-                    yield TranscriptView(id="transcript-view")
+                    yield TranscriptView(id="transcript-view", user_label=self.app.pack.manifest.user_label,
+                                         assistant_label=self.app.pack.manifest.assistant_label)
                 with TabPane("[u]R[/u]ubric", id="tab-rubric"):
                     yield RubricPane()
                 with TabPane("[u]A[/u]ctors", id="tab-workers"):

@@ -2,10 +2,8 @@
 
 `coach train` runs from the command line, usually in another process, and
 records itself in the store (the run row, one `TrainingProgress` event per
-logged step; see `actors.training.records`). So the screen reads the store:
-when shown, and every two seconds while the run on screen is running, when
-it asks first whether that run moved at all (`actors.run_watch`) and redraws
-only if it did.
+logged step; see `actors.training.records`): the screen follows it from
+there (`RunFollowingScreen`).
 """
 
 from __future__ import annotations
@@ -17,9 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.reactive import var
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer
 
 from actors.run_watch import run_marker
@@ -34,24 +29,16 @@ from ..widgets.app_header import AppHeader
 from ..widgets.loss_plot import LossPlot
 from ..widgets.train_detail import TrainDetail
 from ..widgets.train_runs_table import TrainRunsTable
+from .run_following import RunFollowingScreen
 
-POLL_S = 2.0
 
-
-class TrainScreen(Screen):
+class TrainScreen(RunFollowingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
         Binding("y", "copy_command", "Copy next command"),
     ]
 
-    selected: var[str | None] = var(None)
-    """The run shown below the list."""
-    live: var[bool] = var(False)
-    """The shown run is training: poll the store while this holds and the screen is visible."""
-
     def __init__(self) -> None:
         super().__init__()
-        self._timer: Timer | None = None
         self.shown: TrainingSnapshot | None = None
         """The run on screen, for the copy action, the poll and tests."""
 
@@ -62,24 +49,6 @@ class TrainScreen(Screen):
             yield LossPlot(id="loss-plot")
             yield TrainDetail(id="train-detail")
         yield Footer()
-
-    def on_screen_resume(self) -> None:
-        self.query_one(TrainRunsTable).focus()
-        self.reload()
-        self._poll_while(self.live)
-
-    def on_screen_suspend(self) -> None:
-        self._poll_while(False)
-
-    def watch_live(self, live: bool) -> None:
-        self._poll_while(live and self.is_current)
-
-    def _poll_while(self, on: bool) -> None:
-        if on and self._timer is None:
-            self._timer = self.set_interval(POLL_S, self._poll)
-        elif not on and self._timer is not None:
-            self._timer.stop()
-            self._timer = None
 
     # --- data -----------------------------------------------------------------------------
 
@@ -119,7 +88,7 @@ class TrainScreen(Screen):
         detail.show(snap)
         self.live = snap.live
 
-    async def _poll(self) -> None:
+    async def poll(self) -> None:
         """Every POLL_S while a training run is shown: redraw only when the store says it moved."""
         shown = self.shown
         if not self.is_current or shown is None or shown.info.id != self.selected:
@@ -134,9 +103,6 @@ class TrainScreen(Screen):
         if event.row_key.value != self.selected:
             self.selected = event.row_key.value
             self.load_run(self.selected)
-
-    def action_refresh(self) -> None:
-        self.reload()
 
     def action_copy_command(self) -> None:
         if self.shown is None:

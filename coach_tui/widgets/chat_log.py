@@ -1,7 +1,7 @@
-"""The conversation, as speech turns: what you wrote, and the coach's reply streaming in.
+"""The conversation, as speech turns: what you wrote, and the assistant's reply streaming in.
 
 Your turns are plain text (never interpreted as markup) on the right-hand
-rule; the coach's are Markdown, written into as tokens arrive through a
+rule; the assistant's are Markdown, written into as tokens arrive through a
 `MarkdownStream`, which coalesces fast pieces so the screen keeps up. The
 log stays pinned to the end while a reply streams unless you scroll up.
 """
@@ -24,10 +24,10 @@ class YouSaid(Static):
         super().__init__(Content.from_markup("[b $accent]You[/]\n$text", text=text))
 
 
-class CoachSaid(Markdown):
+class AssistantSaid(Markdown):
     DEFAULT_CSS = """
-    CoachSaid { border-left: outer $success; padding: 0 1; margin: 1 4 0 0; }
-    CoachSaid.-error { border-left: outer $error; }
+    AssistantSaid { border-left: outer $success; padding: 0 1; margin: 1 4 0 0; }
+    AssistantSaid.-error { border-left: outer $error; }
     """
 
 
@@ -41,7 +41,7 @@ class ChatLog(VerticalScroll):
     DEFAULT_CSS = "ChatLog { height: 1fr; padding: 0 1; } ChatLog #chat-empty { color: $text-muted; margin: 1 0; }"
 
     EMPTY = ("Say what's on your mind — a few things at once is fine.\n"
-             "The coach runs on this computer; nothing you write leaves it.")
+             "The model runs on this computer; nothing you write leaves it.")
 
     async def show(self, messages: list[ChatMessage]) -> None:
         await self.remove_children()
@@ -53,7 +53,7 @@ class ChatLog(VerticalScroll):
             if m.role == "user":
                 widgets.append(YouSaid(m.content))
             else:
-                widgets.append(CoachSaid(m.content))
+                widgets.append(AssistantSaid(m.content))
                 if m.meta.get("note"):
                     widgets.append(TurnNote(m.meta["note"]))
         await self.mount_all(widgets)
@@ -65,8 +65,8 @@ class ChatLog(VerticalScroll):
         await self.mount(YouSaid(text))
         self.scroll_end(animate=False)
 
-    async def add_reply(self) -> CoachSaid:
-        reply = CoachSaid("")
+    async def add_reply(self) -> AssistantSaid:
+        reply = AssistantSaid("")
         await self.mount(reply)
         self.anchor()
         return reply

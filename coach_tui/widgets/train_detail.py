@@ -17,7 +17,7 @@ from textual.widgets import Static
 from actors.training.snapshot import TrainingSnapshot, existing
 
 from ..formatting import duration
-from .eval_runs_table import status_text
+from .run_list import run_status_text
 from .train_runs_table import steps_text
 
 EMPTY_STEPS = (
@@ -59,7 +59,7 @@ class TrainDetail(Static):
 
     def show(self, snap: TrainingSnapshot) -> None:
         info, p = snap.info, snap.progress
-        head = Text.assemble((info.id, "bold"), "  ", status_text(info.status), f"  preset {info.preset}",
+        head = Text.assemble((info.id, "bold"), "  ", run_status_text(info.status), f"  preset {info.preset}",
                              (f" · {snap.model}" if snap.model else "", "dim"),
                              (f" · {snap.device}" if snap.device else "", "dim"))
         now = Table.grid(padding=(0, 2))
@@ -111,11 +111,11 @@ class TrainDetail(Static):
                 files.add_row(*_path("Ollama Modelfile", export["modelfile"]))
         if files.row_count:
             parts += [Text("\nFiles", style="bold underline"), files]
-        parts += [Text("\nNext", style="bold underline"), self._next(snap)]
+        parts += [Text("\nNext", style="bold underline"), self._next(snap, self.app.pack.name)]
         self.update(Group(*parts))
 
     @staticmethod
-    def _next(snap: TrainingSnapshot) -> Text:
+    def _next(snap: TrainingSnapshot, model_name: str) -> Text:
         text = Text()
         status, export = snap.info.status, snap.export
         if export.get("gguf"):
@@ -124,7 +124,7 @@ class TrainDetail(Static):
             text.append(f"3 (Chat), ctrl+o, pick {name} (or type its path)\n", style="bold")
             if export.get("modelfile"):
                 text.append("Run it in Ollama: ")
-                text.append(f"ollama create coach -f {export['modelfile']}\n", style="bold cyan")
+                text.append(f"ollama create {model_name} -f {export['modelfile']}\n", style="bold cyan")
             text.append("Compare it with the base: ")
             text.append(snap.eval_command or "", style="bold cyan")
         elif status == "finished":

@@ -1,13 +1,14 @@
-"""A transcript as a conversation: the simulated user and the coach, told apart at a glance.
+"""A transcript as a conversation: the simulated user and the assistant, told apart at a glance.
 
-User turns are plain text on the left rule in one colour; the coach's
+User turns are plain text on the left rule in one colour; the assistant's
 replies are rendered Markdown (the pack asks for labelled topics and lists)
-on a rule of another colour, each with its speaker and exchange number. The
+on a rule of another colour, each with its speaker (the domain pack's
+labels) and exchange number. The
 view follows a live transcript: new exchanges are appended, never redrawn,
 and it stays scrolled to the end unless you scrolled up to read.
 
 Each turn is one `Static` holding a Rich renderable (Rich's Markdown for the
-coach), not Textual's `Markdown` widget: that one builds a widget per block,
+assistant), not Textual's `Markdown` widget: that one builds a widget per block,
 and every widget on the monitor makes the layout pass that follows each
 appended turn slower while a run is writing (measured: ~130 ms per append
 under load, against a few ms now).
@@ -36,22 +37,24 @@ class UserTurn(Static):
     """
 
 
-class CoachTurn(Static):
+class AssistantTurn(Static):
     DEFAULT_CSS = """
-    CoachTurn { border-left: outer $success; padding: 0 1; margin: 0 0 0 2; background: $boost; }
-    CoachTurn.-pending { color: $text-muted; }
+    AssistantTurn { border-left: outer $success; padding: 0 1; margin: 0 0 0 2; background: $boost; }
+    AssistantTurn.-pending { color: $text-muted; }
     """
 
-    def show(self, exchange: Exchange) -> None:
+    def show(self, exchange: Exchange, label: str) -> None:
         self.set_class(not exchange.assistant, "-pending")
-        self.update(coach_renderable(exchange))
+        self.update(assistant_renderable(exchange, label))
 
 
 class TranscriptView(VerticalScroll):
     DEFAULT_CSS = "TranscriptView { height: 1fr; } TranscriptView #intro { color: $text-muted; }"
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, user_label: str = "User", assistant_label: str = "Assistant", **kwargs) -> None:
         super().__init__(**kwargs)
+        self.user_label = user_label
+        self.assistant_label = assistant_label
         self.transcript_id: str | None = None
         self._shown: dict[int, tuple[bool, str]] = {}
         self._lock = asyncio.Lock()  # show and sync await between reading and mounting: one at a time
@@ -92,13 +95,13 @@ class TranscriptView(VerticalScroll):
         for ex in exchanges:
             seen = self._shown.get(ex.number)
             if seen is None:
-                await self.mount(UserTurn(user_content(ex.number, ex.user), id=f"u{ex.number}"))
-                coach = CoachTurn(coach_renderable(ex), id=f"a{ex.number}",
-                                  classes="" if ex.assistant else "-pending")
-                await self.mount(coach)
+                await self.mount(UserTurn(user_content(ex.number, ex.user, self.user_label), id=f"u{ex.number}"))
+                reply = AssistantTurn(assistant_renderable(ex, self.assistant_label), id=f"a{ex.number}",
+                                      classes="" if ex.assistant else "-pending")
+                await self.mount(reply)
                 self._shown[ex.number] = (bool(ex.assistant), ex.assistant)
             elif seen[1] != ex.assistant:  # a reply arrived, or a fixup replaced it
-                self.query_one(f"#a{ex.number}", CoachTurn).show(ex)
+                self.query_one(f"#a{ex.number}", AssistantTurn).show(ex, self.assistant_label)
                 self._shown[ex.number] = (bool(ex.assistant), ex.assistant)
         if len(self._shown) > MAX_SHOWN * 2:  # a long live transcript: drop the oldest from the screen
             for number in sorted(self._shown)[: len(self._shown) - MAX_SHOWN]:
@@ -109,13 +112,14 @@ class TranscriptView(VerticalScroll):
             self.scroll_end(animate=False)
 
 
-def user_content(number: int, text: str) -> Content:
+def user_content(number: int, text: str, label: str = "User") -> Content:
     """The user's words as plain text (never markup) under a coloured label."""
-    return Content.from_markup("[b $accent]User[/] [dim]· $number[/]\n$text", number=str(number), text=text)
+    return Content.from_markup("[b $accent]$label[/] [dim]· $number[/]\n$text", label=label, number=str(number),
+                               text=text)
 
 
-def coach_renderable(ex: Exchange) -> Group:
-    """The coach's label and reply, the reply rendered as Markdown."""
-    head = Text.assemble(("Coach", "bold green"), (f" · {ex.number}", "dim"))
+def assistant_renderable(ex: Exchange, label: str = "Assistant") -> Group:
+    """The assistant's label and reply, the reply rendered as Markdown."""
+    head = Text.assemble((label, "bold green"), (f" · {ex.number}", "dim"))
     body = RichMarkdown(ex.assistant) if ex.assistant else Text("writing…", style="italic dim")
     return Group(head, body)
