@@ -35,7 +35,6 @@ from .errors import BackendError
 from .http_base import HttpBackend, decode_event
 from .structured import check_object
 from .types import Message, Reply, Usage
-from .windows import default_window
 
 TOOL_NAME = "answer"
 EPHEMERAL = {"type": "ephemeral"}
@@ -46,17 +45,7 @@ RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limi
 class AnthropicBackend(HttpBackend):
     kind = "anthropic"
 
-    def __init__(self, name: str, config: AnthropicConfig) -> None:
-        self.config = config
-        super().__init__(
-            name,
-            model=config.model,
-            base_url=config.base_url,
-            context_window=config.context_window or default_window("anthropic", config.model),
-            max_concurrency=config.max_concurrency,
-            timeout_s=config.timeout_s,
-            api_key_env=config.api_key_env,
-        )
+    config: AnthropicConfig
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/v1/{path.lstrip('/')}"

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,26 +23,23 @@ from .base import Backend
 from .errors import BackendError
 from .http_faults import status_error, transport_error
 from .sse import ServerEvent, aiter_events
+from .windows import default_window
+
+if TYPE_CHECKING:
+    from ..run_config import AnthropicConfig, OpenAIConfig
 
 CONNECTIONS_PER_CLIENT = 8
 
 
 class HttpBackend(Backend):
-    def __init__(
-        self,
-        name: str,
-        *,
-        model: str,
-        base_url: str,
-        context_window: int,
-        max_concurrency: int,
-        timeout_s: float | None,
-        api_key_env: str | None,
-    ) -> None:
-        super().__init__(name, model=model, context_window=context_window, max_concurrency=max_concurrency)
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.api_key_env = api_key_env
+    def __init__(self, name: str, config: OpenAIConfig | AnthropicConfig) -> None:
+        """Both vendors' configs name the same connection settings; a window not given comes from the model name."""
+        self.config = config
+        super().__init__(name, model=config.model, max_concurrency=config.max_concurrency,
+                         context_window=config.context_window or default_window(self.kind, config.model))
+        self.base_url = config.base_url.rstrip("/")
+        self.timeout_s = config.timeout_s
+        self.api_key_env = config.api_key_env
         self._clients: list[httpx.AsyncClient] = []
         self._in_flight: list[int] = []
         self._parsed: dict[str, httpx.URL] = {}

@@ -21,23 +21,12 @@ from .errors import BackendError
 from .http_base import HttpBackend, decode_event
 from .structured import parse_structured
 from .types import Message, Reply, Usage
-from .windows import default_window
 
 
 class OpenAIBackend(HttpBackend):
     kind = "openai"
 
-    def __init__(self, name: str, config: OpenAIConfig) -> None:
-        self.config = config
-        super().__init__(
-            name,
-            model=config.model,
-            base_url=config.base_url,
-            context_window=config.context_window or default_window("openai", config.model),
-            max_concurrency=config.max_concurrency,
-            timeout_s=config.timeout_s,
-            api_key_env=config.api_key_env,
-        )
+    config: OpenAIConfig
 
     def headers(self) -> dict[str, str]:
         key = self.api_key(required=True)
