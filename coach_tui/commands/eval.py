@@ -151,9 +151,9 @@ def eval_base(app: AppContext, model_spec: str | None, personas: int, runs: int,
     lines += [f"| {cid} | {rate:.0%} |" for cid, rate in sorted(report["criterion_failure_rates"].items())]
     write_text_atomic(folder / "base_report.md", "\n".join(lines) + "\n")
     click.echo("\n".join(lines[2:7]))
-    worst = sorted(report["criterion_failure_rates"].items(), key=lambda kv: -kv[1])[:5]
-    if worst:
-        click.echo("most failed: " + ", ".join(f"{cid} {rate:.0%}" for cid, rate in worst if rate > 0))
+    worst = [(cid, rate) for cid, rate in sorted(report["criterion_failure_rates"].items(), key=lambda kv: -kv[1])
+             if rate > 0][:5]
+    click.echo("most failed: " + (", ".join(f"{cid} {rate:.0%}" for cid, rate in worst) or "none"))
     click.echo(f"report: {folder / 'base_report.md'}")
 
 
