@@ -40,6 +40,7 @@ from .run_control import (
     RunRequest,
     default_router_factory,
     describe_backends,
+    generates_locally,
     settings_for,
     settings_for_run,
 )
@@ -103,6 +104,7 @@ class CoachApp(App):
         self.make_chat_backend = chat_backend_factory or chat_backend
         self.run_changes: Signal[Changes] = Signal(self, "run-changes")
         self.backends_line = describe_backends(config_path) if router_factory is None else "scripted backends"
+        self.local_generation = router_factory is None and generates_locally(config_path)
         self._rejudge: dict[str, set[str]] = {}
 
     def on_mount(self) -> None:
@@ -163,7 +165,7 @@ class CoachApp(App):
             if request is not None:
                 self.start_run(request)
 
-        self.push_screen(RunForm(), chosen)
+        self.push_screen(RunForm(local_models=self.local_generation), chosen)
 
     def start_run(self, request: RunRequest) -> str | None:
         """Plan a new run in the store and start it; returns its id."""

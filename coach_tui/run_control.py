@@ -82,6 +82,19 @@ def default_router_factory(config_path: Path | None = None) -> Callable[[], obje
     return make
 
 
+def generates_locally(config_path: Path | None = None) -> bool:
+    """Whether the simulator or the assistant runs on a local llama.cpp model (slow on a CPU)."""
+    try:
+        from actors.run_config import load_run_config
+
+        cfg = load_run_config(config_path)
+        backends = cfg.all_backends()
+        return any(backends[name].kind == "llama_cpp" for role in ("user_sim", "assistant")
+                   for name in cfg.role(role).backends)
+    except Exception:  # noqa: BLE001 - a broken config is the form's to report, not this hint's
+        return False
+
+
 def describe_backends(config_path: Path | None = None) -> str:
     """"role → backend" in a few words for the header: which models this app's runs would use."""
     try:

@@ -24,6 +24,23 @@ async def fill_form(pilot, transcripts: str = "2", lengths: str = "short=2,mediu
     await pilot.press("ctrl+s")
 
 
+async def test_the_form_says_how_big_the_run_is_before_it_starts(tmp_path):
+    app = make_app(tmp_path)
+    app.local_generation = True  # as with the embedded default: the scripted backends here are instant
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunForm))
+        size = app.screen.query_one("#size")
+        # the spec's defaults: 3 transcripts → one short, one medium, one long (20 + 50 + 75)
+        assert str(size.render()).startswith("145 exchanges in all — a long run on local models")
+        app.screen.query_one("#lengths").value = "short=3,medium=3,long=3,very_long=3"
+        await pilot.pause()
+        assert str(size.render()) == "9 exchanges in all"
+        app.screen.query_one("#transcripts").value = "many"
+        await pilot.pause()
+        assert str(size.render()) == ""
+
+
 async def test_start_a_run_from_the_form_and_watch_exchanges_arrive(tmp_path):
     app = make_app(tmp_path, router_kwargs={"delay_s": 0.03})
     async with app.run_test(size=(100, 30)) as pilot:

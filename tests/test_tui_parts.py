@@ -113,3 +113,16 @@ async def test_palette_lists_actions_runs_and_conversations(tmp_path):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "RunForm")
+
+
+def test_the_long_run_warning_is_for_local_models_only(tmp_path):
+    from pathlib import Path
+
+    from coach_tui.run_control import generates_locally
+
+    assert generates_locally(None)  # the embedded default
+    example = Path(__file__).parents[1] / "run-config.example.yaml"
+    assert not generates_locally(example)  # simulator and assistant on Claude
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("roles: [")
+    assert not generates_locally(broken)

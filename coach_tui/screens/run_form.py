@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.validation import Integer
 from textual.widgets import Button, Input, Label, Select, Static
 
-from actors.run_plan import DEFAULT_LENGTHS
+from actors.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX, allocate
 
 from ..run_control import REVIEW_MODES, RunRequest
 
@@ -38,6 +38,15 @@ def parse_lengths(text: str) -> dict[str, int]:
     return {**DEFAULT_LENGTHS, **out}
 
 
+def planned_exchanges(transcripts: int, lengths: dict[str, int]) -> int:
+    """Exchanges the run will generate: the length classes are allocated exactly as `coach run` does."""
+    return sum(count * lengths[c] for c, count in allocate(transcripts, DEFAULT_MIX).items())
+
+
+SIZE_HINT = ("a long run on local models on a CPU (minutes per exchange at the default token caps): "
+             "for a first look, try Lengths short=3,medium=3,long=3,very_long=3 and Max tokens 160")
+
+
 class RunForm(ModalScreen[RunRequest | None]):
     DEFAULT_CSS = """
     RunForm { align: center middle; }
@@ -47,14 +56,17 @@ class RunForm(ModalScreen[RunRequest | None]):
     RunForm Grid { grid-size: 2; grid-columns: 14 1fr; grid-rows: auto; height: auto; grid-gutter: 0 1; }
     RunForm Grid Label { padding: 0 0; color: $text-muted; }
     RunForm #error { color: $error; height: auto; }
+    RunForm #size { color: $text-muted; height: auto; padding: 1 0 0 0; }
     RunForm #buttons { height: auto; align-horizontal: right; padding: 1 0 0 0; }
     RunForm Button { margin: 0 0 0 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start", priority=True)]
 
-    def __init__(self, defaults: RunRequest | None = None) -> None:
+    def __init__(self, defaults: RunRequest | None = None, *, local_models: bool = False) -> None:
         super().__init__()
         self.defaults = defaults or RunRequest()
+        self.local_models = local_models
+        """The run would write with local llama.cpp models: a long run deserves a word of warning."""
 
     def compose(self) -> ComposeResult:
         d = self.defaults
@@ -81,6 +93,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                 yield Label("Max tokens")
                 yield Input("" if d.max_tokens is None else str(d.max_tokens), id="max-tokens", compact=True,
                             placeholder="per message (default: the pipeline's)", type="integer")
+            yield Static("", id="size")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
@@ -88,6 +101,22 @@ class RunForm(ModalScreen[RunRequest | None]):
 
     def on_mount(self) -> None:
         self.query_one("#transcripts", Input).focus()
+        self._show_size()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("transcripts", "lengths"):
+            self._show_size()
+
+    def _show_size(self) -> None:
+        """How much work the form describes, before anything starts: the spec's lengths are long."""
+        try:
+            total = planned_exchanges(int(self._value("transcripts")), parse_lengths(self._value("lengths")))
+        except ValueError:
+            total = None
+        text = "" if total is None else f"{total:,} exchanges in all"
+        if total is not None and total > 40 and self.local_models:
+            text += f" — {SIZE_HINT}"
+        self.query_one("#size", Static).update(text)
 
     def _value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()
