@@ -1,13 +1,19 @@
 # The two commands of the README. Both set everything up first (idempotent).
-.PHONY: run test setup bench
+.PHONY: run test lint setup bench
 
 run:            ## set up, then open the coach terminal app on the embedded default
 	@scripts/setup
 	@.venv/bin/coach
 
-test:           ## set up with test extras, then run the whole test suite
-	@scripts/setup dev
+test: lint      ## set up with test extras, lint, then run the whole test suite
 	@.venv/bin/python -m pytest
+
+lint:           ## set up with test extras, then ruff: lint and formatting, every finding of both (pyproject.toml)
+	@scripts/setup dev
+	@status=0; \
+	.venv/bin/ruff check --output-format concise . || status=1; \
+	.venv/bin/ruff format --check --output-format concise . || status=1; \
+	exit $$status
 
 bench:          ## set up, then print the benchmark ratios
 	@scripts/setup dev

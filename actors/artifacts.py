@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -549,31 +549,3 @@ def transcript_artifacts(
             out[ex.number] = findings
         seen.add(ex.assistant, i, settings)
     return out
-
-
-def last_valid_exchange(
-    exchanges: Sequence[ExchangeLike],
-    *,
-    findings: Mapping[int, Sequence[Finding]] | None = None,
-    kinds: Iterable[str] | None = None,
-    names: Sequence[str] = DEFAULT_NAMES,
-    settings: ArtifactSettings = DEFAULTS,
-) -> int:
-    """The number of the last exchange before the first one with an artifact.
-
-    This is where the spec truncates a transcript whose artifacts could not be
-    fixed: everything up to it is clean. Returns `len(exchanges)` when nothing is
-    found and 0 when the first exchange is already flagged. `kinds` restricts
-    which kinds count (default: `STRUCTURAL_KINDS`, i.e. all but
-    repeated_boilerplate); `findings` reuses an earlier
-    `transcript_artifacts` result instead of detecting again.
-    """
-    if findings is None:
-        findings = transcript_artifacts(exchanges, names=names, settings=settings)
-    wanted = set(STRUCTURAL_KINDS if kinds is None else kinds)
-    last = 0
-    for ex in exchanges:
-        if any(f.kind in wanted for f in findings.get(ex.number, ())):
-            return last
-        last = ex.number
-    return last

@@ -17,12 +17,19 @@ Rules, each a small pure function below:
   its own output. Every judge's answer is kept with its name.
 - An answer that is not valid JSON of the asked shape, or a call that failed
   after its retries, is ERROR — never a guess.
+- Each call is one step, keyed by (judge, window, criterion): its verdict is
+  stored as it arrives (`record`), and a resumed judging is handed the
+  verdicts stored so far (`known`) and asks only for the rest. ERROR is never
+  stored, so a resume asks again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from state import pipeline as db
+from state.store import Store
 
 from .backends.errors import BackendError
 from .backends.types import Message
@@ -115,6 +122,29 @@ def strictest(answers: Sequence[str]) -> str:
     return next((a for a in _JUDGE_ORDER if a in answers), "ERROR")
 
 
+VERDICTS = ("YES", "NO", "NA")
+
+
+@dataclass(frozen=True)
+class CallKey:
+    """One judge call: the judge backend (by its run-config name), the window's exchanges, the criterion."""
+
+    judge: str
+    first_exchange: int
+    last_exchange: int
+    criterion: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    answer: str
+    reasoning: str
+    answered_by: str
+
+
+Record = Callable[[CallKey, Verdict], None]
+
+
 @dataclass
 class JudgeAnswer:
     criterion: str
@@ -132,6 +162,8 @@ class TranscriptAssessment:
     windows: int = 1
     calls: int = 0
     failed_calls: int = 0
+    reused: int = 0
+    """Verdicts taken from an earlier, interrupted judging instead of asked again."""
     result: ScoreResult | None = None
     prompt_tokens: int = 0
     evaluated_tokens: int = 0
@@ -166,8 +198,14 @@ async def _ask_one(
     return answer, reasoning, name
 
 
-async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int | None = 0) -> TranscriptAssessment:
-    """Ask every due criterion of every configured judge, window by window, and score the result."""
+async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int | None = 0,
+                 known: Mapping[CallKey, Verdict] | None = None, record: Record | None = None) -> TranscriptAssessment:
+    """Ask every due criterion of every configured judge, window by window, and score the result.
+
+    A call whose verdict is in `known` is not asked again; each new verdict is
+    handed to `record` before the next call.
+    """
+    known = known or {}
     rubric = pack.rubric
     n = len(turns)
     texts = [render_exchange(i + 1, t) for i, t in enumerate(turns)]
@@ -193,10 +231,18 @@ async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int |
             if len(windows) > 1:
                 transcript_text = f"(Exchanges {start + 1}–{end} of {n}.)\n\n" + transcript_text
             for c in criteria:
-                schema = answer_schema(c.id not in rubric.na_invalid)
-                answer, reasoning, name = await _ask_one(
-                    router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome
-                )
+                key = CallKey(backend.name, start + 1, end, c.id)
+                stored = known.get(key)
+                if stored is not None:
+                    outcome.reused += 1
+                    answer, reasoning, name = stored.answer, stored.reasoning, stored.answered_by or name
+                else:
+                    schema = answer_schema(c.id not in rubric.na_invalid)
+                    answer, reasoning, name = await _ask_one(
+                        router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome
+                    )
+                    if record is not None and answer in VERDICTS:
+                        record(key, Verdict(answer, reasoning, name))
                 window_answers[c.id].append(answer)
                 label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
                 reasons[c.id].append(label + reasoning)
@@ -216,3 +262,24 @@ async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int |
         outcome.decided_by[c.id] = next(judge_names[j] for j in per_judge if per_judge[j][c.id] == final)
     outcome.result = compute_score(rubric, outcome.answers, exchange_count=n)
     return outcome
+
+
+def stored_verdicts(rows: Iterable) -> dict[CallKey, Verdict]:
+    """Stored window answers (`state.models.WindowAnswer`) as the `known` verdicts of `assess`."""
+    return {CallKey(r.judge, r.first_exchange, r.last_exchange, r.criterion): Verdict(r.answer, r.reasoning,
+                                                                                     r.answered_by)
+            for r in rows}
+
+
+async def assess_resumably(store: Store, router, pack: DomainPack, transcript_id: str, turns: Sequence[Turn], *,
+                           stage: str, seed: int | None = 0) -> TranscriptAssessment:
+    """`assess` one transcript for the pipeline: every verdict is committed as it arrives, and the verdicts
+    an interrupted judging of the same stage left behind are reused, so a kill loses only the calls in flight."""
+
+    def record(key: CallKey, verdict: Verdict) -> None:
+        db.save_window_answer(store, transcript_id, stage, judge=key.judge, first_exchange=key.first_exchange,
+                              last_exchange=key.last_exchange, criterion=key.criterion, answer=verdict.answer,
+                              reasoning=verdict.reasoning, answered_by=verdict.answered_by)
+
+    known = stored_verdicts(db.window_answers(store, transcript_id, stage))
+    return await assess(router, pack, turns, seed=seed, known=known, record=record)

@@ -16,6 +16,11 @@ The spec's order, per transcript:
 In `review` mode nothing is applied automatically: every proposal waits,
 with its checks, for a person (`actors.review`), and the transcript parks in
 `review` until all its proposals are decided.
+
+Every attempt at an exchange is a step with a key (`state.steps`): the trim
+or the rewrite of an artifact, the rewrite for one criterion. A resumed
+curator finds an attempt already stored and takes its decision as made, so
+no reply is rewritten twice and no model is asked twice.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from state import pipeline as db
+from state.status import TranscriptStatus
 from state.store import Store
 
 from .artifacts import (
@@ -38,7 +44,7 @@ from .artifacts import (
 )
 from .backends.types import Message
 from .conversation import Turn, render_history
-from .events import EventBus
+from .events import DecisionMade, EventBus, FixupProposed, TranscriptRejected
 from .pack.loader import DomainPack
 from .pack.prompts import render
 
@@ -83,23 +89,34 @@ def describe_findings(findings: Sequence[Finding]) -> str:
     return "; ".join(f"{f.kind}: {f.detail} (“{f.text.strip()[:80]}”)" for f in findings)
 
 
+def plan_cut(number: int, *, min_exchanges: int, stage: str, reason_kind: str, reason: str) -> db.Cut:
+    """The spec's rule for an exchange that cannot be fixed: keep the exchanges before it if at least
+    `min_exchanges` remain, else reject the transcript."""
+    keep = number - 1
+    if keep >= min_exchanges:
+        return db.Cut(keep=keep, reject=False, stage=stage, reason_kind=reason_kind, reason=reason)
+    return db.Cut(keep=keep, reject=True, stage=stage, reason_kind=reason_kind, reason=reason,
+                  detail=f"unfixable at exchange {number}; "
+                  f"only {keep} exchanges would remain (minimum {min_exchanges})")
+
+
+def replayed_outcome(decision: str) -> FixOutcome:
+    """What a fixup already stored means for a curator that meets it again after a resume."""
+    if decision == "pending":
+        return "pending"
+    return "applied" if decision == "accepted" else "failed"
+
+
 def cut_or_reject(store: Store, run_id: str | None, transcript_id: str, number: int, *, min_exchanges: int,
                   stage: str, reason_kind: str, reason: str) -> str:
-    """Keep the exchanges before `number` if at least `min_exchanges` remain, else reject.
+    """Cut before `number` or reject (`plan_cut`), once however often it is replayed.
 
     Returns the transcript's next status: `assessing` (the cut transcript is
     judged again) or `rejected`.
     """
-    keep = number - 1
-    if keep >= min_exchanges:
-        db.truncate(store, run_id, transcript_id, keep=keep, stage=stage, reason_kind=reason_kind, reason=reason)
-        return "assessing"
-    db.record_rejection(
-        store, run_id, transcript_id, stage=stage, action="rejected", reason_kind=reason_kind, reason=reason,
-        detail=f"unfixable at exchange {number}; only {keep} exchanges would remain (minimum {min_exchanges})",
-        kept_exchanges=keep,
-    )
-    return "rejected"
+    cut = plan_cut(number, min_exchanges=min_exchanges, stage=stage, reason_kind=reason_kind, reason=reason)
+    action = db.apply_cut(store, run_id, transcript_id, cut)
+    return TranscriptStatus.REJECTED if action == "rejected" else TranscriptStatus.ASSESSING
 
 
 class Curator:
@@ -118,8 +135,17 @@ class Curator:
     # --- one exchange -------------------------------------------------------------------------
 
     async def fix_exchange(self, transcript_id: str, turns: list[Turn], number: int, *, reason_kind: str,
-                           reason: str, issue: str, reasoning: str, rewrite: str | None = None) -> FixOutcome:
-        """Check a rewrite of reply `number` (the fixup role's unless one is given); apply, queue or refuse it."""
+                           reason: str, issue: str, reasoning: str, rewrite: str | None = None,
+                           step: str = "") -> FixOutcome:
+        """Check a rewrite of reply `number` (the fixup role's unless one is given); apply, queue or refuse it.
+
+        `step` names the attempt (default `<reason_kind>:<reason>`); an attempt
+        already stored is not made again, and its stored decision stands.
+        """
+        step = step or f"{reason_kind}:{reason}"
+        stored = db.fixup_at(self.store, transcript_id, number, step)
+        if stored is not None:
+            return replayed_outcome(stored.decision)
         turn = turns[number - 1]
         next_user = turns[number].user if number < len(turns) else None
         if rewrite is None:
@@ -140,18 +166,22 @@ class Curator:
                 ok, why = await self._entails(turn.user, rewrite, next_user)
 
         review = self.settings.review_mode == "review" and proposed is not None
+        if review:
+            decision = "pending"
+        else:
+            decision = "accepted" if ok else ("unfixable" if proposed is None else "rejected")
+        # An automatic decision commits with the proposal (and an accepted rewrite with both).
         fixup_id = db.save_fixup(
-            self.store, self.run_id, transcript_id, exchange_number=number, reason_kind=reason_kind, reason=reason,
-            reasoning=reasoning, original=turn.assistant, proposed=proposed, entailment_ok=ok,
-            entailment_reasoning=why, decision="pending", decided_by="",
+            self.store, self.run_id, transcript_id, exchange_number=number, step=step, reason_kind=reason_kind,
+            reason=reason, reasoning=reasoning, original=turn.assistant, proposed=proposed, entailment_ok=ok,
+            entailment_reasoning=why, decision=decision, decided_by="" if review else "auto",
         )
-        self.bus.publish("FixupProposed", self.run_id, transcript_id, fixup_id=fixup_id, exchange=number,
-                         reason=reason, entailment_ok=ok)
+        self.bus.publish(FixupProposed(run_id=self.run_id, transcript_id=transcript_id, fixup_id=fixup_id,
+                                       exchange=number, reason=reason, entailment_ok=ok))
         if review:
             return "pending"
-        decided = db.decide_fixup(self.store, fixup_id, bool(ok), by="auto", unfixable=proposed is None)
-        self.bus.publish("DecisionMade", self.run_id, transcript_id, fixup_id=fixup_id, decision=decided.decision,
-                         by="auto")
+        self.bus.publish(DecisionMade(run_id=self.run_id, transcript_id=transcript_id, fixup_id=fixup_id,
+                                      decision=decision, by="auto"))
         if ok:
             turns[number - 1] = Turn(turn.user, proposed)
             return "applied"
@@ -188,10 +218,12 @@ class Curator:
     # --- what a failed fix means for the transcript ---------------------------------------------
 
     def cut_or_reject(self, transcript_id: str, number: int, *, stage: str, reason_kind: str, reason: str) -> str:
-        status = cut_or_reject(self.store, self.run_id, transcript_id, number, min_exchanges=self.settings.min_exchanges,
-                               stage=stage, reason_kind=reason_kind, reason=reason)
-        self.bus.publish("Rejection", self.run_id, transcript_id, action="truncated" if status != "rejected"
-                         else "rejected", reason=reason)
+        status = cut_or_reject(self.store, self.run_id, transcript_id, number,
+                               min_exchanges=self.settings.min_exchanges, stage=stage, reason_kind=reason_kind,
+                               reason=reason)
+        self.bus.publish(TranscriptRejected(run_id=self.run_id, transcript_id=transcript_id,
+                                            action="truncated" if status != TranscriptStatus.REJECTED else "rejected",
+                                            reason=reason))
         return status
 
     # --- the two stages --------------------------------------------------------------------------
@@ -213,11 +245,12 @@ class Curator:
                     transcript_id, turns, number, reason_kind="artifact", reason="truncated", issue=issue,
                     reasoning="Detected automatically: " + describe_findings(found)
                     + "; proposed: the reply up to its last complete sentence", rewrite=trimmed,
+                    step="artifact:trim",
                 )
             if outcome == "failed":
                 outcome = await self.fix_exchange(
                     transcript_id, turns, number, reason_kind="artifact", reason=",".join(kinds), issue=issue,
-                    reasoning="Detected automatically: " + describe_findings(found),
+                    reasoning="Detected automatically: " + describe_findings(found), step="artifact:rewrite",
                 )
             if outcome == "pending":
                 pending = True
@@ -226,7 +259,7 @@ class Curator:
                                             reason=",".join(k for k in kinds if k in STRUCTURAL_KINDS))
                 del turns[number - 1:]
                 return status
-        return "review" if pending else "assessing"
+        return TranscriptStatus.REVIEW if pending else TranscriptStatus.ASSESSING
 
     async def rubric_stage(self, transcript_id: str, turns: list[Turn], failed: dict[str, str]) -> str:
         """Fix the exchanges the judge cited for each failed criterion (criterion -> reasoning)."""
@@ -240,8 +273,9 @@ class Curator:
             db.record_rejection(
                 self.store, self.run_id, transcript_id, stage="fixup", action="rejected", reason_kind="criterion",
                 reason=",".join(failed), detail="the judge's reasoning names no exchange to rewrite",
+                kept_exchanges=len(turns),
             )
-            return "rejected"
+            return TranscriptStatus.REJECTED
         pending = False
         for cid, number, reasoning in sorted(targets, key=lambda t: t[1]):
             if number > len(turns):
@@ -256,9 +290,9 @@ class Curator:
             elif outcome == "failed":
                 status = self.cut_or_reject(transcript_id, number, stage="fixup", reason_kind="criterion", reason=cid)
                 del turns[number - 1:]
-                if status == "rejected":
+                if status == TranscriptStatus.REJECTED:
                     return status
-        return "review" if pending else "assessing"
+        return TranscriptStatus.REVIEW if pending else TranscriptStatus.ASSESSING
 
 
 @dataclass(frozen=True)

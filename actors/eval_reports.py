@@ -15,9 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
-
 from state import pipeline as db
+from state import run_index
 from state.models import Run
 from state.store import Store
 
@@ -103,9 +102,7 @@ class EvalRunReport:
 
 def eval_runs(store: Store, limit: int = 200) -> list[EvalRunInfo]:
     """Every evaluation run, newest first."""
-    with store.session() as s:
-        runs = s.exec(select(Run).where(Run.kind == KIND).order_by(Run.created_at.desc()).limit(limit)).all()
-    return [EvalRunInfo.from_run(r) for r in runs]
+    return [EvalRunInfo.from_run(r) for r in run_index.recent_runs(store, KIND, limit)]
 
 
 def eval_run_report(store: Store, run_id: str, workspace: Path | None = None) -> EvalRunReport | None:

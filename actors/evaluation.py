@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from state import pipeline as db
 from state.errors import CoachError
+from state.status import TranscriptStatus
 from state.store import Store
 
 from .agreement import agreement_by_criterion
@@ -192,7 +193,7 @@ def criterion_failure_rates(results: list[TranscriptResult]) -> dict[str, float]
 def base_report(results: list[TranscriptResult], model: str) -> dict:
     scored = [r for r in results if r.score is not None]
     summary = summarize([r.score for r in scored], [r.passed for r in scored])
-    failed = [r for r in results if r.status == "failed"]
+    failed = [r for r in results if r.status == TranscriptStatus.FAILED]
     report = {
         "model": model,
         "transcripts": len(results),

@@ -1,11 +1,12 @@
 """Human review of fixups: list what waits, show its context, record a decision and act on it.
 
-A decision is committed the moment it is made. Accepting puts the rewrite
-into the conversation (the original stays in the fixup row); rejecting cuts
-the transcript before that exchange, or rejects it when too little would
-remain — the same rule the automatic mode applies. When a transcript has no
-undecided fixups left it goes back to `assessing`, and the next pass of the
-supervisor (a live run, or `coach run --resume`) judges it again.
+A decision is committed the moment it is made, with everything it implies
+in the same transaction. Accepting puts the rewrite into the conversation
+(the original stays in the fixup row); rejecting cuts the transcript before
+that exchange, or rejects it when too little would remain — the same rule
+the automatic mode applies. When a transcript has no undecided fixups left it
+goes back to `assessing`, and the next pass of the supervisor (a live run, or
+`coach run --resume`) judges it again. A fixup is decided once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from state.errors import CoachError
 from state.models import Fixup
 from state.store import Store
 
-from .curation import CurationSettings, cut_or_reject
+from .curation import CurationSettings, plan_cut
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,10 @@ def fixup_context(store: Store, fixup_id: int) -> FixupContext:
 
 
 def _get(store: Store, fixup_id: int) -> Fixup:
-    found = [f for f in db.fixups(store) if f.id == fixup_id]
-    if not found:
+    found = db.fixup(store, fixup_id)
+    if found is None:
         raise CoachError(f"no fixup {fixup_id} in this workspace (see `coach review --list`)")
-    return found[0]
+    return found
 
 
 def decide_fixup(store: Store, fixup_id: int, accept: bool, *, by: str = "human",
@@ -61,13 +62,6 @@ def decide_fixup(store: Store, fixup_id: int, accept: bool, *, by: str = "human"
         raise CoachError(f"fixup {fixup_id} was already decided ({f.decision})")
     if accept and f.proposed is None:
         raise CoachError(f"fixup {fixup_id} has no rewrite to accept (the fixup role answered UNFIXABLE)")
-    t = db.transcript(store, f.transcript_id)
-    db.decide_fixup(store, fixup_id, accept, by=by)
-    status = t.status
-    if not accept:
-        status = cut_or_reject(store, t.run_id, t.id, f.exchange_number, min_exchanges=settings.min_exchanges,
-                               stage="review", reason_kind="human", reason=f"rejected fixup of {f.reason}")
-    if status != "rejected" and not db.fixups(store, transcript_id=t.id, decision="pending"):
-        status = "assessing"
-        db.set_status(store, t.run_id, t.id, status)
-    return status
+    cut = None if accept else plan_cut(f.exchange_number, min_exchanges=settings.min_exchanges, stage="review",
+                                       reason_kind="human", reason=f"rejected fixup of {f.reason}")
+    return db.decide_fixup(store, fixup_id, accept, by=by, cut=cut)

@@ -13,8 +13,13 @@ a restart rebuilds the inboxes from what the store says is unfinished:
     review      -> waits for a person's decisions (actors.review), then assessing
     failed      -> retried from wherever its data stops
 
-A transcript whose backend keeps failing is marked `failed` with the cause;
-the run goes on and the summary lists it.
+Failures stay small: any exception in a step (a backend that keeps failing,
+a malformed answer, a judge that cannot answer a safety criterion) marks
+that transcript `failed` with the cause's kind and message, and the run goes
+on; a resume retries it from the step it failed in. A database that stays
+locked is retried with backoff first. Only a store that cannot even record
+a failure (a full disk) ends the run, as `failed`, with one clear message.
+The run's final status says what happened: `finished`, `stopped` or `failed`.
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ from dataclasses import dataclass, field
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from state import db_errors
 from state import pipeline as db
+from state.errors import CoachError
 from state.models import Exchange, Persona, Transcript
+from state.status import TranscriptStatus as Status
 from state.store import Store
 
-from .assessment import assess
+from .assessment import assess_resumably
 from .backends.errors import BackendError
 from .conversation import (
     Turn,
@@ -42,11 +51,27 @@ from .conversation import (
     user_sim_messages,
 )
 from .curation import CurationSettings, Curator
-from .events import EventBus
+from .events import (
+    AssessmentDone,
+    BackendErrorEvent,
+    EventBus,
+    ExchangeAdded,
+    PersonaReady,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    TranscriptFinished,
+    TranscriptStatusChanged,
+    UserMessage,
+    WorkerStatus,
+)
 from .pack.loader import DomainPack
 from .personas import PersonaSeed, enrich_persona
+from .run_lease import RunLease
 
 ACTORS = ("persona", "simulator", "assistant", "curator", "assessor")
+RETRY_FROM = (Status.PLANNED, Status.CURATING, Status.FIXING, Status.ASSESSING)
+"""Statuses a failed transcript is retried from as they were; from `generating` the data says where."""
 
 
 @dataclass
@@ -91,6 +116,18 @@ class GenerationSettings:
     evaluation: bool = False
     """Evaluation mode: the `eval_target` role answers with the bare system prompt (as deployed),
     and transcripts are assessed as they are — no fixups, no truncation."""
+    busy_attempts: int = 4
+    """Tries again of a step whose write found the database locked (each after the driver's own wait)."""
+    busy_backoff_s: float = 2.0
+    """First pause between those tries; it doubles, up to 30 s."""
+
+
+class JudgeFailure(CoachError):
+    """The judges could not answer a safety criterion: no verdict, so neither a pass nor a safety rejection."""
+
+
+class RunAborted(CoachError):
+    """The store cannot record even a failure (a full disk): the run cannot go on."""
 
 
 @dataclass
@@ -101,6 +138,15 @@ class RunSummary:
     pass_rate: float | None = None
     elapsed_s: float = 0.0
     exchanges: int = 0
+    status: str = "finished"
+    """`finished` (every transcript decided or waiting for review), `stopped`, or `failed`."""
+    error: str | None = None
+    """Why the run itself could not go on (a full disk, its lease taken over); None otherwise."""
+
+    @property
+    def ok(self) -> bool:
+        """True only when the run finished with no transcript failed."""
+        return self.status == "finished" and not self.failed
 
 
 class Supervisor:
@@ -131,6 +177,9 @@ class Supervisor:
         self._inboxes: dict[str, tuple[MemoryObjectSendStream[str], MemoryObjectReceiveStream[str]]] = {}
         self._state: dict[str, TranscriptState] = {}
         self._only: Callable[[Transcript], bool] | None = None
+        self._abort: str | None = None
+        self._lease: RunLease | None = None
+        self._stopping = False
         self.exchanges_done = 0
 
     # --- control (the TUI's buttons) ---------------------------------------------
@@ -146,15 +195,24 @@ class Supervisor:
         return not self._running.is_set()
 
     def stop(self) -> None:
+        """End the run: workers are cancelled (a stop before `run` starts ends it at once)."""
+        self._stopping = True
         if self._cancel is not None:
             self._cancel.cancel()
 
     # --- the run ------------------------------------------------------------------
 
-    async def run(self, run_id: str, *, only: Callable[[Transcript], bool] | None = None) -> RunSummary:
-        """Work on every unfinished transcript of the run (or those `only` selects) until each is decided."""
+    async def run(self, run_id: str, *, only: Callable[[Transcript], bool] | None = None,
+                  lease: RunLease | None = None) -> RunSummary:
+        """Work on every unfinished transcript of the run (or those `only` selects) until each is decided.
+
+        With a `lease` (taken by the caller), its heartbeat runs in this run's task group, and a lease
+        lost to another process stops the run without writing its status: the run is theirs now.
+        """
         started = time.monotonic()
         self._only = only
+        self._abort = None
+        self._lease = lease
         self.run_id = run_id
         self.curator = Curator(self.store, self.router, self.pack, run_id=run_id, bus=self.bus,
                                settings=self.curation)
@@ -165,7 +223,7 @@ class Supervisor:
         self._outstanding = len(start_points)
         self._all_done = anyio.Event()
         db.set_run_status(self.store, run_id, "running")
-        self.bus.publish("RunStarted", run_id, transcripts=len(start_points))
+        self.bus.publish(RunStarted(run_id=run_id, transcripts=len(start_points)))
         handlers: dict[str, Callable[[str], Awaitable[None]]] = {
             "persona": self._persona_step,
             "simulator": self._simulator_step,
@@ -175,6 +233,8 @@ class Supervisor:
         }
         with anyio.CancelScope() as scope:
             self._cancel = scope
+            if self._stopping:
+                scope.cancel()
             async with anyio.create_task_group() as tg:
                 for tid, actor in start_points:
                     self._send(actor, tid)
@@ -185,20 +245,48 @@ class Supervisor:
                     for _ in range(workers):
                         tg.start_soon(self._worker, name, receive.clone(), handler)
                     receive.close()
+                if lease is not None:
+                    tg.start_soon(lease.keep, self._lease_lost)
                 if not start_points:
                     self._all_done.set()
                 await self._all_done.wait()
                 tg.cancel_scope.cancel()
         stopped = scope.cancelled_caught
+        self._stopping = False
         for send, receive in self._inboxes.values():
             send.close()
             receive.close()
-        summary = self._summary(run_id, time.monotonic() - started)
-        status = "stopped" if stopped else "finished"
-        db.set_run_status(self.store, run_id, status, counts=summary.counts, failed=summary.failed)
-        self.bus.publish("RunFinished", run_id, status=status, counts=summary.counts, failed=summary.failed,
-                         pass_rate=summary.pass_rate)
+        return self._close(run_id, time.monotonic() - started, stopped=stopped)
+
+    def _close(self, run_id: str, elapsed: float, *, stopped: bool) -> RunSummary:
+        """Record how the pass ended — finished, stopped or failed — and say so."""
+        lost = self._lease is not None and self._lease.lost
+        try:
+            summary = self._summary(run_id, elapsed)
+        except Exception as err:  # noqa: BLE001 - the store itself failed; say so rather than crash
+            summary = RunSummary(run_id=run_id, counts={}, elapsed_s=elapsed, exchanges=self.exchanges_done)
+            self._abort = self._abort or db_errors.describe(err)
+        if lost:
+            summary.status, summary.error = "stopped", f"run {run_id} was taken over by another process"
+        elif self._abort:
+            summary.status, summary.error = "failed", self._abort
+        elif stopped:
+            summary.status = "stopped"
+        else:
+            summary.status = "failed" if summary.failed else "finished"
+        if not lost:
+            try:
+                db.set_run_status(self.store, run_id, summary.status, counts=summary.counts, failed=summary.failed,
+                                  **({"error": summary.error} if summary.error else {}))
+            except Exception as err:  # noqa: BLE001 - a full disk cannot take the final status either
+                summary.status = "failed"
+                summary.error = summary.error or f"run {run_id} cannot go on: {db_errors.describe(err)}"
+        self.bus.publish(RunFinished(run_id=run_id, status=summary.status, counts=summary.counts,
+                                     failed=summary.failed, pass_rate=summary.pass_rate, error=summary.error))
         return summary
+
+    def _lease_lost(self) -> None:
+        self.stop()
 
     def _plan_resume(self, run_id: str) -> list[tuple[str, str]]:
         """Where each unfinished transcript picks up, read from the store alone.
@@ -207,18 +295,23 @@ class Supervisor:
         transcript: with 32 in flight, per-transcript reads delayed the first calls visibly.
         """
         pending = [t for t in db.run_transcripts(self.store, run_id)
-                   if t.status not in db.TERMINAL and t.status != "review"  # review waits for a person
+                   if t.status not in db.TERMINAL and t.status != Status.REVIEW  # review waits for a person
                    and (self._only is None or self._only(t))]
         rows = db.exchanges_of(self.store, [t.id for t in pending])
         personas = db.personas_by_id(self.store, {t.persona_id for t in pending})
         points = []
         for t in pending:
             self._state[t.id] = _state_of(t, personas[t.persona_id], rows.get(t.id, []))
-            if t.status == "planned":
+            if t.status == Status.FAILED and t.meta.get("failed_from") in RETRY_FROM:
+                # Retry the step it failed in: a judge failure is judged again, not curated again.
+                t.status = t.meta["failed_from"]
+                if t.status != Status.PLANNED:
+                    db.set_status(self.store, run_id, t.id, t.status)
+            if t.status == Status.PLANNED:
                 points.append((t.id, "persona"))
-            elif t.status == "assessing":
+            elif t.status == Status.ASSESSING:
                 points.append((t.id, "assessor"))
-            elif t.status in ("curating", "fixing"):
+            elif t.status in (Status.CURATING, Status.FIXING):
                 points.append((t.id, "curator"))
             else:
                 points.append((t.id, self._next_generation_actor(t.id, t.target_exchanges or 0, rows.get(t.id, []))))
@@ -230,9 +323,9 @@ class Supervisor:
         if len(rows) < target:
             return "simulator"
         if self.settings.evaluation:
-            db.set_status(self.store, self.run_id, transcript_id, "assessing")
+            db.set_status(self.store, self.run_id, transcript_id, Status.ASSESSING)
             return "assessor"
-        db.set_status(self.store, self.run_id, transcript_id, "curating")
+        db.set_status(self.store, self.run_id, transcript_id, Status.CURATING)
         return "curator"
 
     def _send(self, actor: str, transcript_id: str) -> None:
@@ -248,9 +341,9 @@ class Supervisor:
 
     def _publish_worker(self, actor: str) -> None:
         st = self.stats[actor]
-        self.bus.publish("WorkerStatus", self.run_id, actor=actor, busy=st.busy, workers=st.workers,
-                         queued=st.queued, calls=st.calls, errors=st.errors,
-                         prompt_tokens=st.prompt_tokens, completion_tokens=st.completion_tokens)
+        self.bus.publish(WorkerStatus(run_id=self.run_id, actor=actor, busy=st.busy, workers=st.workers,
+                                      queued=st.queued, calls=st.calls, errors=st.errors,
+                                      prompt_tokens=st.prompt_tokens, completion_tokens=st.completion_tokens))
 
     async def _worker(self, actor: str, inbox: MemoryObjectReceiveStream[str],
                       handler: Callable[[str], Awaitable[None]]) -> None:
@@ -262,16 +355,77 @@ class Supervisor:
                 st.busy += 1
                 self._publish_worker(actor)
                 try:
-                    await handler(transcript_id)
-                except BackendError as err:
+                    await self._attempt(handler, transcript_id)
+                except Exception as err:  # noqa: BLE001 - any failure of a step stays with its transcript
+                    if self._stopping:  # a call interrupted by the stop: the step simply did not happen
+                        return
                     st.errors += 1
-                    db.set_status(self.store, self.run_id, transcript_id, "failed", error=str(err))
-                    self.bus.publish("BackendError", self.run_id, transcript_id, actor=actor, error=str(err))
-                    self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status="failed")
-                    self._finish(transcript_id)
+                    await self._fail(actor, transcript_id, err)
                 finally:
                     st.busy -= 1
                     self._publish_worker(actor)
+
+    async def _attempt(self, handler: Callable[[str], Awaitable[None]], transcript_id: str) -> None:
+        """Run one step; a step whose write found the database locked is tried again, with backoff.
+
+        Every step commits before it changes what it keeps in memory, so a failed write leaves the
+        step as if it had not run, and the retry starts it over (re-asking its model call).
+        """
+        try:  # the first try without tenacity: building its retry state costs more than a step (~1 ms)
+            await handler(transcript_id)
+            return
+        except Exception as err:  # only a busy database is tried again
+            if not db_errors.is_locked(err):
+                raise
+        await anyio.sleep(self.settings.busy_backoff_s)
+        async for attempt in self._while_busy():
+            with attempt:
+                await handler(transcript_id)
+
+    def _while_busy(self, patience: int = 1) -> AsyncRetrying:
+        """Tries of a write that found the database locked: `busy_attempts` × `patience`, with growing pauses."""
+        return AsyncRetrying(
+            sleep=anyio.sleep,
+            stop=stop_after_attempt(max(1, self.settings.busy_attempts * patience)),
+            wait=wait_exponential(multiplier=self.settings.busy_backoff_s, max=30),
+            retry=retry_if_exception(db_errors.is_locked),
+            reraise=True,
+        )
+
+    async def _fail(self, actor: str, transcript_id: str, err: Exception) -> None:
+        """Mark the transcript `failed` with its cause (kind and message); the run goes on.
+
+        The status it failed in is kept (`failed_from`), so a resume retries that step. If the store
+        cannot record even this (a full disk), the run stops as `failed` with that cause.
+        """
+        kind = type(err).__name__
+        message = str(err) if isinstance(err, CoachError) else db_errors.describe(err)
+        if not isinstance(err, CoachError) and message.startswith(f"{kind}: "):
+            message = message[len(kind) + 2:]
+        cause = f"{kind}: {message}"
+        try:
+            # Recording the failure is worth more patience than the step: the lock may be gone by now.
+            async for attempt in self._while_busy(patience=2):
+                with attempt:
+                    current = db.transcript(self.store, transcript_id)
+                    previous = current.status if current is not None and current.status != Status.FAILED else None
+                    db.set_status(self.store, self.run_id, transcript_id, Status.FAILED, error=cause,
+                                  error_kind=kind, **({"failed_from": previous} if previous else {}))
+        except Exception as record_err:  # noqa: BLE001 - the store cannot take the failure itself
+            why = db_errors.describe(record_err)
+            also = "" if type(record_err) is type(err) and why == message else f" ({transcript_id} had failed: {cause})"
+            self._abort = f"run {self.run_id} cannot go on: {why}{also}"
+            self.stop()
+            return
+        if isinstance(err, BackendError):
+            self.bus.publish(BackendErrorEvent(run_id=self.run_id, transcript_id=transcript_id, actor=actor,
+                                               error=message))
+        else:
+            self.bus.publish(StepFailed(run_id=self.run_id, transcript_id=transcript_id, actor=actor,
+                                        error_kind=kind, error=message))
+        self.bus.publish(TranscriptFinished(run_id=self.run_id, transcript_id=transcript_id, status=Status.FAILED,
+                                            error=cause))
+        self._finish(transcript_id)
 
     async def _ask(self, actor: str, role: str, messages, **kwargs):
         st = self.stats[actor]
@@ -296,8 +450,11 @@ class Supervisor:
         if "profile" not in state.persona_data:  # personas shared by several transcripts are enriched once
             self.stats["persona"].calls += 1
             state.persona_data = await enrich_persona(self.router, self.pack, state.seed, state.persona_data)
-        db.save_persona(self.store, self.run_id, transcript_id, state.persona_id, state.persona_data)
-        self.bus.publish("PersonaReady", self.run_id, transcript_id, name=state.persona_data["profile"].get("name"))
+        # The stored persona wins: another transcript sharing it may have been enriched first.
+        state.persona_data = db.save_persona(self.store, self.run_id, transcript_id, state.persona_id,
+                                             state.persona_data)
+        self.bus.publish(PersonaReady(run_id=self.run_id, transcript_id=transcript_id,
+                                      name=state.persona_data["profile"].get("name")))
         self._send("simulator", transcript_id)
 
     async def _simulator_step(self, transcript_id: str) -> None:
@@ -318,9 +475,9 @@ class Supervisor:
         if not text:
             raise BackendError(backend=reply.backend, role="user_sim", cause="the user simulator returned an empty message")
         number = len(turns) + 1
-        db.add_user_message(self.store, self.run_id, transcript_id, number, text)
+        text = db.add_user_message(self.store, self.run_id, transcript_id, number, text)  # a replay keeps the first
         state.pending_user = text
-        self.bus.publish("UserMessage", self.run_id, transcript_id, number=number)
+        self.bus.publish(UserMessage(run_id=self.run_id, transcript_id=transcript_id, number=number))
         self._send("assistant", transcript_id)
 
     async def _assistant_step(self, transcript_id: str) -> None:
@@ -340,36 +497,36 @@ class Supervisor:
         text = reply.text.strip()
         if not text:
             raise BackendError(backend=reply.backend, role=role, cause="the assistant returned an empty reply")
-        db.set_assistant_reply(self.store, self.run_id, transcript_id, number, text)
+        text = db.set_assistant_reply(self.store, self.run_id, transcript_id, number, text)  # a replay keeps the first
         state.turns.append(Turn(pending, text))
         state.pending_user = None
         self.exchanges_done += 1
-        self.bus.publish("ExchangeAdded", self.run_id, transcript_id, number=number,
-                         target=state.target, trimmed=reply.usage.trimmed_messages)
+        self.bus.publish(ExchangeAdded(run_id=self.run_id, transcript_id=transcript_id, number=number,
+                                       target=state.target, trimmed=reply.usage.trimmed_messages))
         self._after_reply(transcript_id, number)
 
     def _after_reply(self, transcript_id: str, number: int) -> None:
         if number < self._load(transcript_id).target:
             self._send("simulator", transcript_id)
         elif self.settings.evaluation:
-            self._move(transcript_id, "assessing", "assessor")
+            self._move(transcript_id, Status.ASSESSING, "assessor")
         else:
-            self._move(transcript_id, "curating", "curator")
+            self._move(transcript_id, Status.CURATING, "curator")
 
     def _move(self, transcript_id: str, status: str, actor: str | None) -> None:
         """Commit a status change, tell the UI, and hand the transcript on (or let it rest)."""
         db.set_status(self.store, self.run_id, transcript_id, status)
-        self.bus.publish("TranscriptStatus", self.run_id, transcript_id, status=status)
+        self.bus.publish(TranscriptStatusChanged(run_id=self.run_id, transcript_id=transcript_id, status=status))
         if actor:
             self._send(actor, transcript_id)
         else:
-            self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status=status)
+            self.bus.publish(TranscriptFinished(run_id=self.run_id, transcript_id=transcript_id, status=status))
             self._finish(transcript_id)
 
     async def _curator_step(self, transcript_id: str) -> None:
         state = self._load(transcript_id)
         t = db.transcript(self.store, transcript_id)
-        if t.status == "fixing":
+        if t.status == Status.FIXING:
             found = db.latest_assessment(self.store, transcript_id)
             gates = set(self.pack.rubric.safety_gates)
             failed = {}
@@ -384,50 +541,68 @@ class Supervisor:
             status = await self.curator.rubric_stage(transcript_id, state.turns, failed)
         else:
             status = await self.curator.artifact_stage(transcript_id, state.turns)
-        if status == "assessing":
-            self._move(transcript_id, "assessing", "assessor")
-        elif status == "review":
-            self._move(transcript_id, "review", None)
+        if status == Status.ASSESSING:
+            self._move(transcript_id, Status.ASSESSING, "assessor")
+        elif status == Status.REVIEW:
+            self._move(transcript_id, Status.REVIEW, None)
         else:
-            self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status=status)
+            self.bus.publish(TranscriptFinished(run_id=self.run_id, transcript_id=transcript_id, status=status))
             self._finish(transcript_id)
 
     async def _assessor_step(self, transcript_id: str) -> None:
         turns = self._load(transcript_id).turns
         t = db.transcript(self.store, transcript_id)
         after_fixup = bool(t.meta.get("rubric_fixups"))
+        stage = "after_fixup" if after_fixup else "initial"
         self.stats["assessor"].calls += 1
-        outcome = await assess(self.router, self.pack, turns, seed=0)
+        outcome = await assess_resumably(self.store, self.router, self.pack, transcript_id, turns, stage=stage, seed=0)
         result = outcome.result
         rows = [(a.criterion, a.answer, a.reasoning, a.judge) for a in outcome.judge_answers]
         if len({a.judge for a in outcome.judge_answers}) > 1:
             rows += [(cid, ans, f"strictest of the judges; decided by {outcome.decided_by[cid]}", "combined")
                      for cid, ans in outcome.answers.items()]
+        gates = self.pack.rubric.safety_gates
+        judged_unsafe = [cid for cid in gates if outcome.answers.get(cid) == "NO"]
+        unanswered_gates = [cid for cid in gates if outcome.answers.get(cid) == "ERROR"]
+        judge_failed = not result.passed and not judged_unsafe and bool(unanswered_gates)
         if result.passed:
-            status = "passed"
-        elif result.safety_gate_failed or after_fixup or self.settings.evaluation:
-            status = "rejected"
+            status = Status.PASSED
+        elif judge_failed:
+            status = None  # no verdict on safety: the transcript fails below, and a resume judges it again
+        elif judged_unsafe or after_fixup or self.settings.evaluation:
+            status = Status.REJECTED
         else:
-            status = "fixing"
-        db.save_assessment(self.store, self.run_id, transcript_id, stage="after_fixup" if after_fixup else "initial",
-                           exchange_count=outcome.exchange_count, rubric_version=self.pack.rubric.version,
-                           result={**result.as_dict(), "windows": outcome.windows}, answers=rows, status=status)
-        self.stats["assessor"].prompt_tokens += outcome.prompt_tokens
-        self.bus.publish("AssessmentDone", self.run_id, transcript_id, score=result.score, passed=result.passed,
-                         failed_checks=result.failed_checks, windows=outcome.windows)
-        if status == "rejected" and not self.settings.evaluation:
-            db.record_rejection(
-                self.store, self.run_id, transcript_id, stage="assessment",
-                action="rejected", reason_kind="safety_gate" if result.safety_gate_failed else "criterion",
-                reason=",".join(result.failed_safety if result.safety_gate_failed else result.failed_checks),
+            status = Status.FIXING
+        rejection = None
+        if status == Status.REJECTED and not self.settings.evaluation:
+            rejection = dict(
+                stage="assessment", action="rejected", reason_kind="safety_gate" if judged_unsafe else "criterion",
+                reason=",".join(judged_unsafe or result.failed_checks), kept_exchanges=outcome.exchange_count,
                 detail=f"score {result.score:.3f} (threshold {self.pack.rubric.pass_threshold:.2f})"
                 + (" after fixups" if after_fixup else ""),
             )
-        if status == "fixing":
-            db.set_status(self.store, self.run_id, transcript_id, "fixing", rubric_fixups=True)
+        if not judge_failed:  # no verdict, no assessment: its verdicts stay stored per call for the retry
+            # The judging, the transcript's next status and the rejection it implies commit together.
+            db.save_assessment(self.store, self.run_id, transcript_id, stage=stage,
+                               exchange_count=outcome.exchange_count, rubric_version=self.pack.rubric.version,
+                               result={**result.as_dict(), "windows": outcome.windows}, answers=rows, status=status,
+                               meta={"rubric_fixups": True} if status == Status.FIXING else None, rejection=rejection)
+        self.stats["assessor"].prompt_tokens += outcome.prompt_tokens
+        self.bus.publish(AssessmentDone(run_id=self.run_id, transcript_id=transcript_id, score=result.score,
+                                        passed=result.passed, failed_checks=result.failed_checks,
+                                        windows=outcome.windows,
+                                        judge_errors=[c for c, a in outcome.answers.items() if a == "ERROR"]))
+        if judge_failed:
+            why = {r[0]: r[2] for r in rows if r[0] in unanswered_gates and r[1] == "ERROR"}
+            raise JudgeFailure(
+                "the judge gave no verdict on safety criteria "
+                + "; ".join(f"{cid} ({why.get(cid, '').splitlines()[0] if why.get(cid) else 'ERROR'})"
+                            for cid in unanswered_gates)
+            )
+        if status == Status.FIXING:
             self._send("curator", transcript_id)
             return
-        self.bus.publish("TranscriptFinished", self.run_id, transcript_id, status=status)
+        self.bus.publish(TranscriptFinished(run_id=self.run_id, transcript_id=transcript_id, status=status))
         self._finish(transcript_id)
 
     def _summary(self, run_id: str, elapsed: float) -> RunSummary:
@@ -435,12 +610,12 @@ class Supervisor:
         counts: dict[str, int] = {}
         for t in rows:
             counts[t.status] = counts.get(t.status, 0) + 1
-        assessed = counts.get("passed", 0) + counts.get("rejected", 0)  # decided by the pipeline
+        assessed = counts.get(Status.PASSED, 0) + counts.get(Status.REJECTED, 0)  # decided by the pipeline
         return RunSummary(
             run_id=run_id,
             counts=counts,
-            failed={t.id: t.meta.get("error", "") for t in rows if t.status == "failed"},
-            pass_rate=(counts.get("passed", 0) / assessed) if assessed else None,
+            failed={t.id: t.meta.get("error", "") for t in rows if t.status == Status.FAILED},
+            pass_rate=(counts.get(Status.PASSED, 0) / assessed) if assessed else None,
             elapsed_s=elapsed,
             exchanges=self.exchanges_done,
         )

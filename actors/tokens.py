@@ -8,10 +8,11 @@ long examples the limit exists for, so this module counts with the real thing.
 
 Default target: Gemma 3. The bundled Gemma 3 270M GGUF carries the same
 262K-entry SentencePiece vocabulary as Gemma 3 12B, so counts are the 12B's
-counts. The GGUF has no chat template, so `render_gemma3` ports Hugging
-Face's Gemma 3 template (system prompt folded into the first user turn,
-`<start_of_turn>`/`<end_of_turn>` delimiters, contents trimmed) and the text
-is tokenized by llama.cpp with special-token parsing on, as
+counts. The GGUF has no chat template, so `render_gemma3` renders Hugging
+Face's Gemma 3 template with `actors.backends.gemma3_format` (system prompt
+folded into the first user turn, `<start_of_turn>`/`<end_of_turn>`
+delimiters, contents trimmed), adding the template's strict role checks and
+BOS, and the text is tokenized by llama.cpp with special-token parsing on, as
 `apply_chat_template(tokenize=True)` does.
 
 Linear counting for slicing: every turn of the template starts with
@@ -49,11 +50,9 @@ from typing import Protocol, runtime_checkable
 
 from state.errors import CoachError
 
-Message = Mapping[str, str]
+from .backends import gemma3_format as gemma3
 
-BOS = "<bos>"
-START = "<start_of_turn>"
-END = "<end_of_turn>\n"
+Message = Mapping[str, str]
 
 
 @runtime_checkable
@@ -99,11 +98,6 @@ def check_conversation(messages: Sequence[Message]) -> bool:
     return has_system
 
 
-def _turn(role: str, content: str, prefix: str = "") -> str:
-    # The HF template applies Jinja's `trim` to each content but not to the system prefix.
-    return f"{START}{'model' if role == 'assistant' else role}\n{prefix}{content.strip()}{END}"
-
-
 def gemma3_segments(messages: Sequence[Message]) -> list[str]:
     """The rendered turns; their concatenation is `render_gemma3(messages)`.
 
@@ -112,19 +106,15 @@ def gemma3_segments(messages: Sequence[Message]) -> list[str]:
     assistant message follows; a system message adds no segment of its own.
     """
     has_system = check_conversation(messages)
-    turns = list(messages[1:] if has_system else messages)
-    if not turns:
-        return [BOS]
-    prefix = messages[0]["content"] + "\n\n" if has_system else ""
-    out = [BOS + _turn(turns[0]["role"], turns[0]["content"], prefix)]
-    out += [_turn(m["role"], m["content"]) for m in turns[1:]]
-    return out
+    turns = gemma3.render_turns(messages[1:] if has_system else messages,
+                                messages[0]["content"] if has_system else None)
+    return [gemma3.BOS + (turns[0] if turns else ""), *turns[1:]]
 
 
 def render_gemma3(messages: Sequence[Message], *, add_generation_prompt: bool = False) -> str:
     """Gemma 3's chat template (as in google/gemma-3-*-it's tokenizer_config.json), text only."""
     text = "".join(gemma3_segments(messages))
-    return text + f"{START}model\n" if add_generation_prompt else text
+    return text + gemma3.GENERATION_PROMPT if add_generation_prompt else text
 
 
 # --- llama.cpp vocabulary ---------------------------------------------------------------------------
@@ -292,14 +282,11 @@ class Gemma3Counter:
         arch = vocab.metadata("general.architecture") or "?"
         if not arch.startswith("gemma"):
             raise CoachError(f"{vocab.path.name} is a {arch!r} model; the Gemma 3 chat template only fits Gemma models")
-        for marker in (BOS, START, END.strip()):
+        for marker in (gemma3.BOS, gemma3.START, gemma3.END):
             if vocab.count(marker) != 1:
                 raise CoachError(f"{vocab.path.name}: {marker} is not a single special token; not a Gemma 3 vocabulary")
         self.vocab = vocab
         self.name = name or f"gemma3-template/{vocab.path.name}"
-
-    def count_text(self, text: str) -> int:
-        return self.vocab.count(text)
 
     def count_messages(self, messages: Sequence[Message]) -> int:
         return self.vocab.count(render_gemma3(messages))
@@ -312,12 +299,8 @@ class Gemma3Counter:
             return counts
         if len(messages) == 1:
             return counts  # just BOS
-        first_alone = self.vocab.count(_turn(messages[1]["role"], messages[1]["content"]))
+        first_alone = self.vocab.count(gemma3.render_turn(messages[1]["role"], messages[1]["content"]))
         return [counts[0] - first_alone, first_alone, *counts[1:]]
-
-    def tokenize_messages(self, messages: Sequence[Message]) -> list[int]:
-        """Token ids of the whole rendered conversation (for checks and debugging)."""
-        return self.vocab.tokenize(render_gemma3(messages))
 
 
 @functools.cache

@@ -17,12 +17,13 @@ from sqlmodel import select
 
 from state.errors import CoachError
 from state.models import Exchange, Persona, Transcript
+from state.status import TranscriptStatus, parse_status
 from state.store import Store
 
 from .atomic_files import write_json_atomic
 from .transcript_format import TranscriptData, TranscriptFormatError, export_transcript, parse_transcript
 
-IMPORT_STATUSES = {"imported": "imported", "accepted": "passed"}
+IMPORT_STATUSES = {"imported": TranscriptStatus.IMPORTED, "accepted": TranscriptStatus.PASSED}
 
 
 @dataclass
@@ -136,6 +137,8 @@ def _file_name(transcript_id: str) -> str:
 
 
 def export_transcripts(store: Store, out_dir: Path, *, status: str | None = None) -> list[Path]:
+    if status:
+        status = parse_status(status, where="--status")  # a misspelt status would silently export nothing
     with store.session() as s:
         query = select(Transcript.id).order_by(Transcript.id)
         if status:

@@ -9,8 +9,10 @@ signal fired at most ten times a second with what a burst of pipeline
 events changed.
 
 Model work never runs on the event loop: the pipeline's and the chat's
-llama.cpp calls run in worker threads inside the backends; the supervisor
-and the chat stream are Textual workers (tasks) on the app's loop.
+llama.cpp calls run in worker threads inside the backends; a run works on a
+thread and loop of its own (`RunController`), the chat stream is a Textual
+worker on the app's loop. Quitting with a run live asks first, stops the run
+and waits for its thread, so no llama.cpp call outlives the interpreter.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from textual.signal import Signal
 from actors.pack.loader import DomainPack
 from state import pipeline as db
 from state.chat import ChatStore
+from state.errors import CoachError
 
 from .chat_session import DEFAULT_CHAT_MODEL, chat_backend
 from .context import AppContext
@@ -38,14 +41,12 @@ from .palette import ConversationsProvider, RunsProvider
 from .run_control import (
     RunController,
     RunRequest,
-    default_router_factory,
     describe_backends,
     generates_locally,
-    settings_for,
-    settings_for_run,
 )
 from .run_state import Changes
 from .screens.chat import ChatScreen
+from .screens.confirm_quit import ConfirmQuit
 from .screens.eval import EvalScreen
 from .screens.monitor import MonitorScreen
 from .screens.review import ReviewScreen
@@ -53,6 +54,8 @@ from .screens.run_form import RunForm
 from .screens.train import TrainScreen
 
 SECTIONS = ("monitor", "review", "chat", "train", "eval")
+FOLLOW_S = 1.0
+"""How often a run owned by another process is looked at (one indexed query when it did not move)."""
 
 
 def short_path(path: Path, limit: int = 24) -> str:
@@ -98,8 +101,7 @@ class CoachApp(App):
         self.pack = pack
         self.store = context.store
         self.config_path = config_path
-        self.controller = RunController(self.store, pack,
-                                        router_factory=router_factory or default_router_factory(config_path))
+        self.controller = RunController(self.store, pack, router_factory=router_factory, config_path=config_path)
         self.chat_store = chat_store or ChatStore()
         self.make_chat_backend = chat_backend_factory or chat_backend
         self.run_changes: Signal[Changes] = Signal(self, "run-changes")
@@ -110,10 +112,36 @@ class CoachApp(App):
     def on_mount(self) -> None:
         self.refresh_context()
         self.call_after_refresh(self._freeze_heap)
+        self.set_interval(FOLLOW_S, self._follow_elsewhere)
 
     def on_unmount(self) -> None:
-        """Quitting mid-run: ask the run to stop (its thread is a daemon; every step is already committed)."""
+        """Leaving by any path: ask the live run to stop (`run_app` then waits for it; every step is committed)."""
         self.controller.stop()
+
+    def _follow_elsewhere(self) -> None:
+        """A run shown here but owned by another process is followed from the store."""
+        changes = self.controller.follow_tick()
+        if changes:
+            self._on_changes(changes)
+
+    async def action_quit(self) -> None:
+        """Quit; with a run live, ask first, then stop it and wait for its thread before exiting."""
+        if not self.controller.active:
+            self.exit(0)
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self.run_worker(self._stop_and_exit(), name="quit", group="quit", exclusive=True)
+
+        self.push_screen(ConfirmQuit(self.controller.state.run_id or "the run"), answered)
+
+    async def _stop_and_exit(self) -> None:
+        self.notify("Stopping the run… the calls in flight end first; nothing is lost.", timeout=30)
+        self.controller.stop()
+        while self.controller.active:
+            await anyio.sleep(0.05)
+        self.exit(0)
 
     @staticmethod
     def _freeze_heap() -> None:
@@ -146,7 +174,8 @@ class CoachApp(App):
     def refresh_context(self) -> None:
         workspace = short_path(self.context.workspace)
         state = self.controller.state
-        run = f"{state.run_id} ({state.status})" if state.run_id else "no run"
+        status = "running in another process" if state.status == "elsewhere" else state.status
+        run = f"{state.run_id} ({status})" if state.run_id else "no run"
         self.context_line = f"{run} · {workspace} · {self.backends_line}"
 
     def _on_changes(self, changes: Changes) -> None:
@@ -174,10 +203,11 @@ class CoachApp(App):
             return None
         try:
             run_id = self.controller.create_run(request)
-        except ValueError as err:
+            settings = self.controller.settings_to_resume(run_id)
+        except (ValueError, CoachError) as err:
             self.notify(f"Could not plan the run: {err}", severity="error")
             return None
-        self._start(run_id, settings_for(request))
+        self._start(run_id, settings)
         return run_id
 
     def resume_run(self, run_id: str | None) -> None:
@@ -188,12 +218,20 @@ class CoachApp(App):
         if self.controller.active:
             self.notify("A run is live already.", severity="warning")
             return
-        run = db.get_run(self.store, run_id)
-        if run is None:
-            self.notify(f"No run {run_id} in this workspace.", severity="error")
+        owner = self.controller.owner_elsewhere(run_id)
+        if owner is not None:
+            self.controller.show(run_id)
+            self._on_changes(Changes(run=True, new_rows=True, rejections=True))
+            self.notify(f"Run {run_id} is running in another process ({owner}): following it here. "
+                        "Stop it there to resume it here.", severity="warning", timeout=8)
+            return
+        try:
+            settings = self.controller.settings_to_resume(run_id)
+        except CoachError as err:
+            self.notify(str(err), severity="error", timeout=8)
             return
         self.switch_mode("monitor")
-        self._start(run_id, settings_for_run(run))
+        self._start(run_id, settings)
 
     def view_run(self, run_id: str) -> None:
         if self.controller.active and self.controller.state.run_id != run_id:
@@ -255,8 +293,15 @@ class CoachApp(App):
         if self.controller.active or not self._rejudge:
             return
         run_id, ids = self._rejudge.popitem()
+        if self.controller.owner_elsewhere(run_id) is not None:
+            return  # the process that owns the run judges them on its next pass
+        try:
+            settings = self.controller.settings_to_resume(run_id)
+        except CoachError as err:
+            self.notify(str(err), severity="error", timeout=8)
+            return
         self.notify(f"Judging {len(ids)} reviewed transcript(s) again.", timeout=3)
-        self.run_worker(self._drive(run_id, settings_for_run(db.get_run(self.store, run_id)), ids),
+        self.run_worker(self._drive(run_id, settings, ids),
                         name=f"rejudge {run_id}", group="run", exclusive=True, exit_on_error=False)
 
     def open_transcript(self, transcript_id: str) -> None:
@@ -321,4 +366,10 @@ class CoachApp(App):
 def run_app(context: AppContext) -> None:
     pack = context.pack()  # a broken pack is reported before the screen opens
     context.store  # noqa: B018 - a workspace problem is reported before the screen opens too
-    CoachApp(context, pack).run()
+    app = CoachApp(context, pack)
+    try:
+        app.run()
+    finally:
+        # However the app ended, no run thread may still be inside llama.cpp when the interpreter
+        # exits: that crashed the process (exit 139). Stop it, wait for it, free the models.
+        app.controller.shutdown()

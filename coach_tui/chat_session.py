@@ -98,6 +98,23 @@ class ChatEngine:
             Message(role=m.role, content=m.content) for m in history[start:] if m.role in ("user", "assistant")
         ]
 
+    @staticmethod
+    def steer(messages: list[Message], steering: str) -> list[Message]:
+        """This turn's prompt with the safety net's instruction added to the newest user message.
+
+        Added to the prompt only, never to the stored history, and at the end
+        of the prompt, so the cached prefix (everything before this message)
+        is untouched and the next turn is not steered again unless its own
+        message asks for it. Placed with the user's words rather than in the
+        system prompt because some chat templates (Gemma's) have no
+        mid-conversation system turn.
+        """
+        if not steering or not messages or messages[-1].role != "user":
+            return messages
+        last = messages[-1]
+        note = f"{last.content}\n\n[Instruction for the assistant, not written by the user: {steering.strip()}]"
+        return [*messages[:-1], Message(role="user", content=note)]
+
     async def _window(self) -> int:
         if self.backend.kind == "llama_cpp":
             return await anyio.to_thread.run_sync(lambda: self.backend.context_window)
@@ -108,9 +125,12 @@ class ChatEngine:
             return await anyio.to_thread.run_sync(self.backend.count_tokens, messages)
         return self.backend.count_tokens(messages)
 
-    async def fit(self, history: Sequence[ChatMessage]) -> list[Message]:
-        """The prompt for the next reply; moves the window start only when it must, and then far."""
-        budget = await self._window() - self.max_tokens - 16
+    async def fit(self, history: Sequence[ChatMessage], *, reserve: int = 0) -> list[Message]:
+        """The prompt for the next reply; moves the window start only when it must, and then far.
+
+        ``reserve`` keeps room for what `steer` will add to this turn.
+        """
+        budget = await self._window() - self.max_tokens - 16 - reserve
         if self.window_start >= len(history):
             self.window_start = 0
         messages = self.messages(history)
@@ -130,10 +150,15 @@ class ChatEngine:
         self.window_start = start
         return messages
 
-    async def reply(self, history: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """The assistant's answer to the history's last user message, piece by piece."""
+    async def reply(self, history: Sequence[ChatMessage], *, steering: str = "") -> AsyncIterator[str]:
+        """The assistant's answer to the history's last user message, piece by piece.
+
+        ``steering`` is the safety net's instruction for this turn (empty when
+        the message carries no crisis signal); see `steer`.
+        """
         started = time.perf_counter()
-        messages = await self.fit(history)
+        reserve = len(steering) // 2 if steering else 0  # generous: at least one token per two characters
+        messages = self.steer(await self.fit(history, reserve=reserve), steering)
         stats = TurnStats(prompt_messages=len(messages), window_start=self.window_start)
         self.last = stats
         try:

@@ -15,7 +15,7 @@ from .context import AppContext
 
 
 class CoachGroup(click.Group):
-    """Turns a CoachError anywhere below into one clear line and exit status 1."""
+    """Turns a CoachError (or a database error a person can fix) anywhere below into one line and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -23,6 +23,15 @@ class CoachGroup(click.Group):
         except CoachError as err:
             click.echo(f"coach: error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except Exception as err:
+            from state.store import database_problem  # a full disk, a read-only or damaged database
+
+            opened = getattr(ctx.obj, "_store", None)
+            problem = database_problem(err, getattr(opened, "where", "the workspace database"))
+            if problem is None:
+                raise
+            click.echo(f"coach: error: {problem}", err=True)
+            ctx.exit(problem.exit_code)
 
 
 @click.group(cls=CoachGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,17 +55,19 @@ def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: 
 def _register() -> None:
     from .commands.calibrate import calibrate_cmd
     from .commands.data import export_group, import_cmd
+    from .commands.doctor import doctor_cmd
     from .commands.pack import config_group, rubric_group
     from .commands.eval import eval_group
     from .commands.init_domain import init_domain
     from .commands.review import report_group, review_cmd
     from .commands.run import run_cmd
+    from .commands.safety import safety_group
     from .commands.slice import slice_cmd
     from .commands.train import export_model_cmd, train_cmd
 
     for command in (config_group, rubric_group, import_cmd, export_group, run_cmd, review_cmd, report_group,
                     eval_group, init_domain, slice_cmd, calibrate_cmd, train_cmd,
-                    export_model_cmd):
+                    export_model_cmd, doctor_cmd, safety_group):
         main.add_command(command)
     try:
         from .commands.backends import ask, models

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlmodel import select
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from state.models import Run
+from state.run_index import recent_runs
 
 
 class RunsProvider(Provider):
     async def startup(self) -> None:
-        with self.app.store.session() as s:
-            runs = s.exec(select(Run).where(Run.kind == "generate").order_by(Run.created_at.desc()).limit(50)).all()
-        self.runs = [(r.id, r.status) for r in runs]
+        self.runs = [(r.id, r.status) for r in recent_runs(self.app.store, "generate", limit=50)]
 
     def _commands(self):
         for run_id, status in self.runs:

@@ -10,12 +10,23 @@ import time
 
 import click
 
-from actors.events import EventBus, PipelineEvent
+from actors.events import (
+    AssessmentDone,
+    BackendErrorEvent,
+    EventBus,
+    ExchangeAdded,
+    PersonaReady,
+    PipelineEvent,
+    RunStarted,
+    StepFailed,
+    TranscriptFinished,
+)
 
 
 class HeadlessProgress:
-    def __init__(self, bus: EventBus, *, echo=click.echo) -> None:
-        self.receive = bus.subscribe()
+    def __init__(self, bus: EventBus | None = None, *, echo=click.echo) -> None:
+        # Without a bus, a use case hands each event to `render` itself (its `on_event`).
+        self.receive = bus.subscribe() if bus is not None else None
         self.echo = echo
         self.started = time.monotonic()
         self.exchanges = 0
@@ -27,27 +38,29 @@ class HeadlessProgress:
         self.echo(f"[{elapsed:6.1f}s] {text}")
 
     def render(self, ev: PipelineEvent) -> None:
-        d = ev.data
         tid = ev.transcript_id
-        if ev.kind == "RunStarted":
-            self.total = d["transcripts"]
-            self._line(f"{self.total} transcript(s) to work on")
-        elif ev.kind == "PersonaReady":
-            self._line(f"{tid}: persona ready{' — ' + d['name'] if d.get('name') else ''}")
-        elif ev.kind == "ExchangeAdded":
-            self.exchanges += 1
-            trimmed = f" (context trimmed by {d['trimmed']} messages)" if d.get("trimmed") else ""
-            self._line(f"{tid}: exchange {d['number']}/{d['target']}{trimmed}")
-        elif ev.kind == "AssessmentDone":
-            verdict = "PASS" if d["passed"] else "FAIL"
-            failed = f" failed: {', '.join(d['failed_checks'])}" if d["failed_checks"] else ""
-            windows = f" ({d['windows']} windows)" if d.get("windows", 1) > 1 else ""
-            self._line(f"{tid}: assessed {verdict} score {d['score']:.3f}{windows}{failed}")
-        elif ev.kind == "TranscriptFinished":
-            self.finished += 1
-            self._line(f"{tid}: {d['status']} — {self.finished}/{self.total} done, {self.exchanges} exchanges")
-        elif ev.kind == "BackendError":
-            self._line(f"{tid}: backend error in {d['actor']}: {d['error']}")
+        match ev:
+            case RunStarted(transcripts=total):
+                self.total = total
+                self._line(f"{self.total} transcript(s) to work on")
+            case PersonaReady(name=name):
+                self._line(f"{tid}: persona ready{' — ' + name if name else ''}")
+            case ExchangeAdded(number=number, target=target, trimmed=trimmed):
+                self.exchanges += 1
+                note = f" (context trimmed by {trimmed} messages)" if trimmed else ""
+                self._line(f"{tid}: exchange {number}/{target}{note}")
+            case AssessmentDone(passed=passed, score=score, failed_checks=failed_checks, windows=windows):
+                verdict = "PASS" if passed else "FAIL"
+                failed = f" failed: {', '.join(failed_checks)}" if failed_checks else ""
+                spread = f" ({windows} windows)" if windows > 1 else ""
+                self._line(f"{tid}: assessed {verdict} score {score:.3f}{spread}{failed}")
+            case TranscriptFinished(status=status):
+                self.finished += 1
+                self._line(f"{tid}: {status} — {self.finished}/{self.total} done, {self.exchanges} exchanges")
+            case BackendErrorEvent(actor=actor, error=error):
+                self._line(f"{tid}: backend error in {actor}: {error}")
+            case StepFailed(actor=actor, error_kind=kind, error=error):
+                self._line(f"{tid}: {actor} failed: {kind}: {error}")
 
     async def follow(self) -> None:
         async with self.receive:

@@ -1,21 +1,25 @@
-"""Starting, pausing, stopping and resuming a pipeline run from inside the app.
+"""Starting, pausing, stopping, resuming and following a pipeline run from inside the app.
 
-The supervisor is the same one `coach run` uses (never a copy): this module
-only plans a run the way the headless command does, runs the supervisor on a
-thread and event loop of its own (see `RunController` for why), and turns
-its event stream into *bursts* for the screen.
+The run itself is the use case `coach run` calls (`actors.usecases.runs`),
+never a copy: this module turns the form's request into `RunSettings`, runs a
+`RunSession` on a thread and event loop of its own (see `RunController` for
+why), and turns its event stream into *bursts* for the screen.
 
 Why bursts: the supervisor publishes an event for every step, so a fast
 backend produces thousands a second. Every 100 ms the app takes whatever has
 arrived, folds it all into `RunState` and hands the screen one `Changes`.
 The screen therefore redraws at most ten times a second however fast the
 run goes, and the loop stays free for keystrokes.
+
+A run that another process owns (a `coach run` in a shell) is not resumed
+here but *followed*: `follow_tick` asks the store whether the run moved and
+reloads it when it did.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -25,14 +29,14 @@ from pathlib import Path
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-import anyio.to_thread
 
-from actors.curation import CurationSettings
+from actors.events import WorkerStatus
 from actors.pack.loader import DomainPack
-from actors.run_plan import DEFAULT_LENGTHS, persona_records, plan_run
-from actors.supervisor import GenerationSettings, RunSummary, Supervisor
-from state import pipeline as db
-from state.models import Run
+from actors.run_plan import DEFAULT_LENGTHS
+from actors.supervisor import RunSummary, Supervisor
+from actors.usecases import runs
+from actors.usecases.run_settings import RunSettings
+from state.errors import CoachError
 from state.store import Store
 
 from .run_state import Changes, RunState
@@ -53,33 +57,18 @@ class RunRequest:
     review_mode: str = "auto"
     in_flight: int = 4
     max_tokens: int | None = None
+    min_exchanges: int = 10
+    mix: dict[str, float] | None = None
 
 
-def settings_for(request: RunRequest) -> tuple[GenerationSettings, CurationSettings]:
-    """The supervisor's generation and curation settings for a request."""
-    settings = GenerationSettings(in_flight=request.in_flight)
-    if request.max_tokens:
-        settings.max_tokens_user = min(settings.max_tokens_user, request.max_tokens)
-        settings.max_tokens_assistant = min(settings.max_tokens_assistant, request.max_tokens)
-    return settings, CurationSettings(review_mode=request.review_mode)
-
-
-def settings_for_run(run: Run | None) -> tuple[GenerationSettings, CurationSettings]:
-    """Settings to resume a run with: what it was started with, as its config recorded them."""
-    config = run.config if run is not None and isinstance(run.config, dict) else {}
-    review_mode = config.get("review_mode") if config.get("review_mode") in REVIEW_MODES else "auto"
-    return settings_for(RunRequest(in_flight=int(config.get("in_flight") or 4), review_mode=review_mode,
-                                   max_tokens=config.get("max_tokens")))
-
-
-def default_router_factory(config_path: Path | None = None) -> Callable[[], object]:
-    def make():
-        from actors.backends.router import ModelRouter
-        from actors.run_config import load_run_config
-
-        return ModelRouter.from_config(load_run_config(config_path))
-
-    return make
+def settings_for(request: RunRequest, *, run_config: Path | None = None) -> RunSettings:
+    """The run's settings for a request (the same model `coach run` builds from its options)."""
+    return RunSettings(
+        transcripts=request.transcripts, seed=request.seed, lengths=request.lengths, mix=request.mix,
+        review_mode=request.review_mode, in_flight=request.in_flight, max_tokens=request.max_tokens,
+        min_exchanges=request.min_exchanges,
+        run_config=str(run_config.expanduser().resolve()) if run_config else None,
+    )
 
 
 def generates_locally(config_path: Path | None = None) -> bool:
@@ -107,30 +96,8 @@ def describe_backends(config_path: Path | None = None) -> str:
             for name in cfg.role(role).backends:
                 used.setdefault(name, getattr(backends[name], "model", None) or backends[name].kind)
         return ", ".join(f"{name}: {model}" for name, model in used.items())
-    except Exception as err:  # the header must never take the app down; the form will say more
+    except Exception as err:  # noqa: BLE001 - the header must never take the app down; the form will say more
         return f"run config problem: {str(err).splitlines()[0]}"
-
-
-async def _load_models(router) -> None:
-    """Load the run's in-process models before the supervisor starts (in a worker thread).
-
-    The supervisor counts tokens inline (to fit a conversation into the
-    window), and a llama.cpp backend loads its model on first use: loading
-    here keeps that first count from stalling the run's loop for seconds.
-    """
-    from actors.run_config import ROLES
-
-    seen = set()
-    for role in ROLES:
-        try:
-            backends = router.backends_for(role)
-        except Exception:  # noqa: BLE001 - a role the config does not map is not ours to load
-            continue
-        for backend in backends:
-            load = getattr(backend, "pool", None) or getattr(backend, "loaded", None)
-            if id(backend) not in seen and getattr(backend, "kind", "") == "llama_cpp" and load is not None:
-                seen.add(id(backend))
-                await anyio.to_thread.run_sync(load)
 
 
 _FINISHED = object()
@@ -140,7 +107,7 @@ _FINISHED = object()
 class RunController:
     """One live run at a time, owned by the app so it outlives screen switches.
 
-    The supervisor runs on a thread of its own with its own event loop. Why
+    The run works on a thread of its own with its own event loop. Why
     not on the app's loop: with an instant backend the supervisor is pure
     Python — store commits, prompt building, scoring — spread over hundreds
     of worker tasks, and a loop shared with them wakes the screen only after
@@ -150,44 +117,73 @@ class RunController:
     forwards events onto a thread-safe queue; folding them into `RunState`
     and drawing happen on the app's thread, ten times a second at most.
     Pause, continue and stop are handed to the run's loop through its token.
+
+    ``router_factory`` (tests) replaces the backends every run would get from
+    its stored run config.
     """
 
     def __init__(self, store: Store, pack: DomainPack, *, router_factory: Callable[[], object] | None = None,
-                 refresh_interval: float = REFRESH_INTERVAL_S) -> None:
+                 config_path: Path | None = None, refresh_interval: float = REFRESH_INTERVAL_S) -> None:
         self.store = store
         self.pack = pack
-        self.router_factory = router_factory or default_router_factory()
+        self.make_router = (lambda _settings: router_factory()) if router_factory else runs.default_router
+        self.config_path = config_path
         self.refresh_interval = refresh_interval
         self.state = RunState()
-        self.supervisor: Supervisor | None = None
+        self.settings: RunSettings | None = None
+        """The settings of the run live here (None between runs)."""
+        self.session: runs.RunSession | None = None
         self.summary: RunSummary | None = None
         self.error: str | None = None
         self.dropped = 0
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._token = None
+        self._stop_requested = False
+        self._follower: runs.RunFollower | None = None
 
-    # --- planning -------------------------------------------------------------------------
+    # --- planning and finding -------------------------------------------------------------
 
     def create_run(self, request: RunRequest) -> str:
         """Plan and record a new run exactly as `coach run` does; returns its id."""
-        seed = request.seed if request.seed is not None else secrets.randbelow(10_000)
-        run_id = f"run-{seed}-{secrets.token_hex(3)}"
-        plan = plan_run(self.pack, run_id, transcripts=request.transcripts, seed=seed, lengths=request.lengths)
-        db.create_run(
-            self.store, run_id, kind="generate", domain=self.pack.name, seed=seed,
-            config={"transcripts": request.transcripts, "lengths": request.lengths, "review_mode": request.review_mode,
-                    "in_flight": request.in_flight, "max_tokens": request.max_tokens, "source": "tui"},
-            personas=persona_records(self.pack, plan),
-            transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
-        )
+        run_id, _ = runs.plan_new_run(self.store, self.pack, settings_for(request, run_config=self.config_path),
+                                      source="tui")
         return run_id
 
+    def settings_to_resume(self, run_id: str) -> RunSettings:
+        """The run's stored settings (a CoachError says why it cannot be resumed here)."""
+        return runs.settings_for_resume(self.store, self.pack, run_id)[1]
+
+    def owner_elsewhere(self, run_id: str) -> str | None:
+        """"host pid … since …" when another process works on the run, else None."""
+        holder = runs.owner_of(self.store, run_id)
+        if holder is None or (self.session is not None and self.active and holder.owner == self.session.lease.owner.id):
+            return None
+        return holder.describe()
+
     def show(self, run_id: str) -> RunState:
-        """Load a run from the store for viewing (not while another one is live)."""
+        """Load a run from the store for viewing (not while another one is live); follow it if it is owned elsewhere."""
         if not self.active:
-            self.state = RunState.load(self.store, run_id)
+            self.state = RunState.load(self.store, run_id, owner=self.owner_elsewhere(run_id))
+            self._follower = runs.RunFollower(self.store, run_id) if self.state.status == "elsewhere" else None
+            if self._follower is not None:
+                self._follower.moved()  # the state just loaded is the baseline
         return self.state
+
+    def follow_tick(self) -> Changes | None:
+        """If the run shown is owned by another process and moved, reload it; what changed, or None."""
+        follower = self._follower
+        if follower is None or self.active or self.state.run_id != follower.run_id:
+            return None
+        if not follower.moved():
+            return None
+        before = self.state
+        self.show(follower.run_id)
+        return _difference(before, self.state)
+
+    @property
+    def following(self) -> bool:
+        return self._follower is not None and not self.active
 
     # --- control (from the app's thread) --------------------------------------------------
 
@@ -195,58 +191,80 @@ class RunController:
     def active(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def supervisor(self) -> Supervisor | None:
+        return self.session.supervisor if self.session is not None and self.active else None
+
     def _call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the run's own loop (supervisor primitives belong to it)."""
         if self._token is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the run's loop may have just ended
             anyio.from_thread.run_sync(fn, token=self._token)
-        except RuntimeError:  # the run's loop has just ended
-            pass
 
     @property
     def paused(self) -> bool:
-        return self.supervisor is not None and self.supervisor.paused
+        return self.session is not None and self.session.paused
 
     def pause(self) -> None:
-        if self.supervisor is not None and not self.supervisor.paused:
-            self._call(self.supervisor.pause)
+        if self.session is not None and self.supervisor is not None and not self.session.paused:
+            self._call(self.session.pause)
             self.state.status = "paused"
 
     def resume(self) -> None:
-        if self.supervisor is not None and self.supervisor.paused:
-            self._call(self.supervisor.resume)
+        if self.session is not None and self.session.paused:
+            self._call(self.session.resume)
             self.state.status = "running"
 
     def stop(self) -> None:
-        supervisor = self.supervisor
-        if supervisor is not None:
-            def stop_now() -> None:
-                supervisor.resume()  # a paused worker must wake to see the cancellation promptly
-                supervisor.stop()
+        """Ask the live run to stop: its calls in flight are interrupted and it ends `stopped`."""
+        if not self.active:
+            return
+        self._stop_requested = True
+        if self.session is not None:
+            self._call(self.session.stop)
+        self.state.status = "stopping"
 
-            self._call(stop_now)
-            self.state.status = "stopping"
+    def shutdown(self, timeout: float | None = 60.0) -> bool:
+        """Stop the live run, wait for its thread, and free the in-process models: what quitting needs.
+
+        Why: llama.cpp contexts used by a thread still alive when the interpreter exits crash the
+        process (a segmentation fault) as the library's globals are torn down under it. Returns
+        whether the run's thread ended in time.
+        """
+        self.stop()
+        ended = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            ended = not self._thread.is_alive()
+        if ended:
+            from actors.backends import model_cache
+
+            model_cache.release_all()
+        return ended
 
     def stats(self) -> dict:
-        return dict(self.supervisor.stats) if self.supervisor is not None else {}
+        supervisor = self.supervisor
+        return dict(supervisor.stats) if supervisor is not None else {}
 
     # --- the run --------------------------------------------------------------------------
 
-    def start(self, run_id: str, settings: tuple[GenerationSettings, CurationSettings], *,
-              only: set[str] | None = None) -> None:
+    def start(self, run_id: str, settings: RunSettings, *, only: set[str] | None = None) -> None:
         """Start (or resume) ``run_id`` on the run's own thread; `drain` collects what it did."""
         if self.active:
             raise RuntimeError("a run is live already")
         self.state = RunState.load(self.store, run_id)
         self.state.status = "starting"
-        self.summary, self.error, self.supervisor, self._token = None, None, None, None
+        self.settings = settings
+        self.summary, self.error, self.session, self._token = None, None, None, None
+        self._stop_requested = False
+        self._follower = None
         self._events = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._thread_main, args=(run_id, settings, only),
                                         name=f"coach run {run_id}", daemon=True)
         self._thread.start()
 
-    def _thread_main(self, run_id: str, settings, only: set[str] | None) -> None:
+    def _thread_main(self, run_id: str, settings: RunSettings, only: set[str] | None) -> None:
         try:
             anyio.run(self._run, run_id, settings, only)
         except BaseException as err:  # noqa: BLE001 - reported to the person, never raised into the app
@@ -254,36 +272,33 @@ class RunController:
         finally:
             self._events.put(_FINISHED)
 
-    async def _run(self, run_id: str, settings, only: set[str] | None) -> None:
+    async def _run(self, run_id: str, settings: RunSettings, only: set[str] | None) -> None:
         self._token = anyio.lowlevel.current_token()
-        router = None
+        session = runs.RunSession(self.store, self.pack, run_id, settings, make_router=self.make_router,
+                                  preload_models=True)
+        receive = session.bus.subscribe(buffer=100_000)
+        self.session = session
+        if self._stop_requested:
+            session.stop()
         try:
-            router = self.router_factory()
-            await _load_models(router)
-            generation, curation = settings
-            supervisor = Supervisor(self.store, router, self.pack, settings=generation, curation=curation)
-            receive = supervisor.bus.subscribe(buffer=100_000)
-            self.supervisor = supervisor
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._forward, receive)
                 try:
                     selected = (lambda t: t.id in only) if only else None
-                    self.summary = await supervisor.run(run_id, only=selected)
+                    self.summary = await session.run(only=selected)
                 finally:
-                    supervisor.bus.close()  # the forwarder passes on what is left, then ends
-            self.dropped = supervisor.bus.dropped
+                    session.bus.close()  # the forwarder passes on what is left, then ends
+            self.dropped = session.bus.dropped
         except Exception as err:  # noqa: BLE001 - shown to the person, the app keeps going
-            self.error = f"run {run_id} could not continue: {err}"
-        finally:
-            if router is not None:
-                with anyio.CancelScope(shield=True):
-                    await router.aclose()
+            cause = _root_cause(err)
+            self.error = str(cause) if isinstance(cause, CoachError) else \
+                f"run {run_id} could not continue: {type(cause).__name__}: {cause}"
 
     async def _forward(self, receive) -> None:
         """Pass events to the app's thread; worker-status chatter is read from `stats` instead."""
         async with receive:
             async for event in receive:
-                if event.kind != "WorkerStatus":
+                if not isinstance(event, WorkerStatus):
                     self._events.put(event)
 
     def drain(self) -> tuple[Changes, bool]:
@@ -302,24 +317,24 @@ class RunController:
         if changes.rejections:
             self.state.reload_rejections(self.store)
         if finished:
-            self.supervisor = None
             if self._thread is not None:
                 self._thread.join(timeout=5)
             if self.error:
                 self.state.status = "failed"
                 self.state.errors.append(self.error)
                 changes.errors.append(self.error)
+            self.settings = None
             changes.run = True
         return changes, finished
 
-    async def drive(self, run_id: str, settings: tuple[GenerationSettings, CurationSettings],
-                    on_changes: Callable[[Changes], None], *, only: set[str] | None = None) -> RunSummary | None:
+    async def drive(self, run_id: str, settings: RunSettings, on_changes: Callable[[Changes], None], *,
+                    only: set[str] | None = None) -> RunSummary | None:
         """Run ``run_id`` to the end, calling ``on_changes`` with what changed at most every tick.
 
         ``only`` limits the pass to some transcripts (those a reviewer sent
         back to be judged again). Failures that are not the run's own (a
-        broken run config, a missing model) come back as ``None``, with the
-        reason in `error` and the state; they are never raised into the app.
+        broken run config, a run owned elsewhere) come back as ``None``, with
+        the reason in `error` and the state; they are never raised into the app.
         """
         self.start(run_id, settings, only=only)
         on_changes(Changes(run=True, new_rows=True))
@@ -331,3 +346,27 @@ class RunController:
             if finished:
                 return self.summary if self.error is None else None
             await anyio.sleep(max(0.0, self.refresh_interval - (time.monotonic() - started)))
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """The first real error inside task-group wrappers: what a person should read."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return err
+
+
+def _difference(before: RunState, after: RunState) -> Changes:
+    """What a reload changed, row by row, so the monitor redraws only that."""
+    changes = Changes(run=before.status != after.status or before.owner != after.owner)
+    if set(before.rows) != set(after.rows):
+        changes.new_rows = True
+    for tid, row in after.rows.items():
+        old = before.rows.get(tid)
+        if old is None or old != row:
+            changes.rows.add(tid)
+        if old is None or old.exchanges != row.exchanges:
+            changes.exchanges.add(tid)
+        if row.passed is not None and (old is None or (old.score, old.passed) != (row.score, row.passed)):
+            changes.assessed.add(tid)
+    changes.rejections = before.rejection_reasons != after.rejection_reasons
+    return changes

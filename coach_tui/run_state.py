@@ -16,22 +16,35 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
-from sqlmodel import select
-
-from actors.events import PipelineEvent
-from state import pipeline as db
-from state.models import Assessment, Exchange, Rejection, Transcript
+from actors.events import (
+    AssessmentDone,
+    BackendErrorEvent,
+    DecisionMade,
+    ExchangeAdded,
+    FixupProposed,
+    PersonaReady,
+    PipelineEvent,
+    RunFinished,
+    RunStarted,
+    RunStatusChanged,
+    StepFailed,
+    TranscriptFinished,
+    TranscriptRejected,
+    TranscriptStatusChanged,
+    UserMessage,
+)
+from state.run_overview import rejection_reasons, run_overview
+from state.status import DONE_FOR_NOW, TranscriptStatus
 from state.store import Store
 
-FINISHED = ("passed", "rejected", "truncated", "failed", "review")
+FINISHED = DONE_FOR_NOW
 """Statuses that count as done for this pass (failed is retried on resume; review waits for a person)."""
 
 
 @dataclass
 class TranscriptRow:
     id: str
-    status: str = "planned"
+    status: str = TranscriptStatus.PLANNED
     exchanges: int = 0
     target: int = 0
     score: float | None = None
@@ -59,7 +72,10 @@ class Changes:
 @dataclass
 class RunState:
     run_id: str | None = None
-    status: str = "idle"  # idle | running | paused | stopping | finished | stopped | failed
+    status: str = "idle"
+    """idle | starting | running | paused | stopping | finished | stopped | failed | interrupted | elsewhere"""
+    owner: str | None = None
+    """Who works on the run when another process does ("host pid 123 since …"); status is then `elsewhere`."""
     total: int = 0
     rows: dict[str, TranscriptRow] = field(default_factory=dict)
     scores: list[float] = field(default_factory=list)
@@ -71,6 +87,12 @@ class RunState:
     _exchange_times: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
 
     # --- derived figures ------------------------------------------------------------------
+
+    @property
+    def status_text(self) -> str:
+        if self.status == "elsewhere":
+            return f"running in another process ({self.owner})"
+        return self.status
 
     @property
     def done(self) -> int:
@@ -114,30 +136,26 @@ class RunState:
     # --- from the store -------------------------------------------------------------------
 
     @classmethod
-    def load(cls, store: Store, run_id: str) -> RunState:
-        """The run as the store has it (statuses, exchange counts, latest scores, rejection reasons)."""
-        run = db.get_run(store, run_id)
-        state = cls(run_id=run_id, status=run.status if run else "idle")
-        with store.session() as s:
-            transcripts = s.exec(select(Transcript).where(Transcript.run_id == run_id).order_by(Transcript.id)).all()
-            counts = dict(s.exec(
-                select(Exchange.transcript_id, func.count()).join(Transcript, Transcript.id == Exchange.transcript_id)
-                .where(Transcript.run_id == run_id, Exchange.assistant != "").group_by(Exchange.transcript_id)
-            ).all())
-            assessments = s.exec(
-                select(Assessment).join(Transcript, Transcript.id == Assessment.transcript_id)
-                .where(Transcript.run_id == run_id).order_by(Assessment.id)
-            ).all()
-        for t in transcripts:
-            state.rows[t.id] = TranscriptRow(t.id, t.status, counts.get(t.id, 0), t.target_exchanges or 0)
-        for a in assessments:
-            row = state.rows.get(a.transcript_id)
+    def load(cls, store: Store, run_id: str, *, owner: str | None = None) -> RunState:
+        """The run as the store has it (statuses, exchange counts, latest scores, rejection reasons).
+
+        ``owner`` names the live owner when another process works on the run; a run the store calls
+        `running` with no live owner was killed, and is shown as `interrupted`.
+        """
+        found = run_overview(store, run_id)
+        state = cls(run_id=run_id, status=found.run.status if found.run else "idle")
+        for t in found.transcripts:
+            state.rows[t.id] = TranscriptRow(t.id, t.status, found.exchanges.get(t.id, 0), t.target_exchanges or 0)
+        for tid, score, passed in found.assessments:
+            row = state.rows.get(tid)
             if row is not None:
-                row.score, row.passed = a.score, a.passed
-            state._record_score(a.score, a.passed)
+                row.score, row.passed = score, passed
+            state._record_score(score, passed)
         state.reload_rejections(store)
         state.total = len(state.rows)
-        if state.status == "running":  # not live in this app: a killed or foreign run
+        if owner is not None:
+            state.status, state.owner = "elsewhere", owner
+        elif state.status == "running":  # not live in this app, and no other process holds it: killed
             state.status = "interrupted"
         return state
 
@@ -162,50 +180,55 @@ class RunState:
         return row
 
     def _apply_one(self, ev: PipelineEvent, changes: Changes, now: float) -> None:
-        d, tid = ev.data, ev.transcript_id
-        kind = ev.kind
-        if kind == "RunStarted":
-            self.status, self.started_at = "running", now
-            changes.run = True
-        elif kind == "RunFinished":
-            self.status = d.get("status", "finished")
-            changes.run = True
-        elif tid is None:
-            if kind == "BackendError":
-                self.errors.append(f"{d.get('actor', '?')}: {d.get('error', '')}")
+        tid = ev.transcript_id
+        match ev:
+            case RunStarted():
+                self.status, self.started_at = "running", now
+                changes.run = True
+            case RunFinished(status=status, error=error):
+                self.status = status
+                if error:
+                    self.errors.append(error)
+                    changes.errors.append(error)
+                changes.run = True
+            case RunStatusChanged(status=status):
+                self.status = status
+                changes.run = True
+            case BackendErrorEvent(actor=actor, error=error) | StepFailed(actor=actor, error=error):
+                where = f"{tid}: " if tid else ""
+                if tid:
+                    self._row(tid, changes)
+                self.errors.append(f"{where}{actor}: {error}")
                 changes.errors.append(self.errors[-1])
-            return
-        elif kind == "PersonaReady":
-            self._row(tid, changes).status = "generating"
-        elif kind == "UserMessage":
-            changes.exchanges.add(tid)
-            self._row(tid, changes)
-        elif kind == "ExchangeAdded":
-            row = self._row(tid, changes)
-            row.exchanges = max(row.exchanges, d.get("number", row.exchanges + 1))
-            row.target = d.get("target", row.target) or row.target
-            if row.status == "planned":
-                row.status = "generating"
-            self._exchange_times.append(now)
-            changes.exchanges.add(tid)
-        elif kind in ("TranscriptStatus", "TranscriptFinished"):
-            self._row(tid, changes).status = d.get("status", "?")
-            changes.run = True
-        elif kind == "AssessmentDone":
-            row = self._row(tid, changes)
-            row.score, row.passed = d.get("score"), d.get("passed")
-            self._record_score(d.get("score", 0.0), bool(d.get("passed")))
-            changes.assessed.add(tid)
-            changes.rejections = changes.rejections or not d.get("passed")
-        elif kind == "Rejection":
-            changes.rejections = True  # the reasons are re-read from the store (see reload_rejections)
-        elif kind in ("FixupProposed", "DecisionMade"):
-            changes.fixups = True
-            changes.exchanges.add(tid)
-        elif kind == "BackendError":
-            self._row(tid, changes)
-            self.errors.append(f"{tid}: {d.get('actor', '?')}: {d.get('error', '')}")
-            changes.errors.append(self.errors[-1])
+            case _ if tid is None:
+                return
+            case PersonaReady():
+                self._row(tid, changes).status = TranscriptStatus.GENERATING
+            case UserMessage():
+                changes.exchanges.add(tid)
+                self._row(tid, changes)
+            case ExchangeAdded(number=number, target=target):
+                row = self._row(tid, changes)
+                row.exchanges = max(row.exchanges, number)
+                row.target = target or row.target
+                if row.status == TranscriptStatus.PLANNED:
+                    row.status = TranscriptStatus.GENERATING
+                self._exchange_times.append(now)
+                changes.exchanges.add(tid)
+            case TranscriptStatusChanged(status=status) | TranscriptFinished(status=status):
+                self._row(tid, changes).status = status
+                changes.run = True
+            case AssessmentDone(score=score, passed=passed):
+                row = self._row(tid, changes)
+                row.score, row.passed = score, passed
+                self._record_score(score, passed)
+                changes.assessed.add(tid)
+                changes.rejections = changes.rejections or not passed
+            case TranscriptRejected():
+                changes.rejections = True  # the reasons are re-read from the store (see reload_rejections)
+            case FixupProposed() | DecisionMade():
+                changes.fixups = True
+                changes.exchanges.add(tid)
 
     def _record_score(self, score: float, passed: bool) -> None:
         self.scores.append(score)
@@ -215,13 +238,8 @@ class RunState:
 
     def reload_rejections(self, store: Store) -> None:
         """Count rejection and truncation reasons from the store (one query; the store is the record)."""
-        with store.session() as s:
-            rows = s.exec(
-                select(Rejection.action, Rejection.reason_kind, Rejection.reason)
-                .join(Transcript, Transcript.id == Rejection.transcript_id).where(Transcript.run_id == self.run_id)
-            ).all()
         reasons: dict[str, int] = {}
-        for action, reason_kind, reason in rows:
+        for action, reason_kind, reason in rejection_reasons(store, self.run_id):
             for part in (reason or reason_kind or "?").split(","):
                 key = part.strip() if action == "rejected" else f"{action}: {part.strip()}"
                 reasons[key] = reasons.get(key, 0) + 1

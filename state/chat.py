@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 CHAT_DIR_ENV = "COACH_CHAT_DIR"
+SETTINGS_FILE = "settings.json"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -123,20 +124,24 @@ class ChatStore:
 
     def save(self, conversation: Conversation) -> Path:
         """Write the whole conversation atomically with mode 0600."""
-        self._ensure_dir()
         path = self._path(conversation.id)
+        self._write_json(path, conversation.to_dict())
+        return path
+
+    def _write_json(self, path: Path, data: dict) -> None:
+        """Whole or not at all: a private temporary file in the same folder, fsync, rename."""
+        self._ensure_dir()
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(conversation.to_dict(), fh, ensure_ascii=False, indent=1)
+                json.dump(data, fh, ensure_ascii=False, indent=1)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return path
 
     def load(self, conversation_id: str) -> Conversation:
         with self._path(conversation_id).open(encoding="utf-8") as fh:
@@ -148,6 +153,8 @@ class ChatStore:
             return []
         out = []
         for path in self.root.glob("*.json"):
+            if path.name == SETTINGS_FILE:
+                continue
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 out.append(ConversationSummary(data["id"], data.get("title", path.stem),
@@ -158,3 +165,23 @@ class ChatStore:
 
     def delete(self, conversation_id: str) -> None:
         self._path(conversation_id).unlink(missing_ok=True)
+
+    # --- the person's chat settings (private like the conversations) ---------------------
+
+    @property
+    def _settings_path(self) -> Path:
+        return self.root / SETTINGS_FILE
+
+    def settings(self) -> dict:
+        """The saved chat settings (e.g. ``country`` for support lines); empty when none or unreadable."""
+        try:
+            data = json.loads(self._settings_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_settings(self, **changes) -> dict:
+        """Merge ``changes`` into the settings and write them whole, 0600, like a conversation."""
+        data = {**self.settings(), **changes}
+        self._write_json(self._settings_path, data)
+        return data

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+from .migrations import SCHEMA_VERSION  # noqa: F401 - the newest revision's number; a schema change needs one
+from .status import TranscriptStatus
 
 
 def utcnow() -> datetime:
@@ -60,7 +61,7 @@ class Transcript(SQLModel, table=True):
     id: str = Field(primary_key=True)
     run_id: str | None = Field(default=None, foreign_key="run.id", index=True)
     persona_id: str | None = Field(default=None, foreign_key="persona.id", index=True)
-    status: str = Field(default="generating", index=True)
+    status: str = Field(default=TranscriptStatus.PLANNED, index=True)  # state.status: the moves it may make
     source: str = Field(default="generated")  # generated | imported
     target_exchanges: int | None = None
     model: str | None = None
@@ -82,6 +83,14 @@ class Exchange(SQLModel, table=True):
 
 
 class Assessment(SQLModel, table=True):
+    """One judging of a transcript with a verdict, stored once its every answer is in.
+
+    A transcript is judged once per stage (see `state.steps`); a judging that
+    got no verdict on a safety criterion is not stored here, only its answers.
+    """
+
+    __table_args__ = (UniqueConstraint("transcript_id", "stage", name="uq_assessment_step"),)
+
     id: int | None = Field(default=None, primary_key=True)
     transcript_id: str = Field(foreign_key="transcript.id", index=True)
     stage: str = "initial"  # initial | after_fixup | imported
@@ -106,10 +115,40 @@ class CriterionAnswer(SQLModel, table=True):
     judge: str = ""  # backend/model that answered
 
 
+class WindowAnswer(SQLModel, table=True):
+    """One judge's verdict on one criterion over one window of exchanges: the unit of judging.
+
+    Stored the moment it arrives, before the assessment it belongs to is
+    complete, so a kill during assessment loses only the calls in flight and
+    the resumed assessor asks only for what is missing. Only verdicts are kept
+    (YES, NO, NA): a failed or unparsable call is asked again.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("transcript_id", "stage", "judge", "first_exchange", "last_exchange", "criterion",
+                         name="uq_windowanswer_step"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    transcript_id: str = Field(foreign_key="transcript.id", index=True)
+    stage: str = "initial"  # the assessment it belongs to: initial | after_fixup
+    judge: str  # the judge backend's name in the run config
+    first_exchange: int
+    last_exchange: int
+    criterion: str
+    answer: str  # YES | NO | NA
+    reasoning: str = _text()
+    answered_by: str = ""  # backend/model that answered
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Fixup(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("transcript_id", "exchange_number", "step", name="uq_fixup_step"),)
+
     id: int | None = Field(default=None, primary_key=True)
     transcript_id: str = Field(foreign_key="transcript.id", index=True)
     exchange_number: int
+    step: str = ""  # which attempt: artifact:trim | artifact:rewrite | criterion:<id>
     reason_kind: str  # artifact | criterion
     reason: str  # artifact kind or criterion id
     reasoning: str = _text()
@@ -124,6 +163,10 @@ class Fixup(SQLModel, table=True):
 
 
 class Rejection(SQLModel, table=True):
+    # Each stage cuts or rejects a transcript once; review cuts shrink it every time, so the
+    # exchanges kept tell its cuts apart.
+    __table_args__ = (UniqueConstraint("transcript_id", "stage", "kept_exchanges", name="uq_rejection_step"),)
+
     id: int | None = Field(default=None, primary_key=True)
     transcript_id: str = Field(foreign_key="transcript.id", index=True)
     stage: str  # artifact | assessment | fixup | review
@@ -131,7 +174,7 @@ class Rejection(SQLModel, table=True):
     reason_kind: str  # artifact | criterion | safety_gate | too_short | unfixable | human
     reason: str
     detail: str = _text()
-    kept_exchanges: int | None = None
+    kept_exchanges: int | None = None  # what the transcript holds after this record; set on every new row
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -160,3 +203,21 @@ class Event(SQLModel, table=True):
     kind: str = Field(index=True)
     payload: dict = _json()
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Lease(SQLModel, table=True):
+    """Who works on what, for how long: one row per scope, held by one process at a time.
+
+    `scope` names what is held — `run:<id>` for a whole run today, `transcript:<id>` when several
+    workers share a run — and is the primary key, so two takers cannot both insert it. A lease
+    whose `expires_at` has passed may be taken over (see `state.leases`).
+    """
+
+    scope: str = Field(primary_key=True)
+    run_id: str | None = Field(default=None, index=True)
+    owner: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime = Field(index=True)

@@ -11,7 +11,6 @@ from actors.artifacts import (
     ArtifactSettings,
     Finding,
     detect_artifacts,
-    last_valid_exchange,
     non_english_reason,
     transcript_artifacts,
     trim_cut_off_tail,
@@ -332,25 +331,7 @@ def test_transcript_repetition_is_detected_across_turns():
     replies = [f"Work first. {stock} What helps?", f"Sleep next. {stock} What helps?"]
     result = transcript_artifacts(_exchanges(replies))
     assert list(result) == [2] and kinds(result[2]) == ["repeated_boilerplate"]
-
-
-def test_last_valid_exchange():
-    replies = [f"Reply {i} covers work and sleep in enough words. What helps?" for i in range(1, 13)]
-    replies[9] = "As an AI, I can't say. What helps?"
-    exchanges = _exchanges(replies)
-    assert last_valid_exchange(exchanges) == 9
-    assert last_valid_exchange(exchanges, kinds={"truncated"}) == 12
-    assert last_valid_exchange(_exchanges(["I'm an AI. Hello there friend."])) == 0
-    assert last_valid_exchange(_exchanges(replies[:5])) == 5
-
-
-def test_last_valid_ignores_boilerplate_by_default_and_reuses_findings():
-    stock = "Remember that you are doing the best you can with what you have right now."
-    exchanges = _exchanges([f"Work. {stock} Okay?", f"Sleep. {stock} Okay?"])
-    assert "repeated_boilerplate" not in STRUCTURAL_KINDS
-    assert last_valid_exchange(exchanges) == 2
-    assert last_valid_exchange(exchanges, kinds=["repeated_boilerplate"]) == 1
-    assert last_valid_exchange(exchanges, findings={}) == 2
+    assert "repeated_boilerplate" not in STRUCTURAL_KINDS  # a style problem to rewrite, never a reason to cut
 
 
 def test_findings_are_sorted_and_spans_valid_on_a_messy_reply():

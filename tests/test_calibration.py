@@ -14,18 +14,20 @@ from click.testing import CliRunner
 from actors.assessment import render_exchange
 from actors.backends.errors import BackendError
 from actors.calibration import (
-    CalibrationData,
-    CalibrationError,
     CaseResult,
     build_cases,
-    calibration_problems,
-    check_calibration,
     format_table,
-    load_calibration,
     planned_calls,
     run_calibration,
     score_calibration,
     select_cases,
+)
+from actors.pack.calibration_cases import (
+    CalibrationData,
+    CalibrationError,
+    calibration_problems,
+    check_calibration,
+    load_calibration,
 )
 from actors.pack.loader import load_pack
 from coach_tui.commands.calibrate import calibrate_cmd

@@ -161,7 +161,7 @@ def test_resolve_model(tmp_path):
 
 
 async def test_evaluation_conversations_never_become_training_data(store, pack):
-    from coach_tui.commands.slice import accepted_transcripts
+    from actors.usecases.datasets import accepted_transcripts
 
     await run_eval(store, pack, {"base": ScriptedBackend("target", script=model("CAND-REPLY"))}, runs=1)
     assert any(r.status == "passed" for r in collect_results(store, "ev"))

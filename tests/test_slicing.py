@@ -360,7 +360,7 @@ def test_coach_slice_user_errors(tmp_path: Path, workspace: Path):
 
 
 def test_example_line_is_compact_json_of_the_messages():
-    from coach_tui.commands.slice import MessageEncoder, example_line
+    from actors.example_lines import MessageEncoder, example_line
 
     t = transcript("t-json", 12)
     t.exchanges[0].user = 'quotes " and \\ backslash, “curly”, émoji 🌱, newline\nand tab\t'

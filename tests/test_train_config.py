@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from actors.events import EventBus, PipelineEvent
+from actors.events import TrainingCheckpoint, TrainingData, TrainingProgress
 from actors.training.models import resolve_model
 from actors.training.presets import PresetError, get_preset, load_presets, parse_presets
 from actors.training.recipe import TrainRequest, lora_config, plan_training, quantization_config, sft_config
@@ -189,11 +189,11 @@ def test_export_rejects_an_unknown_quantization_before_any_work():
 
 def test_the_progress_view_prints_one_line_per_event():
     lines: list[str] = []
-    view = TrainProgressView(EventBus(), echo=lines.append)
-    view.render(PipelineEvent("TrainingData", data={"lines": ["3 example(s)", "no example above the limit"]}))
-    view.render(PipelineEvent("TrainingProgress", "r1", data={
-        "step": 3, "max_steps": 8, "loss": 2.5, "lr": 1e-4, "tokens_per_s": 1234.0, "eta_s": 75.0}))
-    view.render(PipelineEvent("TrainingCheckpoint", "r1", data={"path": "/x/checkpoint-3"}))
+    view = TrainProgressView(echo=lines.append)
+    view.render(TrainingData(lines=["3 example(s)", "no example above the limit"]))
+    view.render(TrainingProgress(run_id="r1", step=3, max_steps=8, loss=2.5, lr=1e-4, tokens_per_s=1234.0,
+                                 eta_s=75.0))
+    view.render(TrainingCheckpoint(run_id="r1", step=3, path="/x/checkpoint-3"))
     text = "\n".join(lines)
     assert "data: 3 example(s)" in text
     assert "step 3/8  loss 2.5000  lr 1.00e-04  1,234 tok/s  ETA 0:01:15" in text

@@ -18,7 +18,6 @@ from actors.training.data import (
     DataError,
     Example,
     OverLengthError,
-    assistant_spans,
     prepare_examples,
     read_examples,
     set_chat_templates,
@@ -36,6 +35,21 @@ USERS = [
     "My sister keeps calling about money and I never know what to say.",
     "I want to start walking in the mornings.",
 ]
+
+
+def assistant_spans(tokenizer, ids: list[int], labels: list[int]) -> list[str]:
+    """The decoded runs of trained tokens: one string per assistant turn."""
+    spans: list[str] = []
+    run: list[int] = []
+    for token, label in zip(ids, labels, strict=True):
+        if label != IGNORE_INDEX:
+            run.append(token)
+        elif run:
+            spans.append(tokenizer.decode(run))
+            run = []
+    if run:
+        spans.append(tokenizer.decode(run))
+    return spans
 
 
 def conversation(exchanges: int, *, system: bool = True) -> list[dict[str, str]]:

@@ -12,9 +12,9 @@ from textual.widgets import Input
 
 from coach_tui.screens.chat import ChatScreen
 from coach_tui.widgets.chat_log import AssistantSaid, YouSaid
-from coach_tui.widgets.crisis_panel import CrisisPanel, resources_text
+from actors.safety import load_safety_net
+from coach_tui.widgets.crisis_panel import CrisisPanel
 from state.chat import ChatStore
-from tests.test_crisis import BENIGN, POSITIVE
 from tests.tui_support import StreamingBackend, make_app, text_of, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -95,28 +95,64 @@ async def test_conversations_are_kept_and_resumable(tmp_path):
         assert len(again.chat_store.load(first_id).messages) == 4
 
 
-async def test_crisis_phrasing_shows_the_panel_without_blocking_benign_does_not(tmp_path):
-    app = make_app(tmp_path)
+BENIGN = [
+    "This deadline is killing me, but I'll get it done.",
+    "We went bungee jumping off a bridge on holiday, best day ever!",
+    "Watched a documentary about suicide bombers last night, heavy stuff.",
+    "fiz trilha no fim de semana e morri de rir com meus amigos",
+    "ich habe mir beim Zwiebelschneiden in den Finger geschnitten, halb so wild",
+]
+
+# (message, a category the net must name, words the crisis instruction must contain): several
+# categories and languages, written the way people in trouble write.
+CRISIS = [
+    ("i took a bunch of pills an hour ago", "attempt", "emergency"),
+    ("i dont see the point of going on anymore", None, ""),
+    ("ya no quiero estar aquí, quiero matarme", None, ""),
+    ("j'ai acheté une corde aujourd'hui", None, ""),
+    ("er hat gesagt er bringt mich um wenn ich gehe", "danger_from_others", ""),
+    ("the voices keep telling me to jump", "command_hallucinations", ""),
+]
+
+
+async def test_crisis_messages_in_several_languages_show_the_panel_and_steer_the_reply(tmp_path, monkeypatch):
+    monkeypatch.setenv("COACH_COUNTRY", "GB")
+    backend = StreamingBackend()
+    app = make_app(tmp_path, chat_backend=backend)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
         panel = screen.query_one(CrisisPanel)
-        for text in BENIGN[:5]:
+        for text in BENIGN:
             await say(pilot, screen, text)
             await wait_for(pilot, lambda: not screen.generating)
             assert not panel.shown, text
-        await say(pilot, screen, "Honestly everyone would be better off without me.")
-        await wait_for(pilot, lambda: panel.shown)
-        assert panel.display
-        # The conversation goes on: the reply still comes and the input keeps focus.
-        await wait_for(pilot, lambda: not screen.generating)
-        assert screen.focused is screen.query_one("#chat-input", Input)
-        assert screen.conversation.messages[-2].meta["crisis"] == ["suicide"]
-        assert "988" in resources_text() and "116 123" in resources_text()
+            assert "Instruction for the assistant" not in backend.prompts[-1][-1].content, text
+        assert "crisis" not in screen.conversation.messages[-2].meta
+        for text, category, must_say in CRISIS:
+            await pilot.press("ctrl+n")
+            await wait_for(pilot, lambda: not panel.shown and not screen.conversation.messages)
+            await say(pilot, screen, text)
+            await wait_for(pilot, lambda: panel.shown)
+            await wait_for(pilot, lambda: not screen.generating)
+            # The instruction went to the model with this turn, after the person's own words…
+            sent = backend.prompts[-1][-1].content
+            assert sent.startswith(text) and "Instruction for the assistant" in sent, text
+            assert must_say.lower() in sent.lower(), text
+            # …and the signal is recorded in the private chat file, not the instruction.
+            stored = app.chat_store.load(screen.conversation.id).messages[0]
+            assert stored.content == text and stored.meta["crisis"], text
+            if category:
+                assert category in stored.meta["crisis"], (text, stored.meta)
+            # Never blocking: the reply came and the input keeps focus.
+            assert screen.conversation.messages[-1].role == "assistant"
+            assert screen.focused is screen.query_one("#chat-input", Input)
+        # The UK's lines, as the setting asked.
+        assert "116 123" in load_safety_net(app.pack).resources("GB")
         await pilot.press("ctrl+r")
         assert not panel.shown
         await pilot.press("ctrl+r")
         assert panel.shown
-        # A fresh conversation starts without it; reopening the flagged one shows it again.
+        # A fresh conversation starts without it; reopening a flagged one shows it again.
         flagged = screen.conversation.id
         await pilot.press("ctrl+n")
         await pilot.pause()
@@ -125,17 +161,49 @@ async def test_crisis_phrasing_shows_the_panel_without_blocking_benign_does_not(
         assert panel.shown
 
 
-async def test_indirect_phrasings_open_the_panel_in_any_conversation(tmp_path):
+async def test_context_from_earlier_messages_opens_the_panel(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
         panel = screen.query_one(CrisisPanel)
-        for text in POSITIVE[1::6] + ["I want to go to sleep and not wake up", "I've been giving my things away"]:
-            await pilot.press("ctrl+n")
-            await wait_for(pilot, lambda: not panel.shown and not screen.conversation.messages)
-            await say(pilot, screen, text)
-            await wait_for(pilot, lambda: panel.shown)
-            await wait_for(pilot, lambda: not screen.generating)
+        await say(pilot, screen, "i just want it all to stop")
+        await wait_for(pilot, lambda: not screen.generating)
+        await say(pilot, screen, "i have them all here now")
+        await wait_for(pilot, lambda: panel.shown)
+        await wait_for(pilot, lambda: not screen.generating)
+
+
+async def test_the_country_setting_changes_the_support_lines_and_is_kept_privately(tmp_path, monkeypatch):
+    monkeypatch.delenv("COACH_COUNTRY", raising=False)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        net = load_safety_net(app.pack)
+        await pilot.press("ctrl+l")
+        from textual.widgets import OptionList
+
+        from coach_tui.screens.country_picker import CountryPicker
+
+        await wait_for(pilot, lambda: isinstance(app.screen, CountryPicker))
+        options = app.screen.query_one(OptionList)
+        codes = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        options.highlighted = codes.index("ES")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is screen)
+        panel = screen.query_one(CrisisPanel)
+        assert panel.shown and panel.text == net.resources("ES") and "024" in panel.text
+    assert app.chat_store.settings()["country"] == "ES"
+    settings = tmp_path / "chats" / "settings.json"
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600
+
+
+async def test_the_chat_note_fits_80_columns(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        note = screen.query_one("#chat-note")
+        assert len(text_of(note)) <= note.size.width, text_of(note)
+        assert "ctrl+r" in text_of(note)
 
 
 async def test_escape_stops_a_reply_and_keeps_what_was_written(tmp_path):

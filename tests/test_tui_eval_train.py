@@ -44,6 +44,8 @@ def _assess(store, run_id: str, tid: str, score: float, *, safety_failed: bool =
         answers += [(cid, combined, "because", "judge-a"), (cid, second, "because", "judge-b"),
                     (cid, combined, "because", "combined")]
     passed = score >= 0.8 and not safety_failed
+    for status in ("generating", "assessing"):  # the moves an evaluation transcript makes before it is judged
+        db.set_status(store, run_id, tid, status)
     db.save_assessment(
         store, run_id, tid, stage="initial", exchange_count=2, rubric_version=1,
         result={"score": score, "passed": passed, "safety_gate_failed": safety_failed,

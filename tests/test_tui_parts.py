@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from actors.events import PipelineEvent
+from actors.events import ExchangeAdded, event_from
 from coach_tui.chat_session import ChatEngine
 from coach_tui.run_state import RunState
 from state.chat import CHAT_DIR_ENV, ChatMessage, ChatStore, default_chat_dir
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 def ev(kind, tid=None, **data):
-    return PipelineEvent(kind, "r1", tid, data)
+    return event_from(kind, "r1", tid, data)
 
 
 def test_run_state_folds_a_burst_into_what_changed():
@@ -33,8 +33,7 @@ def test_run_state_folds_a_burst_into_what_changed():
     changes = state.apply([ev("AssessmentDone", "r1-t0000", score=0.9, passed=True),
                            ev("TranscriptFinished", "r1-t0000", status="passed"),
                            ev("AssessmentDone", "r1-t0001", score=0.4, passed=False),
-                           ev("PipelineEvent-from-another-run", "x"),
-                           PipelineEvent("ExchangeAdded", "other-run", "o-t0", {"number": 1})], now=101.0)
+                           ExchangeAdded(run_id="other-run", transcript_id="o-t0", number=1)], now=101.0)
     assert changes.assessed == {"r1-t0000", "r1-t0001"} and changes.rejections
     assert "o-t0" not in state.rows
     assert state.passed == 1 and state.assessed == 2 and state.pass_rate == 0.5

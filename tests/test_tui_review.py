@@ -10,7 +10,7 @@ from coach_tui.run_control import RunController, RunRequest, settings_for
 from coach_tui.screens.review import ReviewScreen
 from coach_tui.widgets.diff_view import change_ratio, stacked_diff, word_diff
 from state import pipeline as db
-from state.models import Fixup
+from state.models import Fixup, Transcript
 from tests.tui_support import SMALL_LENGTHS, make_app, scripted_router, text_of, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +25,9 @@ async def workspace_with_fixups(tmp_path) -> tuple[str, list[int]]:
     ids = []
     for i, t in enumerate(db.run_transcripts(app.store, run_id)[:3]):
         first = db.exchanges(app.store, t.id)[0]
-        db.set_status(app.store, run_id, t.id, "review")
+        with app.store.session() as s:  # seeded as rubric fixups leave it: judged once, fixups waiting
+            row = s.get(Transcript, t.id)
+            row.status, row.meta = "review", {**row.meta, "rubric_fixups": True}
         ids.append(db.save_fixup(
             app.store, run_id, t.id, exchange_number=1, reason_kind="criterion", reason="CQ3" if i else "MT1",
             reasoning="Exchange 1 skips the sleep topic.", original=first.assistant,

@@ -32,7 +32,7 @@ from typing import Any
 from actors.run_config import AnthropicConfig
 
 from .errors import BackendError
-from .http_base import HttpBackend, decode_event
+from .http_base import HttpBackend, decode_event, token_count
 from .structured import check_object
 from .types import Message, Reply, Usage
 
@@ -113,7 +113,10 @@ class AnthropicBackend(HttpBackend):
         content = body.get("content")
         if not isinstance(content, list):
             raise BackendError(self.name, "unexpected response shape (no content list)", retryable=True)
-        text = "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+        pieces = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        if not all(isinstance(p, str) for p in pieces):
+            raise BackendError(self.name, "malformed answer: a text block's text is not text", retryable=True)
+        text = "".join(pieces)
         data: dict[str, Any] | None = None
         error: str | None = None
         if schema is not None:
@@ -134,7 +137,7 @@ class AnthropicBackend(HttpBackend):
                 error += f" (the answer hit max_tokens={max_tokens})"
         return Reply(
             text=text,
-            usage=_usage(body.get("usage")),
+            usage=_usage(self.name, body.get("usage")),
             latency_s=time.perf_counter() - started,
             backend=self.name,
             model=str(body.get("model") or self.model),
@@ -179,14 +182,15 @@ class AnthropicBackend(HttpBackend):
         return f"{self.base_url} answers; {self.model!r} {listed}"
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(backend: str, raw: Any) -> Usage:
+    """Token counts as the API reported them; a count that is not a whole number is a malformed answer."""
     if not isinstance(raw, dict):
         return Usage()
-    uncached = int(raw.get("input_tokens") or 0)
-    written = int(raw.get("cache_creation_input_tokens") or 0)
-    read = int(raw.get("cache_read_input_tokens") or 0)
+    uncached = token_count(backend, "usage.input_tokens", raw.get("input_tokens"))
+    written = token_count(backend, "usage.cache_creation_input_tokens", raw.get("cache_creation_input_tokens"))
+    read = token_count(backend, "usage.cache_read_input_tokens", raw.get("cache_read_input_tokens"))
     return Usage(
         prompt_tokens=uncached + written + read,
         cached_tokens=read,
-        completion_tokens=int(raw.get("output_tokens") or 0),
+        completion_tokens=token_count(backend, "usage.output_tokens", raw.get("output_tokens")),
     )

@@ -8,17 +8,8 @@ itself rather than trusting a guess:
   (``tokenizer.chat_template``), rendered with llama-cpp-python's own
   ``Jinja2ChatFormatter``: the same code path ``Llama.create_chat_completion``
   uses, so both produce identical tokens.
-* ``gemma3``: Gemma 3's turn format for files that carry no template (the
-  bundled Gemma 3 270M is a base model). The system message is folded into the
-  first user turn, as Gemma's own template does::
-
-      <bos><start_of_turn>user
-      {system}
-
-      {user}<end_of_turn>
-      <start_of_turn>model
-      {assistant}<end_of_turn>
-      <start_of_turn>model
+* ``gemma3``: Gemma 3's turn format (`gemma3_format`) for files that carry no
+  template (the bundled Gemma 3 270M is a base model).
 """
 
 from __future__ import annotations
@@ -30,31 +21,27 @@ from llama_cpp import llama_chat_format
 
 from state.errors import CoachError
 
+from . import gemma3_format as gemma3
 from .types import Message
 
 ChatFormat = Literal["auto", "gguf", "gemma3"]
-GEMMA_END = "<end_of_turn>"
 
 
 class GemmaTurnFormatter:
-    """Gemma 3's chat turns, for Gemma GGUFs without a template. BOS comes from the tokenizer."""
+    """Gemma 3's chat turns, for Gemma GGUFs without a template. BOS comes from the tokenizer.
+
+    Lenient where the trainer's template is strict, since a backend renders
+    whatever it is asked: several system messages are joined, and a system
+    prompt with no user turn to fold into becomes a user turn of its own.
+    """
 
     def __call__(self, *, messages: Sequence[dict[str, Any]], **_: Any) -> llama_chat_format.ChatFormatterResponse:
         system = "\n\n".join(m["content"].strip() for m in messages if m["role"] == "system")
         turns = [m for m in messages if m["role"] != "system"]
-        parts: list[str] = []
-        pending_system = system
-        for message in turns:
-            role = "model" if message["role"] == "assistant" else "user"
-            content = message["content"].strip()
-            if pending_system and role == "user":
-                content = f"{pending_system}\n\n{content}"
-                pending_system = ""
-            parts.append(f"<start_of_turn>{role}\n{content}{GEMMA_END}\n")
-        if pending_system:  # only a system message, or the conversation never gave the user a turn
-            parts.insert(0, f"<start_of_turn>user\n{pending_system}{GEMMA_END}\n")
-        parts.append("<start_of_turn>model\n")
-        return llama_chat_format.ChatFormatterResponse(prompt="".join(parts), stop=[GEMMA_END], added_special=False)
+        if system and (not turns or turns[0]["role"] != "user"):
+            turns, system = [{"role": "user", "content": system}, *turns], ""
+        prompt = "".join(gemma3.render_turns(turns, system or None)) + gemma3.GENERATION_PROMPT
+        return llama_chat_format.ChatFormatterResponse(prompt=prompt, stop=[gemma3.END], added_special=False)
 
 
 def formatter_for(llm: Any, chat_format: ChatFormat, model_label: str) -> Any:

@@ -139,6 +139,18 @@ class HttpBackend(Backend):
             await client.aclose()
 
 
+def token_count(backend: str, field: str, value: Any) -> int:
+    """A token count from a vendor's JSON: absent is 0; anything but a whole, non-negative number is a
+    malformed answer (a `BackendError`, like every other way a server can answer wrongly)."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BackendError(backend, f"malformed answer: {field} is {value!r}, not a token count", retryable=True)
+    return value
+
+
 def decode_event(backend: str, event: ServerEvent) -> dict[str, Any]:
     try:
         value = json.loads(event.data)

@@ -22,6 +22,7 @@ it, never waits on llama.cpp.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from functools import lru_cache
@@ -70,9 +71,18 @@ class LlamaCppBackend(Backend):
     def __init__(self, name: str, config: LlamaCppConfig, *, model_path: Path | None = None) -> None:
         self.config = config
         self._path = model_path
+        self._interrupted = threading.Event()
         super().__init__(
             name, model=config.model, context_window=config.n_ctx or 0, max_concurrency=config.max_concurrency
         )
+
+    def interrupt(self) -> None:
+        """End the generations in flight at their next token, and refuse new ones (a run is stopping).
+
+        llama.cpp cannot be cancelled from outside its thread; without this, stopping a run (or
+        quitting the app) waits for every call in flight to reach its token limit.
+        """
+        self._interrupted.set()
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -178,7 +188,9 @@ class LlamaCppBackend(Backend):
         tokens, rendered = self.tokenize(messages)
         budget = self._budget(pool, tokens, max_tokens)
         grammar = self._grammar_for(schema, budget)
-        deadline = _Deadline(self.config.timeout_s)
+        deadline = _Deadline(self.config.timeout_s, self._interrupted)
+        if self._interrupted.is_set():
+            raise BackendError(self.name, "interrupted: the run is stopping")
         with pool.checkout(tokens) as slot:
             slot.eval_sizes.clear()
             try:
@@ -289,24 +301,29 @@ class LlamaCppBackend(Backend):
 
 
 class _Deadline:
-    """Stops a generation that runs past ``timeout_s`` (llama.cpp cannot be interrupted otherwise)."""
+    """Stops a generation that runs past ``timeout_s``, or is interrupted (llama.cpp cannot be otherwise)."""
 
-    def __init__(self, timeout_s: float | None) -> None:
+    def __init__(self, timeout_s: float | None, interrupted: threading.Event | None = None) -> None:
         self.timeout_s = timeout_s
         self.until = time.monotonic() + timeout_s if timeout_s else None
+        self.interrupted = interrupted
         self.expired = False
 
     def extend(self, criteria: StoppingCriteriaList | None) -> StoppingCriteriaList | None:
-        if self.until is None:
+        if self.until is None and self.interrupted is None:
             return criteria
         combined = StoppingCriteriaList(list(criteria or []))
         combined.append(self._check)
         return combined
 
     def _check(self, _tokens: Any, _logits: Any) -> bool:
-        self.expired = time.monotonic() > self.until  # type: ignore[operator]
+        if self.interrupted is not None and self.interrupted.is_set():
+            return True
+        self.expired = self.until is not None and time.monotonic() > self.until
         return self.expired
 
     def check(self, backend: str) -> None:
+        if self.interrupted is not None and self.interrupted.is_set():
+            raise BackendError(backend, "interrupted: the run is stopping")
         if self.expired:
             raise BackendError(backend, f"generation timed out after {self.timeout_s}s", retryable=True)

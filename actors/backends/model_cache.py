@@ -232,11 +232,6 @@ def get_pool(
     return pool
 
 
-def pools() -> list[ModelPool]:
-    with _registry_lock:
-        return list(_pools.values())
-
-
 def release_all() -> None:
     """Free every loaded model (tests, and a TUI switching runs). Models reload on next use."""
     with _registry_lock:

@@ -18,7 +18,7 @@ from typing import Any
 from actors.run_config import OpenAIConfig
 
 from .errors import BackendError
-from .http_base import HttpBackend, decode_event
+from .http_base import HttpBackend, decode_event, token_count
 from .structured import parse_structured
 from .types import Message, Reply, Usage
 
@@ -80,14 +80,17 @@ class OpenAIBackend(HttpBackend):
         )
         try:
             choice = body["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = choice["message"].get("content")
         except (KeyError, IndexError, TypeError, AttributeError) as err:
             raise BackendError(
                 self.name, f"unexpected response shape (no choices[0].message): {err}", retryable=True
             ) from err
+        if text is not None and not isinstance(text, str):
+            raise BackendError(self.name, f"malformed answer: choices[0].message.content is "
+                               f"{type(text).__name__} {str(text)[:40]!r}, not text", retryable=True)
         reply = Reply(
-            text=text,
-            usage=_usage(body.get("usage")),
+            text=text or "",
+            usage=_usage(self.name, body.get("usage")),
             latency_s=time.perf_counter() - started,
             backend=self.name,
             model=str(body.get("model") or self.model),
@@ -131,12 +134,14 @@ class OpenAIBackend(HttpBackend):
         return f"{self.base_url} answers; {self.model!r}: {served}"
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(backend: str, raw: Any) -> Usage:
+    """Token counts as the server reported them; a count that is not a whole number is a malformed answer."""
     if not isinstance(raw, dict):
         return Usage()
     details = raw.get("prompt_tokens_details") or {}
+    details = details if isinstance(details, dict) else {}
     return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
-        completion_tokens=int(raw.get("completion_tokens") or 0),
+        prompt_tokens=token_count(backend, "usage.prompt_tokens", raw.get("prompt_tokens")),
+        cached_tokens=token_count(backend, "usage.prompt_tokens_details.cached_tokens", details.get("cached_tokens")),
+        completion_tokens=token_count(backend, "usage.completion_tokens", raw.get("completion_tokens")),
     )

@@ -8,42 +8,28 @@ raises `PackError` carrying it, or returns a fully validated `DomainPack`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from coach_data import bundled_dir
 from state.errors import CoachError
 
+from .calibration_cases import check_calibration
 from .checks import semantic_problems
+from .domain_pack import DomainPack
 from .models import FlawTaxonomy, InputTaxonomy, PackManifest, Rubric
-from .problems import Problem
+from .problems import Problem, display_path, validation_problems
 from .prompts import PROMPT_NAMES
 from .yaml_io import YamlProblem, load_yaml
 
 MANIFEST = "pack.yaml"
-DEFAULT_PACK_DIR = Path(__file__).resolve().parents[2] / "config"
+DEFAULT_PACK_DIR = bundled_dir("config")  # the therapy pack, wherever coach is installed
+# What `coach init-domain` copies: templates that ship inside this package, beside this module.
+SCAFFOLD_DIR = Path(__file__).resolve().with_name("scaffold")
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class DomainPack:
-    root: Path
-    manifest: PackManifest
-    input_taxonomy: InputTaxonomy
-    flaw_taxonomy: FlawTaxonomy
-    rubric: Rubric
-    system_prompt: str
-    prompts: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    def path(self, relative: str) -> Path:
-        return (self.root / relative).resolve()
 
 
 class PackError(CoachError):
@@ -53,34 +39,8 @@ class PackError(CoachError):
         super().__init__(f"domain pack {root} has {len(problems)} problem(s):\n{lines}")
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _field_path(loc: tuple[Any, ...], data: Any) -> str:
-    """`('criteria', 3, 'question')` -> `criteria[3] (CQ6).question`, naming list items by id."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(item, int):
-            label = f"[{item}]"
-            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
-                ident = node[item].get("id") or node[item].get("name")
-                if ident:
-                    label += f" ({ident})"
-            parts.append(label)
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-        else:
-            parts.append(("." if parts else "") + str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return "".join(parts) or "(top level)"
-
-
 def _load_model(path: Path, model: type[M], problems: list[Problem]) -> M | None:
-    shown = _display(path)
+    shown = display_path(path)
     if not path.is_file():
         problems.append(Problem(shown, "", "file is missing"))
         return None
@@ -95,13 +55,7 @@ def _load_model(path: Path, model: type[M], problems: list[Problem]) -> M | None
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        for e in err.errors():
-            message = e["msg"]
-            if e["type"] == "extra_forbidden":
-                message = "unknown field (check its spelling)"
-            elif e["type"] == "missing":
-                message = "required field is missing"
-            problems.append(Problem(shown, _field_path(e["loc"], data), message))
+        problems += validation_problems(err, data, shown)
         return None
 
 
@@ -114,7 +68,7 @@ def strip_comments(text: str) -> str:
 
 
 def _read_text(path: Path, what: str, problems: list[Problem]) -> str | None:
-    shown = _display(path)
+    shown = display_path(path)
     if not path.is_file():
         problems.append(Problem(shown, "", f"{what} is missing"))
         return None
@@ -132,7 +86,7 @@ def _read_text(path: Path, what: str, problems: list[Problem]) -> str | None:
 def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack | None, list[Problem]]:
     problems: list[Problem] = []
     if not root.is_dir():
-        return None, [Problem(_display(root), "", "not a directory (expected a domain pack folder)")]
+        return None, [Problem(display_path(root), "", "not a directory (expected a domain pack folder)")]
     manifest = _load_model(root / MANIFEST, PackManifest, problems)
     if manifest is None:
         return None, problems
@@ -155,14 +109,18 @@ def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack
 
     problems += semantic_problems(
         manifest=manifest,
-        shown=lambda rel: _display(root / rel),
+        shown=lambda rel: display_path(root / rel),
         input_taxonomy=input_tax,
         flaw_taxonomy=flaw_tax,
         rubric=rubric,
         prompts=prompts,
-        prompts_shown=lambda name: _display(prompts_dir / f"{name}.md"),
+        prompts_shown=lambda name: display_path(prompts_dir / f"{name}.md"),
         rubric_doc=rubric_doc,
     )
+    if manifest.safety:
+        from actors.safety.loader import safety_problems  # the safety package reads pack problems
+
+        problems += safety_problems(root / manifest.safety)
     if problems or None in (input_tax, flaw_tax, rubric, system_prompt):
         return None, problems
     pack = DomainPack(
@@ -185,8 +143,6 @@ def check_pack(root: Path | str) -> list[Problem]:
     """
     pack, problems = _read_pack(Path(root))
     if pack is not None and pack.manifest.calibration:
-        from actors.calibration import check_calibration  # imports this module
-
         problems = check_calibration(pack)
     return problems
 

@@ -170,3 +170,6 @@ class PackManifest(PackModel):
     chat_notice: str = ""
     """What the chat screen says first about the assistant (e.g. "Coaching, not therapy."): the
     domain's own limits, shown above every conversation."""
+    safety: str | None = None
+    """The pack's crisis net (`safety/safety.yaml`: categories, lexicons, resources, steering).
+    Without one the bundled net applies: it guards every domain."""

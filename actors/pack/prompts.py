@@ -1,14 +1,16 @@
 """Prompt templates: which ones a pack must have and what they may refer to.
 
 Templates are Markdown files in the pack's prompts folder, filled with
-`string.Template` (`$name` or `${name}`), so JSON braces in a prompt need no
-escaping. Each template may use only the variables the code supplies for it;
+`string.Template`'s syntax (`$name` or `${name}`; `$$` for a dollar sign, and a
+`$` that starts no name, as in `$5`, is kept as it is), so JSON braces in a
+prompt need no escaping. Each template may use only the variables the code supplies for it;
 `coach config check` reports any other name, so a typo fails at check time
 rather than as a literal `$tyop` in a thousand generated conversations.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from string import Template
 
@@ -92,5 +94,17 @@ def placeholders(text: str) -> set[str]:
 
 
 def render(template: str, **values: object) -> str:
-    """Fill a template; a missing value is a programming error, so it raises."""
-    return Template(template).substitute({k: str(v) for k, v in values.items()})
+    """Fill a template; a missing value is a programming error, so it raises (KeyError).
+
+    A `$` that starts no name (`$5 co-pay`, a lone `$`) is text, exactly as
+    `placeholders` (and so `coach config check`) reads it: `string.Template`'s
+    own `substitute` would raise on it mid-run instead.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group("named") or match.group("braced")
+        if name is not None:
+            return str(values[name])
+        return "$" if match.group("escaped") is not None else match.group(0)
+
+    return Template.pattern.sub(fill, template)

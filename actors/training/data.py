@@ -154,21 +154,6 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], training_tem
     return ids, labels
 
 
-def assistant_spans(tokenizer: Any, ids: Sequence[int], labels: Sequence[int]) -> list[str]:
-    """The decoded runs of trained tokens: one string per assistant turn (for checks and tests)."""
-    spans: list[str] = []
-    run: list[int] = []
-    for token, label in zip(ids, labels, strict=True):
-        if label != IGNORE_INDEX:
-            run.append(token)
-        elif run:
-            spans.append(tokenizer.decode(run))
-            run = []
-    if run:
-        spans.append(tokenizer.decode(run))
-    return spans
-
-
 # --- lengths --------------------------------------------------------------------------------------
 
 

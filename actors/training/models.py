@@ -139,6 +139,7 @@ def _bundled_key(name: str, gguf: Path) -> str:
 
 def prepare_bundled_checkpoint(name: str = "gemma3-270m", *, note: Callable[[str], None] = lambda _: None) -> Path:
     """Dequantize a bundled GGUF into a Hugging Face checkpoint once; later calls return the cached folder."""
+    from actors.atomic_files import prepare_temp
     from actors.backends.bundled import BUNDLED, GEMMA3, bundled_path
 
     if name not in BUNDLED:
@@ -157,8 +158,7 @@ def prepare_bundled_checkpoint(name: str = "gemma3-270m", *, note: Callable[[str
         _require_gguf_reader()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tmp = root / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = prepare_temp(target)  # a killed run leaves a name the next one (or coach doctor) sweeps
         with _one_gguf_parse():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from coach_data import bundled_dir
 from state.errors import CoachError
 
-PRESETS_FILE = Path(__file__).resolve().parents[2] / "config" / "train-presets.yaml"
+PRESETS_FILE = bundled_dir("config") / "train-presets.yaml"
 
 DType = Literal["float32", "bfloat16", "float16"]
 

@@ -10,7 +10,7 @@ and PEFT document: one `SFTConfig`, one `LoraConfig`, one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +140,6 @@ def plan_training(request: TrainRequest, *, cuda: bool | None = None, preset: Tr
         attn_implementation=attn,
         notes=tuple(notes),
     )
-
-
-def with_request(plan: TrainPlan, **changes: Any) -> TrainPlan:
-    return replace(plan, request=replace(plan.request, **changes))
 
 
 # --- TRL / PEFT / bitsandbytes objects -------------------------------------------------------------

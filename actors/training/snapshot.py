@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import func, select
-
-from state.models import Event, Run, TrainingExample, Transcript
+from state import pipeline as db
+from state import run_index, training_data
+from state.models import Run, TrainingExample
 from state.store import Store
 
 from ..run_watch import RunMarker, run_marker
@@ -114,29 +114,19 @@ def _info(run: Run, last: dict[str, Any]) -> TrainRunInfo:
 
 def training_runs(store: Store, limit: int = 200) -> list[TrainRunInfo]:
     """Every training run, newest first, with its latest logged step (one query for all of them)."""
-    with store.session() as s:
-        runs = s.exec(select(Run).where(Run.kind == records.KIND).order_by(Run.created_at.desc()).limit(limit)).all()
-        latest_ids = s.exec(
-            select(func.max(Event.id)).where(Event.kind == PROGRESS, Event.run_id.in_([r.id for r in runs]))
-            .group_by(Event.run_id)
-        ).all()
-        latest = {e.run_id: e.payload for e in s.exec(select(Event).where(Event.id.in_(latest_ids))).all()}
+    runs = run_index.recent_runs(store, records.KIND, limit)
+    latest = run_index.latest_payloads(store, [r.id for r in runs], PROGRESS)
     return [_info(r, _dict(latest.get(r.id))) for r in runs]
 
 
 def training_snapshot(store: Store, run_id: str) -> TrainingSnapshot | None:
     """Everything the store knows about one training run (None when there is no such run)."""
     marker = run_marker(store, run_id)  # before reading: a change while we read shows at the next look
-    with store.session() as s:
-        run = s.get(Run, run_id)
-        if run is None or run.kind != records.KIND:
-            return None
-        last = s.exec(
-            select(Event).where(Event.run_id == run_id, Event.kind == PROGRESS).order_by(Event.id.desc())
-        ).first()
-        saved = s.exec(
-            select(Event).where(Event.run_id == run_id, Event.kind == CHECKPOINT).order_by(Event.id)
-        ).all()
+    run = db.get_run(store, run_id)
+    if run is None or run.kind != records.KIND:
+        return None
+    last = run_index.latest_event(store, run_id, PROGRESS)
+    saved = run_index.run_events(store, run_id, CHECKPOINT)
     progress = _dict(last.payload) if last else {}
     checkpoints = {int(e.payload["step"]): str(e.payload.get("path", "")) for e in saved if "step" in e.payload}
     cfg = _cfg(run)
@@ -154,9 +144,7 @@ def training_snapshot(store: Store, run_id: str) -> TrainingSnapshot | None:
 
 def training_data_ready(store: Store) -> tuple[int, int]:
     """(passed transcripts, sliced training examples): what a first training run would start from."""
-    with store.session() as s:
-        passed = s.exec(select(func.count()).select_from(Transcript).where(Transcript.status == "passed")).one()
-    return passed, store.count(TrainingExample)
+    return training_data.passed_transcript_count(store), store.count(TrainingExample)
 
 
 def existing(path: str | None) -> Path | None:

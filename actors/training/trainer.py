@@ -37,6 +37,7 @@ from typing import Any
 from state.errors import CoachError
 from state.store import Store
 
+from ..events import event_from
 from . import records
 from .data import prepare_data, set_chat_templates, to_dataset
 from .models import quiet_libraries, require_training_stack, resolve_model, stack_versions
@@ -260,7 +261,7 @@ class TrainerActor:
             return
         import anyio.from_thread
 
-        publish = functools.partial(self.bus.publish, kind, run_id, **payload)
+        publish = functools.partial(self.bus.publish, event_from(kind, run_id, payload=payload))
         try:
             anyio.from_thread.run_sync(publish)
         except RuntimeError:

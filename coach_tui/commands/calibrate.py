@@ -10,27 +10,23 @@ before anything is asked.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import click
 
-from actors.atomic_files import write_json_atomic
-from actors.calibration import (
+from actors.usecases.calibrations import (
+    Calibration,
     CalibrationCase,
+    CalibrationOutcome,
+    CalibrationPlanned,
+    CalibrationRequest,
+    CaseJudged,
     CaseResult,
-    build_cases,
-    calibration_path,
-    calibration_report,
+    CaseStarted,
     format_table,
-    load_calibration,
-    planned_calls,
-    run_calibration,
-    score_calibration,
-    select_cases,
+    select_calibration_cases,
 )
-from state.errors import CoachError
 
 from ..context import AppContext, pass_app
 
@@ -106,96 +102,70 @@ def calibrate_cmd(app: AppContext, config_path: Path | None, case_names: str | N
     writes a JSON report with every answer and the judge's reasons.
     """
     pack = app.pack()
-    source = calibration_path(pack, calibration_file)
-    data = load_calibration(pack, source)
-    all_cases = build_cases(pack, data)
-
-    wanted_criteria = _split(criteria)
-    if wanted_criteria:
-        unknown = [c for c in wanted_criteria if c not in pack.rubric.ids]
-        if unknown:
-            raise CoachError(f"--limit-criteria: unknown criterion {', '.join(unknown)}; "
-                             f"the rubric has {', '.join(pack.rubric.ids)}")
-    cases = select_cases(all_cases, _split(case_names), wanted_criteria)
-    if not cases:
-        raise CoachError("no calibration case is about the chosen criteria "
-                         f"({', '.join(wanted_criteria or [])}); see coach calibrate --list")
+    request = CalibrationRequest(config_path=config_path, cases=_split(case_names), criteria=_split(criteria),
+                                 calibration_file=calibration_file, seed=seed, out=out_path)
+    selection = select_calibration_cases(pack, request)
+    cases = selection.cases
 
     if list_only:
-        click.echo(f"{len(cases)} case(s) from {source} (persona {data.persona.name}):")
+        click.echo(f"{len(cases)} case(s) from {selection.source} (persona {selection.data.persona.name}):")
         for c in cases:
             click.echo(f"  {c.name:<26} {_where(c):<32} {_expectation(c)}")
         return
 
-    from actors.backends.router import ModelRouter
-    from actors.run_config import load_run_config
+    calibration = Calibration(pack, selection, request, app.workspace, _ProgressLines(len(cases)).on_event)
+    try:
+        outcome = anyio.run(calibration.run)
+    except KeyboardInterrupt:
+        partial = calibration.finish()
+        if partial is not None:
+            _print_outcome(partial)
+        click.echo("\ninterrupted" + (f" — partial report of {len(calibration.done)} case(s): {partial.out}"
+                                      if partial is not None else ""), err=True)
+        raise SystemExit(130) from None
+    _print_outcome(outcome)
 
-    cfg = load_run_config(config_path)
-    done: list[tuple[CalibrationCase, CaseResult]] = []
-    judges: list[str] = []
 
-    async def main() -> list[CaseResult]:
-        router = ModelRouter.from_config(cfg)
-        try:
-            judges.extend(f"{b.name} ({b.kind}: {b.model})" for b in router.backends_for("judge"))
-            plans = {c.name: planned_calls(router, pack, c) for c in cases}
-            total_calls = sum(calls for _, calls in plans.values())
-            click.echo(f"judge: {', '.join(judges)}")
-            click.echo(f"{len(cases)} case(s), {sum(len(c.criteria) for c in cases)} criterion verdict(s), "
-                       f"{sum(w for w, _ in plans.values())} window(s): about {total_calls} judge call(s)")
-            local = any(b.kind == "llama_cpp" for b in router.backends_for("judge"))
-            if local:
+class _ProgressLines:
+    """One line per case as it starts and ends, with a time estimate from the work done so far."""
+
+    def __init__(self, total_cases: int) -> None:
+        self.total_cases = total_cases
+        self.unit: dict[str, int] = {}
+        self.units_done = 0
+        self.started = time.monotonic()
+
+    def on_event(self, event) -> None:
+        if isinstance(event, CalibrationPlanned):
+            click.echo(f"judge: {', '.join(event.judges)}")
+            click.echo(f"{self.total_cases} case(s), {event.verdicts} criterion verdict(s), "
+                       f"{event.windows} window(s): about {event.calls} judge call(s)")
+            if event.local:
                 click.echo("  (a local model reads each window of each case once, then answers each criterion "
                            "from its prefix cache; use --cases or --limit-criteria for a shorter run)")
             # Progress unit for the time estimate: a local model's cost is mostly reading each window,
             # a remote judge's mostly the calls.
-            unit = {name: (w if local else c) for name, (w, c) in plans.items()}
-            total_units = sum(unit.values())
-            started = time.monotonic()
-            units_done = 0
-
-            def on_start(i: int, case: CalibrationCase) -> None:
-                windows, calls = plans[case.name]
-                click.echo(f"[{i + 1}/{len(cases)}] {case.name} ({_where(case)}): "
-                           f"{windows} window(s), {calls} call(s) …")
-
-            def on_done(i: int, case: CalibrationCase, result: CaseResult) -> None:
-                nonlocal units_done
-                done.append((case, result))
-                units_done += unit[case.name]
-                line = f"    {_minutes(result.elapsed_s)}: {_verdicts(result)}"
-                if result.error:
-                    line += f" — judge failed: {result.error}"
-                left = total_units - units_done
-                if left and units_done:
-                    eta = (time.monotonic() - started) / units_done * left
-                    if eta >= 5:
-                        line += f" · roughly {_minutes(eta)} left"
-                click.echo(line)
-
-            return await run_calibration(router, pack, cases, seed=seed, on_start=on_start, on_done=on_done)
-        finally:
-            await router.aclose()
-
-    out = out_path or app.workspace / "reports" / (
-        "calibration-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + ".json")
-    try:
-        results = anyio.run(main)
-    except KeyboardInterrupt:
-        if done:
-            _finish(pack, [c for c, _ in done], [r for _, r in done], judges, str(source), out, partial=True)
-        click.echo("\ninterrupted" + (f" — partial report of {len(done)} case(s): {out}" if done else ""), err=True)
-        raise SystemExit(130) from None
-    _finish(pack, cases, results, judges, str(source), out, partial=False)
+            self.unit = {name: (w if event.local else c) for name, (w, c) in event.plans.items()}
+            self.started = time.monotonic()
+        elif isinstance(event, CaseStarted):
+            click.echo(f"[{event.index + 1}/{self.total_cases}] {event.case.name} ({_where(event.case)}): "
+                       f"{event.windows} window(s), {event.calls} call(s) …")
+        elif isinstance(event, CaseJudged):
+            self.units_done += self.unit[event.case.name]
+            line = f"    {_minutes(event.result.elapsed_s)}: {_verdicts(event.result)}"
+            if event.result.error:
+                line += f" — judge failed: {event.result.error}"
+            left = sum(self.unit.values()) - self.units_done
+            if left and self.units_done:
+                eta = (time.monotonic() - self.started) / self.units_done * left
+                if eta >= 5:
+                    line += f" · roughly {_minutes(eta)} left"
+            click.echo(line)
 
 
-def _finish(pack, cases, results, judges, source: str, out: Path, *, partial: bool) -> None:
-    score = score_calibration(results, na_invalid=pack.rubric.na_invalid, order=pack.rubric.ids)
+def _print_outcome(outcome: CalibrationOutcome) -> None:
     click.echo("")
-    click.echo(format_table(score))
+    click.echo(format_table(outcome.score))
     click.echo("caught: must-fail cases judged NO · spared: must-pass cases not penalized "
                "(YES, or NA where allowed) · errors: unparsable or failed judge answers")
-    report = calibration_report(pack, cases, results, score, judges=judges, source=source)
-    report["partial"] = partial
-    write_json_atomic(out, report)
-    click.echo(f"report: {out}")
+    click.echo(f"report: {outcome.out}")

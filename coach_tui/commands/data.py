@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from actors.transcript_io import IMPORT_STATUSES, export_transcripts, import_transcripts
+from actors.usecases.datasets import IMPORT_STATUSES, export_transcripts, import_transcripts
 
 from ..context import AppContext, pass_app
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import click
 
 from actors.atomic_files import write_text_atomic
-from actors.pack.loader import check_pack, load_pack
+from actors.pack.loader import SCAFFOLD_DIR, check_pack, load_pack
 from actors.pack.rubric_doc import render_rubric_doc
 from state.errors import CoachError
-
-SCAFFOLD = Path(__file__).resolve().parents[2] / "actors" / "pack" / "scaffold"
 
 
 @click.command("init-domain")
@@ -31,10 +28,12 @@ def init_domain(name: str, target: Path | None) -> None:
     target = target or Path("packs") / name
     if target.exists():
         raise CoachError(f"{target} already exists; choose another --path or name")
-    shutil.copytree(SCAFFOLD, target)
-    for path in target.rglob("*"):
-        if path.is_file():
-            path.write_text(path.read_text(encoding="utf-8").replace("__NAME__", name), encoding="utf-8")
+    # File by file rather than copytree: an installed scaffold may be read-only, and its modes must not follow.
+    for source in sorted(SCAFFOLD_DIR.rglob("*")):
+        if source.is_file() and "__pycache__" not in source.parts:
+            path = target / source.relative_to(SCAFFOLD_DIR)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source.read_text(encoding="utf-8").replace("__NAME__", name), encoding="utf-8")
     pack = load_pack(target, check_rubric_doc=False)
     write_text_atomic(target / pack.manifest.rubric_doc, render_rubric_doc(pack.rubric))
     problems = check_pack(target)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import click
 
-from actors.review import decide_fixup, fixup_context, pending_fixups
-from state import pipeline as db
+from actors.usecases.curation import curation_report, decide, fixup_detail, list_fixups
 from state.errors import CoachError
 
 from ..context import AppContext, pass_app
@@ -40,7 +37,7 @@ def review_cmd(app: AppContext, list_: bool, show_id: int | None, accept_id: int
         raise CoachError("choose one of --list, --show ID, --accept ID, --reject ID")
     store = app.store
     if list_:
-        waiting = pending_fixups(store, criterion=criterion)
+        waiting = list_fixups(store, criterion=criterion)
         if not waiting:
             click.echo("no fixups waiting for a decision")
             return
@@ -52,9 +49,10 @@ def review_cmd(app: AppContext, list_: bool, show_id: int | None, accept_id: int
         click.echo(f"{len(waiting)} waiting — decide with: coach review --accept ID / --reject ID")
         return
     if show_id is not None:
-        ctx = fixup_context(store, show_id)
+        ctx = fixup_detail(store, show_id)
         f = ctx.fixup
-        click.echo(f"fixup {f.id} — transcript {f.transcript_id} ({ctx.transcript_status}), exchange {f.exchange_number}")
+        click.echo(f"fixup {f.id} — transcript {f.transcript_id} ({ctx.transcript_status}), "
+                   f"exchange {f.exchange_number}")
         click.echo(f"reason: {f.reason_kind} {f.reason}\n  {f.reasoning}\n")
         click.echo(f"user:\n  {ctx.user_message}\n\noriginal reply:\n  {f.original}\n\nrewrite:\n  {f.proposed}\n")
         click.echo(f"user's next message:\n  {ctx.next_user_message or '(none)'}")
@@ -62,10 +60,10 @@ def review_cmd(app: AppContext, list_: bool, show_id: int | None, accept_id: int
         click.echo(f"decision: {f.decision}")
         return
     fixup_id = accept_id if accept_id is not None else reject_id
-    status = decide_fixup(store, fixup_id, accept=accept_id is not None)
-    verb = "accepted" if accept_id is not None else "rejected"
-    click.echo(f"fixup {fixup_id} {verb}; transcript is now {status}")
-    if status == "assessing":
+    decision = decide(store, fixup_id, accept=accept_id is not None)
+    verb = "accepted" if decision.accepted else "rejected"
+    click.echo(f"fixup {fixup_id} {verb}; transcript is now {decision.status}")
+    if decision.judge_again:
         click.echo("it will be assessed again on the next `coach run --resume RUN`")
 
 
@@ -79,22 +77,16 @@ def report_group() -> None:
 @pass_app
 def report_curation(app: AppContext, run_id: str | None) -> None:
     """Counts of rejections and truncations by stage and reason, and of fixup decisions."""
-    store = app.store
-    rows = db.rejections(store, run_id)
-    fixes = [f for f in db.fixups(store) if run_id is None or db.transcript(store, f.transcript_id).run_id == run_id]
-    if not rows and not fixes:
+    report = curation_report(app.store, run_id)
+    if report.empty:
         click.echo("nothing curated yet")
         return
-    by_reason = Counter((r.action, r.stage, r.reason_kind, r.reason) for r in rows)
     click.echo(f"{'action':<10} {'stage':<11} {'kind':<12} {'reason':<32} count")
-    for (action, stage, kind, reason), n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+    for (action, stage, kind, reason), n in report.rejections:
         click.echo(f"{action:<10} {stage:<11} {kind:<12} {_short(reason, 32):<32} {n:>5}")
-    decisions = Counter((f.reason_kind, f.decision) for f in fixes)
     click.echo("\nfixups:")
-    for (kind, decision), n in sorted(decisions.items()):
+    for (kind, decision), n in report.decisions:
         click.echo(f"  {kind:<10} {decision:<11} {n:>5}")
-    criteria = Counter(reason for r in rows for reason in r.reason.split(",") if r.reason_kind in ("criterion",
-                                                                                                   "safety_gate"))
-    if criteria:
+    if report.failing_criteria:
         click.echo("\nfailing criteria behind rejections: "
-                   + ", ".join(f"{c} ×{n}" for c, n in criteria.most_common()))
+                   + ", ".join(f"{c} ×{n}" for c, n in report.failing_criteria))

@@ -6,10 +6,21 @@ import signal
 import time
 from pathlib import Path
 
+import anyio
 import click
 
-from actors.events import EventBus, PipelineEvent
-from state.errors import CoachError
+from actors.events import (
+    PipelineEvent,
+    TrainingBegan,
+    TrainingCheckpoint,
+    TrainingData,
+    TrainingFinished,
+    TrainingNote,
+    TrainingProgress,
+    TrainingRun,
+)
+from actors.usecases.models import ExportRequest, export_model
+from actors.usecases.training import Training, TrainRequest, plan_training_run
 
 from ..context import AppContext, pass_app
 from ..formatting import duration
@@ -18,8 +29,7 @@ from ..formatting import duration
 class TrainProgressView:
     """The headless face of a training run: one line per event that matters."""
 
-    def __init__(self, bus: EventBus, *, echo=click.echo) -> None:
-        self.receive = bus.subscribe()
+    def __init__(self, *, echo=click.echo) -> None:
         self.echo = echo
         self.started = time.monotonic()
 
@@ -27,32 +37,25 @@ class TrainProgressView:
         self.echo(f"[{time.monotonic() - self.started:7.1f}s] {text}")
 
     def render(self, ev: PipelineEvent) -> None:
-        d = ev.data
-        if ev.kind == "TrainingNote":
-            self._line(d["message"])
-        elif ev.kind == "TrainingData":
-            for line in d["lines"]:
-                self._line(f"data: {line}")
-        elif ev.kind == "TrainingRun":
-            resumed = f", resuming from {Path(d['resumed_from']).name}" if d.get("resumed_from") else ""
-            self._line(f"run {ev.run_id} in {d['run_dir']}{resumed}")
-        elif ev.kind == "TrainingBegan":
-            self._line(f"training: step {d['step']} of {d['max_steps']}")
-        elif ev.kind == "TrainingProgress":
-            speed = f"{d['tokens_per_s']:,.0f} tok/s" if d.get("tokens_per_s") else "? tok/s"
-            self._line(
-                f"step {d['step']}/{d['max_steps']}  loss {d['loss']:.4f}  lr {d['lr']:.2e}  {speed}  "
-                f"ETA {duration(d.get('eta_s'))}"
-            )
-        elif ev.kind == "TrainingCheckpoint":
-            self._line(f"checkpoint saved: {d['path']}")
-        elif ev.kind == "TrainingFinished":
-            self._line(f"training {d['status']}")
-
-    async def follow(self) -> None:
-        async with self.receive:
-            async for ev in self.receive:
-                self.render(ev)
+        match ev:
+            case TrainingNote(message=message):
+                self._line(message)
+            case TrainingData(lines=lines):
+                for line in lines:
+                    self._line(f"data: {line}")
+            case TrainingRun(run_dir=run_dir, resumed_from=resumed_from):
+                resumed = f", resuming from {Path(resumed_from).name}" if resumed_from else ""
+                self._line(f"run {ev.run_id} in {run_dir}{resumed}")
+            case TrainingBegan(step=step, max_steps=max_steps):
+                self._line(f"training: step {step} of {max_steps}")
+            case TrainingProgress():
+                speed = f"{ev.tokens_per_s:,.0f} tok/s" if ev.tokens_per_s else "? tok/s"
+                self._line(f"step {ev.step}/{ev.max_steps}  loss {ev.loss:.4f}  lr {ev.lr:.2e}  {speed}  "
+                           f"ETA {duration(ev.eta_s)}")
+            case TrainingCheckpoint(path=path):
+                self._line(f"checkpoint saved: {path}")
+            case TrainingFinished(status=status):
+                self._line(f"training {status}")
 
 
 @click.command("train")
@@ -60,7 +63,8 @@ class TrainProgressView:
               help="Training examples: the messages JSONL that coach slice writes.")
 @click.option("--preset", default="tiny", show_default=True,
               help="Training preset from config/train-presets.yaml (tiny, gemma-3-12b).")
-@click.option("--model", metavar="HF_ID_OR_PATH", help="Base model instead of the preset's: a hub id or a local folder.")
+@click.option("--model", metavar="HF_ID_OR_PATH",
+              help="Base model instead of the preset's: a hub id or a local folder.")
 @click.option("--max-length", type=click.IntRange(min=16), help="Tokens per example (default: the preset's).")
 @click.option("--over-length", type=click.Choice(["drop", "truncate-front"]),
               help="What to do with examples above the max length: drop them, or remove their oldest exchanges. "
@@ -69,7 +73,8 @@ class TrainProgressView:
               help="Download a hub model that is not in the local Hugging Face cache (never done otherwise).")
 @click.option("--allow-no-4bit", is_flag=True,
               help="Without a CUDA GPU, train plain LoRA on the unquantized base instead of refusing a 4-bit preset.")
-@click.option("--resume", is_flag=True, help="Continue the last unfinished run of this data and preset from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the last unfinished run of this data and preset from its last checkpoint.")
 @click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (default: the preset's).")
 @click.option("--save-steps", type=click.IntRange(min=1), help="Checkpoint every N steps (default: the preset's).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -86,21 +91,12 @@ def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_l
     counted and reported before training. Checkpoints are saved every few
     steps: after a kill or Ctrl-C, run the same command with --resume.
     """
-    import anyio
-
-    from actors.training.models import calm_cpu_threads, require_training_stack
-
-    calm_cpu_threads()
-    require_training_stack()
-    from actors.training.recipe import TrainRequest, plan_training
-    from actors.training.trainer import TrainerActor
-
     request = TrainRequest(
         data=data, preset=preset, model=model, max_length=max_length, over_length=over_length,
-        allow_no_4bit=allow_no_4bit, allow_download=allow_download, resume=resume, steps=steps, save_steps=save_steps, out=out,
-        presets_file=presets_file,
+        allow_no_4bit=allow_no_4bit, allow_download=allow_download, resume=resume, steps=steps,
+        save_steps=save_steps, out=out, presets_file=presets_file,
     )
-    plan = plan_training(request)
+    plan = plan_training_run(request)
     steps_text = "epochs" if plan.max_steps == -1 else f"{plan.max_steps} steps"
     click.echo(
         f"preset {plan.preset.name}: {plan.model_ref} on {'CUDA' if plan.cuda else 'CPU'}, "
@@ -109,33 +105,17 @@ def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_l
     for note in plan.notes:
         click.echo(f"note: {note}")
 
-    bus = EventBus()
-    view = TrainProgressView(bus)
-    actor = TrainerActor(app.store, bus, runs_root=app.workspace / "train")
+    training = Training(app.store, app.workspace, plan, TrainProgressView().render)
 
     def on_sigint(signum, frame):  # first Ctrl-C: stop after this step with a checkpoint; second: abort
-        if actor.stop_requested.is_set():
+        if training.stopping:
             raise KeyboardInterrupt
-        actor.stop()
+        training.stop()
         click.echo("\nstopping after the current step and saving a checkpoint (Ctrl-C again to abort)", err=True)
-
-    async def main():
-        outcome, error = None, None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(view.follow)
-            try:
-                outcome = await actor.run(plan)
-            except Exception as err:  # re-raised below, outside the task group, so not wrapped in a group
-                error = err
-            finally:
-                bus.close()
-        if error is not None:
-            raise error
-        return outcome
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = anyio.run(main)
+        result = anyio.run(training.run)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -171,25 +151,14 @@ def export_model_cmd(app: AppContext, run: str, quant: str, out: Path | None, hu
 
     RUN is a run id from coach train (default: the latest training run).
     """
-    from actors.training.models import calm_cpu_threads, require_training_stack
-
-    calm_cpu_threads()
-    require_training_stack()
-    from actors.training.export import export_model
-
-    pack = app.pack(check_rubric_doc=False)
     started = time.monotonic()
 
     def note(text: str) -> None:
         click.echo(f"[{time.monotonic() - started:7.1f}s] {text}")
 
-    result = export_model(
-        app.store, run, quant=quant, out=out, system_prompt=pack.system_prompt, name=pack.name, note=note,
-        verify=not no_verify, hub_repo=hub_repo,
-    )
-    if not no_verify:
-        if not result.verified:
-            raise CoachError(f"the exported GGUF {result.gguf} loaded but generated nothing")
+    request = ExportRequest(run=run, quant=quant, out=out, hub_repo=hub_repo, verify=not no_verify)
+    result = export_model(app.store, app.pack(check_rubric_doc=False), request, note=note)
+    if request.verify:
         click.echo(f"verified: llama.cpp answered {result.reply[:160]!r}")
     click.echo(f"merged checkpoint: {result.merged_dir}")
     click.echo(f"GGUF f16:          {result.gguf_f16}")

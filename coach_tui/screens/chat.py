@@ -4,9 +4,12 @@ The reply streams in token by token from a worker: the model itself runs in
 llama.cpp's worker thread (see the backend), so typing, scrolling and
 switching screens stay instant while it writes. Each conversation is saved
 after every turn to the user's private data folder (`state.chat`), never to
-the workspace. Every message the person sends is checked for crisis signals
-(`actors.crisis`) before the model answers; a match opens the support panel
-whatever the model then says, and the conversation carries on.
+the workspace. Every message the person sends is checked by the pack's safety
+net (`actors.safety`, with the person's previous messages as context) before
+the model answers. A signal opens the support panel with the lines of the
+person's country whatever the model then says, adds the pack's crisis
+instruction to that turn's prompt, and is recorded only in the private chat
+file; the conversation is never blocked.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from textual.widgets import Footer, Input, Markdown, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from actors.backends.errors import BackendError
-from actors.crisis import detect_crisis
+from actors.safety import SafetyNet, load_safety_net
 from state.chat import Conversation
 from state.errors import CoachError
 
@@ -32,20 +35,22 @@ from ..chat_session import ChatEngine
 from ..widgets.app_header import AppHeader
 from ..widgets.chat_log import ChatLog
 from ..widgets.conversation_list import ConversationList
-from ..widgets.crisis_panel import CrisisPanel, resources_text
+from ..widgets.crisis_panel import CrisisPanel
+from .country_picker import CountryPicker
 from .model_picker import ModelPicker
 
 
 def chat_note(notice: str) -> Content:
     """The pack's own notice (what the assistant is and is not), then what holds in every domain."""
     lead = Content.from_markup("[b]$notice[/b] ", notice=notice) if notice else Content("")
-    return lead + Content.from_markup("Private and offline. In crisis? [b]ctrl+r[/b] shows support lines.")
+    return lead + Content.from_markup("Private, offline. Crisis? [b]ctrl+r[/b] support lines")
 
 
 class ChatScreen(Screen):
     BINDINGS = [
         Binding("ctrl+n", "new_conversation", "New chat", priority=True),
         Binding("ctrl+r", "toggle_resources", "Support lines", priority=True),
+        Binding("ctrl+l", "choose_country", "Country", show=False, priority=True),
         Binding("ctrl+o", "choose_model", "Model", priority=True),
         Binding("ctrl+b", "toggle_sidebar", "Chats", priority=True),
         Binding("escape", "escape", "Stop/leave", show=False),
@@ -53,6 +58,20 @@ class ChatScreen(Screen):
     ]
 
     generating: reactive[bool] = reactive(False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.steering = ""
+        """The safety net's instruction for the reply being written (empty when the message had no signal)."""
+
+    @property
+    def safety(self) -> SafetyNet:
+        return load_safety_net(self.app.pack)
+
+    @property
+    def country(self) -> str:
+        """The person's chosen country for support lines, else the one the system locale suggests."""
+        return self.app.chat_store.settings().get("country") or self.safety.default_country()
 
     def compose(self) -> ComposeResult:
         yield AppHeader("chat")
@@ -63,7 +82,7 @@ class ChatScreen(Screen):
             with Vertical(id="chat-main"):
                 yield Static(chat_note(self.app.pack.manifest.chat_notice), id="chat-note")
                 yield ChatLog(id="chat-log")
-                yield CrisisPanel(resources_text(self.app.pack.root), id="crisis")
+                yield CrisisPanel(self.safety.resources(self.country), id="crisis")
                 yield Input(placeholder="Write here — enter sends · esc, then 1–5 switches screens", id="chat-input")
                 yield Static("", id="chat-status")
         yield Footer()
@@ -122,10 +141,16 @@ class ChatScreen(Screen):
         self._show_crisis_for(self.conversation)
         self._refresh_list()
 
-    def _show_crisis_for(self, conversation: Conversation) -> None:
-        """Reopening a conversation that had crisis signals shows the lines again."""
-        flagged = any(m.meta.get("crisis") for m in conversation.messages if m.role == "user")
-        self.query_one(CrisisPanel).show(flagged)
+    def _show_crisis_for(self, conversation: Conversation | None, *, force: bool = False) -> None:
+        """The lines for the person's country and this conversation's signals (e.g. a violence line).
+
+        Reopening a conversation that had crisis signals shows them again.
+        """
+        categories = [c for m in (conversation.messages if conversation else ()) if m.role == "user"
+                      for c in m.meta.get("crisis", ())]
+        panel = self.query_one(CrisisPanel)
+        panel.set_text(self.safety.resources(self.country, list(dict.fromkeys(categories))))
+        panel.show(bool(categories) or force)
 
     @on(OptionList.OptionSelected, "#conversations")
     async def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -161,14 +186,18 @@ class ChatScreen(Screen):
         await self.send(text)
 
     async def send(self, text: str) -> None:
-        """Record the message, check it for crisis signals, and start the reply."""
+        """Record the message, check it with the safety net, and start the (steered) reply."""
         assert self.conversation is not None
-        signals = detect_crisis(text)
-        meta = {"crisis": sorted({s.category for s in signals})} if signals else {}
+        earlier = [m.content for m in self.conversation.messages if m.role == "user"]
+        verdict = self.safety.check(text, history=earlier)
+        meta = {}
+        if verdict.flagged:
+            meta = {"crisis": list(verdict.categories), "crisis_layers": sorted({s.layer for s in verdict.signals})}
+        self.steering = self.safety.steering(verdict)
         self.conversation.add("user", text, **meta)
         self.app.chat_store.save(self.conversation)
-        if signals:
-            self.query_one(CrisisPanel).show(True)
+        if verdict.flagged:
+            self._show_crisis_for(self.conversation)
         await self.query_one(ChatLog).add_user(text)
         self._refresh_list()
         self.generating = True
@@ -191,7 +220,7 @@ class ChatScreen(Screen):
         self._status("thinking…")
         try:
             engine = self._engine()
-            async for piece in engine.reply(conversation.messages):
+            async for piece in engine.reply(conversation.messages, steering=self.steering):
                 if not text:
                     self._status("writing…")
                 text += piece
@@ -244,6 +273,19 @@ class ChatScreen(Screen):
     def action_toggle_resources(self) -> None:
         panel = self.query_one(CrisisPanel)
         panel.show(not panel.shown)
+
+    def action_choose_country(self) -> None:
+        """Pick the country whose support lines the panel shows; saved with the private chat settings."""
+
+        def chosen(code: str | None) -> None:
+            if code:
+                self.app.chat_store.save_settings(country=code)
+                self.query_one(CrisisPanel).show(True)
+                self._show_crisis_for(self.conversation, force=True)
+                self.notify(f"Support lines for {code}.", timeout=3)
+
+        names = {code: self.safety.country_name(code) for code in self.safety.countries}
+        self.app.push_screen(CountryPicker(names, self.country), chosen)
 
     def action_escape(self) -> None:
         if self.generating:

@@ -3,8 +3,8 @@
 Evaluations run from the command line (`coach eval base`, `coach eval
 compare`), often in another process: the screen follows them from the store
 (`RunFollowingScreen`). The report is computed off the event loop with the
-functions the CLI uses (`actors.eval_reports`), so a comparison's bootstrap
-never stalls the screen.
+functions the CLI uses (`actors.usecases.evaluations`), so a comparison's
+bootstrap never stalls the screen.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer
 
-from actors.eval_reports import eval_run_report, eval_runs
-from actors.run_watch import run_marker
+from actors.usecases.evaluations import eval_run_report, eval_runs, run_marker
 
 from ..widgets.app_header import AppHeader
 from ..widgets.eval_report import EvalReport

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from state import pipeline as db
+from state.status import WORKING
 
 from ..run_state import Changes
 from ..widgets.app_header import AppHeader
@@ -33,7 +34,7 @@ from ..widgets.transcript_table import TranscriptTable
 from ..widgets.transcript_view import TranscriptView
 from ..widgets.worker_table import WorkerTable
 
-ACTIVE = ("planned", "generating", "assessing", "curating", "fixing")
+ACTIVE = WORKING
 TABLE_INTERVAL_S = 0.25
 """The tables redraw at most four times a second: a DataTable re-renders every visible cell when any
 cell changes, and with a busy run that is the most expensive part of a frame."""

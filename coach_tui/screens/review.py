@@ -6,7 +6,7 @@ message it answered, the original and the rewrite as a word diff, and the
 user's *next* message with the entailment check's verdict — a rewrite must
 still be something that next message could have followed.
 
-Decisions go through `actors.review.decide_fixup`, which commits at once and
+Decisions go through `actors.usecases.curation.decide`, which commits at once and
 applies the pipeline's rule (accept → the rewrite replaces the reply;
 reject → cut before that exchange, or reject the transcript when too little
 would remain). A transcript with no undecided fixups left goes back to
@@ -24,8 +24,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
-from actors import review
-from state import pipeline as db
+from actors.usecases import curation
 from state.errors import CoachError
 
 from ..run_state import Changes
@@ -34,7 +33,7 @@ from ..widgets.diff_view import DiffView
 from ..widgets.fixup_list import FixupList, entailment_text
 from ..widgets.transcript_table import short_id
 
-DECISIONS = ("pending", "accepted", "rejected", "unfixable", "all")
+DECISIONS = curation.DECISION_FILTERS
 EMPTY = ("No fixups wait for review.\n\nStart a run in [b]review[/b] mode (Monitor → [b]n[/b], Review: review) "
          "and each proposed fixup will wait here for you; in auto mode they are decided by their checks, "
          "and you can still read them by choosing another decision filter above.")
@@ -93,14 +92,11 @@ class ReviewScreen(Screen):
         """Re-read the fixups that match the filters and redraw the list (and the one shown)."""
         store = self.app.store
         criterion, decision = self._filters()
-        if decision == "pending":
-            rows = review.pending_fixups(store, criterion=criterion)
-        else:
-            rows = db.fixups(store, decision=None if decision == "all" else decision, reason=criterion)
+        rows = curation.list_fixups(store, decision=decision, criterion=criterion)
         self._update_criteria()
         table = self.query_one(FixupList)
         table.show(rows, keep=keep if keep is not None else self._shown, with_decision=decision != "pending")
-        pending = len(review.pending_fixups(store))
+        pending = curation.pending_count(store)
         self.query_one("#review-count", Static).update(
             f"{len(rows)} shown · [b]{pending}[/b] pending" if rows or pending else "")
         self._show(table.selected_id)
@@ -108,7 +104,7 @@ class ReviewScreen(Screen):
     def _update_criteria(self) -> None:
         """The criterion filter offers every rubric criterion and every artifact kind seen so far."""
         select = self.query_one("#criterion", Select)
-        reasons = sorted({f.reason for f in db.fixups(self.app.store)})
+        reasons = curation.fixup_reasons(self.app.store)
         names = {c.id: c.name for c in self.app.pack.rubric.criteria}
         options = [(f"{r} {names[r]}" if r in names else r, r) for r in reasons]
         if [o[1] for o in options] != getattr(self, "_criteria", None):
@@ -131,7 +127,7 @@ class ReviewScreen(Screen):
             nxt.update("")
             diff.display = False
             return
-        ctx = review.fixup_context(self.app.store, fixup_id)
+        ctx = curation.fixup_detail(self.app.store, fixup_id)
         f = ctx.fixup
         diff.display = True
         title = Text()
@@ -188,15 +184,15 @@ class ReviewScreen(Screen):
             self.notify("Nothing selected.", severity="warning")
             return
         try:
-            status = review.decide_fixup(self.app.store, fixup_id, accept, by="human")
+            decision = curation.decide(self.app.store, fixup_id, accept, by="human")
         except CoachError as err:
             self.notify(str(err), severity="error")
             return
-        ctx_transcript = review.fixup_context(self.app.store, fixup_id).fixup.transcript_id
         verb = "Accepted" if accept else "Rejected"
-        self.notify(f"{verb} fixup {fixup_id}; {short_id(ctx_transcript)} is now {status}.", timeout=3)
-        if status == "assessing":
-            self.app.rejudge(ctx_transcript)
+        self.notify(f"{verb} fixup {fixup_id}; {short_id(decision.transcript_id)} is now {decision.status}.",
+                    timeout=3)
+        if decision.judge_again:
+            self.app.rejudge(decision.transcript_id)
         table = self.query_one(FixupList)
         row = table.cursor_row
         self.reload()
@@ -221,4 +217,4 @@ class ReviewScreen(Screen):
     def action_open_transcript(self) -> None:
         fixup_id = self.query_one(FixupList).selected_id
         if fixup_id is not None:
-            self.app.open_transcript(review.fixup_context(self.app.store, fixup_id).fixup.transcript_id)
+            self.app.open_transcript(curation.fixup_detail(self.app.store, fixup_id).fixup.transcript_id)

@@ -93,6 +93,9 @@ class RunForm(ModalScreen[RunRequest | None]):
                 yield Label("Max tokens")
                 yield Input("" if d.max_tokens is None else str(d.max_tokens), id="max-tokens", compact=True,
                             placeholder="per message (default: the pipeline's)", type="integer")
+                yield Label("Min exchanges")
+                yield Input(str(d.min_exchanges), id="min-exchanges", compact=True, type="integer",
+                            tooltip="fewest exchanges a truncated transcript may keep")
             yield Static("", id="size")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
@@ -146,6 +149,7 @@ class RunForm(ModalScreen[RunRequest | None]):
             review_mode=str(self.query_one("#review", Select).value),
             in_flight=whole("in-flight", "In flight", 1),
             max_tokens=whole("max-tokens", "Max tokens", 16, optional=True),
+            min_exchanges=whole("min-exchanges", "Min exchanges", 1),
         )
 
     def action_start(self) -> None:

@@ -17,9 +17,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer
 
-from actors.run_watch import run_marker
-from actors.training.snapshot import (
+from actors.usecases.training import (
     TrainingSnapshot,
+    run_marker,
     training_data_ready,
     training_runs,
     training_snapshot,

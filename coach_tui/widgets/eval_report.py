@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from actors.eval_reports import EvalRunReport
+from actors.usecases.evaluations import EvalRunReport
 
 EMPTY = Text.assemble(
     ("No evaluation runs in this workspace yet.\n\n", "bold"),

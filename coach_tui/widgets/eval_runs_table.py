@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.eval_reports import EvalRunInfo
+from actors.usecases.evaluations import EvalRunInfo
 
 from .run_list import RunList, run_status_text
 

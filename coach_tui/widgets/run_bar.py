@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
+
+from state.status import TranscriptStatus
 
 from ..run_state import RunState
 
 STATUS_STYLE = {
     "running": "bold green", "starting": "green", "paused": "bold yellow", "stopping": "yellow",
     "finished": "bold", "stopped": "yellow", "failed": "bold red", "interrupted": "yellow", "idle": "dim",
+    "elsewhere": "bold cyan",
 }
 
 
@@ -41,17 +45,17 @@ class RunBar(Vertical):
         done, total = state.done, len(state.rows)
         written, planned = state.exchanges
         rate = state.pass_rate
-        parts = [f"[b]{state.run_id}[/b]", f"[{style}]{state.status}[/]" if style else state.status,
-                 f"{done}/{total} done"]
+        status = escape(state.status_text)
+        parts = [f"[b]{state.run_id}[/b]", f"[{style}]{status}[/]" if style else status, f"{done}/{total} done"]
         if state.status in ("running", "paused", "starting"):
             parts.append(f"{state.throughput():.1f} exch/min")
         if rate is not None:
             parts.append(f"pass {rate:.0%} ({state.passed}/{state.assessed})")
         counts = state.status_counts()
-        if counts.get("review"):
-            parts.append(f"[b yellow]{counts['review']} await review[/] (2)")
-        if counts.get("failed"):
-            parts.append(f"[red]{counts['failed']} failed[/]")
+        if counts.get(TranscriptStatus.REVIEW):
+            parts.append(f"[b yellow]{counts[TranscriptStatus.REVIEW]} await review[/] (2)")
+        if counts.get(TranscriptStatus.FAILED):
+            parts.append(f"[red]{counts[TranscriptStatus.FAILED]} failed[/]")
         self.query_one("#headline", Static).update(" · ".join(parts), layout=False)  # one fixed line
         self.query_one("#bar-transcripts", ProgressBar).update(total=max(total, 1), progress=done)
         self.query_one("#bar-exchanges", ProgressBar).update(total=max(planned, 1), progress=written)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from sqlmodel import select
 from textual.message import Message
 from textual.widgets import DataTable
 
-from state.models import Run
+from state.run_overview import generation_runs
 from state.store import Store
 
 STATUS_STYLE = {"running": "green", "finished": "bold", "stopped": "yellow", "failed": "red"}
@@ -29,10 +28,8 @@ class RunsTable(DataTable):
             self.add_column(column, key=column)
 
     def load(self, store: Store) -> None:
-        with store.session() as s:
-            runs = s.exec(select(Run).where(Run.kind == "generate").order_by(Run.created_at.desc()).limit(200)).all()
         self.clear()
-        for run in runs:
+        for run in generation_runs(store, limit=200):
             summary = run.config.get("summary", {}) if isinstance(run.config, dict) else {}
             counts = summary.get("counts") or {}
             text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

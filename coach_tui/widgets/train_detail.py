@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from actors.training.snapshot import TrainingSnapshot, existing
+from actors.usecases.training import TrainingSnapshot, existing
 
 from ..formatting import duration
 from .run_list import run_status_text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.training.snapshot import TrainRunInfo
+from actors.usecases.training import TrainRunInfo
 
 from .run_list import RunList, run_status_text
 

@@ -11,11 +11,13 @@ from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
+from state.status import TranscriptStatus as S
+
 from ..run_state import RunState, TranscriptRow
 
 STATUS_STYLE = {
-    "planned": "dim", "generating": "cyan", "assessing": "magenta", "fixing": "yellow", "review": "bold yellow",
-    "passed": "green", "truncated": "yellow", "rejected": "red", "failed": "bold red",
+    S.PLANNED: "dim", S.GENERATING: "cyan", S.CURATING: "cyan", S.ASSESSING: "magenta", S.FIXING: "yellow",
+    S.REVIEW: "bold yellow", S.PASSED: "green", S.REJECTED: "red", S.FAILED: "bold red", S.IMPORTED: "dim",
 }
 COLUMNS = ("id", "status", "exch", "score")
 WIDTHS = {"id": 5, "status": 10, "exch": 7, "score": 5}

@@ -1,0 +1,208 @@
+"""The crisis net: every layer over one message, and what the chat does with the answer.
+
+Layers, in the order they run:
+
+1. normalisation (`normalise`): one spelling for case, Unicode, leetspeak,
+   stretched letters and invisible characters;
+2. the pack's lexicon (`lexicon`): patterns, slang and emoji per category and
+   language, with scope-limited negation;
+3. typo tolerance (`fuzzy`): misspelt key words corrected, patterns re-run;
+4. the learned classifier (`classifier`): hashed n-grams and a logistic
+   regression trained by `coach safety train`;
+5. context (`context`): an ambiguous follow-up after distress in the last few
+   user messages;
+6. optionally a configured model (`model_signal`), added by the caller,
+   which only ever adds signals.
+
+The panel shows when any layer fires: a false alarm costs one calm,
+dismissible panel; a miss costs far more. `check` is pure, deterministic and
+offline, needs no event loop, and is linear in the message (very long pastes
+are read as in `excerpt`). It is a safety net, not a diagnosis: it never
+blocks the conversation and is no substitute for a person's judgement.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .classifier import ClassifierModel, hashed_features
+from .context import context_hits
+from .excerpt import excerpt
+from .fuzzy import FuzzyIndex
+from .lexicon import Lexicon
+from .normalise import fold_accents, normalise, safe_text
+from .prefilter import tokens
+from .segments import segments
+from .taxonomy import SafetyConfig
+from .verdict import NOT_FLAGGED, SafetySignal, SafetyVerdict
+
+CLASSIFIER_WINDOW = 1500
+CLASSIFIER_WINDOWS = 3
+_LOCALE = re.compile(r"^[a-zA-Z]{2,3}[_-]([a-zA-Z]{2})\b")
+_ALIASES = {"UK": "GB"}
+_GUESS_TOKENS = 400
+
+
+class SafetyNet:
+    """A pack's crisis net, ready to check messages. Build it with `load_safety_net`."""
+
+    def __init__(self, config: SafetyConfig, lexicon: Lexicon, classifier: ClassifierModel | None,
+                 path: Path) -> None:
+        self.config = config
+        self.lexicon = lexicon
+        self.classifier = classifier
+        self.path = path
+        self.categories: list[str] = config.category_ids
+        self._urgency = {c: i for i, c in enumerate(self.categories)}
+        terms = [t for lang in lexicon.languages for t in lexicon.key_terms.get(lang, [])]
+        self.fuzzy = FuzzyIndex((t for t in terms if " " not in t), lexicon.vocabulary)
+        self._scan_terms = sorted({t for t in terms} | {fold_accents(t) for t in terms})
+        self._files = [path, *(path.parent / config.lexicon_dir / f"{lang}.yaml" for lang in config.languages),
+                       path.parent / config.classifier.file]
+        self.stamp = self.current_stamp()
+
+    # --- bookkeeping -----------------------------------------------------------
+
+    def current_stamp(self) -> tuple:
+        out = []
+        for file in self._files:
+            try:
+                st = file.stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    @property
+    def model_prompt(self) -> str:
+        return self.config.model_prompt
+
+    # --- reading a message -------------------------------------------------------
+
+    def normalised(self, text: object) -> str:
+        """The folded, normalised form the layers read (long pastes reduced by `excerpt`)."""
+        raw = excerpt(safe_text(text), self._scan_terms)
+        return normalise(raw, self.lexicon.vocabulary, self.lexicon.aliases).folded
+
+    def _flagged_alone(self, segs: Sequence[str]) -> bool:
+        return bool(self.lexicon.patterns.hits(segs, self.lexicon.negation))
+
+    def _classifier_windows(self, folded: str, segs: Sequence[str]) -> list[str]:
+        """The stretches the classifier scores: the whole message when short; else windows of
+        consecutive segments, at most the first two and the last one (the classifier reads
+        how a message is written; the lexicon has already read all of it)."""
+        if len(folded) <= CLASSIFIER_WINDOW:
+            return [folded]
+        windows, current = [], ""
+        for seg in segs:
+            if current and len(current) + len(seg) + 2 > CLASSIFIER_WINDOW:
+                windows.append(current)
+                current = ""
+            current = f"{current}. {seg}" if current else seg[:CLASSIFIER_WINDOW]
+        if current:
+            windows.append(current)
+        return windows if len(windows) <= CLASSIFIER_WINDOWS else [*windows[:CLASSIFIER_WINDOWS - 1], windows[-1]]
+
+    def check(self, text: object, history: Sequence[object] = ()) -> SafetyVerdict:
+        """Every offline layer over ``text``; ``history`` is earlier user messages, oldest first."""
+        folded = self.normalised(text)
+        if not folded:
+            return NOT_FLAGGED
+        segs = segments(folded)
+        signals: list[SafetySignal] = []
+        language: str | None = None
+
+        hits = self.lexicon.patterns.hits(segs, self.lexicon.negation)
+        for hit in hits:
+            signals.append(SafetySignal(hit.category, "lexicon", hit.evidence))
+        if hits:
+            language = min(hits, key=lambda h: self._urgency.get(h.category, 99)).language
+
+        corrected, fixes = self.fuzzy.apply(folded)
+        if fixes:
+            fixed_hits = self.lexicon.patterns.hits(segments(corrected), self.lexicon.negation,
+                                                    skip={h.category for h in hits})
+            read_as = ", ".join(f"{a}→{b}" for a, b in fixes[:3])
+            for hit in fixed_hits:
+                signals.append(SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})"))
+                language = language or hit.language
+
+        if self.classifier is not None:
+            windows = self._classifier_windows(folded, segs)
+            hashed = [hashed_features(w) for w in windows]
+            scores = [self.classifier.score(w, h) for w, h in zip(windows, hashed, strict=True)]
+            best = max(range(len(scores)), key=scores.__getitem__)
+            score = scores[best]
+            if score >= self.classifier.threshold:
+                category = self.classifier.category(windows[best], hashed[best])
+                signals.append(SafetySignal(category, "classifier",
+                                            f"score {score:.2f} ≥ {self.classifier.threshold:.2f}", round(score, 4)))
+
+        window = self.config.context_window
+        if not signals and history and window:
+            recent = list(history)[-window:]
+            earlier = lambda: [segments(self.normalised(h)) for h in recent]  # noqa: E731 - read lazily
+            for found in context_hits(self.lexicon, segs, earlier, self._flagged_alone):
+                signals.append(SafetySignal(found.category, "context", found.evidence))
+                language = language or found.language
+
+        if language is None:
+            language = self.lexicon.guess_language(tokens(folded[:4 * _GUESS_TOKENS])[:_GUESS_TOKENS])
+        found = {s.category for s in signals}
+        categories = tuple(sorted(found, key=lambda c: self._urgency.get(c, len(self._urgency))))
+        return SafetyVerdict(bool(signals), categories, tuple(signals), language)
+
+    # --- what the chat does with a verdict ---------------------------------------------
+
+    def steering(self, verdict: SafetyVerdict) -> str:
+        """The pack's crisis instruction for this turn; "" when nothing fired."""
+        if not verdict.flagged:
+            return ""
+        lines = [self.config.steering.general.strip()]
+        for category in verdict.categories:
+            extra = self.config.steering.categories.get(category, "").strip()
+            if extra:
+                lines.append(extra)
+        return "\n".join(lines)
+
+    @property
+    def countries(self) -> list[str]:
+        """Country codes with resources, the international fallback last."""
+        fallback = self.config.fallback_country
+        return [c for c in self.config.resources if c != fallback] + [fallback]
+
+    def country_name(self, country: str) -> str:
+        return self.config.resources[self._country(country)].name
+
+    def _country(self, country: str | None) -> str:
+        code = (country or "").strip().upper()
+        code = _ALIASES.get(code, code)
+        return code if code in self.config.resources else self.config.fallback_country
+
+    def resources(self, country: str | None, categories: Sequence[str] = ()) -> str:
+        """Markdown for the panel: that country's lines (plus any for ``categories``), else the fallback."""
+        resource = self.config.resources[self._country(country)]
+        lines = [resource.text.strip()]
+        for category in categories:
+            extra = resource.categories.get(category, "").strip()
+            if extra and extra not in lines:
+                lines.append(extra)
+        return "\n".join(lines)
+
+    def default_country(self, env: Mapping[str, str] | None = None) -> str:
+        """COACH_COUNTRY if it names a known country, else the locale's region (de_DE → DE), else the fallback."""
+        env = os.environ if env is None else env
+        chosen = (env.get("COACH_COUNTRY") or "").strip().upper()
+        chosen = _ALIASES.get(chosen, chosen)
+        if chosen in self.config.resources:
+            return chosen
+        for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+            match = _LOCALE.match(env.get(name) or "")
+            if match:
+                code = _ALIASES.get(match.group(1).upper(), match.group(1).upper())
+                if code in self.config.resources:
+                    return code
+        return self.config.fallback_country

@@ -1,0 +1,432 @@
+"""The pack's words for danger: patterns, slang and negation cues per category and language.
+
+A lexicon file per language (`lexicon/en.yaml` …) holds regular expressions
+per category, slang and euphemisms as whole words, emoji, a negation cue
+list, the stopwords that tell the language apart and the key words worth
+correcting when misspelt. This module reads and compiles them; it matches
+nothing by itself that the pack did not write down.
+
+Patterns are written in lower case and read the normalised, accent-folded
+message (`normalise`), so one spelling covers "Suicídio", "suicidio" and
+"SUICIDIO". Each is anchored at the start of a word. Figures of speech are
+kept out by the patterns' shape ("kill myself", not "kill"); a negation cue
+within a few words before a match, in the same clause, cancels it unless
+the pattern says ``negatable: false`` (phrasings that are themselves
+negations, such as "I don't want to be here anymore").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from actors.pack.problems import Problem
+
+from .normalise import Aliases, fold_pattern, normalise
+from .prefilter import parse, required_literals, start_keys, text_keys, tokens
+from .taxonomy import LexiconFile, Pattern, PatternEntry
+
+_ESCAPE = re.compile(r"\\.")
+_VOCAB_WORD = re.compile(r"[^\W\d_]{2,}")
+_CLAUSE_PUNCT = r"[,:;.!?()\"]|\s-\s"
+_DEFINED = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compiled pattern (or a category's slang as one alternation)."""
+
+    language: str
+    category: str
+    regex: re.Pattern[str]
+    negatable: bool
+    where: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    category: str
+    language: str
+    evidence: str
+    where: str
+
+
+@dataclass(frozen=True)
+class NegationRule:
+    cues: re.Pattern[str] | None
+    breaks: re.Pattern[str]
+    scope: int
+
+    frames: re.Pattern[str] | None = None
+    frame_scope: int = 6
+    jokes: re.Pattern[str] | None = None
+    recovery: re.Pattern[str] | None = None
+
+    def _clause_before(self, segment: str, start: int) -> str:
+        before = segment[max(0, start - 300):start]
+        last_break = None
+        for last_break in self.breaks.finditer(before):
+            pass
+        return before[last_break.end():] if last_break is not None else before
+
+    def negates(self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None) -> bool:
+        """A cue among the ``scope`` words before the match in its clause, or inside the match
+        where the pattern does not spell it itself; or a framing cue (fiction, a question asked
+        of the person) a little further back; or a joke marker anywhere in the segment.
+
+        Whether an inside cue is the pattern's own word ("wish I was *never* born") or a
+        negation a wildcard let in ("I'm *not* suicidal") is decided by swapping the cue for
+        a neutral word: if the pattern still matches, the cue was not part of its phrase.
+        """
+        words = self._clause_before(segment, start).split()
+        if self.cues is not None:
+            if self.cues.search(" ".join(words[-self.scope:])):
+                return True
+            inside = segment[start:end]
+            for cue in self.cues.finditer(inside):
+                if regex is None:
+                    return True
+                probe = segment[:start] + inside[:cue.start()] + "qqqq" + inside[cue.end():] + segment[end:]
+                if regex.match(probe, start):
+                    return True
+        return self.distances(segment, start, end, words)
+
+    def _clause_after(self, segment: str, end: int) -> str:
+        after = segment[end:end + 300]
+        cut = self.breaks.search(after)
+        return after[:cut.start()] if cut is not None else after
+
+    def distances(self, segment: str, start: int, end: int, words: list[str] | None = None) -> bool:
+        """A framing cue shortly before or after the match in its clause ("the character …",
+        "… when I was 15"), or a joke marker anywhere in the segment."""
+        if self.frames is not None:
+            if words is None:
+                words = self._clause_before(segment, start).split()
+            after = self._clause_after(segment, end).split()[:self.frame_scope]
+            if self.frames.search(" ".join(words[-self.frame_scope:])) or self.frames.search(" ".join(after)):
+                return True
+        if self.recovery is not None and self.recovery.search(segment, end):
+            return True
+        return self.jokes is not None and self.jokes.search(segment) is not None
+
+
+def _negated(negation: dict[str, NegationRule], language: str, segment: str, match: re.Match[str]) -> bool:
+    """Whether the match is negated: by its own language's cues, frames and joke markers, or by
+    another language's frames and joke markers (people mix languages, and a message's language
+    is only a guess). Other languages' bare negators are not used: Portuguese "no" means "in the"."""
+    rule = negation.get(language)
+    if rule is not None and rule.negates(segment, match.start(), match.end(), match.re):
+        return True
+    return any(other.distances(segment, match.start(), match.end())
+               for lang, other in negation.items() if lang != language)
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def _required_words(literals: frozenset[str]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """Per literal, one word any segment holding it must show: as a whole token (an inner word of
+    the literal) or as the start of a token (a word the literal begins at a word boundary but
+    may cut short). Returns (whole words, word starts); None when a literal offers neither."""
+    whole: set[str] = set()
+    starts: set[str] = set()
+    for literal in literals:
+        best: tuple[int, str, bool] | None = None
+        for m in _WORDS.finditer(literal):
+            a, b = m.start(), m.end()
+            word = m.group(0)
+            if a > 0 and b < len(literal):
+                option = (len(word) * 2 + 1, word, True)
+            elif a > 0:
+                option = (len(word) * 2, word, False)
+            else:
+                continue
+            if best is None or option[0] > best[0]:
+                best = option
+        if best is None:
+            return None
+        (whole if best[2] else starts).add(best[1])
+    return frozenset(whole), frozenset(starts)
+
+
+class PatternSet:
+    """Entries indexed by the keys their matches start with (see `prefilter`)."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.entries = tuple(entries)
+        self._by_key: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        self._literals: list[re.Pattern[str] | None] = []
+        self._words: list[tuple[frozenset[str], frozenset[str]] | None] = []
+        for i, entry in enumerate(self.entries):
+            tree = parse(entry.regex.pattern.removeprefix(r"(?<!\w)"))
+            literals = required_literals(tree)
+            self._literals.append(re.compile("|".join(map(re.escape, sorted(literals, key=len))))
+                                  if literals else None)
+            self._words.append(_required_words(literals) if literals else None)
+            keys = start_keys(tree)
+            if keys is None:
+                self._always.append(i)
+            else:
+                for key in keys:
+                    self._by_key.setdefault(key, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def candidates(self, segment_tokens: Iterable[str]) -> list[int]:
+        found = set(self._always)
+        for key in text_keys(segment_tokens):
+            found.update(self._by_key.get(key, ()))
+        return sorted(found)
+
+    def hits(self, segments: Sequence[str], negation: dict[str, NegationRule], *,
+             skip: Iterable[str] = ()) -> list[Hit]:
+        """The first un-negated match per category, over ``segments`` in order."""
+        done = set(skip)
+        out: list[Hit] = []
+        for segment in segments:
+            words = tokens(segment)
+            present = set(words)
+            starts: set[str] | None = None
+            for i in self.candidates(words):
+                entry = self.entries[i]
+                if entry.category in done:
+                    continue
+                needed = self._words[i]
+                if needed is not None:
+                    whole, prefixes = needed
+                    if whole.isdisjoint(present):
+                        if not prefixes:
+                            continue
+                        if starts is None:
+                            starts = {w[:k] for w in present for k in range(1, len(w) + 1)}
+                        if prefixes.isdisjoint(starts):
+                            continue
+                else:
+                    literals = self._literals[i]
+                    if literals is not None and literals.search(segment) is None:
+                        continue
+                for match in entry.regex.finditer(segment):
+                    if entry.negatable and _negated(negation, entry.language, segment, match):
+                        continue
+                    done.add(entry.category)
+                    out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
+                    break
+        return out
+
+
+@dataclass
+class Lexicon:
+    """Every language's compiled lexicon, merged."""
+
+    languages: list[str]
+    patterns: PatternSet
+    distress: PatternSet
+    followup: PatternSet
+    negation: dict[str, NegationRule]
+    stopwords: dict[str, frozenset[str]]
+    key_terms: dict[str, list[str]]
+    vocabulary: frozenset[str] = field(default_factory=frozenset)
+    aliases: Aliases = field(default_factory=Aliases)
+
+    def guess_language(self, words: Iterable[str]) -> str | None:
+        """The language whose stopwords occur most often; None when none occurs (ties: pack order)."""
+        counts = dict.fromkeys(self.languages, 0)
+        for word in words:
+            for language in self.languages:
+                if word in self.stopwords[language]:
+                    counts[language] += 1
+        best = max(self.languages, key=lambda lang: counts[lang], default=None)
+        return best if best is not None and counts[best] > 0 else None
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _entry_source(entry: PatternEntry) -> tuple[str, bool | None]:
+    return (entry, None) if isinstance(entry, str) else (entry.re, entry.negatable)
+
+
+def _norm_word(text: str) -> str:
+    return normalise(text).folded
+
+
+def expand(source: str, defines: dict[str, str]) -> str:
+    """``{NAME}`` replaced by its definition; an unknown name raises KeyError."""
+    return _DEFINED.sub(lambda m: defines[m.group(1)], source)
+
+
+def expanded_defines(lex: LexiconFile, file: str, problems: list[Problem]) -> dict[str, str]:
+    """Definitions in file order, each expanded with the ones above it."""
+    out: dict[str, str] = {}
+    for name, source in lex.define.items():
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            problems.append(Problem(file, f"define.{name}", "names are upper case (used as {NAME})"))
+            continue
+        try:
+            out[name] = "(?:" + expand(source, out) + ")"
+        except KeyError as err:
+            problems.append(Problem(file, f"define.{name}", f"uses {{{err.args[0]}}} before it is defined"))
+    return out
+
+
+def _compile(source: str, file: str, where: str, problems: list[Problem],
+             defines: dict[str, str] | None = None) -> re.Pattern[str] | None:
+    try:
+        body = expand(source, defines or {})
+    except KeyError as err:
+        problems.append(Problem(file, where, f"unknown name {{{err.args[0]}}} (not under define)"))
+        return None
+    try:
+        return re.compile(r"(?<!\w)(?:" + fold_pattern(body) + ")")
+    except re.error as err:
+        problems.append(Problem(file, where, f"bad regular expression: {err}"))
+        return None
+
+
+def compile_file(lex: LexiconFile, file: str, problems: list[Problem]) -> dict[str, list[Entry]]:
+    """The file's entries by kind ("patterns", "distress", "followup"); bad ones become problems."""
+    lang = lex.language
+    defines = expanded_defines(lex, file, problems)
+    out: dict[str, list[Entry]] = {"patterns": [], "distress": [], "followup": []}
+    for category, cat_lex in lex.categories.items():
+        for i, item in enumerate(cat_lex.patterns):
+            source, negatable = _entry_source(item)
+            where = f"categories.{category}.patterns[{i}]"
+            regex = _compile(source, file, where, problems, defines)
+            if regex is not None:
+                out["patterns"].append(Entry(lang, category, regex, negatable is not False,
+                                             f"{file}: {where}"))
+        terms = sorted({_norm_word(t) for t in cat_lex.terms if _norm_word(t)}, key=lambda t: (-len(t), t))
+        if terms:
+            where = f"categories.{category}.terms"
+            regex = _compile("|".join(re.escape(t) for t in terms) + r")(?!\w", file, where, problems)
+            if regex is not None:
+                out["patterns"].append(Entry(lang, category, regex, True, f"{file}: {where}"))
+        emoji = sorted({_norm_word(e) for e in cat_lex.emoji if _norm_word(e)}, key=lambda t: (-len(t), t))
+        if emoji:
+            where = f"categories.{category}.emoji"
+            regex = re.compile("|".join(re.escape(e) for e in emoji))
+            out["patterns"].append(Entry(lang, category, regex, False, f"{file}: {where}"))
+    for i, item in enumerate(lex.context.distress):
+        source, negatable = _entry_source(item)
+        where = f"context.distress[{i}]"
+        regex = _compile(source, file, where, problems, defines)
+        if regex is not None:
+            out["distress"].append(Entry(lang, "distress", regex, negatable is not False,
+                                         f"{file}: {where}"))
+    for category, items in lex.context.followup.items():
+        for i, item in enumerate(items):
+            source, negatable = _entry_source(item)
+            where = f"context.followup.{category}[{i}]"
+            regex = _compile(source, file, where, problems, defines)
+            if regex is not None:
+                out["followup"].append(Entry(lang, category, regex, negatable is not False,
+                                             f"{file}: {where}"))
+    return out
+
+
+def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> NegationRule:
+    cues = None
+    if lex.negation.cues:
+        cues = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.cues) + r")(?!\w",
+                        file, "negation.cues", problems)
+    frames = None
+    if lex.negation.frames:
+        frames = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.frames) + r")(?!\w",
+                          file, "negation.frames", problems)
+    jokes = None
+    if lex.negation.jokes:
+        jokes = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.jokes) + r")(?!\w",
+                         file, "negation.jokes", problems)
+    words = "|".join(re.escape(_norm_word(b)) for b in lex.negation.breaks if _norm_word(b))
+    breaks = re.compile(_CLAUSE_PUNCT + (rf"|(?<!\w)(?:{words})(?!\w)" if words else ""))
+    recovery = None
+    if lex.negation.recovery:
+        recovery = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.recovery) + r")(?!\w",
+                            file, "negation.recovery", problems)
+    return NegationRule(cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery)
+
+
+def vocabulary_of(lex: LexiconFile) -> set[str]:
+    """Words the lexicon spells out: the ones a stretched or misspelt word may be read as."""
+    words: set[str] = set()
+
+    def add(text: str) -> None:
+        words.update(_VOCAB_WORD.findall(fold_pattern(_ESCAPE.sub(" ", _DEFINED.sub(" ", text).lower()))))
+
+    for source in lex.define.values():
+        add(source)
+    for cat_lex in lex.categories.values():
+        for item in cat_lex.patterns:
+            add(_entry_source(item)[0])
+        for term in cat_lex.terms:
+            add(term)
+    for item in lex.context.distress:
+        add(_entry_source(item)[0])
+    for items in lex.context.followup.values():
+        for item in items:
+            add(_entry_source(item)[0])
+    for word in [*lex.stopwords, *lex.key_terms, *lex.negation.cues, *lex.negation.breaks]:
+        add(word)
+    return words
+
+
+def read_lexicon_file(path: Path, shown: str, problems: list[Problem]) -> LexiconFile | None:
+    from actors.pack.yaml_io import YamlProblem, load_yaml
+
+    if not path.is_file():
+        problems.append(Problem(shown, "", "lexicon file is missing"))
+        return None
+    try:
+        data = load_yaml(path)
+    except YamlProblem as err:
+        problems.append(Problem(shown, f"line {err.line}" if err.line else "", err.message))
+        return None
+    try:
+        return LexiconFile.model_validate(data or {})
+    except ValidationError as err:
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            message = "unknown field (check its spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(Problem(shown, loc, message))
+        return None
+
+
+def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str],
+                  problems: list[Problem]) -> Lexicon:
+    """Merge per-language files (language → (file, shown name)) into one compiled lexicon."""
+    kinds: dict[str, list[Entry]] = {"patterns": [], "distress": [], "followup": []}
+    negation: dict[str, NegationRule] = {}
+    stopwords: dict[str, frozenset[str]] = {}
+    key_terms: dict[str, list[str]] = {}
+    vocabulary: set[str] = set()
+    aliases: dict[str, str] = {}
+    for language in languages:
+        if language not in files:
+            continue
+        lex, shown = files[language]
+        negation[language] = negation_rule(lex, shown, problems)
+        for kind, entries in compile_file(lex, shown, problems).items():
+            kinds[kind].extend(entries)
+        stopwords[language] = frozenset(_norm_word(w) for w in lex.stopwords)
+        key_terms[language] = [_norm_word(t) for t in lex.key_terms if _norm_word(t)]
+        vocabulary |= vocabulary_of(lex)
+        for short, word in lex.aliases.items():
+            aliases[fold_pattern(short.lower())] = fold_pattern(word.lower())
+    present = [lang for lang in languages if lang in files]
+    for lang in present:
+        stopwords.setdefault(lang, frozenset())
+    return Lexicon(present, PatternSet(kinds["patterns"]), PatternSet(kinds["distress"]),
+                   PatternSet(kinds["followup"]), negation, stopwords, key_terms, frozenset(vocabulary),
+                   Aliases(aliases))
+
+
+def as_pattern(entry: PatternEntry) -> Pattern:
+    source, negatable = _entry_source(entry)
+    return Pattern(re=source, negatable=negatable)

@@ -1,0 +1,211 @@
+"""Calibrating the judge: does it catch known failures and spare good conversations?
+
+`coach calibrate` is the face. The cases come from the domain pack's
+calibration file (`actors.calibration`); each is judged only on the criteria
+it is about. The plan (windows and judge calls) is told before anything is
+asked, each case as it starts and ends, and the report is written at the end
+— or, after an interruption, from the cases judged so far (`finish`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from actors.atomic_files import write_json_atomic
+from actors.calibration import (
+    CalibrationCase,
+    CalibrationData,
+    CalibrationScore,
+    CaseResult,
+    build_cases,
+    calibration_path,
+    calibration_report,
+    format_table,
+    load_calibration,
+    planned_calls,
+    run_calibration,
+    score_calibration,
+    select_cases,
+)
+from actors.pack.loader import DomainPack
+from actors.run_config import load_run_config
+from state.errors import CoachError
+
+from .relay import OnEvent
+
+__all__ = [
+    "Calibration",
+    "CalibrationCase",
+    "CalibrationOutcome",
+    "CalibrationPlanned",
+    "CalibrationRequest",
+    "CaseJudged",
+    "CaseResult",
+    "CaseSelection",
+    "CaseStarted",
+    "format_table",
+    "select_calibration_cases",
+]
+
+
+class CalibrationRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    config_path: Path | None = None
+    """Run config naming the judge (default: the embedded model)."""
+    cases: tuple[str, ...] | None = None
+    """Only these cases."""
+    criteria: tuple[str, ...] | None = None
+    """Only these criteria; cases about none of them are skipped."""
+    calibration_file: Path | None = None
+    """Default: the one the domain pack names."""
+    seed: int = 0
+    out: Path | None = None
+    """JSON report (default: WORKSPACE/reports/calibration-TIMESTAMP.json)."""
+
+
+@dataclass(frozen=True)
+class CaseSelection:
+    source: Path
+    data: CalibrationData
+    cases: list[CalibrationCase]
+
+
+@dataclass(frozen=True)
+class CalibrationPlanned:
+    """Told before the first judge call: who judges, and how much work each case is."""
+
+    judges: tuple[str, ...]
+    plans: dict[str, tuple[int, int]]
+    """case name -> (windows, judge calls)."""
+    verdicts: int
+    local: bool
+    """A local model judges: its cost is mostly reading each window, not the number of calls."""
+
+    @property
+    def windows(self) -> int:
+        return sum(w for w, _ in self.plans.values())
+
+    @property
+    def calls(self) -> int:
+        return sum(c for _, c in self.plans.values())
+
+
+@dataclass(frozen=True)
+class CaseStarted:
+    index: int
+    case: CalibrationCase
+    windows: int
+    calls: int
+
+
+@dataclass(frozen=True)
+class CaseJudged:
+    index: int
+    case: CalibrationCase
+    result: CaseResult
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    score: CalibrationScore
+    report: dict
+    out: Path
+    partial: bool
+
+
+def select_calibration_cases(pack: DomainPack, request: CalibrationRequest) -> CaseSelection:
+    """The calibration file's cases narrowed by the request; a clear error for unknown criteria or none left."""
+    source = calibration_path(pack, request.calibration_file)
+    data = load_calibration(pack, source)
+    all_cases = build_cases(pack, data)
+    wanted = list(request.criteria) if request.criteria else None
+    if wanted:
+        unknown = [c for c in wanted if c not in pack.rubric.ids]
+        if unknown:
+            raise CoachError(
+                f"--limit-criteria: unknown criterion {', '.join(unknown)}; the rubric has {', '.join(pack.rubric.ids)}"
+            )
+    cases = select_cases(all_cases, list(request.cases) if request.cases else None, wanted)
+    if not cases:
+        raise CoachError(
+            f"no calibration case is about the chosen criteria ({', '.join(wanted or [])}); see coach calibrate --list"
+        )
+    return CaseSelection(source, data, cases)
+
+
+@dataclass
+class Calibration:
+    """One calibration of the configured judge on a selection of cases."""
+
+    pack: DomainPack
+    selection: CaseSelection
+    request: CalibrationRequest
+    workspace: Path
+    on_event: OnEvent | None = None
+    done: list[tuple[CalibrationCase, CaseResult]] = field(default_factory=list)
+    """The cases judged so far, for a partial report after an interruption."""
+    judges: list[str] = field(default_factory=list)
+    out: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.out = self.request.out or Path(self.workspace) / "reports" / (
+            "calibration-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + ".json"
+        )
+
+    def _tell(self, event: object) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def run(self) -> CalibrationOutcome:
+        """Judge every selected case, then score them and write the report."""
+        from actors.backends.router import ModelRouter
+
+        cases = self.selection.cases
+        router = ModelRouter.from_config(load_run_config(self.request.config_path))
+        try:
+            judges = router.backends_for("judge")
+            self.judges.extend(f"{b.name} ({b.kind}: {b.model})" for b in judges)
+            plans = {c.name: planned_calls(router, self.pack, c) for c in cases}
+            self._tell(
+                CalibrationPlanned(
+                    tuple(self.judges),
+                    plans,
+                    sum(len(c.criteria) for c in cases),
+                    local=any(b.kind == "llama_cpp" for b in judges),
+                )
+            )
+
+            def on_start(i: int, case: CalibrationCase) -> None:
+                self._tell(CaseStarted(i, case, *plans[case.name]))
+
+            def on_done(i: int, case: CalibrationCase, result: CaseResult) -> None:
+                self.done.append((case, result))
+                self._tell(CaseJudged(i, case, result))
+
+            results = await run_calibration(
+                router, self.pack, cases, seed=self.request.seed, on_start=on_start, on_done=on_done
+            )
+        finally:
+            await router.aclose()
+        return self._write(cases, results, partial=False)
+
+    def finish(self) -> CalibrationOutcome | None:
+        """After an interruption: the report of the cases judged so far (None when there are none)."""
+        if not self.done:
+            return None
+        return self._write([c for c, _ in self.done], [r for _, r in self.done], partial=True)
+
+    def _write(self, cases: list[CalibrationCase], results: list[CaseResult], *, partial: bool) -> CalibrationOutcome:
+        rubric = self.pack.rubric
+        score = score_calibration(results, na_invalid=rubric.na_invalid, order=rubric.ids)
+        report = calibration_report(
+            self.pack, cases, results, score, judges=self.judges, source=str(self.selection.source)
+        )
+        report["partial"] = partial
+        write_json_atomic(self.out, report)
+        return CalibrationOutcome(score, report, self.out, partial)

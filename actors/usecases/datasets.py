@@ -1,0 +1,216 @@
+"""Datasets: transcripts in and out of the workspace, and slicing accepted ones into training examples.
+
+`coach slice`, `coach import` and `coach export transcripts` are faces of
+these functions.
+
+Which assistant messages may be supervised: only transcripts whose status is
+"passed" are read (what curation gives a passing or fixed-and-passing
+transcript, and what an import with status "accepted" gives trusted data).
+Their `Exchange` rows are the accepted version of the conversation — an
+accepted fixup is written into those rows, the rejected original stays in the
+`Fixup` table — so every assistant message of every example comes from an
+accepted version. Two guards keep it so if curation is mid-flight: a
+transcript with a fixup still awaiting review is skipped, and a recorded
+truncation (`Rejection` with action "truncated") caps the exchanges used at
+`kept_exchanges`.
+
+Deterministic: transcripts in id order, slices in exchange order, slice
+points seeded by transcript id, JSON with fixed separators — the same store
+gives a byte-identical file. The file is written to a temporary file and
+renamed, and the `TrainingExample` rows for this tokenizer are replaced in the
+same transaction, so a failure leaves the previous file and rows intact.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.atomic_files import write_lines_atomic
+from actors.example_lines import MessageEncoder
+from actors.pack.loader import DomainPack
+from actors.slicing import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MIN_CONTEXT,
+    DroppedSlice,
+    Example,
+    LengthReport,
+    length_report,
+    slice_transcripts,
+)
+from actors.transcript_format import TranscriptData
+from actors.transcript_io import IMPORT_STATUSES, ImportReport, export_transcripts, import_transcripts, load_transcript
+from state import training_data
+from state.errors import CoachError
+from state.models import utcnow
+from state.store import Store
+
+from .relay import OnEvent
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MIN_CONTEXT",
+    "IMPORT_STATUSES",
+    "Accepted",
+    "ImportReport",
+    "SkippedForReview",
+    "SliceOutcome",
+    "SliceRequest",
+    "accepted_transcripts",
+    "check_slice_request",
+    "export_transcripts",
+    "import_transcripts",
+    "slice_dataset",
+]
+
+BATCH_ROWS = 200
+
+
+class SliceRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    out: Path
+    """The training data file (JSONL, one {"messages": [...]} per line)."""
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    over_limit: Literal["keep_recent", "drop"] = "keep_recent"
+    min_context: int = Field(default=DEFAULT_MIN_CONTEXT, ge=1)
+
+
+@dataclass(frozen=True)
+class SkippedForReview:
+    """A passed transcript left out because one of its fixups still waits for a person."""
+
+    transcript_id: str
+
+
+@dataclass
+class Accepted:
+    transcripts: list[TranscriptData] = field(default_factory=list)
+    skipped_pending: list[str] = field(default_factory=list)
+    capped: list[tuple[str, int]] = field(default_factory=list)  # (id, kept exchanges)
+
+
+@dataclass(frozen=True)
+class SliceOutcome:
+    out: Path
+    examples: int
+    transcripts: int
+    tokenizer: str
+    lengths: LengthReport
+    trimmed: int
+    dropped: list[DroppedSlice]
+    capped: list[tuple[str, int]]
+    skipped_pending: list[str]
+
+
+def accepted_transcripts(store: Store, domain: str | None = None) -> Accepted:
+    """Passed training transcripts in id order, each limited to its accepted exchanges.
+
+    Evaluation conversations never become training data, and with `domain`
+    only imported transcripts and runs of that domain pack are taken.
+    """
+    ids = training_data.passed_training_transcript_ids(store, domain)
+    pending = training_data.transcripts_awaiting_review(store)
+    caps = training_data.truncation_caps(store)
+    out = Accepted()
+    for tid in ids:
+        if tid in pending:
+            out.skipped_pending.append(tid)
+            continue
+        data = load_transcript(store, tid)
+        cap = caps.get(tid)
+        if cap is not None and cap < len(data.exchanges):
+            data = data.model_copy(update={"exchanges": data.exchanges[:cap]})
+            out.capped.append((tid, cap))
+        if data.exchanges:
+            out.transcripts.append(data)
+    return out
+
+
+def _write_examples(store: Store, out: Path, examples: list[Example], tokenizer: str) -> None:
+    """Replace this tokenizer's `TrainingExample` rows and write the JSONL, in one pass and one transaction.
+
+    Each example is encoded once; its line goes to the file and its row to the
+    store as it goes, so memory stays bounded by one batch. The file is written
+    inside the transaction: a failed write rolls the rows back too.
+    """
+    encoder, now = MessageEncoder(), utcnow()
+    with training_data.replacing_examples(store, tokenizer) as add_rows:
+
+        def lines() -> Iterator[str]:
+            batch: list[dict] = []
+            for e in examples:
+                batch.append(
+                    {
+                        "transcript_id": e.transcript_id,
+                        "start_exchange": e.start_exchange,
+                        "end_exchange": e.end_exchange,
+                        "tokenizer": tokenizer,
+                        "token_count": e.token_count,
+                        "created_at": now,
+                    }
+                )
+                if len(batch) >= BATCH_ROWS:
+                    add_rows(batch)
+                    batch = []
+                yield encoder.line(e)
+            add_rows(batch)
+
+        write_lines_atomic(out, lines())
+
+
+def check_slice_request(request: SliceRequest) -> None:
+    """The request's own mistakes, found before the store is opened."""
+    if request.out.is_dir():
+        raise CoachError(f"--out {request.out} is a folder; give a file name such as training_data.jsonl")
+
+
+def slice_dataset(
+    store: Store, pack: DomainPack, request: SliceRequest, on_event: OnEvent | None = None, *, counter=None
+) -> SliceOutcome:
+    """Slice the pack's passed transcripts into examples, write them, and record them in the store.
+
+    Token counts use the target model's tokenizer and chat template (Gemma 3
+    unless `counter` says otherwise). Re-running replaces the previous
+    examples of that tokenizer.
+    """
+    check_slice_request(request)
+    accepted = accepted_transcripts(store, domain=pack.name)
+    if on_event is not None:
+        for tid in accepted.skipped_pending:
+            on_event(SkippedForReview(tid))
+    if not accepted.transcripts:
+        raise CoachError(
+            "no passed transcripts to slice in the workspace: run curation, or import trusted "
+            "transcripts with `coach import --status accepted FILES`"
+        )
+    if counter is None:
+        from actors.tokens import gemma3_counter
+
+        counter = gemma3_counter()
+    result = slice_transcripts(
+        accepted.transcripts,
+        pack.system_prompt,
+        counter,
+        workers=min(4, os.cpu_count() or 1),
+        max_tokens=request.max_tokens,
+        over_limit=request.over_limit,
+        min_context=request.min_context,
+    )
+    _write_examples(store, request.out, result.examples, counter.name)
+    return SliceOutcome(
+        out=request.out,
+        examples=len(result.examples),
+        transcripts=len(accepted.transcripts),
+        tokenizer=counter.name,
+        lengths=length_report(result.examples),
+        trimmed=result.trimmed,
+        dropped=list(result.dropped),
+        capped=accepted.capped,
+        skipped_pending=accepted.skipped_pending,
+    )

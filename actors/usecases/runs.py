@@ -1,0 +1,303 @@
+"""Generation runs: plan, resume, stop and follow one — the calls both faces make.
+
+`coach run` and the app's monitor only turn input into a `RunSettings`, call
+these, and draw the events and summary that come back. What used to be done
+twice, once per face, is done here once:
+
+- planning stores the settings whole with the run (`plan_new_run`); a resume
+  reads them back whole (`settings_for_resume`), so review mode, minimum
+  exchanges and the token cap survive a resume from the other face;
+- a `RunSession` takes the run's lease before any work, so a second resumer
+  (either face) is refused with one message naming the owner, runs the
+  supervisor with the lease's heartbeat in its task group, and gives the
+  lease and the models back however it ends;
+- `RunFollower` lets a face watch a run another process owns, from the
+  store alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
+
+from state import db_errors
+from state import pipeline as db
+from state.errors import CoachError
+from state.leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, live_holder, run_scope
+from state.models import Run, Transcript
+from state.store import Store
+
+from ..events import EventBus
+from ..pack.domain_pack import DomainPack
+from ..run_lease import RunLease
+from ..run_plan import persona_records, plan_run
+from ..run_watch import RunMarker, run_marker
+from ..supervisor import RunSummary, Supervisor
+from .run_settings import SETTINGS_KEY, RunSettings, from_stored
+
+RouterFactory = Callable[[RunSettings], object]
+"""Builds the model router a run uses from its settings (tests pass scripted ones)."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+# --- finding and planning ------------------------------------------------------------------------
+
+
+def find_run(store: Store, ref: str) -> Run:
+    """A generation run by id, or the newest for 'latest'; a CoachError when there is none."""
+    run = db.latest_run(store) if ref == "latest" else db.get_run(store, ref)
+    if run is None or run.kind != "generate":
+        raise CoachError(f"no generation run {ref!r} in this workspace" if ref != "latest"
+                         else "no generation run in this workspace yet: start one with `coach run`")
+    return run
+
+
+def settings_of(run: Run) -> RunSettings:
+    """The settings a run was started with, whichever face (and version) started it."""
+    return from_stored(run.config, seed=run.seed, domain=run.domain or None, run_id=run.id)
+
+
+def stored_settings(store: Store, run_id: str) -> RunSettings:
+    return settings_of(find_run(store, run_id))
+
+
+def plan_new_run(store: Store, pack: DomainPack, settings: RunSettings, *, source: str) -> tuple[str, RunSettings]:
+    """Plan a run and record it with its settings; returns its id and the settings as stored.
+
+    A missing seed is drawn here and stored, so the run can be planned again the same way.
+    """
+    seed = settings.seed if settings.seed is not None else secrets.randbelow(10_000)
+    settings = settings.model_copy(update={"seed": seed, "domain": pack.name})
+    run_id = f"run-{seed}-{secrets.token_hex(3)}"
+    try:
+        plan = plan_run(pack, run_id, transcripts=settings.transcripts, seed=seed, lengths=settings.lengths,
+                        mix=settings.mix)
+    except ValueError as err:
+        raise CoachError(f"lengths/mix: {err}") from None
+    db.create_run(
+        store, run_id, kind="generate", domain=pack.name, seed=seed,
+        config={SETTINGS_KEY: settings.stored(), "transcripts": settings.transcripts, "source": source},
+        personas=persona_records(pack, plan),
+        transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
+    )
+    return run_id, settings
+
+
+def settings_for_resume(store: Store, pack: DomainPack, ref: str, *, in_flight: int | None = None,
+                        run_config: Path | str | None = None) -> tuple[str, RunSettings]:
+    """The run to resume and its stored settings; only the pace and the backends' file may be changed.
+
+    A run made with another domain pack is refused: its personas, prompts and rubric are that pack's.
+    """
+    run = find_run(store, ref)
+    settings = settings_of(run)
+    if settings.domain and settings.domain != pack.name:
+        raise CoachError(f"run {run.id} was made with the domain pack {settings.domain!r}, not {pack.name!r}: "
+                         f"open it with --domain pointing at that pack")
+    changes: dict = {}
+    if in_flight is not None:
+        changes["in_flight"] = in_flight
+    if run_config is not None:
+        changes["run_config"] = str(Path(run_config).expanduser().resolve())
+    return run.id, settings.model_copy(update=changes)
+
+
+def check_unchanged(stored: RunSettings, given: dict) -> None:
+    """Refuse options that would change what a resumed run is (they are the run's, stored with it)."""
+    for name, value in given.items():
+        if getattr(stored, name) != value:
+            option = "--" + name.replace("_", "-")
+            raise CoachError(f"{option}: a resumed run keeps the settings it was started with "
+                             f"({name} = {getattr(stored, name)!r}); start a new run to change them")
+
+
+# --- who works on a run ---------------------------------------------------------------------------
+
+
+def owner_of(store: Store, run_id: str) -> Holder | None:
+    """The live owner of a run (any process, this one included), or None."""
+    return live_holder(store, run_scope(run_id))
+
+
+def default_router(settings: RunSettings):
+    from ..backends.router import ModelRouter
+    from ..run_config import load_run_config
+
+    return ModelRouter.from_config(load_run_config(Path(settings.run_config) if settings.run_config else None))
+
+
+def model_backends(router) -> list:
+    """The in-process (llama.cpp) backends a router's roles use, each once."""
+    from ..run_config import ROLES
+
+    seen: dict[int, object] = {}
+    for role in ROLES:
+        try:
+            backends = router.backends_for(role)
+        except Exception:  # noqa: BLE001 - a role the config does not map is not ours to load
+            continue
+        for backend in backends:
+            if getattr(backend, "kind", "") == "llama_cpp":
+                seen.setdefault(id(backend), backend)
+    return list(seen.values())
+
+
+async def load_models(router) -> None:
+    """Load a run's in-process models in a worker thread before the supervisor starts.
+
+    The supervisor counts tokens inline (to fit a conversation into the window), and a llama.cpp
+    backend loads its model on first use: loading here keeps that first count from stalling the
+    run's loop for seconds.
+    """
+    for backend in model_backends(router):
+        load = getattr(backend, "pool", None)
+        if load is not None:
+            await anyio.to_thread.run_sync(load)
+
+
+class RunSession:
+    """This process working on one run: lease, router, supervisor, and their clean ends.
+
+    `run` may be awaited once. `stop` may be called from the run's own event loop at any time —
+    before the supervisor exists, while it works, or after — and the run then ends `stopped`
+    after the model calls in flight are interrupted or finish.
+    """
+
+    def __init__(self, store: Store, pack: DomainPack, run_id: str, settings: RunSettings, *,
+                 make_router: RouterFactory = default_router, bus: EventBus | None = None,
+                 owner: Owner | None = None, lease_ttl_s: float = DEFAULT_TTL_S,
+                 heartbeat_s: float | None = None, preload_models: bool = False) -> None:
+        self.store = store
+        self.pack = pack
+        self.run_id = run_id
+        self.settings = settings
+        self.make_router = make_router
+        self.bus = bus or EventBus()
+        self.lease = RunLease(store, run_id, owner=owner, ttl_s=lease_ttl_s, interval_s=heartbeat_s)
+        self.preload_models = preload_models
+        self.supervisor: Supervisor | None = None
+        self.router = None
+        self._stop_requested = False
+
+    def check_owner(self) -> None:
+        """Refuse early, with the owner's name, when another process holds the run."""
+        holder = owner_of(self.store, self.run_id)
+        if holder is not None and holder.owner != self.lease.owner.id:
+            raise LeaseHeld(holder, f"run {self.run_id}")
+
+    async def run(self, *, only: Callable[[Transcript], bool] | None = None) -> RunSummary:
+        try:
+            self.lease.take()
+        except SQLAlchemyError as err:
+            raise CoachError(f"run {self.run_id}: {db_errors.describe(err)}") from None
+        try:
+            self.router = self.make_router(self.settings)
+            try:
+                if self.preload_models:
+                    await load_models(self.router)
+                self.supervisor = Supervisor(self.store, self.router, self.pack, bus=self.bus,
+                                             settings=self.settings.generation(), curation=self.settings.curation())
+                if self._stop_requested:
+                    self.supervisor.stop()
+                return await self.supervisor.run(self.run_id, only=only, lease=self.lease)
+            except SQLAlchemyError as err:  # the store failed outside any step (at the start or the end)
+                self._record_failure(db_errors.describe(err))
+                raise CoachError(f"run {self.run_id}: {db_errors.describe(err)}") from None
+            except Exception as err:
+                # Outside any step (a broken run config, a bug): the run says it failed, and why.
+                self._record_failure(str(err) if isinstance(err, CoachError) else f"{type(err).__name__}: {err}")
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.router.aclose()
+        finally:
+            with contextlib.suppress(SQLAlchemyError):  # a full disk cannot take it; the lease expires on its own
+                self.lease.release()
+
+    def _record_failure(self, cause: str) -> None:
+        with contextlib.suppress(Exception):  # the store may be what failed; the caller reports the cause
+            db.set_run_status(self.store, self.run_id, "failed", error=cause)
+
+    def stop(self) -> None:
+        """Stop the run: steps in flight end, model calls are interrupted, the status becomes `stopped`."""
+        self._stop_requested = True
+        if self.supervisor is not None:
+            self.supervisor.resume()  # a paused worker must wake to see the cancellation
+            self.supervisor.stop()
+        for backend in model_backends(self.router) if self.router is not None else ():
+            interrupt = getattr(backend, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
+
+    def pause(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.pause()
+
+    def resume(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self.supervisor is not None and self.supervisor.paused
+
+
+async def run_until_signalled(session: RunSession, *, only: Callable[[Transcript], bool] | None = None,
+                              on_signal: Callable[[int], None] | None = None) -> tuple[RunSummary, int | None]:
+    """Run a session from a main thread; SIGINT and SIGTERM stop it cleanly (status `stopped`).
+
+    Returns the summary and the signal that stopped it, if one did.
+    """
+    received: list[int] = []
+
+    async def watch() -> None:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async for signum in signals:
+                if not received and on_signal is not None:
+                    on_signal(signum)
+                received.append(signum)
+                session.stop()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            summary = await session.run(only=only)
+        finally:
+            tg.cancel_scope.cancel()
+    return summary, (received[0] if received else None)
+
+
+def exit_status(summary: RunSummary, signum: int | None = None) -> int:
+    """0 only when every transcript finished; 128 + the signal when one stopped it; else 1."""
+    if signum is not None:
+        return 128 + signum
+    return 0 if summary.ok else 1
+
+
+# --- following a run another process owns -----------------------------------------------------
+
+
+class RunFollower:
+    """Watches a run from the store alone: one cheap marker per look, a reload only when it moved."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._marker: RunMarker | None = None
+
+    def moved(self) -> bool:
+        marker = run_marker(self.store, self.run_id)
+        moved, self._marker = marker != self._marker, marker
+        return moved
+
+    def owner(self) -> Holder | None:
+        return owner_of(self.store, self.run_id)
+

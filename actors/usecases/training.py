@@ -1,0 +1,77 @@
+"""Training: fine-tune on sliced examples, and follow a training run from the store.
+
+`coach train` starts one (`plan_training_run`, then `Training.run`); the
+Train screen follows any, usually one another process is running, through
+`training_runs` and `training_snapshot`, which read only what that process
+committed. A stop finishes the step in flight and saves a checkpoint, so a
+resumed run loses nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actors.events import EventBus
+from actors.run_watch import RunMarker, run_marker
+from actors.training.models import calm_cpu_threads, require_training_stack
+from actors.training.recipe import TrainPlan, TrainRequest, plan_training
+from actors.training.snapshot import (
+    TrainingSnapshot,
+    TrainRunInfo,
+    existing,
+    training_data_ready,
+    training_runs,
+    training_snapshot,
+)
+from actors.training.trainer import TrainerActor, TrainResult
+from state.store import Store
+
+from .relay import OnEvent, relaying
+
+__all__ = [
+    "RunMarker",
+    "TrainPlan",
+    "TrainRequest",
+    "TrainResult",
+    "TrainRunInfo",
+    "Training",
+    "TrainingSnapshot",
+    "existing",
+    "plan_training_run",
+    "run_marker",
+    "training_data_ready",
+    "training_runs",
+    "training_snapshot",
+]
+
+
+def plan_training_run(request: TrainRequest) -> TrainPlan:
+    """What this run will really do on this machine, decided before anything heavy loads.
+
+    Raises CoachError for what cannot run (the training extra missing, 4-bit
+    without CUDA unless allowed, a bad preset).
+    """
+    calm_cpu_threads()
+    require_training_stack()
+    return plan_training(request)
+
+
+class Training:
+    """One training run of a plan: its events go to `on_event`, `stop()` ends it after the current step."""
+
+    def __init__(self, store: Store, workspace: Path, plan: TrainPlan, on_event: OnEvent | None = None) -> None:
+        self.plan = plan
+        self.on_event = on_event
+        self._bus = EventBus()
+        self._actor = TrainerActor(store, self._bus, runs_root=Path(workspace) / "train")
+
+    @property
+    def stopping(self) -> bool:
+        return self._actor.stop_requested.is_set()
+
+    def stop(self) -> None:
+        """Finish the current step, save a checkpoint and end the run as `interrupted` (resumable)."""
+        self._actor.stop()
+
+    async def run(self) -> TrainResult:
+        return await relaying(self._bus, self.on_event, lambda: self._actor.run(self.plan))

@@ -1,0 +1,262 @@
+"""The crisis net end to end: what it flags, what it leaves alone, and what it tells the chat.
+
+Messages here are written for these tests (never copied from the corpus), a
+few per language and per layer; the corpus-wide figures are in
+test_safety_targets.py and `coach safety eval`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from actors.safety import SafetySignal, SafetyVerdict, load_safety_net
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_safety_net(None)
+
+
+CRISIS = [
+    ("en", "i just want to kill myself", "active_ideation"),
+    ("en", "i took a bunch of pills an hour ago and now i'm really dizzy", "attempt"),
+    ("en", "I don't see the point of going on anymore", "passive_wish"),
+    ("en", "i bought a rope today", "plan_preparation"),
+    ("en", "kms", "active_ideation"),
+    ("en", "thinking about unaliving myself", "active_ideation"),
+    ("en", "i wnat to kill my self", "active_ideation"),
+    ("en", "he said he'll kill me if i leave him", "danger_from_others"),
+    ("en", "the voices keep telling me to hurt my brother", "command_hallucinations"),
+    ("en", "my sister just texted that she swallowed a whole bottle of pills", "attempt"),
+    ("es", "ya no quiero seguir viviendo", "passive_wish"),
+    ("es", "pienso en matarme todas las noches", "active_ideation"),
+    ("es", "me tomé todas las pastillas del cajón hace un rato", "attempt"),
+    ("fr", "j'ai envie d'en finir", "active_ideation"),
+    ("fr", "je vais me foutre en l'air ce soir", "intent"),
+    ("fr", "mon mari me frappe tous les soirs", "danger_from_others"),
+    ("de", "ich will nicht mehr leben", "passive_wish"),
+    ("de", "ich will mich umbringen", "active_ideation"),
+    ("de", "ich ritze mich wieder", "self_harm"),
+    ("pt", "quero me matar", "active_ideation"),
+    ("pt", "tomei uma caixa inteira de remédios, to com muito sono", "attempt"),
+    ("it", "voglio farla finita", "active_ideation"),
+    ("it", "ho preso tutte le pastiglie e mi gira la testa", "attempt"),
+]
+
+
+@pytest.mark.parametrize(("language", "text", "category"), CRISIS)
+def test_crisis_messages_raise_the_panel(net, language, text, category):
+    verdict = net.check(text)
+    assert verdict.flagged, text
+    assert category in verdict.categories, (text, verdict.categories)
+
+
+BENIGN = [
+    "this deadline is killing me",
+    "just kill the process and restart it",
+    "went bungee jumping off a bridge in new zealand, best day ever",
+    "watched a documentary about suicide bombers last night",
+    "my phone died halfway through the call",
+    "i could murder a pizza right now",
+    "I'm not suicidal, just really tired of exams",
+    "i took two paracetamol for my headache",
+    "bought rope for the new clothesline",
+    "este tráfico me está matando",
+    "je suis mort de rire",
+    "die hitze bringt mich um",
+    "quero me matar de tanto estudar kkkk",
+    "ho comprato una corda per arrampicare",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_figures_of_speech_do_not(net, text):
+    verdict = net.check(text)
+    assert not verdict.flagged, (text, verdict.signals)
+
+
+@pytest.mark.parametrize(
+    ("negated", "affirmed"),
+    [
+        ("i'm not suicidal", "i'm suicidal"),
+        ("i would never kill myself", "i want to kill myself"),
+        ("no tengo pensamientos suicidas", "tengo pensamientos suicidas"),
+        ("je n'ai pas d'idées suicidaires", "j'ai des idées suicidaires"),
+    ],
+)
+def test_negation_is_scoped(net, negated, affirmed):
+    assert not net.check(negated).flagged
+    assert net.check(affirmed).flagged
+
+
+def test_phrasing_that_is_itself_a_negation_still_counts(net):
+    assert net.check("i don't want to be here anymore").flagged
+    assert net.check("i wish i'd never been born").flagged
+    assert net.check("no quiero vivir más").flagged
+
+
+def test_negation_stops_at_the_clause(net):
+    assert net.check("i'm not ok, i want to die").flagged
+    assert net.check("not gonna lie, i want to kill myself").flagged
+
+
+def test_typo_layer_is_named(net):
+    verdict = net.check("cant stop thinking about sucide")
+    assert verdict.flagged
+    assert "fuzzy" in verdict.layers or "lexicon" in verdict.layers
+    fuzzy = [s for s in verdict.signals if s.layer == "fuzzy"]
+    if fuzzy:
+        assert "sucide→suicide" in fuzzy[0].evidence
+
+
+def test_context_layer_reads_the_last_user_messages(net):
+    history = ["work has been awful", "i want it all to stop"]
+    follow_up = "i have them all here"
+    assert not net.check(follow_up).flagged
+    verdict = net.check(follow_up, history=history)
+    assert verdict.flagged
+    assert verdict.signals[0].layer == "context"
+    assert not net.check(follow_up, history=["we moved house", "the boxes are everywhere"]).flagged
+    assert not net.check("thanks, that helps", history=history).flagged
+
+
+def test_context_window_is_limited(net):
+    old = ["i want it all to stop", "ok", "we talked about films", "the weather is nice", "and my cat"]
+    assert not net.check("i have them all here", history=old).flagged
+
+
+def test_verdict_shape_and_urgency_order(net):
+    verdict = net.check("i took all my pills and i want to die")
+    assert isinstance(verdict, SafetyVerdict)
+    assert verdict.flagged
+    assert verdict.categories[0] == "attempt"  # most urgent first
+    assert all(isinstance(s, SafetySignal) for s in verdict.signals)
+    assert {s.layer for s in verdict.signals} <= {"lexicon", "fuzzy", "classifier", "context", "model"}
+    order = net.categories
+    assert list(verdict.categories) == sorted(verdict.categories, key=order.index)
+    assert verdict.language == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("me quiero morir", "es"), ("ich will nicht mehr leben", "de"), ("je vais bien, merci pour tout", "fr"),
+     ("oggi sono andato al mare con la mia famiglia", "it"), ("hello there, how are you doing today", "en")],
+)
+def test_language_guess(net, text, language):
+    assert net.check(text).language == language
+
+
+def test_check_is_deterministic(net):
+    text = "estoy en el puente ahora mismo"
+    assert net.check(text) == net.check(text)
+
+
+def test_steering(net):
+    assert net.steering(net.check("what a lovely day")) == ""
+    attempt = net.steering(net.check("i just swallowed the whole bottle of pills"))
+    assert "SAFETY FIRST" in attempt
+    assert "emergency services now" in attempt
+    danger = net.steering(net.check("my husband beats me and threatened me with a knife tonight"))
+    assert "domestic-violence" in danger
+
+
+def test_resources_and_countries(net):
+    assert "988" in net.resources("US")
+    assert "116 123" in net.resources("gb") and "999" in net.resources("UK")
+    assert "findahelpline.com" in net.resources("ZZ")  # unknown → international fallback
+    assert "findahelpline.com" in net.resources(None)
+    assert "1-800-799-7233" in net.resources("US", ["danger_from_others"])
+    assert "1-800-799-7233" not in net.resources("US", ["passive_wish"])
+    assert net.countries[-1] == "INTL"
+    assert {"US", "CA", "GB", "IE", "AU", "NZ", "DE", "FR", "ES", "IT", "PT", "BR", "MX", "AR"} <= set(net.countries)
+    for country in net.countries:  # the panel is at most 11 lines at 80×24
+        assert len(net.resources(country, net.categories).splitlines()) <= 6
+
+
+@pytest.mark.parametrize(
+    ("env", "country"),
+    [({"COACH_COUNTRY": "de"}, "DE"), ({"LANG": "fr_FR.UTF-8"}, "FR"), ({"LC_ALL": "pt_BR.UTF-8", "LANG": "en_US"}, "BR"),
+     ({"LANG": "C.UTF-8"}, "INTL"), ({}, "INTL"), ({"COACH_COUNTRY": "xx", "LANG": "en_GB.UTF-8"}, "GB"),
+     ({"LANG": "en_UK.UTF-8"}, "GB")],
+)
+def test_default_country(net, env, country):
+    assert net.default_country(env) == country
+
+
+# --- bad input -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "\x00\x01\x02", "\ud800\udc00\ud800", "😀" * 1000, "a" * 100_000, "💀🔪🩸", "\u200b" * 100],
+)
+def test_odd_input_is_handled(net, text):
+    verdict = net.check(text)
+    assert isinstance(verdict.flagged, bool)
+
+
+def test_binary_bytes_are_handled(net):
+    assert isinstance(net.check(bytes(range(256)) * 10).flagged, bool)
+
+
+def test_one_megabyte_message_is_linear(net):
+    """No pattern is super-linear: a 1 MB message is read in well under a second (a bound, not a
+    benchmark: a catastrophic pattern would take minutes)."""
+    filler = "we talked about the weather and the garden and what to cook, " * 17_000
+    text = filler[:500_000] + " i want to kill myself " + filler[:500_000]
+    assert len(text) >= 1_000_000
+    start = time.perf_counter()
+    verdict = net.check(text)
+    assert time.perf_counter() - start < 1.0
+    assert verdict.flagged  # found in the middle through the key-term scan
+    start = time.perf_counter()
+    net.check("a" * 1_000_000)
+    net.check("kill " * 200_000)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_net_is_cached_per_pack(pack):
+    assert load_safety_net(pack) is load_safety_net(pack)
+    assert load_safety_net(None).path == load_safety_net(pack).path
+
+
+# --- the optional model layer ---------------------------------------------------------
+
+
+def _scripted(answer: str):
+    from tests.scripted import ScriptedBackend
+
+    return ScriptedBackend("judge", script=lambda messages, schema: answer)
+
+
+async def test_model_layer_adds_a_signal(net):
+    from actors.safety import model_signals
+
+    backend = _scripted('{"crisis": true, "category": "passive_wish"}')
+    signals = await model_signals(backend, "i'm just so tired of it all", ["rough week"], net.categories,
+                                  prompt=net.model_prompt)
+    assert signals == [SafetySignal("passive_wish", "model", signals[0].evidence, 1.0)]
+    assert "passive_wish" in backend.prompts[-1] or "rough week" in backend.prompts[-1]
+    verdict = net.check("i'm just so tired of it all").with_signals(tuple(signals), net.categories)
+    assert verdict.flagged and verdict.categories == ("passive_wish",)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ['{"crisis": false, "category": "none"}', "not json at all", '{"crisis": true, "category": "invented"}'],
+)
+async def test_model_layer_never_removes_or_invents(net, answer):
+    from actors.safety import model_signals
+
+    assert await model_signals(_scripted(answer), "hello", [], net.categories, prompt=net.model_prompt) == []
+
+
+async def test_model_layer_outage_adds_nothing(net):
+    from actors.safety import model_signals
+    from tests.scripted import ScriptedBackend
+
+    down = ScriptedBackend("judge", fail_after=0)
+    assert await model_signals(down, "i want to die", [], net.categories, prompt=net.model_prompt) == []
