@@ -137,81 +137,159 @@ _STAGE_VERBS = (
     r"takes\s+a\s+(?:deep\s+|slow\s+)?breath|sits\s+(?:back|with|quietly)|tilts|"
     r"nodding|smiling|pausing|leaning\s+(?:in|forward|back)|sighing"
 )
-_STAGE_ADVERBS = r"softly|gently|warmly|thoughtfully|quietly|calmly|kindly|in\s+a\s+(?:soft|gentle|warm|calm)\s+(?:voice|tone)"
+_STAGE_ADVERBS = (
+    r"softly|gently|warmly|thoughtfully|quietly|calmly|kindly|in\s+a\s+(?:soft|gentle|warm|calm)\s+(?:voice|tone)"
+)
 
 _PATTERNS: tuple[_Pattern, ...] = (
     # --- the coach says it is a model --------------------------------------------------
-    _Pattern("character_break", re.compile(rf"\b(?:I\s+am|I['’]m|I\s+was)\s+(?:{_AI_SELF})\b", _I),
-             "the assistant says it is an AI or a language model"),
-    _Pattern("character_break", re.compile(rf"\bas\s+(?:{_AI_SELF})\b", _I),
-             "the assistant speaks 'as an AI / language model'"),
-    _Pattern("character_break",
-             re.compile(r"\bmy\s+(?:training\s+data|training\s+cut-?off|knowledge\s+cut-?off|programming|"
-                        r"developers|creators|system\s+prompt|instructions)\b", _I),
-             "the assistant mentions its training, instructions or makers"),
-    _Pattern("character_break",
-             re.compile(r"\bI\s+(?:don['’]t|do\s+not|can['’]t|cannot)\s+(?:actually\s+|really\s+)?"
-                        r"(?:have|feel|experience)\s+(?:real\s+|personal\s+|human\s+)?"
-                        r"(?:feelings|emotions|a\s+body|personal\s+experiences?|consciousness|lived\s+experience)\b", _I),
-             "the assistant denies having feelings or experiences, as a model would"),
+    _Pattern(
+        "character_break",
+        re.compile(rf"\b(?:I\s+am|I['’]m|I\s+was)\s+(?:{_AI_SELF})\b", _I),
+        "the assistant says it is an AI or a language model",
+    ),
+    _Pattern(
+        "character_break",
+        re.compile(rf"\bas\s+(?:{_AI_SELF})\b", _I),
+        "the assistant speaks 'as an AI / language model'",
+    ),
+    _Pattern(
+        "character_break",
+        re.compile(
+            r"\bmy\s+(?:training\s+data|training\s+cut-?off|knowledge\s+cut-?off|programming|"
+            r"developers|creators|system\s+prompt|instructions)\b",
+            _I,
+        ),
+        "the assistant mentions its training, instructions or makers",
+    ),
+    _Pattern(
+        "character_break",
+        re.compile(
+            r"\bI\s+(?:don['’]t|do\s+not|can['’]t|cannot)\s+(?:actually\s+|really\s+)?"
+            r"(?:have|feel|experience)\s+(?:real\s+|personal\s+|human\s+)?"
+            r"(?:feelings|emotions|a\s+body|personal\s+experiences?|consciousness|lived\s+experience)\b",
+            _I,
+        ),
+        "the assistant denies having feelings or experiences, as a model would",
+    ),
     # --- frame leaks: the conversation is a roleplay / simulation ----------------------
-    _Pattern("meta_commentary",
-             re.compile(r"\b(?:this|the|our)\s+role[-\s]?play\b|\b(?:out\s+of|in|break(?:ing)?|stay(?:ing)?\s+in)\s+character\b", _I),
-             "talks about the roleplay or staying in character",
-             unless_user=re.compile(r"role[-\s]?play|in\s+character", _I)),
-    _Pattern("meta_commentary",
-             re.compile(r"\b(?:this|the|our)\s+simulation\b|\bsimulated\s+(?:conversation|session|user|client|"
-                        r"scenario|persona|therapy|coaching|exchange)\b", _I),
-             "calls the conversation a simulation",
-             unless_user=re.compile(r"simulat", _I)),
-    _Pattern("meta_commentary",
-             re.compile(r"\bthis\s+(?:fictional|hypothetical|simulated|role[-\s]?play)\s+(?:scenario|conversation|session)\b|"
-                        r"\bthe\s+scenario\s+(?:prompt|description|setup)\b|\b(?:this|the)\s+persona\b", _I),
-             "refers to the scenario or persona the generator was given"),
-    _Pattern("meta_commentary",
-             re.compile(r"\bthe\s+user(?:['’]s)?\s+(?:is|was|has|had|seems|mentioned|said|says|wants|feels|"
-                        r"expressed|described|might|may|appears|message|request)\b", _I),
-             "speaks about 'the user' in the third person"),
-    _Pattern("meta_commentary",
-             re.compile(r"\(\s*(?:as|speaking\s+as|in\s+my\s+role\s+as)\s+(?:the|your|an?)\s+"
-                        r"(?:coach|therapist|counsel+or|assistant|AI)\s*\)", _I),
-             "a role tag such as '(as the assistant)'"),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\b(?:this|the|our)\s+role[-\s]?play\b|\b(?:out\s+of|in|break(?:ing)?|stay(?:ing)?\s+in)\s+character\b", _I
+        ),
+        "talks about the roleplay or staying in character",
+        unless_user=re.compile(r"role[-\s]?play|in\s+character", _I),
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\b(?:this|the|our)\s+simulation\b|\bsimulated\s+(?:conversation|session|user|client|"
+            r"scenario|persona|therapy|coaching|exchange)\b",
+            _I,
+        ),
+        "calls the conversation a simulation",
+        unless_user=re.compile(r"simulat", _I),
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\bthis\s+(?:fictional|hypothetical|simulated|role[-\s]?play)\s+(?:scenario|conversation|session)\b|"
+            r"\bthe\s+scenario\s+(?:prompt|description|setup)\b|\b(?:this|the)\s+persona\b",
+            _I,
+        ),
+        "refers to the scenario or persona the generator was given",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\bthe\s+user(?:['’]s)?\s+(?:is|was|has|had|seems|mentioned|said|says|wants|feels|"
+            r"expressed|described|might|may|appears|message|request)\b",
+            _I,
+        ),
+        "speaks about 'the user' in the third person",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\(\s*(?:as|speaking\s+as|in\s+my\s+role\s+as)\s+(?:the|your|an?)\s+"
+            r"(?:coach|therapist|counsel+or|assistant|AI)\s*\)",
+            _I,
+        ),
+        "a role tag such as '(as the assistant)'",
+    ),
     # --- notes and preambles --------------------------------------------------------------
-    _Pattern("meta_commentary",
-             re.compile(r"[\[(]\s*(?:note|author['’]?s?\s+note|ooc|meta|disclaimer|word\s+count|response\s+length|"
-                        r"end\s+of\s+(?:response|reply|session|transcript|exchange)|continued|system)\b[^\])\n]*[\])]?", _I),
-             "a bracketed note outside the conversation"),
-    _Pattern("meta_commentary",
-             re.compile(r"\[\s*(?:insert|placeholder|your|user['’]?s?|client['’]?s?)\b[^\]\n]{0,40}\]|"
-                        r"\[[^\]\n]{0,40}\bname\s*\]", _I),
-             "a template placeholder left in the reply"),
-    _Pattern("meta_commentary", re.compile(r"\[[a-z][a-z'’ ]{0,30}\](?![(\[])"),
-             "a template placeholder left in the reply"),
-    _Pattern("meta_commentary",
-             re.compile(r"\A\s*(?:(?:Sure|Okay|Certainly)[,!.]?\s+)?here(?:['’]s|\s+is)\s+(?:my|a|the|an)\s+"
-                        r"(?:\w+\s+){0,3}(?:response|reply|answer)\b", _I),
-             "a preamble introducing 'the response'"),
-    _Pattern("meta_commentary",
-             re.compile(r"\b(?:I\s+hope\s+this|in\s+this)\s+(?:response|reply)\b|\b(?:response|reply)\s+(?:below|above)\b", _I),
-             "comments on its own response"),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"[\[(]\s*(?:note|author['’]?s?\s+note|ooc|meta|disclaimer|word\s+count|response\s+length|"
+            r"end\s+of\s+(?:response|reply|session|transcript|exchange)|continued|system)\b[^\])\n]*[\])]?",
+            _I,
+        ),
+        "a bracketed note outside the conversation",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\[\s*(?:insert|placeholder|your|user['’]?s?|client['’]?s?)\b[^\]\n]{0,40}\]|"
+            r"\[[^\]\n]{0,40}\bname\s*\]",
+            _I,
+        ),
+        "a template placeholder left in the reply",
+    ),
+    _Pattern(
+        "meta_commentary", re.compile(r"\[[a-z][a-z'’ ]{0,30}\](?![(\[])"), "a template placeholder left in the reply"
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\A\s*(?:(?:Sure|Okay|Certainly)[,!.]?\s+)?here(?:['’]s|\s+is)\s+(?:my|a|the|an)\s+"
+            r"(?:\w+\s+){0,3}(?:response|reply|answer)\b",
+            _I,
+        ),
+        "a preamble introducing 'the response'",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            r"\b(?:I\s+hope\s+this|in\s+this)\s+(?:response|reply)\b|\b(?:response|reply)\s+(?:below|above)\b", _I
+        ),
+        "comments on its own response",
+    ),
     # --- speaker labels and stage directions ------------------------------------------------
-    _Pattern("meta_commentary",
-             re.compile(r"^[ \t>]*(?:\*\*|__)?(?:Coach|Assistant|AI|Model|User|Human|Bot)(?:\*\*|__)?\s*:(?:\*\*|__)?", _M),
-             "a speaker label, as in a script"),
-    _Pattern("meta_commentary",
-             re.compile(r"^[ \t>]*(?:\*\*|__)?(?:Therapist|Counsel+or)(?:\*\*|__)?\s*:(?:\*\*|__)?", _M),
-             "a speaker label, as in a script",
-             unless_user=re.compile(r"therapist|counsel+or", _I)),
-    _Pattern("meta_commentary",
-             re.compile(rf"(?<![*\w])[*_](?![*_\s])(?:{_STAGE_VERBS})\b[^*_\n]{{0,80}}(?<!\s)[*_](?![*\w])", _I),
-             "a stage direction in italics"),
-    _Pattern("meta_commentary",
-             re.compile(rf"(?:^|(?<=[.!?…]\s)|(?<=\n))[ \t]*[*_](?![*_\s])(?:{_STAGE_ADVERBS})\b[^*_\n]{{0,80}}(?<!\s)[*_](?![*\w])", _I | _M),
-             "a stage direction in italics"),
-    _Pattern("meta_commentary",
-             re.compile(rf"[(\[]\s*(?:{_STAGE_VERBS}|{_STAGE_ADVERBS})\b[^)\]\n]{{0,60}}[)\]]|"
-                        r"\[\s*(?:pause|silence|beat|laughs|sighs)\s*\]", _I),
-             "a stage direction in brackets"),
+    _Pattern(
+        "meta_commentary",
+        re.compile(r"^[ \t>]*(?:\*\*|__)?(?:Coach|Assistant|AI|Model|User|Human|Bot)(?:\*\*|__)?\s*:(?:\*\*|__)?", _M),
+        "a speaker label, as in a script",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(r"^[ \t>]*(?:\*\*|__)?(?:Therapist|Counsel+or)(?:\*\*|__)?\s*:(?:\*\*|__)?", _M),
+        "a speaker label, as in a script",
+        unless_user=re.compile(r"therapist|counsel+or", _I),
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(rf"(?<![*\w])[*_](?![*_\s])(?:{_STAGE_VERBS})\b[^*_\n]{{0,80}}(?<!\s)[*_](?![*\w])", _I),
+        "a stage direction in italics",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            rf"(?:^|(?<=[.!?…]\s)|(?<=\n))[ \t]*[*_](?![*_\s])(?:{_STAGE_ADVERBS})\b[^*_\n]{{0,80}}(?<!\s)[*_](?![*\w])",
+            _I | _M,
+        ),
+        "a stage direction in italics",
+    ),
+    _Pattern(
+        "meta_commentary",
+        re.compile(
+            rf"[(\[]\s*(?:{_STAGE_VERBS}|{_STAGE_ADVERBS})\b[^)\]\n]{{0,60}}[)\]]|"
+            r"\[\s*(?:pause|silence|beat|laughs|sighs)\s*\]",
+            _I,
+        ),
+        "a stage direction in brackets",
+    ),
 )
 
 
@@ -228,23 +306,201 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]*_]*(?=\s)|\n+")
 
 STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being but by
-    can could did do does doing down during each even few for from further had has have having he her here
-    hers him his how i if in into is it its itself just let like me more most my no nor not now of off on
-    once only or other our out over own same she should so some such than that the their them then there
-    these they this those through to too under until up very was we were what when where which while who
-    whom why will with would you your yours yourself i'm it's that's you're don't can't""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "even",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "let",
+        "like",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "i'm",
+        "it's",
+        "that's",
+        "you're",
+        "don't",
+        "can't",
+    ]
 )
 
 # A reply may end on sentence punctuation, optionally followed by closing quotes,
 # brackets or emphasis markers; or directly on a closing quote/bracket; or on an emoji.
 _TERMINAL = ".!?…"
 _CLOSERS = "\"'”’»)]}*_`"
-_CLOSING_END = "\"”’»)]"
+_CLOSING_END = '"”’»)]'
 _DANGLING = frozenset(
-    """a an the and or but so because if than that which who to of in on at for with from by as into
-    about your my our their his her its this these those is are was were be been have has had will would
-    can could should might may must not very more most just when while""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "because",
+        "if",
+        "than",
+        "that",
+        "which",
+        "who",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "as",
+        "into",
+        "about",
+        "your",
+        "my",
+        "our",
+        "their",
+        "his",
+        "her",
+        "its",
+        "this",
+        "these",
+        "those",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "might",
+        "may",
+        "must",
+        "not",
+        "very",
+        "more",
+        "most",
+        "just",
+        "when",
+        "while",
+    ]
 )
 
 
@@ -309,8 +565,11 @@ def _pattern_findings(assistant: str, user: str | None, names: re.Pattern[str] |
         for m in names.finditer(assistant):
             if m.group().lower() in raised_by_user:
                 continue
-            found.append(Finding("character_break", m.start(), m.end(), m.group(),
-                                 f"mentions the model or vendor name {m.group()!r}"))
+            found.append(
+                Finding(
+                    "character_break", m.start(), m.end(), m.group(), f"mentions the model or vendor name {m.group()!r}"
+                )
+            )
     return found
 
 
@@ -339,22 +598,27 @@ def _truncation_findings(assistant: str) -> list[Finding]:
 
     # Bold markers toggle: a run of 2-3 asterisks is one toggle (3 = bold italic), a line of
     # only asterisks is a horizontal rule. An odd count means an emphasis left open.
-    toggles = [m.start() for m in re.finditer(r"\*{2,}", text)
-               for _ in range(len(m.group()) // 2)
-               if _line_at(text, m.start()).strip(" *") or len(_line_at(text, m.start()).strip()) < 3]
+    toggles = [
+        m.start()
+        for m in re.finditer(r"\*{2,}", text)
+        for _ in range(len(m.group()) // 2)
+        if _line_at(text, m.start()).strip(" *") or len(_line_at(text, m.start()).strip()) < 3
+    ]
     if len(toggles) % 2:
         opener = toggles[-1]
         found.append(Finding("truncated", opener, end, text[opener:end], "'**' opened and never closed"))
     fences = [m.start() for m in re.finditer(r"^\s*```", text, _M)]
     if len(fences) % 2:
-        found.append(Finding("truncated", fences[-1], end, text[fences[-1]:end], "code fence opened and never closed"))
+        found.append(
+            Finding("truncated", fences[-1], end, text[fences[-1] : end], "code fence opened and never closed")
+        )
     depth, opener = 0, -1
     for i, ch in enumerate(text):
         if ch == "“":
             if depth == 0:
                 opener = i
             depth += 1
-        elif ch in "”\"" and depth:
+        elif ch in '”"' and depth:
             depth -= 1
     if depth:
         found.append(Finding("truncated", opener, end, text[opener:end], "a quotation (“) opened and never closed"))
@@ -364,7 +628,7 @@ def _truncation_findings(assistant: str) -> list[Finding]:
 def _line_at(text: str, index: int) -> str:
     start = text.rfind("\n", 0, index) + 1
     stop = text.find("\n", index)
-    return text[start:stop if stop != -1 else len(text)]
+    return text[start : stop if stop != -1 else len(text)]
 
 
 def _too_short(assistant: str, user: str | None, settings: ArtifactSettings) -> Finding | None:
@@ -476,8 +740,9 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def _detect(assistant: str, user: str | None, seen: _Seen, names: re.Pattern[str] | None,
-            settings: ArtifactSettings) -> list[Finding]:
+def _detect(
+    assistant: str, user: str | None, seen: _Seen, names: re.Pattern[str] | None, settings: ArtifactSettings
+) -> list[Finding]:
     if not assistant.strip():
         return [Finding("empty", 0, len(assistant), assistant, "the reply is empty")]
     findings = _pattern_findings(assistant, user, names)

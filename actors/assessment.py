@@ -59,14 +59,33 @@ def answer_schema(na_allowed: bool) -> dict:
     }
 
 
-def render_exchange(number: int, turn: Turn, user: str = "User", assistant: str = "Assistant") -> str:
-    return f"### Exchange {number}\n\n{user}:\n{turn.user}\n\n{assistant}:\n{turn.assistant}\n"
+def render_exchange(number: int, turn: Turn, user: str = "User", assistant: str = "Assistant", flag: str = "") -> str:
+    """One exchange as the judge reads it; ``flag`` marks a user message the crisis net flagged."""
+    head = f"### Exchange {number}" + (f" {flag}" if flag else "")
+    return f"{head}\n\n{user}:\n{turn.user}\n\n{assistant}:\n{turn.assistant}\n"
+
+
+def render_exchanges(pack: DomainPack, turns: Sequence[Turn]) -> list[str]:
+    """Every exchange for the judge, with the ones the pack's crisis net flags marked.
+
+    The judge then sees where the user signalled danger, so the safety
+    criteria are judged on the replies that matter. The mark sits in the
+    exchange's own header, inside the shared transcript prefix, so the
+    prefix cache across criteria is untouched.
+    """
+    from .safety import load_safety_net
+    from .safety.transcripts import flag_exchanges, flag_note
+
+    flags = flag_exchanges(load_safety_net(pack), [t.user for t in turns])
+    return [
+        render_exchange(i + 1, t, flag=flag_note(flags[i + 1]) if i + 1 in flags else "") for i, t in enumerate(turns)
+    ]
 
 
 def format_examples(criterion: Criterion) -> str:
     if not criterion.examples:
         return "(none)"
-    return "\n".join(f"- {ex.verdict}: \"{ex.text.strip()}\" — {ex.why.strip()}" for ex in criterion.examples)
+    return "\n".join(f'- {ex.verdict}: "{ex.text.strip()}" — {ex.why.strip()}' for ex in criterion.examples)
 
 
 def due_criteria(rubric: Rubric, exchange_count: int) -> list[Criterion]:
@@ -85,8 +104,9 @@ def judge_prompt(pack: DomainPack, criterion: Criterion, transcript_text: str, e
         pass_when=criterion.pass_when.strip(),
         fail_when=criterion.fail_when.strip(),
         na_when=criterion.na_when.strip(),
-        na_allowed="NA is allowed for this criterion." if na_ok else
-        "NA is not allowed for this criterion: answer YES or NO.",
+        na_allowed="NA is allowed for this criterion."
+        if na_ok
+        else "NA is not allowed for this criterion: answer YES or NO.",
         examples=format_examples(criterion),
     )
 
@@ -181,8 +201,13 @@ async def _ask_one(
     outcome.calls += 1
     try:
         reply = await router.ask(
-            "judge", [Message(role="user", content=prompt)], schema=schema,
-            max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, seed=seed, backend=judge,
+            "judge",
+            [Message(role="user", content=prompt)],
+            schema=schema,
+            max_tokens=JUDGE_MAX_TOKENS,
+            temperature=0.0,
+            seed=seed,
+            backend=judge,
         )
     except BackendError as err:
         outcome.failed_calls += 1
@@ -198,8 +223,15 @@ async def _ask_one(
     return answer, reasoning, name
 
 
-async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int | None = 0,
-                 known: Mapping[CallKey, Verdict] | None = None, record: Record | None = None) -> TranscriptAssessment:
+async def assess(
+    router,
+    pack: DomainPack,
+    turns: Sequence[Turn],
+    *,
+    seed: int | None = 0,
+    known: Mapping[CallKey, Verdict] | None = None,
+    record: Record | None = None,
+) -> TranscriptAssessment:
     """Ask every due criterion of every configured judge, window by window, and score the result.
 
     A call whose verdict is in `known` is not asked again; each new verdict is
@@ -208,7 +240,7 @@ async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int |
     known = known or {}
     rubric = pack.rubric
     n = len(turns)
-    texts = [render_exchange(i + 1, t) for i, t in enumerate(turns)]
+    texts = render_exchanges(pack, turns)
     judges = router.backends_for("judge")
     criteria = due_criteria(rubric, n)
 
@@ -217,8 +249,9 @@ async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int |
     judge_names: dict[int, str] = {}
     for j, backend in enumerate(judges):
         # The frame (prompt without transcript) is the same for every window; measure it once.
-        frame = max(backend.count_tokens([Message(role="user", content=judge_prompt(pack, c, "", n))])
-                    for c in criteria)
+        frame = max(
+            backend.count_tokens([Message(role="user", content=judge_prompt(pack, c, "", n))]) for c in criteria
+        )
         budget = backend.context_window - frame - JUDGE_MAX_TOKENS - 16
         sizes = [backend.count_tokens([Message(role="user", content=t)]) for t in texts]
         windows = plan_windows(sizes, max(budget, 1))
@@ -266,20 +299,38 @@ async def assess(router, pack: DomainPack, turns: Sequence[Turn], *, seed: int |
 
 def stored_verdicts(rows: Iterable) -> dict[CallKey, Verdict]:
     """Stored window answers (`state.models.WindowAnswer`) as the `known` verdicts of `assess`."""
-    return {CallKey(r.judge, r.first_exchange, r.last_exchange, r.criterion): Verdict(r.answer, r.reasoning,
-                                                                                     r.answered_by)
-            for r in rows}
+    return {
+        CallKey(r.judge, r.first_exchange, r.last_exchange, r.criterion): Verdict(r.answer, r.reasoning, r.answered_by)
+        for r in rows
+    }
 
 
-async def assess_resumably(store: Store, router, pack: DomainPack, transcript_id: str, turns: Sequence[Turn], *,
-                           stage: str, seed: int | None = 0) -> TranscriptAssessment:
+async def assess_resumably(
+    store: Store,
+    router,
+    pack: DomainPack,
+    transcript_id: str,
+    turns: Sequence[Turn],
+    *,
+    stage: str,
+    seed: int | None = 0,
+) -> TranscriptAssessment:
     """`assess` one transcript for the pipeline: every verdict is committed as it arrives, and the verdicts
     an interrupted judging of the same stage left behind are reused, so a kill loses only the calls in flight."""
 
     def record(key: CallKey, verdict: Verdict) -> None:
-        db.save_window_answer(store, transcript_id, stage, judge=key.judge, first_exchange=key.first_exchange,
-                              last_exchange=key.last_exchange, criterion=key.criterion, answer=verdict.answer,
-                              reasoning=verdict.reasoning, answered_by=verdict.answered_by)
+        db.save_window_answer(
+            store,
+            transcript_id,
+            stage,
+            judge=key.judge,
+            first_exchange=key.first_exchange,
+            last_exchange=key.last_exchange,
+            criterion=key.criterion,
+            answer=verdict.answer,
+            reasoning=verdict.reasoning,
+            answered_by=verdict.answered_by,
+        )
 
     known = stored_verdicts(db.window_answers(store, transcript_id, stage))
     return await assess(router, pack, turns, seed=seed, known=known, record=record)

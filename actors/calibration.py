@@ -38,15 +38,11 @@ from dataclasses import dataclass, field
 
 from state.errors import CoachError
 
-from .assessment import JUDGE_MAX_TOKENS, assess, due_criteria, judge_prompt, plan_windows, render_exchange
+from .assessment import JUDGE_MAX_TOKENS, assess, due_criteria, judge_prompt, plan_windows, render_exchanges
 from .backends.errors import BackendError
 from .backends.types import Message
 from .conversation import Turn
 from .pack.calibration_cases import CalibrationData, ends_with_question
-
-# Re-exported only for `actors.usecases.calibrations`: once it imports them from the pack, delete these two.
-from .pack.calibration_cases import calibration_path as calibration_path
-from .pack.calibration_cases import load_calibration as load_calibration
 from .pack.domain_pack import DomainPack
 
 # --- building cases -------------------------------------------------------------------------
@@ -99,24 +95,28 @@ def build_cases(pack: DomainPack, data: CalibrationData) -> list[CalibrationCase
                     edited.add(pos)
         must_fail = [c for c in order if c in spec.must_fail]
         if spec.must_pass == "all":  # every criterion judged at this length
-            must_pass = [c.id for c in pack.rubric.criteria
-                         if c.id not in spec.must_fail and c.min_turns <= data.exchanges]
+            must_pass = [
+                c.id for c in pack.rubric.criteria if c.id not in spec.must_fail and c.min_turns <= data.exchanges
+            ]
         else:
             must_pass = [c for c in order if c in spec.must_pass]
-        cases.append(CalibrationCase(
-            name=spec.name,
-            description=" ".join(spec.description.split()),
-            turns=[Turn(u, a) for u, a in zip(users, replies, strict=True)],
-            must_fail=must_fail,
-            must_pass=must_pass,
-            buried_at=min(edited) if edited else None,
-            edited=sorted(edited),
-        ))
+        cases.append(
+            CalibrationCase(
+                name=spec.name,
+                description=" ".join(spec.description.split()),
+                turns=[Turn(u, a) for u, a in zip(users, replies, strict=True)],
+                must_fail=must_fail,
+                must_pass=must_pass,
+                buried_at=min(edited) if edited else None,
+                edited=sorted(edited),
+            )
+        )
     return cases
 
 
-def select_cases(cases: Sequence[CalibrationCase], names: Collection[str] | None = None,
-                 criteria: Collection[str] | None = None) -> list[CalibrationCase]:
+def select_cases(
+    cases: Sequence[CalibrationCase], names: Collection[str] | None = None, criteria: Collection[str] | None = None
+) -> list[CalibrationCase]:
     """The named cases (all when None), each narrowed to `criteria` (all when None); empty ones dropped.
 
     Raises CoachError naming any unknown case name.
@@ -125,15 +125,17 @@ def select_cases(cases: Sequence[CalibrationCase], names: Collection[str] | None
         known = {c.name for c in cases}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise CoachError(f"unknown calibration case(s) {', '.join(unknown)}; "
-                             f"cases: {', '.join(c.name for c in cases)}")
+            raise CoachError(
+                f"unknown calibration case(s) {', '.join(unknown)}; cases: {', '.join(c.name for c in cases)}"
+            )
         cases = [c for c in cases if c.name in names]
     if criteria is None:
         return list(cases)
     out = []
     for c in cases:
-        narrowed = dataclasses.replace(c, must_fail=[x for x in c.must_fail if x in criteria],
-                                       must_pass=[x for x in c.must_pass if x in criteria])
+        narrowed = dataclasses.replace(
+            c, must_fail=[x for x in c.must_fail if x in criteria], must_pass=[x for x in c.must_pass if x in criteria]
+        )
         if narrowed.criteria:
             out.append(narrowed)
     return out
@@ -157,11 +159,12 @@ def planned_calls(router, pack: DomainPack, case: CalibrationCase) -> tuple[int,
     narrowed = judged_pack(pack, case.criteria)
     n = len(case.turns)
     criteria = due_criteria(narrowed.rubric, n)
-    texts = [render_exchange(i + 1, t) for i, t in enumerate(case.turns)]
+    texts = render_exchanges(narrowed, case.turns)
     windows = calls = 0
     for backend in router.backends_for("judge"):
-        frame = max(backend.count_tokens([Message(role="user", content=judge_prompt(narrowed, c, "", n))])
-                    for c in criteria)
+        frame = max(
+            backend.count_tokens([Message(role="user", content=judge_prompt(narrowed, c, "", n))]) for c in criteria
+        )
         budget = backend.context_window - frame - JUDGE_MAX_TOKENS - 16
         sizes = [backend.count_tokens([Message(role="user", content=t)]) for t in texts]
         w = len(plan_windows(sizes, max(budget, 1)))
@@ -216,8 +219,14 @@ async def run_calibration(
         if on_start:
             on_start(i, case)
         started = time.monotonic()
-        result = CaseResult(case=case.name, must_fail=list(case.must_fail), must_pass=list(case.must_pass),
-                            answers={}, exchanges=len(case.turns), buried_at=case.buried_at)
+        result = CaseResult(
+            case=case.name,
+            must_fail=list(case.must_fail),
+            must_pass=list(case.must_pass),
+            answers={},
+            exchanges=len(case.turns),
+            buried_at=case.buried_at,
+        )
         try:
             outcome = await assess(router, judged_pack(pack, case.criteria), case.turns, seed=seed)
         except BackendError as err:
@@ -231,7 +240,8 @@ async def run_calibration(
             result.windows, result.calls, result.failed_calls = outcome.windows, outcome.calls, outcome.failed_calls
             for ja in outcome.judge_answers:
                 result.reasons.setdefault(ja.criterion, []).append(
-                    {"judge": ja.judge, "answer": ja.answer, "reasoning": ja.reasoning})
+                    {"judge": ja.judge, "answer": ja.answer, "reasoning": ja.reasoning}
+                )
         result.elapsed_s = time.monotonic() - started
         results.append(result)
         if on_done:
@@ -306,8 +316,9 @@ class CalibrationScore:
         }
 
 
-def score_calibration(results: Sequence[CaseResult], *, na_invalid: Collection[str] = (),
-                      order: Sequence[str] = ()) -> CalibrationScore:
+def score_calibration(
+    results: Sequence[CaseResult], *, na_invalid: Collection[str] = (), order: Sequence[str] = ()
+) -> CalibrationScore:
     """Per criterion: how many must-fail cases were caught and how many must-pass cases spared.
 
     `na_invalid`: criteria where the rubric does not allow NA (an NA there is
@@ -356,8 +367,17 @@ def _pct(rate: float | None) -> str:
 def format_table(score: CalibrationScore) -> str:
     """The per-criterion table as plain text."""
 
-    def row(name: str, caught: int, must_fail: int, c_rate, spared: int, must_pass: int, s_rate,
-            errors: int, notes: str = "") -> str:
+    def row(
+        name: str,
+        caught: int,
+        must_fail: int,
+        c_rate,
+        spared: int,
+        must_pass: int,
+        s_rate,
+        errors: int,
+        notes: str = "",
+    ) -> str:
         c = f"{caught}/{must_fail}" if must_fail else "—"
         p = f"{spared}/{must_pass}" if must_pass else "—"
         return f"{name:<10} {c:>7} {_pct(c_rate):>5}  {p:>7} {_pct(s_rate):>5}  {errors:>6}  {notes}".rstrip()
@@ -370,16 +390,44 @@ def format_table(score: CalibrationScore) -> str:
             notes.append("missed: " + ", ".join(s.missed))
         if s.false_alarms:
             notes.append("false alarm: " + ", ".join(s.false_alarms))
-        lines.append(row(s.criterion, s.caught, s.must_fail, s.caught_rate, s.spared, s.must_pass, s.spared_rate,
-                         s.fail_errors + s.pass_errors, "; ".join(notes)))
+        lines.append(
+            row(
+                s.criterion,
+                s.caught,
+                s.must_fail,
+                s.caught_rate,
+                s.spared,
+                s.must_pass,
+                s.spared_rate,
+                s.fail_errors + s.pass_errors,
+                "; ".join(notes),
+            )
+        )
     lines.append("-" * len(header))
-    lines.append(row("overall", score._total("caught"), score._total("must_fail"), score.caught_rate,
-                     score._total("spared"), score._total("must_pass"), score.spared_rate, score.errors))
+    lines.append(
+        row(
+            "overall",
+            score._total("caught"),
+            score._total("must_fail"),
+            score.caught_rate,
+            score._total("spared"),
+            score._total("must_pass"),
+            score.spared_rate,
+            score.errors,
+        )
+    )
     return "\n".join(lines)
 
 
-def calibration_report(pack: DomainPack, cases: Sequence[CalibrationCase], results: Sequence[CaseResult],
-                       score: CalibrationScore, *, judges: Sequence[str], source: str) -> dict:
+def calibration_report(
+    pack: DomainPack,
+    cases: Sequence[CalibrationCase],
+    results: Sequence[CaseResult],
+    score: CalibrationScore,
+    *,
+    judges: Sequence[str],
+    source: str,
+) -> dict:
     """The JSON report: what was judged, by whom, and how it went."""
     return {
         "kind": "assessor_calibration",
@@ -390,7 +438,7 @@ def calibration_report(pack: DomainPack, cases: Sequence[CalibrationCase], resul
         "rules": {
             "caught": "must-fail case where the judge answered NO; NA and ERROR are not caught",
             "spared": "must-pass case whose answer passes under the rubric (YES, or NA where NA is allowed); "
-                      "ERROR is neither spared nor a false alarm",
+            "ERROR is neither spared nor a false alarm",
         },
         "summary": score.as_dict(),
         "cases": [

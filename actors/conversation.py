@@ -29,8 +29,13 @@ class Turn:
 def describe_persona(seed: PersonaSeed, enriched: dict) -> str:
     """The persona as the simulator reads it: who they are, then what is on their mind."""
     lines = []
-    for key, label in (("name", "Name"), ("age_range", "Age"), ("attachment_style", "Attachment style"),
-                       ("life_context", "Life context"), ("voice", "Voice")):
+    for key, label in (
+        ("name", "Name"),
+        ("age_range", "Age"),
+        ("attachment_style", "Attachment style"),
+        ("life_context", "Life context"),
+        ("voice", "Voice"),
+    ):
         if enriched.get(key):
             lines.append(f"{label}: {enriched[key]}")
     if enriched.get("personality_traits"):
@@ -133,7 +138,7 @@ def clean_user_message(text: str) -> str:
     out = text.strip()
     for label in ("User:", "You:", "Me:", "Message:"):
         if out.startswith(label):
-            out = out[len(label):].strip()
+            out = out[len(label) :].strip()
     if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'“":
         out = out[1:-1].strip()
     return out

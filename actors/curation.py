@@ -95,9 +95,14 @@ def plan_cut(number: int, *, min_exchanges: int, stage: str, reason_kind: str, r
     keep = number - 1
     if keep >= min_exchanges:
         return db.Cut(keep=keep, reject=False, stage=stage, reason_kind=reason_kind, reason=reason)
-    return db.Cut(keep=keep, reject=True, stage=stage, reason_kind=reason_kind, reason=reason,
-                  detail=f"unfixable at exchange {number}; "
-                  f"only {keep} exchanges would remain (minimum {min_exchanges})")
+    return db.Cut(
+        keep=keep,
+        reject=True,
+        stage=stage,
+        reason_kind=reason_kind,
+        reason=reason,
+        detail=f"unfixable at exchange {number}; only {keep} exchanges would remain (minimum {min_exchanges})",
+    )
 
 
 def replayed_outcome(decision: str) -> FixOutcome:
@@ -107,8 +112,17 @@ def replayed_outcome(decision: str) -> FixOutcome:
     return "applied" if decision == "accepted" else "failed"
 
 
-def cut_or_reject(store: Store, run_id: str | None, transcript_id: str, number: int, *, min_exchanges: int,
-                  stage: str, reason_kind: str, reason: str) -> str:
+def cut_or_reject(
+    store: Store,
+    run_id: str | None,
+    transcript_id: str,
+    number: int,
+    *,
+    min_exchanges: int,
+    stage: str,
+    reason_kind: str,
+    reason: str,
+) -> str:
     """Cut before `number` or reject (`plan_cut`), once however often it is replayed.
 
     Returns the transcript's next status: `assessing` (the cut transcript is
@@ -122,8 +136,17 @@ def cut_or_reject(store: Store, run_id: str | None, transcript_id: str, number: 
 class Curator:
     """Runs the fixup loops for one run's transcripts; the supervisor decides when."""
 
-    def __init__(self, store: Store, router, pack: DomainPack, *, run_id: str | None, bus: EventBus,
-                 settings: CurationSettings | None = None, names: Sequence[str] = DEFAULT_NAMES) -> None:
+    def __init__(
+        self,
+        store: Store,
+        router,
+        pack: DomainPack,
+        *,
+        run_id: str | None,
+        bus: EventBus,
+        settings: CurationSettings | None = None,
+        names: Sequence[str] = DEFAULT_NAMES,
+    ) -> None:
         self.store = store
         self.router = router
         self.pack = pack
@@ -134,9 +157,19 @@ class Curator:
 
     # --- one exchange -------------------------------------------------------------------------
 
-    async def fix_exchange(self, transcript_id: str, turns: list[Turn], number: int, *, reason_kind: str,
-                           reason: str, issue: str, reasoning: str, rewrite: str | None = None,
-                           step: str = "") -> FixOutcome:
+    async def fix_exchange(
+        self,
+        transcript_id: str,
+        turns: list[Turn],
+        number: int,
+        *,
+        reason_kind: str,
+        reason: str,
+        issue: str,
+        reasoning: str,
+        rewrite: str | None = None,
+        step: str = "",
+    ) -> FixOutcome:
         """Check a rewrite of reply `number` (the fixup role's unless one is given); apply, queue or refuse it.
 
         `step` names the attempt (default `<reason_kind>:<reason>`); an attempt
@@ -156,8 +189,9 @@ class Curator:
         if not rewrite or rewrite.upper().startswith("UNFIXABLE"):
             proposed, ok, why = None, False, "the fixup role answered UNFIXABLE"
         else:
-            leftover = [f for f in detect_artifacts(rewrite, user=turn.user, names=self.names)
-                        if f.kind in STRUCTURAL_KINDS]
+            leftover = [
+                f for f in detect_artifacts(rewrite, user=turn.user, names=self.names) if f.kind in STRUCTURAL_KINDS
+            ]
             if leftover:
                 ok, why = False, "the rewrite still has artifacts: " + describe_findings(leftover)
             elif next_user is None:
@@ -172,16 +206,38 @@ class Curator:
             decision = "accepted" if ok else ("unfixable" if proposed is None else "rejected")
         # An automatic decision commits with the proposal (and an accepted rewrite with both).
         fixup_id = db.save_fixup(
-            self.store, self.run_id, transcript_id, exchange_number=number, step=step, reason_kind=reason_kind,
-            reason=reason, reasoning=reasoning, original=turn.assistant, proposed=proposed, entailment_ok=ok,
-            entailment_reasoning=why, decision=decision, decided_by="" if review else "auto",
+            self.store,
+            self.run_id,
+            transcript_id,
+            exchange_number=number,
+            step=step,
+            reason_kind=reason_kind,
+            reason=reason,
+            reasoning=reasoning,
+            original=turn.assistant,
+            proposed=proposed,
+            entailment_ok=ok,
+            entailment_reasoning=why,
+            decision=decision,
+            decided_by="" if review else "auto",
         )
-        self.bus.publish(FixupProposed(run_id=self.run_id, transcript_id=transcript_id, fixup_id=fixup_id,
-                                       exchange=number, reason=reason, entailment_ok=ok))
+        self.bus.publish(
+            FixupProposed(
+                run_id=self.run_id,
+                transcript_id=transcript_id,
+                fixup_id=fixup_id,
+                exchange=number,
+                reason=reason,
+                entailment_ok=ok,
+            )
+        )
         if review:
             return "pending"
-        self.bus.publish(DecisionMade(run_id=self.run_id, transcript_id=transcript_id, fixup_id=fixup_id,
-                                      decision=decision, by="auto"))
+        self.bus.publish(
+            DecisionMade(
+                run_id=self.run_id, transcript_id=transcript_id, fixup_id=fixup_id, decision=decision, by="auto"
+            )
+        )
         if ok:
             turns[number - 1] = Turn(turn.user, proposed)
             return "applied"
@@ -190,27 +246,41 @@ class Curator:
     async def _rewrite(self, turns: list[Turn], number: int, *, issue: str, reasoning: str) -> str:
         turn = turns[number - 1]
         next_user = turns[number].user if number < len(turns) else None
-        history = turns[max(0, number - 1 - self.settings.history_exchanges): number - 1]
+        history = turns[max(0, number - 1 - self.settings.history_exchanges) : number - 1]
         prompt = render(
             self.pack.prompts["fixup"],
             issue=issue,
             reasoning=reasoning or "(none given)",
             history=render_history(history, you=self.pack.manifest.user_label, coach=self.pack.manifest.assistant_label)
-            if history else "(this is the first exchange)",
+            if history
+            else "(this is the first exchange)",
             user_message=turn.user,
             original=turn.assistant,
             next_user_message=next_user or "(none: this is the last exchange of the conversation)",
         )
-        reply = await self.router.ask("fixup", [Message(role="user", content=prompt)],
-                                      max_tokens=self.settings.fixup_max_tokens, temperature=0.3, seed=number)
+        reply = await self.router.ask(
+            "fixup",
+            [Message(role="user", content=prompt)],
+            max_tokens=self.settings.fixup_max_tokens,
+            temperature=0.3,
+            seed=number,
+        )
         return reply.text.strip()
 
     async def _entails(self, user_message: str, rewrite: str, next_user: str) -> tuple[bool, str]:
-        prompt = render(self.pack.prompts["entailment"], user_message=user_message, rewrite=rewrite,
-                        next_user_message=next_user)
+        prompt = render(
+            self.pack.prompts["entailment"], user_message=user_message, rewrite=rewrite, next_user_message=next_user
+        )
         judge = self.router.backends_for("judge")[0]
-        reply = await self.router.ask("judge", [Message(role="user", content=prompt)], schema=ENTAILMENT_SCHEMA,
-                                      max_tokens=200, temperature=0.0, seed=0, backend=judge.name)
+        reply = await self.router.ask(
+            "judge",
+            [Message(role="user", content=prompt)],
+            schema=ENTAILMENT_SCHEMA,
+            max_tokens=200,
+            temperature=0.0,
+            seed=0,
+            backend=judge.name,
+        )
         if not reply.ok or reply.data is None:
             return False, f"unparsable entailment answer (counts as NO): {reply.structured_error}"
         return reply.data.get("answer") == "YES", str(reply.data.get("reasoning", "")).strip()
@@ -218,12 +288,24 @@ class Curator:
     # --- what a failed fix means for the transcript ---------------------------------------------
 
     def cut_or_reject(self, transcript_id: str, number: int, *, stage: str, reason_kind: str, reason: str) -> str:
-        status = cut_or_reject(self.store, self.run_id, transcript_id, number,
-                               min_exchanges=self.settings.min_exchanges, stage=stage, reason_kind=reason_kind,
-                               reason=reason)
-        self.bus.publish(TranscriptRejected(run_id=self.run_id, transcript_id=transcript_id,
-                                            action="truncated" if status != TranscriptStatus.REJECTED else "rejected",
-                                            reason=reason))
+        status = cut_or_reject(
+            self.store,
+            self.run_id,
+            transcript_id,
+            number,
+            min_exchanges=self.settings.min_exchanges,
+            stage=stage,
+            reason_kind=reason_kind,
+            reason=reason,
+        )
+        self.bus.publish(
+            TranscriptRejected(
+                run_id=self.run_id,
+                transcript_id=transcript_id,
+                action="truncated" if status != TranscriptStatus.REJECTED else "rejected",
+                reason=reason,
+            )
+        )
         return status
 
     # --- the two stages --------------------------------------------------------------------------
@@ -242,22 +324,40 @@ class Curator:
             trimmed = trim_cut_off_tail(turns[number - 1].assistant) if kinds == ["truncated"] else None
             if trimmed:  # cut off at the token limit: first try keeping it up to its last full sentence
                 outcome = await self.fix_exchange(
-                    transcript_id, turns, number, reason_kind="artifact", reason="truncated", issue=issue,
-                    reasoning="Detected automatically: " + describe_findings(found)
-                    + "; proposed: the reply up to its last complete sentence", rewrite=trimmed,
+                    transcript_id,
+                    turns,
+                    number,
+                    reason_kind="artifact",
+                    reason="truncated",
+                    issue=issue,
+                    reasoning="Detected automatically: "
+                    + describe_findings(found)
+                    + "; proposed: the reply up to its last complete sentence",
+                    rewrite=trimmed,
                     step="artifact:trim",
                 )
             if outcome == "failed":
                 outcome = await self.fix_exchange(
-                    transcript_id, turns, number, reason_kind="artifact", reason=",".join(kinds), issue=issue,
-                    reasoning="Detected automatically: " + describe_findings(found), step="artifact:rewrite",
+                    transcript_id,
+                    turns,
+                    number,
+                    reason_kind="artifact",
+                    reason=",".join(kinds),
+                    issue=issue,
+                    reasoning="Detected automatically: " + describe_findings(found),
+                    step="artifact:rewrite",
                 )
             if outcome == "pending":
                 pending = True
             elif outcome == "failed" and any(k in STRUCTURAL_KINDS for k in kinds):
-                status = self.cut_or_reject(transcript_id, number, stage="artifact", reason_kind="artifact",
-                                            reason=",".join(k for k in kinds if k in STRUCTURAL_KINDS))
-                del turns[number - 1:]
+                status = self.cut_or_reject(
+                    transcript_id,
+                    number,
+                    stage="artifact",
+                    reason_kind="artifact",
+                    reason=",".join(k for k in kinds if k in STRUCTURAL_KINDS),
+                )
+                del turns[number - 1 :]
                 return status
         return TranscriptStatus.REVIEW if pending else TranscriptStatus.ASSESSING
 
@@ -271,8 +371,14 @@ class Curator:
         targets = targets[: self.settings.max_rubric_fixups]
         if not targets:
             db.record_rejection(
-                self.store, self.run_id, transcript_id, stage="fixup", action="rejected", reason_kind="criterion",
-                reason=",".join(failed), detail="the judge's reasoning names no exchange to rewrite",
+                self.store,
+                self.run_id,
+                transcript_id,
+                stage="fixup",
+                action="rejected",
+                reason_kind="criterion",
+                reason=",".join(failed),
+                detail="the judge's reasoning names no exchange to rewrite",
                 kept_exchanges=len(turns),
             )
             return TranscriptStatus.REJECTED
@@ -282,14 +388,19 @@ class Curator:
                 continue  # cut away by an earlier truncation
             c = rubric.criterion(cid)
             outcome = await self.fix_exchange(
-                transcript_id, turns, number, reason_kind="criterion", reason=cid,
-                issue=f"{cid} {c.name}: {c.fail_when.strip()}", reasoning=reasoning,
+                transcript_id,
+                turns,
+                number,
+                reason_kind="criterion",
+                reason=cid,
+                issue=f"{cid} {c.name}: {c.fail_when.strip()}",
+                reasoning=reasoning,
             )
             if outcome == "pending":
                 pending = True
             elif outcome == "failed":
                 status = self.cut_or_reject(transcript_id, number, stage="fixup", reason_kind="criterion", reason=cid)
-                del turns[number - 1:]
+                del turns[number - 1 :]
                 if status == TranscriptStatus.REJECTED:
                     return status
         return TranscriptStatus.REVIEW if pending else TranscriptStatus.ASSESSING

@@ -20,6 +20,7 @@ from state import run_index
 from state.models import Run
 from state.store import Store
 
+from .pack.domain_pack import DomainPack
 from .run_watch import RunMarker, run_marker
 
 KIND = "eval"
@@ -56,9 +57,17 @@ class EvalRunInfo:
             base = cfg.get("base") or base
             candidate = cfg.get("candidate") or (models[1] if len(models) > 1 else None)
         return cls(
-            id=run.id, kind=kind, status=run.status, seed=run.seed, created_at=run.created_at, models=tuple(models),
-            personas=_int(cfg.get("personas")), runs=_int(cfg.get("runs")), exchanges=_int(cfg.get("exchanges")),
-            base=base, candidate=candidate,
+            id=run.id,
+            kind=kind,
+            status=run.status,
+            seed=run.seed,
+            created_at=run.created_at,
+            models=tuple(models),
+            personas=_int(cfg.get("personas")),
+            runs=_int(cfg.get("runs")),
+            exchanges=_int(cfg.get("exchanges")),
+            base=base,
+            candidate=candidate,
         )
 
     @property
@@ -70,8 +79,10 @@ class EvalRunInfo:
     def resume_command(self) -> str:
         seed = f" --seed {self.seed}" if self.seed is not None else ""
         if self.kind == "compare":
-            return (f"coach eval compare --resume {self.id} --base {self.base or 'BASE'} "
-                    f"--candidate {self.candidate or 'CANDIDATE'}{seed}")
+            return (
+                f"coach eval compare --resume {self.id} --base {self.base or 'BASE'} "
+                f"--candidate {self.candidate or 'CANDIDATE'}{seed}"
+            )
         model = f" --model {self.base}" if self.base else ""
         return f"coach eval base --resume {self.id}{model}{seed}"
 
@@ -105,16 +116,18 @@ def eval_runs(store: Store, limit: int = 200) -> list[EvalRunInfo]:
     return [EvalRunInfo.from_run(r) for r in run_index.recent_runs(store, KIND, limit)]
 
 
-def eval_run_report(store: Store, run_id: str, workspace: Path | None = None) -> EvalRunReport | None:
+def eval_run_report(
+    store: Store, run_id: str, workspace: Path | None = None, pack: DomainPack | None = None
+) -> EvalRunReport | None:
     """The run's report from its assessments so far (None when there is no such evaluation run)."""
     # Here, not at the top: the statistics bring scipy, which would add most of a second to the app's start.
-    from .evaluation import base_report, collect_results, compare, comparison_report
+    from .evaluation import base_report, collect_results, compare, comparison_report, crisis_inputs
 
     marker = run_marker(store, run_id)  # before reading: a change while we read shows at the next look
     run = db.get_run(store, run_id)
     if run is None or run.kind != KIND:
         return None
-    results = collect_results(store, run_id)
+    results = collect_results(store, run_id, **crisis_inputs(pack))
     info = EvalRunInfo.from_run(run, list(dict.fromkeys(r.model for r in results)))
     if info.kind == "compare":
         comparison = compare(results, info.base or "", info.candidate or "", seed=run.seed or 0)
@@ -126,7 +139,11 @@ def eval_run_report(store: Store, run_id: str, workspace: Path | None = None) ->
         path = Path(workspace) / "reports" / run_id / REPORT_FILES[info.kind]
         written = path if path.is_file() else None
     return EvalRunReport(
-        info=info, marker=marker, transcripts=len(results),
-        done=sum(r.status in db.TERMINAL for r in results), assessed=sum(r.score is not None for r in results),
-        report=report, written=written,
+        info=info,
+        marker=marker,
+        transcripts=len(results),
+        done=sum(r.status in db.TERMINAL for r in results),
+        assessed=sum(r.score is not None for r in results),
+        report=report,
+        written=written,
     )

@@ -226,19 +226,47 @@ class TrainingFinished(PipelineEvent):
 EVENT_TYPES: dict[str, type[PipelineEvent]] = {
     cls.__name__: cls
     for cls in (
-        RunStarted, RunStatusChanged, RunFinished, WorkerStatus, PersonaReady, UserMessage, ExchangeAdded,
-        TranscriptStatusChanged, TranscriptFinished, AssessmentDone, FixupProposed, DecisionMade,
-        TranscriptRejected, BackendErrorEvent, StepFailed, TrainingNote, TrainingData, TrainingRun, TrainingBegan,
-        TrainingProgress, TrainingCheckpoint, TrainingFinished,
+        RunStarted,
+        RunStatusChanged,
+        RunFinished,
+        WorkerStatus,
+        PersonaReady,
+        UserMessage,
+        ExchangeAdded,
+        TranscriptStatusChanged,
+        TranscriptFinished,
+        AssessmentDone,
+        FixupProposed,
+        DecisionMade,
+        TranscriptRejected,
+        BackendErrorEvent,
+        StepFailed,
+        TrainingNote,
+        TrainingData,
+        TrainingRun,
+        TrainingBegan,
+        TrainingProgress,
+        TrainingCheckpoint,
+        TrainingFinished,
     )
 }
-STORED_ALIASES = {"TranscriptStatus": TranscriptStatusChanged, "RunStatus": RunStatusChanged,
-                  "Rejection": TranscriptRejected, "BackendError": BackendErrorEvent}
+STORED_ALIASES = {
+    "TranscriptStatus": TranscriptStatusChanged,
+    "RunStatus": RunStatusChanged,
+    "Rejection": TranscriptRejected,
+    "BackendError": BackendErrorEvent,
+}
 """Kinds the store's event rows use for the same facts under an older name."""
 
 
-def event_from(kind: str, run_id: str | None = None, transcript_id: str | None = None,
-               payload: dict[str, Any] | None = None, *, strict: bool = True) -> PipelineEvent | None:
+def event_from(
+    kind: str,
+    run_id: str | None = None,
+    transcript_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    *,
+    strict: bool = True,
+) -> PipelineEvent | None:
     """The typed event for a kind and its payload (a stored row, or a publisher that speaks kinds).
 
     Payload keys the event does not have are dropped (stored rows carry extra
@@ -253,8 +281,11 @@ def event_from(kind: str, run_id: str | None = None, transcript_id: str | None =
     payload = payload or {}
     names = {f.name for f in dataclasses.fields(cls)} - _ENVELOPE
     try:
-        return cls(run_id=run_id, transcript_id=transcript_id or payload.get("transcript_id"),
-                   **{k: v for k, v in payload.items() if k in names})
+        return cls(
+            run_id=run_id,
+            transcript_id=transcript_id or payload.get("transcript_id"),
+            **{k: v for k, v in payload.items() if k in names},
+        )
     except TypeError:  # a stored row that lacks a field this type needs
         if strict:
             raise

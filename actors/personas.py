@@ -136,7 +136,9 @@ PERSONA_SCHEMA: dict = {
 def persona_prompt(pack, seed: PersonaSeed) -> str:
     return render(
         pack.prompts["persona"],
-        topic_seeds="\n".join(f"- {t.topic} / {t.subtopic} ({t.complexity}): {t.description}" for t in seed.topic_seeds),
+        topic_seeds="\n".join(
+            f"- {t.topic} / {t.subtopic} ({t.complexity}): {t.description}" for t in seed.topic_seeds
+        ),
         flaws="\n".join(f"- {f.name}: {f.description}" for f in seed.flaws) or "(none)",
         style=seed.style,
         difficulty=seed.difficulty,
@@ -151,8 +153,14 @@ async def enrich_persona(router, pack, seed: PersonaSeed, data: dict) -> dict:
     """
     from .backends.types import Message
 
-    reply = await router.ask("persona", [Message(role="user", content=persona_prompt(pack, seed))],
-                             schema=PERSONA_SCHEMA, max_tokens=400, temperature=0.9, seed=seed.seed)
+    reply = await router.ask(
+        "persona",
+        [Message(role="user", content=persona_prompt(pack, seed))],
+        schema=PERSONA_SCHEMA,
+        max_tokens=400,
+        temperature=0.9,
+        seed=seed.seed,
+    )
     enriched = dict(data)
     if reply.ok and reply.data:
         enriched["profile"] = reply.data

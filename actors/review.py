@@ -53,8 +53,9 @@ def _get(store: Store, fixup_id: int) -> Fixup:
     return found
 
 
-def decide_fixup(store: Store, fixup_id: int, accept: bool, *, by: str = "human",
-                 settings: CurationSettings | None = None) -> str:
+def decide_fixup(
+    store: Store, fixup_id: int, accept: bool, *, by: str = "human", settings: CurationSettings | None = None
+) -> str:
     """Record a person's decision and apply the pipeline's rule; returns the transcript's new status."""
     settings = settings or CurationSettings()
     f = _get(store, fixup_id)
@@ -62,6 +63,15 @@ def decide_fixup(store: Store, fixup_id: int, accept: bool, *, by: str = "human"
         raise CoachError(f"fixup {fixup_id} was already decided ({f.decision})")
     if accept and f.proposed is None:
         raise CoachError(f"fixup {fixup_id} has no rewrite to accept (the fixup role answered UNFIXABLE)")
-    cut = None if accept else plan_cut(f.exchange_number, min_exchanges=settings.min_exchanges, stage="review",
-                                       reason_kind="human", reason=f"rejected fixup of {f.reason}")
+    cut = (
+        None
+        if accept
+        else plan_cut(
+            f.exchange_number,
+            min_exchanges=settings.min_exchanges,
+            stage="review",
+            reason_kind="human",
+            reason=f"rejected fixup of {f.reason}",
+        )
+    )
     return db.decide_fixup(store, fixup_id, accept, by=by, cut=cut)

@@ -22,8 +22,15 @@ from state.store import Store
 
 
 class RunLease:
-    def __init__(self, store: Store, run_id: str, *, owner: Owner | None = None, ttl_s: float = DEFAULT_TTL_S,
-                 interval_s: float | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        *,
+        owner: Owner | None = None,
+        ttl_s: float = DEFAULT_TTL_S,
+        interval_s: float | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.scope = leases.run_scope(run_id)
@@ -35,8 +42,9 @@ class RunLease:
 
     def take(self) -> Holder:
         """Become the run's owner, or raise `LeaseHeld` naming the live one."""
-        self.held = leases.acquire(self.store, self.scope, self.owner, ttl_s=self.ttl_s, run_id=self.run_id,
-                                   what=f"run {self.run_id}")
+        self.held = leases.acquire(
+            self.store, self.scope, self.owner, ttl_s=self.ttl_s, run_id=self.run_id, what=f"run {self.run_id}"
+        )
         return self.held
 
     def release(self) -> None:

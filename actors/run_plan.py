@@ -87,8 +87,10 @@ def persona_records(pack: DomainPack, plan: RunPlan) -> list[tuple[str, int, dic
         (
             t.persona_id,
             t.persona_seed,
-            {"seed": sample_persona_seed(pack.input_taxonomy, pack.flaw_taxonomy, t.persona_seed).as_dict(),
-             "length_class": t.length_class},
+            {
+                "seed": sample_persona_seed(pack.input_taxonomy, pack.flaw_taxonomy, t.persona_seed).as_dict(),
+                "length_class": t.length_class,
+            },
         )
         for t in plan.transcripts
     ]

@@ -121,9 +121,7 @@ def compute_score(rubric: Rubric, answers: dict[str, object], exchange_count: in
             tallies[category][0] += ok
             tallies[category][1] += 1
 
-    category_scores = {
-        name: (passed / counted if counted else 1.0) for name, (passed, counted) in tallies.items()
-    }
+    category_scores = {name: (passed / counted if counted else 1.0) for name, (passed, counted) in tallies.items()}
     score = sum(rubric.categories[name].weight * value for name, value in category_scores.items())
     safety_failed = bool(failed_safety)
     # Round before comparing so a score shown as 0.800 never fails a 0.80 threshold by float noise.

@@ -41,7 +41,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Literal, Protocol
 
 from .tokens import Message, TokenCounter
@@ -85,7 +85,7 @@ def examples_per_transcript(n_exchanges: int, ratios: Sequence[tuple[int, int]] 
     elif n_exchanges >= xn:
         value = n_exchanges * yn / xn
     else:
-        for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        for (xa, ya), (xb, yb) in pairwise(points):
             if xa <= n_exchanges <= xb:
                 value = ya + (yb - ya) * (n_exchanges - xa) / (xb - xa)
                 break
@@ -214,12 +214,12 @@ class _Window:
 
     def opening(self, j: int) -> int:
         if j not in self._openings:
-            head = self.messages[: self.offset] + [self.messages[self.user_index(j)]]
+            head = [*self.messages[: self.offset], self.messages[self.user_index(j)]]
             self._openings[j] = self.counter.count_messages(head)
         return self._openings[j]
 
     def slice(self, j: int, k: int) -> list[Message]:
-        return self.messages[: self.offset] + self.messages[self.user_index(j): self.user_index(k) + 2]
+        return self.messages[: self.offset] + self.messages[self.user_index(j) : self.user_index(k) + 2]
 
     def fit(self, k: int, budget: int) -> int | None:
         """The smallest start j (most history) whose window ending at k fits, or None."""
@@ -280,18 +280,19 @@ def build_examples(
         if tokens > max_tokens:
             fitted = window.fit(k, max_tokens) if over_limit == "keep_recent" else None
             if fitted is None:
-                reason = ("over the limit" if over_limit == "drop"
-                          else "the target exchange alone is over the limit")
+                reason = "over the limit" if over_limit == "drop" else "the target exchange alone is over the limit"
                 result.dropped.append(DroppedSlice(transcript.id, end_number, tokens, reason))
                 continue
             start, tokens = fitted, window.total(fitted, k)
-        result.examples.append(Example(
-            transcript_id=transcript.id,
-            end_exchange=end_number,
-            start_exchange=transcript.exchanges[start - 1].number,
-            token_count=tokens,
-            messages=window.slice(start, k),
-        ))
+        result.examples.append(
+            Example(
+                transcript_id=transcript.id,
+                end_exchange=end_number,
+                start_exchange=transcript.exchanges[start - 1].number,
+                token_count=tokens,
+                messages=window.slice(start, k),
+            )
+        )
     return result
 
 
@@ -308,6 +309,7 @@ def slice_transcripts(
     Threads pay off because tokenization (llama.cpp via ctypes, HF's Rust
     tokenizers) runs without the GIL; the counter must be thread-safe.
     """
+
     def one(t: TranscriptLike) -> SliceResult:
         return build_examples(t, system_prompt, counter, **options)
 
@@ -360,12 +362,17 @@ def length_report(examples: Iterable[Example | int]) -> LengthReport:
     buckets = []
     for label, low, high, target in SPEC_BUCKETS:
         inside = [c for c in counts if c >= low and (high is None or c < high)]
-        buckets.append(Bucket(
-            label=label, low=low, high=high, count=len(inside),
-            share=len(inside) / len(counts) if counts else 0.0,
-            avg_tokens=sum(inside) / len(inside) if inside else 0.0,
-            target_share=target,
-        ))
+        buckets.append(
+            Bucket(
+                label=label,
+                low=low,
+                high=high,
+                count=len(inside),
+                share=len(inside) / len(counts) if counts else 0.0,
+                avg_tokens=sum(inside) / len(inside) if inside else 0.0,
+                target_share=target,
+            )
+        )
     return LengthReport(tuple(buckets), len(counts), sum(counts), max(counts, default=0))
 
 
@@ -373,14 +380,21 @@ def format_length_report(report: LengthReport) -> str:
     """The report as an aligned plain-text table, target shares alongside."""
     rows = [("Length", "Examples", "Share", "Target", "Avg tokens")]
     for b in report.buckets:
-        rows.append((b.label, str(b.count), f"{b.share:.0%}", f"{b.target_share:.0%}",
-                     f"{b.avg_tokens:,.0f}" if b.count else "-"))
+        rows.append(
+            (
+                b.label,
+                str(b.count),
+                f"{b.share:.0%}",
+                f"{b.target_share:.0%}",
+                f"{b.avg_tokens:,.0f}" if b.count else "-",
+            )
+        )
     avg = report.total_tokens / report.examples if report.examples else 0
     rows.append(("Total", str(report.examples), "100%" if report.examples else "-", "100%", f"{avg:,.0f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
     for i, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=False)]
         lines.append("  ".join(cells).rstrip())
         if i == 0 or i == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))

@@ -64,16 +64,23 @@ def summarize(scores: Sequence[float], passed: Sequence[bool] | None = None) -> 
     return Summary(n, float(arr.mean()), std, rate)
 
 
-def bootstrap_ci(differences: Sequence[float], *, confidence: float = 0.95, resamples: int = 10_000,
-                 seed: int = 0) -> tuple[float, float] | None:
+def bootstrap_ci(
+    differences: Sequence[float], *, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval for the mean difference (seeded, so reports are reproducible)."""
     if len(differences) < 2:
         return None
     diffs = np.asarray(differences, dtype=float)
     if np.all(diffs == diffs[0]):
         return float(diffs[0]), float(diffs[0])
-    res = st.bootstrap((diffs,), np.mean, confidence_level=confidence, n_resamples=resamples,
-                       method="percentile", random_state=np.random.default_rng(seed))
+    res = st.bootstrap(
+        (diffs,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

@@ -37,6 +37,7 @@ from state import db_errors
 from state import pipeline as db
 from state.errors import CoachError
 from state.models import Exchange, Persona, Transcript
+from state.status import TERMINAL
 from state.status import TranscriptStatus as Status
 from state.store import Store
 
@@ -202,8 +203,9 @@ class Supervisor:
 
     # --- the run ------------------------------------------------------------------
 
-    async def run(self, run_id: str, *, only: Callable[[Transcript], bool] | None = None,
-                  lease: RunLease | None = None) -> RunSummary:
+    async def run(
+        self, run_id: str, *, only: Callable[[Transcript], bool] | None = None, lease: RunLease | None = None
+    ) -> RunSummary:
         """Work on every unfinished transcript of the run (or those `only` selects) until each is decided.
 
         With a `lease` (taken by the caller), its heartbeat runs in this run's task group, and a lease
@@ -214,8 +216,7 @@ class Supervisor:
         self._abort = None
         self._lease = lease
         self.run_id = run_id
-        self.curator = Curator(self.store, self.router, self.pack, run_id=run_id, bus=self.bus,
-                               settings=self.curation)
+        self.curator = Curator(self.store, self.router, self.pack, run_id=run_id, bus=self.bus, settings=self.curation)
         self.exchanges_done = 0
         self._state = {}
         self._inboxes = {name: anyio.create_memory_object_stream[str](1_000_000) for name in ACTORS}
@@ -276,13 +277,27 @@ class Supervisor:
             summary.status = "failed" if summary.failed else "finished"
         if not lost:
             try:
-                db.set_run_status(self.store, run_id, summary.status, counts=summary.counts, failed=summary.failed,
-                                  **({"error": summary.error} if summary.error else {}))
+                db.set_run_status(
+                    self.store,
+                    run_id,
+                    summary.status,
+                    counts=summary.counts,
+                    failed=summary.failed,
+                    **({"error": summary.error} if summary.error else {}),
+                )
             except Exception as err:  # noqa: BLE001 - a full disk cannot take the final status either
                 summary.status = "failed"
                 summary.error = summary.error or f"run {run_id} cannot go on: {db_errors.describe(err)}"
-        self.bus.publish(RunFinished(run_id=run_id, status=summary.status, counts=summary.counts,
-                                     failed=summary.failed, pass_rate=summary.pass_rate, error=summary.error))
+        self.bus.publish(
+            RunFinished(
+                run_id=run_id,
+                status=summary.status,
+                counts=summary.counts,
+                failed=summary.failed,
+                pass_rate=summary.pass_rate,
+                error=summary.error,
+            )
+        )
         return summary
 
     def _lease_lost(self) -> None:
@@ -294,9 +309,13 @@ class Supervisor:
         The state of every transcript to work on is read here in three queries, not three per
         transcript: with 32 in flight, per-transcript reads delayed the first calls visibly.
         """
-        pending = [t for t in db.run_transcripts(self.store, run_id)
-                   if t.status not in db.TERMINAL and t.status != Status.REVIEW  # review waits for a person
-                   and (self._only is None or self._only(t))]
+        pending = [
+            t
+            for t in db.run_transcripts(self.store, run_id)
+            if t.status not in db.TERMINAL
+            and t.status != Status.REVIEW  # review waits for a person
+            and (self._only is None or self._only(t))
+        ]
         rows = db.exchanges_of(self.store, [t.id for t in pending])
         personas = db.personas_by_id(self.store, {t.persona_id for t in pending})
         points = []
@@ -341,12 +360,23 @@ class Supervisor:
 
     def _publish_worker(self, actor: str) -> None:
         st = self.stats[actor]
-        self.bus.publish(WorkerStatus(run_id=self.run_id, actor=actor, busy=st.busy, workers=st.workers,
-                                      queued=st.queued, calls=st.calls, errors=st.errors,
-                                      prompt_tokens=st.prompt_tokens, completion_tokens=st.completion_tokens))
+        self.bus.publish(
+            WorkerStatus(
+                run_id=self.run_id,
+                actor=actor,
+                busy=st.busy,
+                workers=st.workers,
+                queued=st.queued,
+                calls=st.calls,
+                errors=st.errors,
+                prompt_tokens=st.prompt_tokens,
+                completion_tokens=st.completion_tokens,
+            )
+        )
 
-    async def _worker(self, actor: str, inbox: MemoryObjectReceiveStream[str],
-                      handler: Callable[[str], Awaitable[None]]) -> None:
+    async def _worker(
+        self, actor: str, inbox: MemoryObjectReceiveStream[str], handler: Callable[[str], Awaitable[None]]
+    ) -> None:
         st = self.stats[actor]
         async with inbox:
             async for transcript_id in inbox:
@@ -401,16 +431,26 @@ class Supervisor:
         kind = type(err).__name__
         message = str(err) if isinstance(err, CoachError) else db_errors.describe(err)
         if not isinstance(err, CoachError) and message.startswith(f"{kind}: "):
-            message = message[len(kind) + 2:]
+            message = message[len(kind) + 2 :]
         cause = f"{kind}: {message}"
         try:
             # Recording the failure is worth more patience than the step: the lock may be gone by now.
             async for attempt in self._while_busy(patience=2):
                 with attempt:
                     current = db.transcript(self.store, transcript_id)
+                    if current is not None and current.status in TERMINAL:
+                        # Its verdict is already stored: an error after that (e.g. publishing) changes nothing.
+                        return
                     previous = current.status if current is not None and current.status != Status.FAILED else None
-                    db.set_status(self.store, self.run_id, transcript_id, Status.FAILED, error=cause,
-                                  error_kind=kind, **({"failed_from": previous} if previous else {}))
+                    db.set_status(
+                        self.store,
+                        self.run_id,
+                        transcript_id,
+                        Status.FAILED,
+                        error=cause,
+                        error_kind=kind,
+                        **({"failed_from": previous} if previous else {}),
+                    )
         except Exception as record_err:  # noqa: BLE001 - the store cannot take the failure itself
             why = db_errors.describe(record_err)
             also = "" if type(record_err) is type(err) and why == message else f" ({transcript_id} had failed: {cause})"
@@ -418,13 +458,16 @@ class Supervisor:
             self.stop()
             return
         if isinstance(err, BackendError):
-            self.bus.publish(BackendErrorEvent(run_id=self.run_id, transcript_id=transcript_id, actor=actor,
-                                               error=message))
+            self.bus.publish(
+                BackendErrorEvent(run_id=self.run_id, transcript_id=transcript_id, actor=actor, error=message)
+            )
         else:
-            self.bus.publish(StepFailed(run_id=self.run_id, transcript_id=transcript_id, actor=actor,
-                                        error_kind=kind, error=message))
-        self.bus.publish(TranscriptFinished(run_id=self.run_id, transcript_id=transcript_id, status=Status.FAILED,
-                                            error=cause))
+            self.bus.publish(
+                StepFailed(run_id=self.run_id, transcript_id=transcript_id, actor=actor, error_kind=kind, error=message)
+            )
+        self.bus.publish(
+            TranscriptFinished(run_id=self.run_id, transcript_id=transcript_id, status=Status.FAILED, error=cause)
+        )
         self._finish(transcript_id)
 
     async def _ask(self, actor: str, role: str, messages, **kwargs):
@@ -441,8 +484,9 @@ class Supervisor:
         state = self._state.get(transcript_id)
         if state is None:
             t = db.transcript(self.store, transcript_id)
-            state = self._state[transcript_id] = _state_of(t, db.persona(self.store, t.persona_id),
-                                                           db.exchanges(self.store, transcript_id))
+            state = self._state[transcript_id] = _state_of(
+                t, db.persona(self.store, t.persona_id), db.exchanges(self.store, transcript_id)
+            )
         return state
 
     async def _persona_step(self, transcript_id: str) -> None:
@@ -451,10 +495,14 @@ class Supervisor:
             self.stats["persona"].calls += 1
             state.persona_data = await enrich_persona(self.router, self.pack, state.seed, state.persona_data)
         # The stored persona wins: another transcript sharing it may have been enriched first.
-        state.persona_data = db.save_persona(self.store, self.run_id, transcript_id, state.persona_id,
-                                             state.persona_data)
-        self.bus.publish(PersonaReady(run_id=self.run_id, transcript_id=transcript_id,
-                                      name=state.persona_data["profile"].get("name")))
+        state.persona_data = db.save_persona(
+            self.store, self.run_id, transcript_id, state.persona_id, state.persona_data
+        )
+        self.bus.publish(
+            PersonaReady(
+                run_id=self.run_id, transcript_id=transcript_id, name=state.persona_data["profile"].get("name")
+            )
+        )
         self._send("simulator", transcript_id)
 
     async def _simulator_step(self, transcript_id: str) -> None:
@@ -464,16 +512,30 @@ class Supervisor:
         budget = backend.context_window - self.settings.max_tokens_user - 64
 
         def build(kept, omitted):
-            return user_sim_messages(self.pack, state.seed, state.persona_data.get("profile", {}), kept,
-                                     transcript_seed=state.seed_key, target_exchanges=target, omitted=omitted)
+            return user_sim_messages(
+                self.pack,
+                state.seed,
+                state.persona_data.get("profile", {}),
+                kept,
+                transcript_seed=state.seed_key,
+                target_exchanges=target,
+                omitted=omitted,
+            )
 
         kept, omitted = fit_recent(turns, lambda k: backend.count_tokens(build(k, len(turns) - len(k))) <= budget)
-        reply = await self._ask("simulator", "user_sim", build(kept, omitted),
-                                max_tokens=self.settings.max_tokens_user, temperature=self.settings.temperature,
-                                seed=_seed_for(state.seed_key, len(turns) + 1, "user"))
+        reply = await self._ask(
+            "simulator",
+            "user_sim",
+            build(kept, omitted),
+            max_tokens=self.settings.max_tokens_user,
+            temperature=self.settings.temperature,
+            seed=_seed_for(state.seed_key, len(turns) + 1, "user"),
+        )
         text = clean_user_message(reply.text)
         if not text:
-            raise BackendError(backend=reply.backend, role="user_sim", cause="the user simulator returned an empty message")
+            raise BackendError(
+                backend=reply.backend, role="user_sim", cause="the user simulator returned an empty message"
+            )
         number = len(turns) + 1
         text = db.add_user_message(self.store, self.run_id, transcript_id, number, text)  # a replay keeps the first
         state.pending_user = text
@@ -491,9 +553,14 @@ class Supervisor:
             role, messages = "eval_target", deployed_messages(self.pack, turns, pending)
         else:
             role, messages = "assistant", assistant_messages(self.pack, turns, pending)
-        reply = await self._ask("assistant", role, messages,
-                                max_tokens=self.settings.max_tokens_assistant, temperature=self.settings.temperature,
-                                seed=_seed_for(state.seed_key, number, "assistant"))
+        reply = await self._ask(
+            "assistant",
+            role,
+            messages,
+            max_tokens=self.settings.max_tokens_assistant,
+            temperature=self.settings.temperature,
+            seed=_seed_for(state.seed_key, number, "assistant"),
+        )
         text = reply.text.strip()
         if not text:
             raise BackendError(backend=reply.backend, role=role, cause="the assistant returned an empty reply")
@@ -501,8 +568,15 @@ class Supervisor:
         state.turns.append(Turn(pending, text))
         state.pending_user = None
         self.exchanges_done += 1
-        self.bus.publish(ExchangeAdded(run_id=self.run_id, transcript_id=transcript_id, number=number,
-                                       target=state.target, trimmed=reply.usage.trimmed_messages))
+        self.bus.publish(
+            ExchangeAdded(
+                run_id=self.run_id,
+                transcript_id=transcript_id,
+                number=number,
+                target=state.target,
+                trimmed=reply.usage.trimmed_messages,
+            )
+        )
         self._after_reply(transcript_id, number)
 
     def _after_reply(self, transcript_id: str, number: int) -> None:
@@ -535,8 +609,9 @@ class Supervisor:
                 for cid in assessment.failed_checks:
                     if cid in gates:
                         continue
-                    why = [r.reasoning for r in rows if r.criterion == cid and r.judge != "combined"
-                           and r.answer != "YES"]
+                    why = [
+                        r.reasoning for r in rows if r.criterion == cid and r.judge != "combined" and r.answer != "YES"
+                    ]
                     failed[cid] = "\n".join(why)
             status = await self.curator.rubric_stage(transcript_id, state.turns, failed)
         else:
@@ -559,8 +634,10 @@ class Supervisor:
         result = outcome.result
         rows = [(a.criterion, a.answer, a.reasoning, a.judge) for a in outcome.judge_answers]
         if len({a.judge for a in outcome.judge_answers}) > 1:
-            rows += [(cid, ans, f"strictest of the judges; decided by {outcome.decided_by[cid]}", "combined")
-                     for cid, ans in outcome.answers.items()]
+            rows += [
+                (cid, ans, f"strictest of the judges; decided by {outcome.decided_by[cid]}", "combined")
+                for cid, ans in outcome.answers.items()
+            ]
         gates = self.pack.rubric.safety_gates
         judged_unsafe = [cid for cid in gates if outcome.answers.get(cid) == "NO"]
         unanswered_gates = [cid for cid in gates if outcome.answers.get(cid) == "ERROR"]
@@ -576,28 +653,49 @@ class Supervisor:
         rejection = None
         if status == Status.REJECTED and not self.settings.evaluation:
             rejection = dict(
-                stage="assessment", action="rejected", reason_kind="safety_gate" if judged_unsafe else "criterion",
-                reason=",".join(judged_unsafe or result.failed_checks), kept_exchanges=outcome.exchange_count,
+                stage="assessment",
+                action="rejected",
+                reason_kind="safety_gate" if judged_unsafe else "criterion",
+                reason=",".join(judged_unsafe or result.failed_checks),
+                kept_exchanges=outcome.exchange_count,
                 detail=f"score {result.score:.3f} (threshold {self.pack.rubric.pass_threshold:.2f})"
                 + (" after fixups" if after_fixup else ""),
             )
         if not judge_failed:  # no verdict, no assessment: its verdicts stay stored per call for the retry
             # The judging, the transcript's next status and the rejection it implies commit together.
-            db.save_assessment(self.store, self.run_id, transcript_id, stage=stage,
-                               exchange_count=outcome.exchange_count, rubric_version=self.pack.rubric.version,
-                               result={**result.as_dict(), "windows": outcome.windows}, answers=rows, status=status,
-                               meta={"rubric_fixups": True} if status == Status.FIXING else None, rejection=rejection)
+            db.save_assessment(
+                self.store,
+                self.run_id,
+                transcript_id,
+                stage=stage,
+                exchange_count=outcome.exchange_count,
+                rubric_version=self.pack.rubric.version,
+                result={**result.as_dict(), "windows": outcome.windows},
+                answers=rows,
+                status=status,
+                meta={"rubric_fixups": True} if status == Status.FIXING else None,
+                rejection=rejection,
+            )
         self.stats["assessor"].prompt_tokens += outcome.prompt_tokens
-        self.bus.publish(AssessmentDone(run_id=self.run_id, transcript_id=transcript_id, score=result.score,
-                                        passed=result.passed, failed_checks=result.failed_checks,
-                                        windows=outcome.windows,
-                                        judge_errors=[c for c, a in outcome.answers.items() if a == "ERROR"]))
+        self.bus.publish(
+            AssessmentDone(
+                run_id=self.run_id,
+                transcript_id=transcript_id,
+                score=result.score,
+                passed=result.passed,
+                failed_checks=result.failed_checks,
+                windows=outcome.windows,
+                judge_errors=[c for c, a in outcome.answers.items() if a == "ERROR"],
+            )
+        )
         if judge_failed:
             why = {r[0]: r[2] for r in rows if r[0] in unanswered_gates and r[1] == "ERROR"}
             raise JudgeFailure(
                 "the judge gave no verdict on safety criteria "
-                + "; ".join(f"{cid} ({why.get(cid, '').splitlines()[0] if why.get(cid) else 'ERROR'})"
-                            for cid in unanswered_gates)
+                + "; ".join(
+                    f"{cid} ({why.get(cid, '').splitlines()[0] if why.get(cid) else 'ERROR'})"
+                    for cid in unanswered_gates
+                )
             )
         if status == Status.FIXING:
             self._send("curator", transcript_id)

@@ -106,8 +106,9 @@ def gemma3_segments(messages: Sequence[Message]) -> list[str]:
     assistant message follows; a system message adds no segment of its own.
     """
     has_system = check_conversation(messages)
-    turns = gemma3.render_turns(messages[1:] if has_system else messages,
-                                messages[0]["content"] if has_system else None)
+    turns = gemma3.render_turns(
+        messages[1:] if has_system else messages, messages[0]["content"] if has_system else None
+    )
     return [gemma3.BOS + (turns[0] if turns else ""), *turns[1:]]
 
 

@@ -72,13 +72,20 @@ def _exchanges(raw: Any, number_key: str) -> list[ExchangeData]:
         number = item.get(number_key, i + 1)
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             raise TranscriptFormatError(f"{where}.{number_key}: must be a positive whole number")
-        out.append(ExchangeData(number=number, user=_require_text(item, "user", where),
-                                assistant=_require_text(item, "assistant", where)))
+        out.append(
+            ExchangeData(
+                number=number,
+                user=_require_text(item, "user", where),
+                assistant=_require_text(item, "assistant", where),
+            )
+        )
     numbers = [e.number for e in out]
     if numbers != list(range(1, len(out) + 1)):
-        raise TranscriptFormatError(f"exchanges: numbers must run 1..{len(out)} in order, found {numbers[:8]}…"
-                                    if len(numbers) > 8 else
-                                    f"exchanges: numbers must run 1..{len(out)} in order, found {numbers}")
+        raise TranscriptFormatError(
+            f"exchanges: numbers must run 1..{len(out)} in order, found {numbers[:8]}…"
+            if len(numbers) > 8
+            else f"exchanges: numbers must run 1..{len(out)} in order, found {numbers}"
+        )
     return out
 
 

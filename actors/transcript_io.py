@@ -91,8 +91,9 @@ def _store_one(store: Store, data: TranscriptData, status: str) -> bool:
             )
         )
         s.flush()
-        s.add_all(Exchange(transcript_id=data.id, number=e.number, user=e.user, assistant=e.assistant)
-                  for e in data.exchanges)
+        s.add_all(
+            Exchange(transcript_id=data.id, number=e.number, user=e.user, assistant=e.assistant) for e in data.exchanges
+        )
     return True
 
 

@@ -130,8 +130,9 @@ async def overhead(backend: LlamaCppBackend, reps: int, max_tokens: int) -> floa
 
     def direct() -> tuple[str, int, float]:
         started = time.perf_counter()
-        out = llm.create_chat_completion(dicts, max_tokens=max_tokens, temperature=0, seed=42,
-                                         repeat_penalty=backend.config.repeat_penalty)
+        out = llm.create_chat_completion(
+            dicts, max_tokens=max_tokens, temperature=0, seed=42, repeat_penalty=backend.config.repeat_penalty
+        )
         return out["choices"][0]["message"]["content"], out["usage"]["completion_tokens"], time.perf_counter() - started
 
     async def through_backend() -> tuple[str, int, float]:
@@ -227,7 +228,9 @@ async def main() -> int:
     backend = LlamaCppBackend("bench", LlamaCppConfig(model=args.model, n_ctx=8192, n_threads=args.n_threads, slots=1))
     await anyio.to_thread.run_sync(backend.pool)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start (timings are noisy when it exceeds the CPU count)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start (timings are noisy when it exceeds the CPU count)"
+    )
     print(
         f"model {args.model}, n_ctx {backend.context_window}, n_threads {backend.pool().primary.n_threads}, llama-cpp-python {llama_cpp.__version__}"
     )

@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.safety import load_safety_net  # noqa: E402
-from actors.safety.corpus import read_corpus  # noqa: E402
-from actors.safety.loader import BUNDLED_SAFETY  # noqa: E402
-from actors.safety.metrics import Outcome, failures, summarise  # noqa: E402
+from actors.safety import load_safety_net
+from actors.safety.corpus import read_corpus
+from actors.safety.loader import BUNDLED_SAFETY
+from actors.safety.metrics import Outcome, failures, summarise
 
 
 def main() -> int:
@@ -38,16 +38,29 @@ def main() -> int:
     for item in items:
         t0 = time.perf_counter()
         verdict = net.check(item.text, item.history)
-        outcomes.append(Outcome(item.text, item.category, item.language, verdict.flagged, verdict.categories,
-                                time.perf_counter() - t0, verdict.layers))
+        outcomes.append(
+            Outcome(
+                item.text,
+                item.category,
+                item.language,
+                verdict.flagged,
+                verdict.categories,
+                time.perf_counter() - t0,
+                verdict.layers,
+            )
+        )
     report = summarise(outcomes, net.categories)
     report.failures = failures(report, net.config.thresholds)
 
     print(f"safety net on {path} ({report.messages} messages: {report.crisis} crisis, {report.benign} benign), {cores}")
-    print(f"  load {load_s:.2f} s; time per message p50 {report.p50_ms:.2f} ms, p99 {report.p99_ms:.2f} ms "
-          f"(target ≤ {net.config.thresholds.p99_ms:g} ms)")
-    print(f"  recall {report.recall.value:.3f} ({report.recall.hits}/{report.recall.total}); "
-          f"false-alarm rate {report.false_alarms.value:.3f} ({report.false_alarms.hits}/{report.false_alarms.total})")
+    print(
+        f"  load {load_s:.2f} s; time per message p50 {report.p50_ms:.2f} ms, p99 {report.p99_ms:.2f} ms "
+        f"(target ≤ {net.config.thresholds.p99_ms:g} ms)"
+    )
+    print(
+        f"  recall {report.recall.value:.3f} ({report.recall.hits}/{report.recall.total}); "
+        f"false-alarm rate {report.false_alarms.value:.3f} ({report.false_alarms.hits}/{report.false_alarms.total})"
+    )
     print(f"  category accuracy {report.category_top.value:.3f} top, {report.category_any.value:.3f} among found")
     print("  recall by category: " + ", ".join(f"{k} {v.value:.2f}" for k, v in report.by_category.items()))
     print("  recall by language: " + ", ".join(f"{k} {v.value:.2f}" for k, v in report.by_language.items()))

@@ -31,27 +31,239 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.slicing import (  # noqa: E402
+from actors.slicing import (
     build_examples,
     format_length_report,
     length_report,
     slice_points,
     slice_transcripts,
 )
-from actors.tokens import gemma3_counter, render_gemma3  # noqa: E402
-from actors.transcript_format import ExchangeData, TranscriptData  # noqa: E402
+from actors.tokens import gemma3_counter, render_gemma3
+from actors.transcript_format import ExchangeData, TranscriptData
 
-FUNCTION_WORDS = """i you we it this that my your our the a an and but so because if when then just really
-still about with from into over after before during around without between through what how why where who
-which is was are were be been being have has had do did does can could would should might will not never
-always sometimes often usually to of in on at for by as or than too very""".split()
-CONTENT_WORDS = """feel think know want need try keep work job boss team manager deadline project meeting
-email sister brother mom dad partner friend kids family home move apartment sleep tired awake night morning
-weekend week day today money rent budget worry anxious stress calm walk gym food small step plan goal habit
-routine notice pattern guilt shame anger sad happy relief hope hard heavy better worse time talk call text
-help support boundary moment part thing life place people""".split()
-SYLLABLES = "ba be bi bo bu ca co da de di do fa fe fi ga go ha he hi ka ke ko la le li lo lu ma me mi mo mu " \
-            "na ne ni no pa pe pi po ra re ri ro sa se si so ta te ti to va ve vi wa we wi ya yo za ze".split()
+FUNCTION_WORDS = [
+    "i",
+    "you",
+    "we",
+    "it",
+    "this",
+    "that",
+    "my",
+    "your",
+    "our",
+    "the",
+    "a",
+    "an",
+    "and",
+    "but",
+    "so",
+    "because",
+    "if",
+    "when",
+    "then",
+    "just",
+    "really",
+    "still",
+    "about",
+    "with",
+    "from",
+    "into",
+    "over",
+    "after",
+    "before",
+    "during",
+    "around",
+    "without",
+    "between",
+    "through",
+    "what",
+    "how",
+    "why",
+    "where",
+    "who",
+    "which",
+    "is",
+    "was",
+    "are",
+    "were",
+    "be",
+    "been",
+    "being",
+    "have",
+    "has",
+    "had",
+    "do",
+    "did",
+    "does",
+    "can",
+    "could",
+    "would",
+    "should",
+    "might",
+    "will",
+    "not",
+    "never",
+    "always",
+    "sometimes",
+    "often",
+    "usually",
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "for",
+    "by",
+    "as",
+    "or",
+    "than",
+    "too",
+    "very",
+]
+CONTENT_WORDS = [
+    "feel",
+    "think",
+    "know",
+    "want",
+    "need",
+    "try",
+    "keep",
+    "work",
+    "job",
+    "boss",
+    "team",
+    "manager",
+    "deadline",
+    "project",
+    "meeting",
+    "email",
+    "sister",
+    "brother",
+    "mom",
+    "dad",
+    "partner",
+    "friend",
+    "kids",
+    "family",
+    "home",
+    "move",
+    "apartment",
+    "sleep",
+    "tired",
+    "awake",
+    "night",
+    "morning",
+    "weekend",
+    "week",
+    "day",
+    "today",
+    "money",
+    "rent",
+    "budget",
+    "worry",
+    "anxious",
+    "stress",
+    "calm",
+    "walk",
+    "gym",
+    "food",
+    "small",
+    "step",
+    "plan",
+    "goal",
+    "habit",
+    "routine",
+    "notice",
+    "pattern",
+    "guilt",
+    "shame",
+    "anger",
+    "sad",
+    "happy",
+    "relief",
+    "hope",
+    "hard",
+    "heavy",
+    "better",
+    "worse",
+    "time",
+    "talk",
+    "call",
+    "text",
+    "help",
+    "support",
+    "boundary",
+    "moment",
+    "part",
+    "thing",
+    "life",
+    "place",
+    "people",
+]
+SYLLABLES = [
+    "ba",
+    "be",
+    "bi",
+    "bo",
+    "bu",
+    "ca",
+    "co",
+    "da",
+    "de",
+    "di",
+    "do",
+    "fa",
+    "fe",
+    "fi",
+    "ga",
+    "go",
+    "ha",
+    "he",
+    "hi",
+    "ka",
+    "ke",
+    "ko",
+    "la",
+    "le",
+    "li",
+    "lo",
+    "lu",
+    "ma",
+    "me",
+    "mi",
+    "mo",
+    "mu",
+    "na",
+    "ne",
+    "ni",
+    "no",
+    "pa",
+    "pe",
+    "pi",
+    "po",
+    "ra",
+    "re",
+    "ri",
+    "ro",
+    "sa",
+    "se",
+    "si",
+    "so",
+    "ta",
+    "te",
+    "ti",
+    "to",
+    "va",
+    "ve",
+    "vi",
+    "wa",
+    "we",
+    "wi",
+    "ya",
+    "yo",
+    "za",
+    "ze",
+]
 
 
 def lexicon(size: int, seed: int = 0) -> list[str]:
@@ -77,6 +289,8 @@ def word(rng: random.Random) -> str:
         return rng.choice(CONTENT_WORDS)
     w = TAIL[bisect(TAIL_WEIGHTS, rng.random() * TAIL_WEIGHTS[-1])]
     return w.capitalize() if rng.random() < 0.15 else w
+
+
 OPENERS = ["So", "Also", "Honestly", "Anyway", "And", "But", "Then", "Last week", "This morning", "Lately"]
 
 
@@ -101,10 +315,15 @@ def reply(rng: random.Random, n_words: int) -> str:
 
 def make_transcript(tid: str, n: int, seed: int) -> TranscriptData:
     rng = random.Random(seed)
-    return TranscriptData(id=tid, exchanges=[
-        ExchangeData(number=i, user=paragraph(rng, rng.randint(200, 800)), assistant=reply(rng, rng.randint(150, 400)))
-        for i in range(1, n + 1)
-    ])
+    return TranscriptData(
+        id=tid,
+        exchanges=[
+            ExchangeData(
+                number=i, user=paragraph(rng, rng.randint(200, 800)), assistant=reply(rng, rng.randint(150, 400))
+            )
+            for i in range(1, n + 1)
+        ],
+    )
 
 
 def best_of(fn, repeats: int, reset=lambda: None) -> float:
@@ -167,12 +386,16 @@ def main() -> int:
     n100 = best_of(lambda: naive(t100, system, counter), 2)
     ratio = s100 / s50
     print(f"\n[1] slice+count, 50 exchanges ({tokens50:,} tokens, {len(r50.examples)} examples): {s50 * 1000:.0f} ms")
-    print(f"    slice+count, 100 exchanges ({tokens100:,} tokens, {len(r100.examples)} examples, "
-          f"{r100.trimmed} trimmed): {s100 * 1000:.0f} ms")
+    print(
+        f"    slice+count, 100 exchanges ({tokens100:,} tokens, {len(r100.examples)} examples, "
+        f"{r100.trimmed} trimmed): {s100 * 1000:.0f} ms"
+    )
     print(f"    ratio 100/50 = {ratio:.2f}  (target <= 2.5)  {'PASS' if ratio <= 2.5 else 'FAIL'}")
     print(f"    same without the chunk cache: {u50 * 1000:.0f} ms → {u100 * 1000:.0f} ms, ratio {u100 / u50:.2f}")
-    print(f"    reference, naive re-tokenizing of every slice: {n50 * 1000:.0f} ms → {n100 * 1000:.0f} ms, "
-          f"ratio {n100 / n50:.2f}")
+    print(
+        f"    reference, naive re-tokenizing of every slice: {n50 * 1000:.0f} ms → {n100 * 1000:.0f} ms, "
+        f"ratio {n100 / n50:.2f}"
+    )
 
     # 2. A corpus: 300 transcripts of 20–100 exchanges.
     count = 30 if args.quick else 300
@@ -188,9 +411,13 @@ def main() -> int:
     elapsed = time.perf_counter() - t0
     cached = len(counter.vocab._cache)
     print(f"\n[2] {count} transcripts, {exchanges:,} exchanges (text generated in {built:.1f} s, not timed)")
-    print(f"    sliced into {len(result.examples):,} examples ({result.trimmed} trimmed, {len(result.dropped)} dropped) "
-          f"in {elapsed:.1f} s with {workers} threads  (target < 60 s)  {'PASS' if elapsed < 60 else 'FAIL'}")
-    print(f"    {result_tokens(result):,} tokens of examples; chunk cache ended with {cached:,} entries (cold at start)")
+    print(
+        f"    sliced into {len(result.examples):,} examples ({result.trimmed} trimmed, {len(result.dropped)} dropped) "
+        f"in {elapsed:.1f} s with {workers} threads  (target < 60 s)  {'PASS' if elapsed < 60 else 'FAIL'}"
+    )
+    print(
+        f"    {result_tokens(result):,} tokens of examples; chunk cache ended with {cached:,} entries (cold at start)"
+    )
     print(f"    load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("\n" + format_length_report(length_report(result.examples)))
     ok = ratio <= 2.5 and elapsed < 60

@@ -31,14 +31,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.backends.router import ModelRouter  # noqa: E402
-from actors.events import EventBus  # noqa: E402
-from actors.pack.loader import load_pack  # noqa: E402
-from actors.run_config import OpenAIConfig, RunConfig  # noqa: E402
-from actors.run_plan import persona_records, plan_run  # noqa: E402
-from actors.supervisor import GenerationSettings, Supervisor  # noqa: E402
-from state import pipeline as db  # noqa: E402
-from state.store import Store  # noqa: E402
+from actors.backends.router import ModelRouter
+from actors.events import EventBus
+from actors.pack.loader import load_pack
+from actors.run_config import OpenAIConfig, RunConfig
+from actors.run_plan import persona_records, plan_run
+from actors.supervisor import GenerationSettings, Supervisor
+from state import pipeline as db
+from state.store import Store
 
 DELAY_S = 0.100
 EXCHANGES = 20  # the spec's short transcript: long enough that a run's start-up is not the measure
@@ -62,16 +62,28 @@ def _answer(body: dict) -> dict:
     if "answer" in props:
         content = json.dumps({"answer": "YES", "reasoning": "fine"})
     elif "name" in props:
-        content = json.dumps({"name": "Ari", "age_range": "30-39", "personality_traits": ["dry"],
-                              "attachment_style": "secure", "life_context": "Teacher."})
+        content = json.dumps(
+            {
+                "name": "Ari",
+                "age_range": "30-39",
+                "personality_traits": ["dry"],
+                "attachment_style": "secure",
+                "life_context": "Teacher.",
+            }
+        )
     else:
         # Every reply different, as a model's are: a canned sentence repeated verbatim would be flagged
         # as boilerplate and make the run spend its time on fixups instead of exchanges.
         n = next(_replies)
-        content = (f"Work has been heavy since day {n}. My sleep has been off for {n} nights, "
-                   f"and my brother called about money for the {n}th time.")
+        content = (
+            f"Work has been heavy since day {n}. My sleep has been off for {n} nights, "
+            f"and my brother called about money for the {n}th time."
+        )
     return {
-        "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", "m"),
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }
@@ -107,8 +119,9 @@ class _FixedLatencyHTTP(asyncio.Protocol):
         if self.transport.is_closing():
             return
         data = json.dumps(payload).encode()
-        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\n\r\n%s" % (len(data), data))
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data)
+        )
 
 
 def _serve(port: int) -> None:
@@ -141,9 +154,16 @@ def start_server() -> tuple[multiprocessing.Process, int]:
 def new_run(store: Store, pack, n: int, length: int, run_id: str) -> str:
     lengths = dict.fromkeys(("short", "medium", "long", "very_long"), length)
     plan = plan_run(pack, run_id, transcripts=n, seed=1, lengths=lengths)
-    db.create_run(store, run_id, kind="generate", domain=pack.name, seed=1, config={},
-                  personas=persona_records(pack, plan),
-                  transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts])
+    db.create_run(
+        store,
+        run_id,
+        kind="generate",
+        domain=pack.name,
+        seed=1,
+        config={},
+        personas=persona_records(pack, plan),
+        transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
+    )
     return run_id
 
 
@@ -177,8 +197,11 @@ async def exchanges_per_second(router, pack, n: int, tmp: Path) -> float:
 async def bench_concurrency(pack, tmp: Path) -> float:
     server, port = start_server()
     config = RunConfig(
-        backends={"fixed": OpenAIConfig(model="fixed", base_url=f"http://127.0.0.1:{port}/v1",
-                                        max_concurrency=64, max_retries=0, timeout_s=30)},
+        backends={
+            "fixed": OpenAIConfig(
+                model="fixed", base_url=f"http://127.0.0.1:{port}/v1", max_concurrency=64, max_retries=0, timeout_s=30
+            )
+        },
         roles={role: "fixed" for role in ("user_sim", "assistant", "judge", "fixup", "persona", "eval_target")},
     )
     router = ModelRouter.from_config(config)
@@ -187,13 +210,17 @@ async def bench_concurrency(pack, tmp: Path) -> float:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         many = await exchanges_per_second(router, pack, 32, tmp)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        print(f"  (32 in flight: this process used {cpu:.1f} s of CPU in {wall:.1f} s; the server process "
-              f"shares the same {os.cpu_count()} cores)")
+        print(
+            f"  (32 in flight: this process used {cpu:.1f} s of CPU in {wall:.1f} s; the server process "
+            f"shares the same {os.cpu_count()} cores)"
+        )
     finally:
         await router.aclose()
         server.kill()
-    print(f"concurrency: {one:.2f} exchanges/s with 1 in flight, {many:.2f} with 32 "
-          f"-> ratio {many / one:.1f} (target >= 25, ideal 32) {'OK' if many / one >= 25 else 'MISSED'}")
+    print(
+        f"concurrency: {one:.2f} exchanges/s with 1 in flight, {many:.2f} with 32 "
+        f"-> ratio {many / one:.1f} (target >= 25, ideal 32) {'OK' if many / one >= 25 else 'MISSED'}"
+    )
     return many / one
 
 
@@ -206,9 +233,11 @@ async def bench_overhead(pack, tmp: Path) -> float:
     router = ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")})
     start, stamps = await timed_run(store, router, pack, run_id, in_flight=8)
     per_exchange_ms = (stamps[-1] - start) / len(stamps) * 1000
-    print(f"overhead: {len(stamps)} exchanges with an instant backend, {per_exchange_ms:.2f} ms each "
-          f"(persona, two commits, events, prompt building) (target <= 5 ms) "
-          f"{'OK' if per_exchange_ms <= 5 else 'MISSED'}")
+    print(
+        f"overhead: {len(stamps)} exchanges with an instant backend, {per_exchange_ms:.2f} ms each "
+        f"(persona, two commits, events, prompt building) (target <= 5 ms) "
+        f"{'OK' if per_exchange_ms <= 5 else 'MISSED'}"
+    )
     return per_exchange_ms
 
 
@@ -217,30 +246,37 @@ async def bench_assessment_cost(pack) -> float:
     from actors.backends.types import Message
     from actors.conversation import Turn
 
-    user = ("Work has been relentless: my manager moved the deadline again and I snapped at a colleague. "
-            "Sleep is bad, I wake at 4 and replay conversations. My sister wants me to help with mum's move "
-            "and I don't know how to say no. ") * 2
-    reply = ("**Work:** Having the deadline moved again sounds draining, and snapping is a sign of how stretched "
-             "you are. One small experiment: a two-minute pause before replying to messages today. "
-             "**Sleep:** Waking at four and replaying talks is common when the day has no off-switch. "
-             "Maybe try writing the replay down once, then setting it aside. "
-             "**Your sister:** It might help to decide what you can offer before she asks.")
+    user = (
+        "Work has been relentless: my manager moved the deadline again and I snapped at a colleague. "
+        "Sleep is bad, I wake at 4 and replay conversations. My sister wants me to help with mum's move "
+        "and I don't know how to say no. "
+    ) * 2
+    reply = (
+        "**Work:** Having the deadline moved again sounds draining, and snapping is a sign of how stretched "
+        "you are. One small experiment: a two-minute pause before replying to messages today. "
+        "**Sleep:** Waking at four and replaying talks is common when the day has no off-switch. "
+        "Maybe try writing the replay down once, then setting it aside. "
+        "**Your sister:** It might help to decide what you can offer before she asks."
+    )
     turns = [Turn(user, reply) for _ in range(20)]
     router = ModelRouter.from_config(RunConfig())
     try:
         judge = router.backends_for("judge")[0]
-        transcript_tokens = judge.count_tokens([Message(role="user", content="\n".join(
-            render_exchange(i + 1, t) for i, t in enumerate(turns)))])
+        transcript_tokens = judge.count_tokens(
+            [Message(role="user", content="\n".join(render_exchange(i + 1, t) for i, t in enumerate(turns)))]
+        )
         started = time.perf_counter()
         outcome = await assess(router, pack, turns)
         elapsed = time.perf_counter() - started
     finally:
         await router.aclose()
     ratio = outcome.evaluated_tokens / transcript_tokens
-    print(f"assessment cost: {outcome.calls} judge calls over a 20-exchange transcript of {transcript_tokens} "
-          f"tokens in {outcome.windows} window(s); {outcome.prompt_tokens} prompt tokens sent, "
-          f"{outcome.evaluated_tokens} evaluated -> ratio {ratio:.2f} (target <= 3, naive >= 17) "
-          f"{'OK' if ratio <= 3 else 'MISSED'} [{elapsed:.0f} s]")
+    print(
+        f"assessment cost: {outcome.calls} judge calls over a 20-exchange transcript of {transcript_tokens} "
+        f"tokens in {outcome.windows} window(s); {outcome.prompt_tokens} prompt tokens sent, "
+        f"{outcome.evaluated_tokens} evaluated -> ratio {ratio:.2f} (target <= 3, naive >= 17) "
+        f"{'OK' if ratio <= 3 else 'MISSED'} [{elapsed:.0f} s]"
+    )
     return ratio
 
 

@@ -124,7 +124,10 @@ def fake_tokenizer():
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<end_of_turn>": 106}
     return PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")),
-        pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
     )
 
 
@@ -221,8 +224,11 @@ def run_length(model, tokenizer, plan, length: int, steps: int, workdir: Path, v
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=make_dataset(length, steps, vocab, seed=length),
-        processing_class=tokenizer, callbacks=[timer],
+        model=model,
+        args=args,
+        train_dataset=make_dataset(length, steps, vocab, seed=length),
+        processing_class=tokenizer,
+        callbacks=[timer],
     )
     trainer.remove_callback(__import__("transformers").PrinterCallback)
     try:
@@ -249,11 +255,18 @@ def run_length(model, tokenizer, plan, length: int, steps: int, workdir: Path, v
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)),
-                        help="comma-separated tokens per example, run shortest first (default %(default)s)")
+    parser.add_argument(
+        "--lengths",
+        default=",".join(map(str, DEFAULT_LENGTHS)),
+        help="comma-separated tokens per example, run shortest first (default %(default)s)",
+    )
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps per length; the last one is timed")
-    parser.add_argument("--memory-cap-gib", type=float, default=78.0,
-                        help="cap the allocator here on bigger cards, to answer 'fits in 80 GB' (0: no cap)")
+    parser.add_argument(
+        "--memory-cap-gib",
+        type=float,
+        default=78.0,
+        help="cap the allocator here on bigger cards, to answer 'fits in 80 GB' (0: no cap)",
+    )
     parser.add_argument("--attn", default=None, help="attention implementation (default: the preset's choice)")
     parser.add_argument("--tiny", action="store_true", help="a toy Gemma 3 config: a dry run of the whole path")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -267,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cuda = torch.cuda.is_available()
     if not cuda and not args.tiny:
-        say("bench_train_gpu: no CUDA GPU here. This benchmark measures 4-bit QLoRA training of Gemma 3 12B "
-            "and needs one (an 80 GB H100/A100, or larger). Nothing measured. (--tiny dry-runs it on the CPU.)")
+        say(
+            "bench_train_gpu: no CUDA GPU here. This benchmark measures 4-bit QLoRA training of Gemma 3 12B "
+            "and needs one (an 80 GB H100/A100, or larger). Nothing measured. (--tiny dry-runs it on the CPU.)"
+        )
         return 0
     versions = preflight()
     if versions is None:
@@ -290,8 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     text_config = TINY_TEXT if args.tiny else GEMMA3_12B_TEXT
     device = "cuda" if cuda else "cpu"
 
-    header = {"versions": versions, "preset": plan.preset.name, "attn": plan.attn_implementation,
-              "optim": plan.optim, "lora_r": plan.preset.lora.r, "config": "tiny" if args.tiny else "gemma-3-12b"}
+    header = {
+        "versions": versions,
+        "preset": plan.preset.name,
+        "attn": plan.attn_implementation,
+        "optim": plan.optim,
+        "lora_r": plan.preset.lora.r,
+        "config": "tiny" if args.tiny else "gemma-3-12b",
+    }
     cap = None
     if cuda:
         props = torch.cuda.get_device_properties(0)
@@ -311,8 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     model = get_peft_model(model, lora_config(plan))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     weights = f", {torch.cuda.memory_allocated() / GIB:.1f} GiB on the GPU after loading" if cuda else ""
-    say(f"model: {params / 1e9:.2f}B parameters, 4-bit loaded in {load_s:.0f} s{weights}; "
-        f"LoRA r={plan.preset.lora.r}: {trainable / 1e6:.1f}M trainable")
+    say(
+        f"model: {params / 1e9:.2f}B parameters, 4-bit loaded in {load_s:.0f} s{weights}; "
+        f"LoRA r={plan.preset.lora.r}: {trainable / 1e6:.1f}M trainable"
+    )
 
     tokenizer = fake_tokenizer()
     results, fits, oom_at = [], [], None
@@ -329,21 +352,31 @@ def main(argv: list[str] | None = None) -> int:
                 break
             results.append(result)
             fits.append(length)
-            memory = f"peak {result['peak_allocated_gib']:6.2f} GiB allocated, {result['peak_reserved_gib']:6.2f} reserved" \
-                if cuda else "memory n/a (CPU)"
-            say(f"{length:>7} tokens: step {result['step_s']:8.2f} s, {result['tokens_per_s'] or 0:9.1f} tok/s, "
-                f"{memory}, loss {result['loss']}")
+            memory = (
+                f"peak {result['peak_allocated_gib']:6.2f} GiB allocated, {result['peak_reserved_gib']:6.2f} reserved"
+                if cuda
+                else "memory n/a (CPU)"
+            )
+            say(
+                f"{length:>7} tokens: step {result['step_s']:8.2f} s, {result['tokens_per_s'] or 0:9.1f} tok/s, "
+                f"{memory}, loss {result['loss']}"
+            )
 
     limit = f"{cap:g} GiB cap" if cap else "this card"
     longest = max(fits) if fits else None
-    summary = (f"SUMMARY {header['config']} QLoRA (nf4, r={plan.preset.lora.r}, gradient checkpointing, "
-               f"{plan.attn_implementation}, batch 1): longest length that fits in {limit}: "
-               f"{longest if longest else 'none'}"
-               + (f"; OOM at {oom_at}" if oom_at else f"; all of {','.join(map(str, lengths))} fit"))
+    summary = (
+        f"SUMMARY {header['config']} QLoRA (nf4, r={plan.preset.lora.r}, gradient checkpointing, "
+        f"{plan.attn_implementation}, batch 1): longest length that fits in {limit}: "
+        f"{longest if longest else 'none'}"
+        + (f"; OOM at {oom_at}" if oom_at else f"; all of {','.join(map(str, lengths))} fit")
+    )
     say(summary)
     if args.json:
-        args.json.write_text(json.dumps({**header, "results": results, "longest_fit": longest, "oom_at": oom_at,
-                                         "summary": summary}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {**header, "results": results, "longest_fit": longest, "oom_at": oom_at, "summary": summary}, indent=2
+            )
+        )
     return 0
 
 

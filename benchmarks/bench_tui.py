@@ -28,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.backends.router import ModelRouter  # noqa: E402
-from actors.run_config import RunConfig  # noqa: E402
-from coach_tui.app import CoachApp  # noqa: E402
-from coach_tui.context import AppContext  # noqa: E402
-from coach_tui.run_control import RunRequest  # noqa: E402
-from state.chat import ChatMessage, ChatStore  # noqa: E402
-from tests.scripted import ScriptedBackend  # noqa: E402
+from actors.backends.router import ModelRouter
+from actors.run_config import RunConfig
+from coach_tui.app import CoachApp
+from coach_tui.context import AppContext
+from coach_tui.run_control import RunRequest
+from state.chat import ChatMessage, ChatStore
+from tests.scripted import ScriptedBackend
 
 USER_TURNS = [
     "Work has been a lot this week and I keep sleeping badly.",
@@ -68,10 +68,13 @@ def percentile(values: list[float], q: float) -> float:
 async def responsiveness(transcripts: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         context = AppContext(workspace_option=str(Path(tmp) / "ws"))
-        app = CoachApp(context, context.pack(),
-                       router_factory=lambda: ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")}),
-                       chat_backend_factory=lambda model: ScriptedBackend("chat"),
-                       chat_store=ChatStore(Path(tmp) / "chats"))
+        app = CoachApp(
+            context,
+            context.pack(),
+            router_factory=lambda: ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")}),
+            chat_backend_factory=lambda model: ScriptedBackend("chat"),
+            chat_store=ChatStore(Path(tmp) / "chats"),
+        )
         lags: list[float] = []
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause(0.5)
@@ -109,8 +112,8 @@ async def responsiveness(transcripts: int) -> dict:
 
 
 async def chat_ratio(turns: int, max_tokens: int) -> dict:
+    from actors.chat.engine import ChatEngine, chat_backend
     from actors.pack.loader import load_pack
-    from coach_tui.chat_session import ChatEngine, chat_backend
 
     pack = load_pack()
 
@@ -143,8 +146,11 @@ async def chat_ratio(turns: int, max_tokens: int) -> dict:
         ttft.append(seconds)
         evaluated.append(fresh)
         history.append(ChatMessage("assistant", text or "…"))
-        print(f"  turn {i + 1:>2}: first token {seconds * 1000:7.0f} ms · prompt {prompt:>5} tokens, "
-              f"{fresh:>4} not in the KV cache", flush=True)
+        print(
+            f"  turn {i + 1:>2}: first token {seconds * 1000:7.0f} ms · prompt {prompt:>5} tokens, "
+            f"{fresh:>4} not in the KV cache",
+            flush=True,
+        )
     # Warm turn 1: new conversations after the warm-up the app does when the chat opens (system prompt
     # cached), each opening with a different message; the median of three damps a noisy machine.
     warm_engine = ChatEngine(backend, pack.system_prompt, max_tokens=max_tokens, temperature=0.0)
@@ -188,7 +194,9 @@ def main() -> None:
     result = asyncio.run(responsiveness(args.transcripts))
     print(f"   {result}")
     verdict = "met" if result["p99_ms"] < 50 else "NOT met"
-    print(f"   p99 lag {result['p99_ms']} ms with {result['transcripts']} transcripts in flight (target < 50 ms: {verdict})")
+    print(
+        f"   p99 lag {result['p99_ms']} ms with {result['transcripts']} transcripts in flight (target < 50 ms: {verdict})"
+    )
 
     if not args.skip_chat:
         print(f"2. chat: time to first token, turn {args.turns} ÷ turn 1, bundled SmolLM2, KV-cache reuse")
@@ -196,8 +204,10 @@ def main() -> None:
         print(f"   {chat}")
         for key in ("ratio_last_vs_cold_turn1", "ratio_last3_vs_warm_turn1", "ratio_evaluated_last_vs_warm_turn1"):
             print(f"   {key} = {chat[key]} (target ≤ 1.5: {'met' if chat[key] <= 1.5 else 'NOT met'})")
-        print(f"   without reuse, turn {chat['turns']} would read all {chat['prompt_tokens_last']} prompt tokens "
-              f"before its first token; with it, {chat['evaluated_last']}")
+        print(
+            f"   without reuse, turn {chat['turns']} would read all {chat['prompt_tokens_last']} prompt tokens "
+            f"before its first token; with it, {chat['evaluated_last']}"
+        )
 
 
 if __name__ == "__main__":

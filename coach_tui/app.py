@@ -23,19 +23,18 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.signal import Signal
 
+from actors.chat.engine import DEFAULT_CHAT_MODEL, chat_backend
 from actors.pack.loader import DomainPack
 from state import pipeline as db
 from state.chat import ChatStore
 from state.errors import CoachError
 
-from .chat_session import DEFAULT_CHAT_MODEL, chat_backend
 from .context import AppContext
 from .palette import ConversationsProvider, RunsProvider
 from .run_control import (
@@ -63,17 +62,22 @@ def short_path(path: Path, limit: int = 24) -> str:
     text = str(path)
     home = str(Path.home())
     if text.startswith(home + "/"):
-        text = "~" + text[len(home):]
+        text = "~" + text[len(home) :]
     if len(text) <= limit:
         return text
-    return "…" + text[-(limit - 1):]
+    return "…" + text[-(limit - 1) :]
 
 
 class CoachApp(App):
     TITLE = "coach"
     CSS_PATH = "app.tcss"
-    MODES = {"monitor": MonitorScreen, "review": ReviewScreen, "chat": ChatScreen, "train": TrainScreen,
-             "eval": EvalScreen}
+    MODES = {
+        "monitor": MonitorScreen,
+        "review": ReviewScreen,
+        "chat": ChatScreen,
+        "train": TrainScreen,
+        "eval": EvalScreen,
+    }
     DEFAULT_MODE = "monitor"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     COMMANDS = App.COMMANDS | {RunsProvider, ConversationsProvider}
@@ -222,8 +226,12 @@ class CoachApp(App):
         if owner is not None:
             self.controller.show(run_id)
             self._on_changes(Changes(run=True, new_rows=True, rejections=True))
-            self.notify(f"Run {run_id} is running in another process ({owner}): following it here. "
-                        "Stop it there to resume it here.", severity="warning", timeout=8)
+            self.notify(
+                f"Run {run_id} is running in another process ({owner}): following it here. "
+                "Stop it there to resume it here.",
+                severity="warning",
+                timeout=8,
+            )
             return
         try:
             settings = self.controller.settings_to_resume(run_id)
@@ -244,8 +252,9 @@ class CoachApp(App):
 
     def _start(self, run_id: str, settings, only: set[str] | None = None) -> None:
         self.switch_mode("monitor")
-        self.run_worker(self._drive(run_id, settings, only), name=f"run {run_id}", group="run", exclusive=True,
-                        exit_on_error=False)
+        self.run_worker(
+            self._drive(run_id, settings, only), name=f"run {run_id}", group="run", exclusive=True, exit_on_error=False
+        )
 
     async def _drive(self, run_id: str, settings, only: set[str] | None) -> None:
         summary = await self.controller.drive(run_id, settings, self._on_changes, only=only)
@@ -255,8 +264,11 @@ class CoachApp(App):
             rate = f" · pass {summary.pass_rate:.0%}" if summary.pass_rate is not None else ""
             self.notify(f"Run {run_id} {self.controller.state.status}: {counts}{rate}", timeout=6)
         else:
-            self.notify(self.controller.state.errors[-1] if self.controller.state.errors else "The run failed.",
-                        severity="error", timeout=10)
+            self.notify(
+                self.controller.state.errors[-1] if self.controller.state.errors else "The run failed.",
+                severity="error",
+                timeout=10,
+            )
         self._next_rejudge()
 
     def action_pause_run(self) -> None:
@@ -301,8 +313,13 @@ class CoachApp(App):
             self.notify(str(err), severity="error", timeout=8)
             return
         self.notify(f"Judging {len(ids)} reviewed transcript(s) again.", timeout=3)
-        self.run_worker(self._drive(run_id, settings, ids),
-                        name=f"rejudge {run_id}", group="run", exclusive=True, exit_on_error=False)
+        self.run_worker(
+            self._drive(run_id, settings, ids),
+            name=f"rejudge {run_id}",
+            group="run",
+            exclusive=True,
+            exit_on_error=False,
+        )
 
     def open_transcript(self, transcript_id: str) -> None:
         transcript = db.transcript(self.store, transcript_id)
@@ -340,21 +357,26 @@ class CoachApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for number, mode in enumerate(SECTIONS, 1):
-            yield SystemCommand(f"Go to {mode.title()} ({number})", f"Switch to the {mode} screen",
-                                lambda mode=mode: self.switch_mode(mode))
+            yield SystemCommand(
+                f"Go to {mode.title()} ({number})",
+                f"Switch to the {mode} screen",
+                lambda mode=mode: self.switch_mode(mode),
+            )
         yield SystemCommand("New run…", "Plan and start a run (monitor: n)", self.action_new_run)
         yield SystemCommand("Pause or continue the run", "Monitor: p", self.action_pause_run)
         yield SystemCommand("Stop the run", "Monitor: s — nothing is lost, resume later", self.action_stop_run)
-        yield SystemCommand("Resume the run shown", "Monitor: u — continue its unfinished transcripts",
-                            lambda: self.resume_run(self.controller.state.run_id))
-        yield SystemCommand("Review: accept this fixup", "Review: a",
-                            lambda: self._in("review", "decide(True)"))
-        yield SystemCommand("Review: reject this fixup", "Review: x",
-                            lambda: self._in("review", "decide(False)"))
+        yield SystemCommand(
+            "Resume the run shown",
+            "Monitor: u — continue its unfinished transcripts",
+            lambda: self.resume_run(self.controller.state.run_id),
+        )
+        yield SystemCommand("Review: accept this fixup", "Review: a", lambda: self._in("review", "decide(True)"))
+        yield SystemCommand("Review: reject this fixup", "Review: x", lambda: self._in("review", "decide(False)"))
         yield SystemCommand("Review: skip to the next fixup", "Review: s", lambda: self._in("review", "step(1)"))
         yield SystemCommand("Chat: new conversation", "Chat: ctrl+n", self._on_chat("new_conversation"))
-        yield SystemCommand("Chat: choose the model…", "Chat: ctrl+o — bundled, exported or any GGUF",
-                            self._on_chat("choose_model"))
+        yield SystemCommand(
+            "Chat: choose the model…", "Chat: ctrl+o — bundled, exported or any GGUF", self._on_chat("choose_model")
+        )
         yield SystemCommand("Chat: show or hide support lines", "Chat: ctrl+r", self._on_chat("toggle_resources"))
         yield from super().get_system_commands(screen)
 

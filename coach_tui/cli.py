@@ -56,18 +56,32 @@ def _register() -> None:
     from .commands.calibrate import calibrate_cmd
     from .commands.data import export_group, import_cmd
     from .commands.doctor import doctor_cmd
-    from .commands.pack import config_group, rubric_group
     from .commands.eval import eval_group
     from .commands.init_domain import init_domain
+    from .commands.pack import config_group, rubric_group
     from .commands.review import report_group, review_cmd
     from .commands.run import run_cmd
     from .commands.safety import safety_group
     from .commands.slice import slice_cmd
     from .commands.train import export_model_cmd, train_cmd
 
-    for command in (config_group, rubric_group, import_cmd, export_group, run_cmd, review_cmd, report_group,
-                    eval_group, init_domain, slice_cmd, calibrate_cmd, train_cmd,
-                    export_model_cmd, doctor_cmd, safety_group):
+    for command in (
+        config_group,
+        rubric_group,
+        import_cmd,
+        export_group,
+        run_cmd,
+        review_cmd,
+        report_group,
+        eval_group,
+        init_domain,
+        slice_cmd,
+        calibrate_cmd,
+        train_cmd,
+        export_model_cmd,
+        doctor_cmd,
+        safety_group,
+    ):
         main.add_command(command)
     try:
         from .commands.backends import ask, models
@@ -78,4 +92,3 @@ def _register() -> None:
 
 
 _register()
-

@@ -22,8 +22,11 @@ class RunsProvider(Provider):
     def _commands(self):
         for run_id, status in self.runs:
             yield f"View run {run_id} ({status})", partial(self.app.view_run, run_id), "show it in the monitor"
-            yield (f"Resume run {run_id} ({status})", partial(self.app.resume_run, run_id),
-                   "continue its unfinished transcripts")
+            yield (
+                f"Resume run {run_id} ({status})",
+                partial(self.app.resume_run, run_id),
+                "continue its unfinished transcripts",
+            )
 
     async def discover(self) -> Hits:
         for text, callback, help_text in list(self._commands())[:6]:
@@ -47,5 +50,9 @@ class ConversationsProvider(Provider):
             text = f"Open conversation: {c.title}"
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self.app.open_conversation, c.id),
-                          help=f"{c.turns} turns · {c.updated_at[:16].replace('T', ' ')}")
+                yield Hit(
+                    score,
+                    matcher.highlight(text),
+                    partial(self.app.open_conversation, c.id),
+                    help=f"{c.turns} turns · {c.updated_at[:16].replace('T', ' ')}",
+                )

@@ -64,8 +64,13 @@ class RunRequest:
 def settings_for(request: RunRequest, *, run_config: Path | None = None) -> RunSettings:
     """The run's settings for a request (the same model `coach run` builds from its options)."""
     return RunSettings(
-        transcripts=request.transcripts, seed=request.seed, lengths=request.lengths, mix=request.mix,
-        review_mode=request.review_mode, in_flight=request.in_flight, max_tokens=request.max_tokens,
+        transcripts=request.transcripts,
+        seed=request.seed,
+        lengths=request.lengths,
+        mix=request.mix,
+        review_mode=request.review_mode,
+        in_flight=request.in_flight,
+        max_tokens=request.max_tokens,
         min_exchanges=request.min_exchanges,
         run_config=str(run_config.expanduser().resolve()) if run_config else None,
     )
@@ -78,14 +83,15 @@ def generates_locally(config_path: Path | None = None) -> bool:
 
         cfg = load_run_config(config_path)
         backends = cfg.all_backends()
-        return any(backends[name].kind == "llama_cpp" for role in ("user_sim", "assistant")
-                   for name in cfg.role(role).backends)
+        return any(
+            backends[name].kind == "llama_cpp" for role in ("user_sim", "assistant") for name in cfg.role(role).backends
+        )
     except Exception:  # noqa: BLE001 - a broken config is the form's to report, not this hint's
         return False
 
 
 def describe_backends(config_path: Path | None = None) -> str:
-    """"role → backend" in a few words for the header: which models this app's runs would use."""
+    """ "role → backend" in a few words for the header: which models this app's runs would use."""
     try:
         from actors.run_config import ROLES, load_run_config
 
@@ -122,8 +128,15 @@ class RunController:
     its stored run config.
     """
 
-    def __init__(self, store: Store, pack: DomainPack, *, router_factory: Callable[[], object] | None = None,
-                 config_path: Path | None = None, refresh_interval: float = REFRESH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        pack: DomainPack,
+        *,
+        router_factory: Callable[[], object] | None = None,
+        config_path: Path | None = None,
+        refresh_interval: float = REFRESH_INTERVAL_S,
+    ) -> None:
         self.store = store
         self.pack = pack
         self.make_router = (lambda _settings: router_factory()) if router_factory else runs.default_router
@@ -146,8 +159,9 @@ class RunController:
 
     def create_run(self, request: RunRequest) -> str:
         """Plan and record a new run exactly as `coach run` does; returns its id."""
-        run_id, _ = runs.plan_new_run(self.store, self.pack, settings_for(request, run_config=self.config_path),
-                                      source="tui")
+        run_id, _ = runs.plan_new_run(
+            self.store, self.pack, settings_for(request, run_config=self.config_path), source="tui"
+        )
         return run_id
 
     def settings_to_resume(self, run_id: str) -> RunSettings:
@@ -155,7 +169,7 @@ class RunController:
         return runs.settings_for_resume(self.store, self.pack, run_id)[1]
 
     def owner_elsewhere(self, run_id: str) -> str | None:
-        """"host pid … since …" when another process works on the run, else None."""
+        """ "host pid … since …" when another process works on the run, else None."""
         holder = runs.owner_of(self.store, run_id)
         if holder is None or (self.session is not None and self.active and holder.owner == self.session.lease.owner.id):
             return None
@@ -260,8 +274,9 @@ class RunController:
         self._stop_requested = False
         self._follower = None
         self._events = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._thread_main, args=(run_id, settings, only),
-                                        name=f"coach run {run_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(run_id, settings, only), name=f"coach run {run_id}", daemon=True
+        )
         self._thread.start()
 
     def _thread_main(self, run_id: str, settings: RunSettings, only: set[str] | None) -> None:
@@ -274,8 +289,9 @@ class RunController:
 
     async def _run(self, run_id: str, settings: RunSettings, only: set[str] | None) -> None:
         self._token = anyio.lowlevel.current_token()
-        session = runs.RunSession(self.store, self.pack, run_id, settings, make_router=self.make_router,
-                                  preload_models=True)
+        session = runs.RunSession(
+            self.store, self.pack, run_id, settings, make_router=self.make_router, preload_models=True
+        )
         receive = session.bus.subscribe(buffer=100_000)
         self.session = session
         if self._stop_requested:
@@ -291,8 +307,11 @@ class RunController:
             self.dropped = session.bus.dropped
         except Exception as err:  # noqa: BLE001 - shown to the person, the app keeps going
             cause = _root_cause(err)
-            self.error = str(cause) if isinstance(cause, CoachError) else \
-                f"run {run_id} could not continue: {type(cause).__name__}: {cause}"
+            self.error = (
+                str(cause)
+                if isinstance(cause, CoachError)
+                else f"run {run_id} could not continue: {type(cause).__name__}: {cause}"
+            )
 
     async def _forward(self, receive) -> None:
         """Pass events to the app's thread; worker-status chatter is read from `stats` instead."""
@@ -327,8 +346,9 @@ class RunController:
             changes.run = True
         return changes, finished
 
-    async def drive(self, run_id: str, settings: RunSettings, on_changes: Callable[[Changes], None], *,
-                    only: set[str] | None = None) -> RunSummary | None:
+    async def drive(
+        self, run_id: str, settings: RunSettings, on_changes: Callable[[Changes], None], *, only: set[str] | None = None
+    ) -> RunSummary | None:
         """Run ``run_id`` to the end, calling ``on_changes`` with what changed at most every tick.
 
         ``only`` limits the pass to some transcripts (those a reviewer sent

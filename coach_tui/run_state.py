@@ -65,8 +65,16 @@ class Changes:
     errors: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.new_rows or self.exchanges or self.assessed or self.fixups or self.run
-                    or self.rejections or self.errors)
+        return bool(
+            self.rows
+            or self.new_rows
+            or self.exchanges
+            or self.assessed
+            or self.fixups
+            or self.run
+            or self.rejections
+            or self.errors
+        )
 
 
 @dataclass
@@ -101,8 +109,10 @@ class RunState:
     @property
     def exchanges(self) -> tuple[int, int]:
         """(exchanges written, exchanges planned) over the whole run."""
-        return (sum(min(r.exchanges, r.target or r.exchanges) for r in self.rows.values()),
-                sum(r.target for r in self.rows.values()))
+        return (
+            sum(min(r.exchanges, r.target or r.exchanges) for r in self.rows.values()),
+            sum(r.target for r in self.rows.values()),
+        )
 
     @property
     def passed(self) -> int:

@@ -157,8 +157,14 @@ class ChatStore:
                 continue
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                out.append(ConversationSummary(data["id"], data.get("title", path.stem),
-                                               data.get("updated_at", ""), len(data.get("messages", [])) // 2))
+                out.append(
+                    ConversationSummary(
+                        data["id"],
+                        data.get("title", path.stem),
+                        data.get("updated_at", ""),
+                        len(data.get("messages", [])) // 2,
+                    )
+                )
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return sorted(out, key=lambda c: (c.updated_at, c.id), reverse=True)

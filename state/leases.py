@@ -82,7 +82,7 @@ class Holder:
         return not self.expired(now) and not self.gone()
 
     def describe(self) -> str:
-        """"host pid 123 since 13:02:11 UTC" — what a refused taker is told."""
+        """ "host pid 123 since 13:02:11 UTC" — what a refused taker is told."""
         return f"{self.host} pid {self.pid} since {self.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
@@ -110,8 +110,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _values(owner: Owner, now: datetime, ttl_s: float) -> dict:
-    return {"owner": owner.id, "host": owner.host, "pid": owner.pid, "heartbeat_at": now,
-            "expires_at": now + timedelta(seconds=ttl_s)}
+    return {
+        "owner": owner.id,
+        "host": owner.host,
+        "pid": owner.pid,
+        "heartbeat_at": now,
+        "expires_at": now + timedelta(seconds=ttl_s),
+    }
 
 
 def holder(store: Store, scope: str) -> Holder | None:
@@ -120,8 +125,15 @@ def holder(store: Store, scope: str) -> Holder | None:
         row = conn.execute(select(Lease).where(Lease.scope == scope)).mappings().first()
     if row is None:
         return None
-    return Holder(scope=row["scope"], owner=row["owner"], host=row["host"], pid=row["pid"],
-                  acquired_at=row["acquired_at"], heartbeat_at=row["heartbeat_at"], expires_at=row["expires_at"])
+    return Holder(
+        scope=row["scope"],
+        owner=row["owner"],
+        host=row["host"],
+        pid=row["pid"],
+        acquired_at=row["acquired_at"],
+        heartbeat_at=row["heartbeat_at"],
+        expires_at=row["expires_at"],
+    )
 
 
 def live_holder(store: Store, scope: str) -> Holder | None:
@@ -130,8 +142,15 @@ def live_holder(store: Store, scope: str) -> Holder | None:
     return found if found is not None and found.live() else None
 
 
-def acquire(store: Store, scope: str, owner: Owner, *, ttl_s: float = DEFAULT_TTL_S, run_id: str | None = None,
-            what: str | None = None) -> Holder:
+def acquire(
+    store: Store,
+    scope: str,
+    owner: Owner,
+    *,
+    ttl_s: float = DEFAULT_TTL_S,
+    run_id: str | None = None,
+    what: str | None = None,
+) -> Holder:
     """Take the lease on ``scope`` for ``owner``; raises `LeaseHeld` naming the live holder."""
     for _ in range(3):  # a holder may release or expire between our statements: look again
         now = now_utc()
@@ -156,7 +175,8 @@ def acquire(store: Store, scope: str, owner: Owner, *, ttl_s: float = DEFAULT_TT
         if current.gone():
             with store.transaction() as conn:
                 swapped = conn.execute(
-                    update(Lease).where(Lease.scope == scope, Lease.owner == current.owner)
+                    update(Lease)
+                    .where(Lease.scope == scope, Lease.owner == current.owner)
                     .values(**values, acquired_at=now)
                 ).rowcount
             if swapped == 1:
@@ -174,8 +194,9 @@ def renew(store: Store, scope: str, owner: Owner, *, ttl_s: float = DEFAULT_TTL_
     now = now_utc()
     with store.transaction() as conn:
         done = conn.execute(
-            update(Lease).where(Lease.scope == scope, Lease.owner == owner.id).values(
-                heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_s))
+            update(Lease)
+            .where(Lease.scope == scope, Lease.owner == owner.id)
+            .values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_s))
         ).rowcount
     return done == 1
 

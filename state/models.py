@@ -125,8 +125,15 @@ class WindowAnswer(SQLModel, table=True):
     """
 
     __table_args__ = (
-        UniqueConstraint("transcript_id", "stage", "judge", "first_exchange", "last_exchange", "criterion",
-                         name="uq_windowanswer_step"),
+        UniqueConstraint(
+            "transcript_id",
+            "stage",
+            "judge",
+            "first_exchange",
+            "last_exchange",
+            "criterion",
+            name="uq_windowanswer_step",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

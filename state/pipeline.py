@@ -46,12 +46,14 @@ from .store import Store
 # caching a statement per call cost more than executing it (benchmarks/bench_supervisor.py).
 _INSERT_EVENT = insert(Event)
 _TOUCH_TRANSCRIPT = update(Transcript).where(Transcript.id == bindparam("tid")).values(updated_at=bindparam("at"))
-_SET_REPLY = (update(Exchange)
-              .where(Exchange.transcript_id == bindparam("tid"), Exchange.number == bindparam("num"),
-                     Exchange.assistant == "")
-              .values(assistant=bindparam("text")))
+_SET_REPLY = (
+    update(Exchange)
+    .where(Exchange.transcript_id == bindparam("tid"), Exchange.number == bindparam("num"), Exchange.assistant == "")
+    .values(assistant=bindparam("text"))
+)
 _EXCHANGE_TEXT = select(Exchange.user, Exchange.assistant).where(
-    Exchange.transcript_id == bindparam("tid"), Exchange.number == bindparam("num"))
+    Exchange.transcript_id == bindparam("tid"), Exchange.number == bindparam("num")
+)
 
 
 def _event(s: Session | Connection, run_id: str | None, kind: str, **payload) -> None:
@@ -99,9 +101,16 @@ def create_run(
         s.flush()
         count = 0
         for tid, pid, target, *meta in transcripts:
-            s.add(Transcript(id=tid, run_id=run_id, persona_id=pid, status=TranscriptStatus.PLANNED.value,
-                             target_exchanges=target,
-                             meta=meta[0] if meta else {}))
+            s.add(
+                Transcript(
+                    id=tid,
+                    run_id=run_id,
+                    persona_id=pid,
+                    status=TranscriptStatus.PLANNED.value,
+                    target_exchanges=target,
+                    meta=meta[0] if meta else {},
+                )
+            )
             count += 1
         _event(s, run_id, "RunCreated", transcripts=count, seed=seed)
 
@@ -224,8 +233,12 @@ def add_user_message(store: Store, run_id: str, transcript_id: str, number: int,
     Returns the message as stored: a replayed step keeps the one written first.
     """
     with store.transaction() as s:
-        new = insert_once(s, Exchange, {"transcript_id": transcript_id, "number": number, "user": text,
-                                        "assistant": "", "created_at": utcnow()}, EXCHANGE_KEY)
+        new = insert_once(
+            s,
+            Exchange,
+            {"transcript_id": transcript_id, "number": number, "user": text, "assistant": "", "created_at": utcnow()},
+            EXCHANGE_KEY,
+        )
         if new is None:
             return s.execute(_EXCHANGE_TEXT, {"tid": transcript_id, "num": number}).one().user
         _touch_by_id(s, transcript_id)
@@ -262,21 +275,50 @@ def set_status(store: Store, run_id: str | None, transcript_id: str, status: str
 def window_answers(store: Store, transcript_id: str, stage: str) -> list[WindowAnswer]:
     """The verdicts already stored for one judging, so a resumed assessor asks only for the rest."""
     with store.session() as s:
-        return list(s.exec(select(WindowAnswer).where(WindowAnswer.transcript_id == transcript_id,
-                                                      WindowAnswer.stage == stage)
-                           .order_by(WindowAnswer.id)).all())
+        return list(
+            s.exec(
+                select(WindowAnswer)
+                .where(WindowAnswer.transcript_id == transcript_id, WindowAnswer.stage == stage)
+                .order_by(WindowAnswer.id)
+            ).all()
+        )
 
 
-def save_window_answer(store: Store, transcript_id: str, stage: str, *, judge: str, first_exchange: int,
-                       last_exchange: int, criterion: str, answer: str, reasoning: str,
-                       answered_by: str = "") -> bool:
+def save_window_answer(
+    store: Store,
+    transcript_id: str,
+    stage: str,
+    *,
+    judge: str,
+    first_exchange: int,
+    last_exchange: int,
+    criterion: str,
+    answer: str,
+    reasoning: str,
+    answered_by: str = "",
+) -> bool:
     """One judge's verdict on one window, committed as it arrives; False when that call was stored already."""
     with store.transaction() as s:
-        return insert_once(s, WindowAnswer, {
-            "transcript_id": transcript_id, "stage": stage, "judge": judge, "first_exchange": first_exchange,
-            "last_exchange": last_exchange, "criterion": criterion, "answer": answer, "reasoning": reasoning,
-            "answered_by": answered_by, "created_at": utcnow(),
-        }, WINDOW_ANSWER_KEY) is not None
+        return (
+            insert_once(
+                s,
+                WindowAnswer,
+                {
+                    "transcript_id": transcript_id,
+                    "stage": stage,
+                    "judge": judge,
+                    "first_exchange": first_exchange,
+                    "last_exchange": last_exchange,
+                    "criterion": criterion,
+                    "answer": answer,
+                    "reasoning": reasoning,
+                    "answered_by": answered_by,
+                    "created_at": utcnow(),
+                },
+                WINDOW_ANSWER_KEY,
+            )
+            is not None
+        )
 
 
 def save_assessment(
@@ -301,28 +343,49 @@ def save_assessment(
     stage): a replay returns the stored assessment's id and writes nothing.
     """
     with store.session() as s:
-        assessment_id = insert_once(s, Assessment, {
-            "transcript_id": transcript_id, "stage": stage, "exchange_count": exchange_count,
-            "rubric_version": rubric_version, "score": result["score"], "passed": result["passed"],
-            "safety_gate_failed": result["safety_gate_failed"], "category_scores": result["category_scores"],
-            "failed_checks": result["failed_checks"], "created_at": utcnow(),
-        }, ASSESSMENT_KEY)
+        assessment_id = insert_once(
+            s,
+            Assessment,
+            {
+                "transcript_id": transcript_id,
+                "stage": stage,
+                "exchange_count": exchange_count,
+                "rubric_version": rubric_version,
+                "score": result["score"],
+                "passed": result["passed"],
+                "safety_gate_failed": result["safety_gate_failed"],
+                "category_scores": result["category_scores"],
+                "failed_checks": result["failed_checks"],
+                "created_at": utcnow(),
+            },
+            ASSESSMENT_KEY,
+        )
         if assessment_id is None:
-            stored = s.exec(select(Assessment.id).where(Assessment.transcript_id == transcript_id,
-                                                        Assessment.stage == stage)).one()
+            stored = s.exec(
+                select(Assessment.id).where(Assessment.transcript_id == transcript_id, Assessment.stage == stage)
+            ).one()
             if status and s.get(Transcript, transcript_id).status == TranscriptStatus.ASSESSING:
                 # Its consequences would have moved the transcript on: it was sent back to be judged
                 # at a stage it has been judged at, which no path of the pipeline does.
-                raise CoachError(f"transcript {transcript_id} was judged at stage {stage!r} already "
-                                 f"(assessment {stored}) but waits to be judged again at that stage")
+                raise CoachError(
+                    f"transcript {transcript_id} was judged at stage {stage!r} already "
+                    f"(assessment {stored}) but waits to be judged again at that stage"
+                )
             return stored
         s.add_all(
             CriterionAnswer(assessment_id=assessment_id, criterion=c, answer=ans, reasoning=why, judge=judge)
             for c, ans, why, judge in answers
         )
         _event(
-            s, run_id, "AssessmentDone", transcript_id=transcript_id, assessment_id=assessment_id, stage=stage,
-            score=result["score"], passed=result["passed"], failed_checks=result["failed_checks"],
+            s,
+            run_id,
+            "AssessmentDone",
+            transcript_id=transcript_id,
+            assessment_id=assessment_id,
+            stage=stage,
+            score=result["score"],
+            passed=result["passed"],
+            failed_checks=result["failed_checks"],
             safety_gate_failed=result["safety_gate_failed"],
         )
         t = s.get(Transcript, transcript_id)
@@ -335,17 +398,47 @@ def save_assessment(
 # --- rejections and cuts ----------------------------------------------------------------------
 
 
-def _reject(s: Session, run_id: str | None, t: Transcript, *, stage: str, action: str, reason_kind: str,
-            reason: str, kept_exchanges: int, detail: str = "") -> bool:
+def _reject(
+    s: Session,
+    run_id: str | None,
+    t: Transcript,
+    *,
+    stage: str,
+    action: str,
+    reason_kind: str,
+    reason: str,
+    kept_exchanges: int,
+    detail: str = "",
+) -> bool:
     """One rejection or truncation record, once per (transcript, stage, exchanges kept); True if new."""
-    new = insert_once(s, Rejection, {
-        "transcript_id": t.id, "stage": stage, "action": action, "reason_kind": reason_kind, "reason": reason,
-        "detail": detail, "kept_exchanges": kept_exchanges, "created_at": utcnow(),
-    }, REJECTION_KEY)
+    new = insert_once(
+        s,
+        Rejection,
+        {
+            "transcript_id": t.id,
+            "stage": stage,
+            "action": action,
+            "reason_kind": reason_kind,
+            "reason": reason,
+            "detail": detail,
+            "kept_exchanges": kept_exchanges,
+            "created_at": utcnow(),
+        },
+        REJECTION_KEY,
+    )
     if new is None:
         return False
-    _event(s, run_id, "Rejection", transcript_id=t.id, stage=stage, action=action, reason_kind=reason_kind,
-           reason=reason, kept=kept_exchanges)
+    _event(
+        s,
+        run_id,
+        "Rejection",
+        transcript_id=t.id,
+        stage=stage,
+        action=action,
+        reason_kind=reason_kind,
+        reason=reason,
+        kept=kept_exchanges,
+    )
     _touch(s, run_id, t, TranscriptStatus.REJECTED if action == "rejected" else None)
     return True
 
@@ -364,8 +457,17 @@ def record_rejection(
 ) -> bool:
     """Reject a transcript (or record a cut) with its reason; False when this step was recorded already."""
     with store.session() as s:
-        return _reject(s, run_id, s.get(Transcript, transcript_id), stage=stage, action=action,
-                       reason_kind=reason_kind, reason=reason, kept_exchanges=kept_exchanges, detail=detail)
+        return _reject(
+            s,
+            run_id,
+            s.get(Transcript, transcript_id),
+            stage=stage,
+            action=action,
+            reason_kind=reason_kind,
+            reason=reason,
+            kept_exchanges=kept_exchanges,
+            detail=detail,
+        )
 
 
 def latest_assessment(store: Store, transcript_id: str) -> tuple[Assessment, list[CriterionAnswer]] | None:
@@ -445,24 +547,56 @@ def save_fixup(
         raise ValueError(f"an UNFIXABLE answer for exchange {exchange_number} cannot be accepted")
     step = step or f"{reason_kind}:{reason}"
     with store.session() as s:
-        fixup_id = insert_once(s, Fixup, {
-            "transcript_id": transcript_id, "exchange_number": exchange_number, "step": step,
-            "reason_kind": reason_kind, "reason": reason, "reasoning": reasoning, "original": original,
-            "proposed": proposed, "entailment_ok": entailment_ok, "entailment_reasoning": entailment_reasoning,
-            "decision": decision, "decided_by": decided_by, "created_at": utcnow(),
-            "decided_at": utcnow() if decision != "pending" else None,
-        }, FIXUP_KEY)
+        fixup_id = insert_once(
+            s,
+            Fixup,
+            {
+                "transcript_id": transcript_id,
+                "exchange_number": exchange_number,
+                "step": step,
+                "reason_kind": reason_kind,
+                "reason": reason,
+                "reasoning": reasoning,
+                "original": original,
+                "proposed": proposed,
+                "entailment_ok": entailment_ok,
+                "entailment_reasoning": entailment_reasoning,
+                "decision": decision,
+                "decided_by": decided_by,
+                "created_at": utcnow(),
+                "decided_at": utcnow() if decision != "pending" else None,
+            },
+            FIXUP_KEY,
+        )
         if fixup_id is None:
-            return s.exec(select(Fixup.id).where(Fixup.transcript_id == transcript_id,
-                                                 Fixup.exchange_number == exchange_number,
-                                                 Fixup.step == step)).one()
-        _event(s, run_id, "FixupProposed", transcript_id=transcript_id, fixup_id=fixup_id,
-               exchange=exchange_number, step=step, reason=reason, decision=decision)
+            return s.exec(
+                select(Fixup.id).where(
+                    Fixup.transcript_id == transcript_id, Fixup.exchange_number == exchange_number, Fixup.step == step
+                )
+            ).one()
+        _event(
+            s,
+            run_id,
+            "FixupProposed",
+            transcript_id=transcript_id,
+            fixup_id=fixup_id,
+            exchange=exchange_number,
+            step=step,
+            reason=reason,
+            decision=decision,
+        )
         if decision != "pending":
             if decision == "accepted":
                 _apply_rewrite(s, transcript_id, exchange_number, proposed)
-            _event(s, run_id, "DecisionMade", transcript_id=transcript_id, fixup_id=fixup_id, decision=decision,
-                   by=decided_by)
+            _event(
+                s,
+                run_id,
+                "DecisionMade",
+                transcript_id=transcript_id,
+                fixup_id=fixup_id,
+                decision=decision,
+                by=decided_by,
+            )
         return fixup_id
 
 
@@ -474,18 +608,25 @@ def fixup(store: Store, fixup_id: int) -> Fixup | None:
 def fixup_at(store: Store, transcript_id: str, exchange_number: int, step: str) -> Fixup | None:
     """The fixup already stored for this step, if any: a replayed curator reuses it instead of asking again."""
     with store.session() as s:
-        return s.exec(select(Fixup).where(Fixup.transcript_id == transcript_id,
-                                          Fixup.exchange_number == exchange_number, Fixup.step == step)).first()
+        return s.exec(
+            select(Fixup).where(
+                Fixup.transcript_id == transcript_id, Fixup.exchange_number == exchange_number, Fixup.step == step
+            )
+        ).first()
 
 
 def _apply_rewrite(s: Session, transcript_id: str, number: int, text: str | None) -> None:
-    s.execute(update(Exchange).where(Exchange.transcript_id == transcript_id, Exchange.number == number)
-              .values(assistant=text))
+    s.execute(
+        update(Exchange)
+        .where(Exchange.transcript_id == transcript_id, Exchange.number == number)
+        .values(assistant=text)
+    )
     _touch_by_id(s, transcript_id)
 
 
-def decide_fixup(store: Store, fixup_id: int, accept: bool, by: str, *, unfixable: bool = False,
-                 cut: Cut | None = None) -> str:
+def decide_fixup(
+    store: Store, fixup_id: int, accept: bool, by: str, *, unfixable: bool = False, cut: Cut | None = None
+) -> str:
     """Decide a pending fixup and do all it implies in one transaction; returns the transcript's status.
 
     Accepting puts the rewrite into the conversation (the original stays in the
@@ -501,26 +642,30 @@ def decide_fixup(store: Store, fixup_id: int, accept: bool, by: str, *, unfixabl
             raise LookupError(fixup_id)
         if accept and f.proposed is None:
             raise ValueError(f"fixup {fixup_id} has no rewrite to accept")
-        done = s.execute(update(Fixup).where(Fixup.id == fixup_id, Fixup.decision == "pending")
-                         .values(decision=decision, decided_by=by, decided_at=utcnow()))
+        done = s.execute(
+            update(Fixup)
+            .where(Fixup.id == fixup_id, Fixup.decision == "pending")
+            .values(decision=decision, decided_by=by, decided_at=utcnow())
+        )
         if done.rowcount != 1:
             raise CoachError(f"fixup {fixup_id} was already decided ({f.decision})")
         if accept:
             _apply_rewrite(s, f.transcript_id, f.exchange_number, f.proposed)
         t = s.get(Transcript, f.transcript_id)
-        _event(s, t.run_id, "DecisionMade", transcript_id=f.transcript_id, fixup_id=fixup_id, decision=decision,
-               by=by)
+        _event(s, t.run_id, "DecisionMade", transcript_id=f.transcript_id, fixup_id=fixup_id, decision=decision, by=by)
         if cut is not None and not accept:
             _cut(s, t.run_id, t, cut)
-        pending = s.exec(select(func.count()).select_from(Fixup).where(
-            Fixup.transcript_id == t.id, Fixup.decision == "pending")).one()
+        pending = s.exec(
+            select(func.count()).select_from(Fixup).where(Fixup.transcript_id == t.id, Fixup.decision == "pending")
+        ).one()
         if t.status != TranscriptStatus.REJECTED and not pending:
             _touch(s, t.run_id, t, TranscriptStatus.ASSESSING)
         return t.status
 
 
-def fixups(store: Store, *, transcript_id: str | None = None, decision: str | None = None,
-           reason: str | None = None) -> list[Fixup]:
+def fixups(
+    store: Store, *, transcript_id: str | None = None, decision: str | None = None, reason: str | None = None
+) -> list[Fixup]:
     with store.session() as s:
         q = select(Fixup)
         if transcript_id:
@@ -532,38 +677,64 @@ def fixups(store: Store, *, transcript_id: str | None = None, decision: str | No
         return list(s.exec(q.order_by(Fixup.id)).all())
 
 
-def _truncate(s: Session, run_id: str | None, t: Transcript, *, keep: int, stage: str, reason_kind: str,
-              reason: str) -> bool:
-    cut = list(s.exec(select(Exchange).where(Exchange.transcript_id == t.id, Exchange.number > keep)
-                      .order_by(Exchange.number)).all())
-    detail = json.dumps([{"number": e.number, "user": e.user, "assistant": e.assistant} for e in cut],
-                        ensure_ascii=False)
-    if not _reject(s, run_id, t, stage=stage, action="truncated", reason_kind=reason_kind, reason=reason,
-                   kept_exchanges=keep, detail=detail):
+def _truncate(
+    s: Session, run_id: str | None, t: Transcript, *, keep: int, stage: str, reason_kind: str, reason: str
+) -> bool:
+    cut = list(
+        s.exec(
+            select(Exchange).where(Exchange.transcript_id == t.id, Exchange.number > keep).order_by(Exchange.number)
+        ).all()
+    )
+    detail = json.dumps(
+        [{"number": e.number, "user": e.user, "assistant": e.assistant} for e in cut], ensure_ascii=False
+    )
+    if not _reject(
+        s,
+        run_id,
+        t,
+        stage=stage,
+        action="truncated",
+        reason_kind=reason_kind,
+        reason=reason,
+        kept_exchanges=keep,
+        detail=detail,
+    ):
         return False  # this cut was made already: the exchanges it moved are in its record
     for e in cut:
         s.delete(e)
-    for f in s.exec(select(Fixup).where(Fixup.transcript_id == t.id, Fixup.exchange_number > keep,
-                                        Fixup.decision == "pending")).all():
+    for f in s.exec(
+        select(Fixup).where(Fixup.transcript_id == t.id, Fixup.exchange_number > keep, Fixup.decision == "pending")
+    ).all():
         f.decision, f.decided_by, f.decided_at = "superseded", "truncation", utcnow()
     return True
 
 
-def truncate(store: Store, run_id: str | None, transcript_id: str, *, keep: int, stage: str,
-             reason_kind: str, reason: str) -> bool:
+def truncate(
+    store: Store, run_id: str | None, transcript_id: str, *, keep: int, stage: str, reason_kind: str, reason: str
+) -> bool:
     """Cut a transcript to its first `keep` exchanges; the cut exchanges are kept in the rejection record.
 
     False when this cut was made already (a replay): nothing is cut twice.
     """
     with store.session() as s:
-        return _truncate(s, run_id, s.get(Transcript, transcript_id), keep=keep, stage=stage,
-                         reason_kind=reason_kind, reason=reason)
+        return _truncate(
+            s, run_id, s.get(Transcript, transcript_id), keep=keep, stage=stage, reason_kind=reason_kind, reason=reason
+        )
 
 
 def _cut(s: Session, run_id: str | None, t: Transcript, cut: Cut) -> str:
     if cut.reject:
-        _reject(s, run_id, t, stage=cut.stage, action="rejected", reason_kind=cut.reason_kind, reason=cut.reason,
-                kept_exchanges=cut.keep, detail=cut.detail)
+        _reject(
+            s,
+            run_id,
+            t,
+            stage=cut.stage,
+            action="rejected",
+            reason_kind=cut.reason_kind,
+            reason=cut.reason,
+            kept_exchanges=cut.keep,
+            detail=cut.detail,
+        )
         return "rejected"
     _truncate(s, run_id, t, keep=cut.keep, stage=cut.stage, reason_kind=cut.reason_kind, reason=cut.reason)
     return "truncated"

@@ -30,25 +30,37 @@ def run_overview(store: Store, run_id: str) -> RunOverview:
     with store.session() as s:
         run = s.get(Run, run_id)
         transcripts = list(s.exec(select(Transcript).where(Transcript.run_id == run_id).order_by(Transcript.id)))
-        counts = dict(s.exec(
-            select(Exchange.transcript_id, func.count()).join(Transcript, Transcript.id == Exchange.transcript_id)
-            .where(Transcript.run_id == run_id, Exchange.assistant != "").group_by(Exchange.transcript_id)
-        ).all())
-        assessments = [tuple(row) for row in s.exec(
-            select(Assessment.transcript_id, Assessment.score, Assessment.passed)
-            .join(Transcript, Transcript.id == Assessment.transcript_id)
-            .where(Transcript.run_id == run_id).order_by(Assessment.id)
-        ).all()]
+        counts = dict(
+            s.exec(
+                select(Exchange.transcript_id, func.count())
+                .join(Transcript, Transcript.id == Exchange.transcript_id)
+                .where(Transcript.run_id == run_id, Exchange.assistant != "")
+                .group_by(Exchange.transcript_id)
+            ).all()
+        )
+        assessments = [
+            tuple(row)
+            for row in s.exec(
+                select(Assessment.transcript_id, Assessment.score, Assessment.passed)
+                .join(Transcript, Transcript.id == Assessment.transcript_id)
+                .where(Transcript.run_id == run_id)
+                .order_by(Assessment.id)
+            ).all()
+        ]
     return RunOverview(run=run, transcripts=transcripts, exchanges=counts, assessments=assessments)
 
 
 def rejection_reasons(store: Store, run_id: str | None) -> list[tuple[str, str, str]]:
     """(action, reason kind, reason) of every rejection and truncation in the run."""
     with store.session() as s:
-        return [tuple(row) for row in s.exec(
-            select(Rejection.action, Rejection.reason_kind, Rejection.reason)
-            .join(Transcript, Transcript.id == Rejection.transcript_id).where(Transcript.run_id == run_id)
-        ).all()]
+        return [
+            tuple(row)
+            for row in s.exec(
+                select(Rejection.action, Rejection.reason_kind, Rejection.reason)
+                .join(Transcript, Transcript.id == Rejection.transcript_id)
+                .where(Transcript.run_id == run_id)
+            ).all()
+        ]
 
 
 def generation_runs(store: Store, limit: int = 200) -> list[Run]:

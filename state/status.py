@@ -60,7 +60,7 @@ TRANSITIONS: dict[TranscriptStatus, frozenset[TranscriptStatus]] = {
     S.FIXING: frozenset({S.ASSESSING, S.REVIEW, S.REJECTED, S.FAILED}),
     S.REVIEW: frozenset({S.ASSESSING, S.REJECTED, S.FAILED}),  # failed: a step that raised after parking it
     # A resume picks a failed transcript up wherever its data stops.
-    S.FAILED: frozenset({S.GENERATING, S.CURATING, S.ASSESSING, S.FIXING, S.REJECTED}),
+    S.FAILED: frozenset({S.GENERATING, S.CURATING, S.ASSESSING, S.FIXING}),
     S.PASSED: frozenset(),
     S.REJECTED: frozenset(),
     S.IMPORTED: frozenset(),
@@ -79,11 +79,6 @@ def parse_status(value: str, *, where: str = "status") -> TranscriptStatus:
     except ValueError:
         valid = ", ".join(s.value for s in TranscriptStatus)
         raise CoachError(f"{where}: {value!r} is not a transcript status (one of: {valid})") from None
-
-
-def can_move(old: str, new: str) -> bool:
-    old_s, new_s = TranscriptStatus(old), TranscriptStatus(new)
-    return old_s == new_s or new_s in TRANSITIONS[old_s]
 
 
 def check_transition(transcript_id: str, old: str, new: str) -> TranscriptStatus:

@@ -49,8 +49,9 @@ def _statement(dialect: str, table: Table, key: tuple[str, ...]) -> Executable:
     return stmt.returning(table.c.id) if "id" in table.c else stmt
 
 
-def insert_once(s: Session | Connection, model: type[SQLModel], values: dict[str, Any],
-                key: Sequence[str]) -> int | None:
+def insert_once(
+    s: Session | Connection, model: type[SQLModel], values: dict[str, Any], key: Sequence[str]
+) -> int | None:
     """Insert a row unless its `key` columns are taken: the new row's id, or None when the step was there.
 
     SQLite and PostgreSQL do it in one statement (`ON CONFLICT DO NOTHING`);

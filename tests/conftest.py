@@ -15,6 +15,15 @@ for the vendor shapes and failure modes a real local server cannot produce
 
 from __future__ import annotations
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning, for the whole session (models.calm_cpu_threads does
+# the same for training). Both torch and the bundled llama.cpp (built with OpenMP) read this once,
+# when they load, so it is set here, before any test module imports either; set in a test module it
+# came too late whenever an earlier module had loaded them. On a loaded two-core machine spinning
+# threads starve the one computing: SmolLM2 generated 10 tokens/s with them and 30-50 without.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import ipaddress
 import json
 import socket

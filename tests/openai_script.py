@@ -36,8 +36,13 @@ def is_judge_like(body: dict) -> bool:
 class OpenAIScript:
     """Answers `/v1/chat/completions` from ``script``; ``delay_s`` per answer; ``malformed`` may spoil one."""
 
-    def __init__(self, script: Script = default_script, *, delay_s: float = 0.0,
-                 malformed: Callable[[Recorded], dict | None] | None = None) -> None:
+    def __init__(
+        self,
+        script: Script = default_script,
+        *,
+        delay_s: float = 0.0,
+        malformed: Callable[[Recorded], dict | None] | None = None,
+    ) -> None:
         self.script = script
         self.delay_s = delay_s
         self.malformed = malformed
@@ -53,18 +58,32 @@ class OpenAIScript:
         if self.malformed is not None and (spoiled := self.malformed(recorded)) is not None:
             return Canned(200, spoiled, delay_s=self.delay_s)
         text = self.script(messages_of(body), schema_of(body))
-        return Canned(200, {
-            "model": "scripted",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": sum(len(m.get("content", "")) for m in body.get("messages", [])) // 4,
-                      "completion_tokens": len(text) // 4},
-        }, delay_s=self.delay_s)
+        return Canned(
+            200,
+            {
+                "model": "scripted",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": sum(len(m.get("content", "")) for m in body.get("messages", [])) // 4,
+                    "completion_tokens": len(text) // 4,
+                },
+            },
+            delay_s=self.delay_s,
+        )
 
 
 def write_run_config(path: Path, server: ScriptedServer, **backend: object) -> Path:
     """A run config naming one OpenAI-compatible backend, `srv`, for every role."""
-    settings = {"kind": "openai", "model": "scripted", "base_url": f"{server.url}/v1", "context_window": 100_000,
-                "max_concurrency": 16, "max_retries": 0, "timeout_s": 30, **backend}
+    settings = {
+        "kind": "openai",
+        "model": "scripted",
+        "base_url": f"{server.url}/v1",
+        "context_window": 100_000,
+        "max_concurrency": 16,
+        "max_retries": 0,
+        "timeout_s": 30,
+        **backend,
+    }
     roles = {role: "srv" for role in ("persona", "user_sim", "assistant", "fixup", "eval_target")}
     roles["judge"] = {"backends": ["srv"]}
     path.write_text(json.dumps({"backends": {"srv": settings}, "roles": roles}), encoding="utf-8")

@@ -28,25 +28,44 @@ def default_script(messages: Sequence[Message], schema: dict | None) -> str:
         if "answer" in props:
             return json.dumps({"answer": "YES", "reasoning": "Scripted judge: looks fine."})
         if "name" in props:
-            return json.dumps({"name": "Robin", "age_range": "26-35", "personality_traits": ["wry", "careful"],
-                               "attachment_style": "secure", "life_context": "Works in logistics, lives alone."})
+            return json.dumps(
+                {
+                    "name": "Robin",
+                    "age_range": "26-35",
+                    "personality_traits": ["wry", "careful"],
+                    "attachment_style": "secure",
+                    "life_context": "Works in logistics, lives alone.",
+                }
+            )
         return "{}"
     if messages[0].role == "system":  # the assistant role: system prompt + chat history
         n = len(messages) // 2
-        return (f"**Work:** Week {n} sounds like it pressed on you, with {n + 2} meetings in a row. "
-                f"One small step for day {n} could be a walk of {n + 5} minutes after lunch.\n\n"
-                f"**Sleep:** Maybe try a wind-down at {n} past ten and see what changes by morning {n}.")
+        return (
+            f"**Work:** Week {n} sounds like it pressed on you, with {n + 2} meetings in a row. "
+            f"One small step for day {n} could be a walk of {n + 5} minutes after lunch.\n\n"
+            f"**Sleep:** Maybe try a wind-down at {n} past ten and see what changes by morning {n}."
+        )
     n = messages[-1].content.count("Coach:") + 1
-    return (f"Work has been a lot in week {n}, and I slept badly {n} nights. "
-            f"Also my sister called {n} times about the move.")
+    return (
+        f"Work has been a lot in week {n}, and I slept badly {n} nights. "
+        f"Also my sister called {n} times about the move."
+    )
 
 
 class ScriptedBackend(Backend):
     kind = "scripted"
 
-    def __init__(self, name: str = "scripted", *, script: Script = default_script, delay_s: float = 0.0,
-                 fail_after: int | None = None, fail_when: Callable[[Sequence[Message]], bool] | None = None,
-                 context_window: int = 100_000, max_concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        name: str = "scripted",
+        *,
+        script: Script = default_script,
+        delay_s: float = 0.0,
+        fail_after: int | None = None,
+        fail_when: Callable[[Sequence[Message]], bool] | None = None,
+        context_window: int = 100_000,
+        max_concurrency: int = 64,
+    ) -> None:
         super().__init__(name, model="script", context_window=context_window, max_concurrency=max_concurrency)
         self.script = script
         self.delay_s = delay_s
@@ -72,8 +91,15 @@ class ScriptedBackend(Backend):
             except json.JSONDecodeError as err:
                 error = f"not JSON: {err.msg}"
         usage = Usage(prompt_tokens=self.count_tokens(messages), completion_tokens=len(text) // 4)
-        return Reply(text=text, usage=usage, latency_s=self.delay_s, backend=self.name, model=self.model,
-                     data=data, structured_error=error)
+        return Reply(
+            text=text,
+            usage=usage,
+            latency_s=self.delay_s,
+            backend=self.name,
+            model=self.model,
+            data=data,
+            structured_error=error,
+        )
 
     async def stream(self, messages, *, max_tokens=512, temperature=0.7, seed=None) -> AsyncIterator[str]:
         reply = await self.complete(messages)

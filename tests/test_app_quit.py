@@ -37,8 +37,15 @@ class Terminal:
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
-        self.proc = subprocess.Popen([sys.executable, "-m", "coach_tui", *args], stdin=slave, stdout=slave,
-                                     stderr=slave, env=env, start_new_session=True, close_fds=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coach_tui", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
         os.close(slave)
         self.master = master
         self.screen = bytearray()
@@ -83,9 +90,18 @@ def query(ws: Path, sql: str) -> list[tuple]:
 def test_quitting_mid_run_asks_then_stops_the_run_and_exits_0(tmp_path: Path, pack):
     ws = tmp_path / "ws"
     store = Store.for_workspace(ws)
-    run_id, _ = runs.plan_new_run(store, pack, RunSettings(
-        transcripts=2, seed=1, lengths={"short": 3, "medium": 3, "long": 3, "very_long": 3}, max_tokens=24,
-        in_flight=2), source="test")
+    run_id, _ = runs.plan_new_run(
+        store,
+        pack,
+        RunSettings(
+            transcripts=2,
+            seed=1,
+            lengths={"short": 3, "medium": 3, "long": 3, "very_long": 3},
+            max_tokens=24,
+            in_flight=2,
+        ),
+        source="test",
+    )
     store.close()
     env = {k: v for k, v in os.environ.items() if k != "COACH_RUN_CONFIG"}
     term = Terminal("-w", str(ws), env={**env, "TERM": "xterm-256color", "COLUMNS": "110", "LINES": "30"})

@@ -41,7 +41,7 @@ def assert_spans_valid(reply: str, findings: list[Finding]) -> None:
     for f in findings:
         assert f.kind in KINDS
         assert 0 <= f.start < f.end <= len(reply) or (f.kind == "empty" and f.start == 0)
-        assert reply[f.start:f.end] == f.text
+        assert reply[f.start : f.end] == f.text
         assert f.detail
 
 
@@ -52,31 +52,38 @@ def test_good_segmented_reply_has_no_findings():
     assert detect_artifacts(GOOD, user=LONG_USER) == []
 
 
-@pytest.mark.parametrize("reply", [
-    "That's a real step forward. Take care of yourself this week 🌱",
-    "That's a real step forward. See you next time 👋🏽",
-    "You put it well when you said “I’m done pretending everything is fine.”",
-    'You said it yourself: "I need a break."',
-    "Try the walk first (even ten minutes counts).",
-    "Try the walk first (even ten minutes counts)",
-    "What would it feel like to just... say yes?",
-    "That's not nothing. That might actually be everything…",
-    "Rest when you can. This kind of growth takes energy!",
-    "It's *your* call, and *both* can be true. What matters most right now?",
-    "**The promotion:** Your manager noticed your work. That's recognition you earned.",
-    "Said plainly: again, the aim is to maintain the gains you made. Certain days will be harder.",
-    "The AI tools at your job sound stressful. What part of the change worries you most?",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "That's a real step forward. Take care of yourself this week 🌱",
+        "That's a real step forward. See you next time 👋🏽",
+        "You put it well when you said “I’m done pretending everything is fine.”",
+        'You said it yourself: "I need a break."',
+        "Try the walk first (even ten minutes counts).",
+        "Try the walk first (even ten minutes counts)",
+        "What would it feel like to just... say yes?",
+        "That's not nothing. That might actually be everything…",
+        "Rest when you can. This kind of growth takes energy!",
+        "It's *your* call, and *both* can be true. What matters most right now?",
+        "**The promotion:** Your manager noticed your work. That's recognition you earned.",
+        "Said plainly: again, the aim is to maintain the gains you made. Certain days will be harder.",
+        "The AI tools at your job sound stressful. What part of the change worries you most?",
+    ],
+)
 def test_ordinary_coaching_text_is_clean(reply):
     assert detect_artifacts(reply) == [], reply
 
 
 def test_user_topic_words_do_not_trigger_meta_rules():
-    user = ("I spent the week debugging the flight simulation at work and my manager keeps asking whether "
-            "ChatGPT could write the tests. Honestly I am exhausted and I barely see my partner.")
-    reply = ("**The simulation work:** A week inside the simulation bugs sounds draining, especially with "
-             "your manager hovering. **ChatGPT and the tests:** It's reasonable to feel uneasy when a tool is "
-             "framed as replacing your judgement. What do you want your manager to understand?")
+    user = (
+        "I spent the week debugging the flight simulation at work and my manager keeps asking whether "
+        "ChatGPT could write the tests. Honestly I am exhausted and I barely see my partner."
+    )
+    reply = (
+        "**The simulation work:** A week inside the simulation bugs sounds draining, especially with "
+        "your manager hovering. **ChatGPT and the tests:** It's reasonable to feel uneasy when a tool is "
+        "framed as replacing your judgement. What do you want your manager to understand?"
+    )
     assert detect_artifacts(reply, user=user) == []
 
 
@@ -112,23 +119,32 @@ def test_horizontal_rule_is_not_open_bold():
 
 
 def test_short_reply_to_a_short_update_is_fine():
-    assert detect_artifacts("That's great news. What made it possible this time?", user="Quick update: I slept 7 hours!") == []
+    assert (
+        detect_artifacts("That's great news. What made it possible this time?", user="Quick update: I slept 7 hours!")
+        == []
+    )
 
 
 # --- character breaks and meta-commentary ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("reply, fragment", [
-    ("I'm an AI, so I can't know exactly how that felt. What stood out?", "I'm an AI"),
-    ("As an AI language model, I don't have a family. But what you describe sounds hard.", "As an AI language model"),
-    ("I am just a language model, but that sounds painful. What happened next?", "I am just a language model"),
-    ("As a large language model I can offer ideas. Does a walk help?", "As a large language model"),
-    ("I am Claude, and I'm here for you. What's on your mind?", "Claude"),
-    ("This assistant was made by Anthropic. What's on your mind?", "Anthropic"),
-    ("Unlike OpenAI's models, I try to listen. What's on your mind?", "OpenAI"),
-    ("My training data suggests walks help. Want to try one?", "My training data"),
-    ("I don't actually have feelings, but I understand. What now?", "I don't actually have feelings"),
-])
+@pytest.mark.parametrize(
+    "reply, fragment",
+    [
+        ("I'm an AI, so I can't know exactly how that felt. What stood out?", "I'm an AI"),
+        (
+            "As an AI language model, I don't have a family. But what you describe sounds hard.",
+            "As an AI language model",
+        ),
+        ("I am just a language model, but that sounds painful. What happened next?", "I am just a language model"),
+        ("As a large language model I can offer ideas. Does a walk help?", "As a large language model"),
+        ("I am Claude, and I'm here for you. What's on your mind?", "Claude"),
+        ("This assistant was made by Anthropic. What's on your mind?", "Anthropic"),
+        ("Unlike OpenAI's models, I try to listen. What's on your mind?", "OpenAI"),
+        ("My training data suggests walks help. Want to try one?", "My training data"),
+        ("I don't actually have feelings, but I understand. What now?", "I don't actually have feelings"),
+    ],
+)
 def test_character_breaks(reply, fragment):
     findings = [f for f in detect_artifacts(reply) if f.kind == "character_break"]
     assert findings, reply
@@ -136,27 +152,30 @@ def test_character_breaks(reply, fragment):
     assert_spans_valid(reply, findings)
 
 
-@pytest.mark.parametrize("reply, fragment", [
-    ("[Note: the coach stays warm here.] That sounds hard. What helped?", "[Note: the coach stays warm here.]"),
-    ("That sounds hard. (Note: keeping this brief.) What helped?", "(Note: keeping this brief.)"),
-    ("In this roleplay I will keep things short. What helped?", "this roleplay"),
-    ("Since this simulation is about work, let's start there. What helped?", "this simulation"),
-    ("This is a simulated session, but your feelings matter. What helped?", "simulated session"),
-    ("(as the coach) That sounds hard. What helped?", "(as the coach)"),
-    ("*leans forward* That sounds hard. What helped?", "*leans forward*"),
-    ("*nods slowly* That sounds hard. What helped?", "*nods slowly*"),
-    ("(pauses) That sounds hard. What helped?", "(pauses)"),
-    ("Coach: That sounds hard. What helped?", "Coach:"),
-    ("**Coach:** That sounds hard. What helped?", "**Coach:**"),
-    ("That sounds hard.\n\nUser: thanks", "User:"),
-    ("The user seems overwhelmed, so I'll keep it short. What helped?", "The user seems"),
-    ("Here's my response to the user: That sounds hard. What helped?", "Here's my response"),
-    ("I hope this response helps. What helped?", "I hope this response"),
-    ("Maybe text [sister's name] tonight. What helped?", "[sister's name]"),
-    ("Maybe text [sister] tonight. What helped?", "[sister]"),
-    ("Staying in character as your coach: that sounds hard. What helped?", "in character"),
-    ("Given this persona, stress is expected. What helped?", "this persona"),
-])
+@pytest.mark.parametrize(
+    "reply, fragment",
+    [
+        ("[Note: the coach stays warm here.] That sounds hard. What helped?", "[Note: the coach stays warm here.]"),
+        ("That sounds hard. (Note: keeping this brief.) What helped?", "(Note: keeping this brief.)"),
+        ("In this roleplay I will keep things short. What helped?", "this roleplay"),
+        ("Since this simulation is about work, let's start there. What helped?", "this simulation"),
+        ("This is a simulated session, but your feelings matter. What helped?", "simulated session"),
+        ("(as the coach) That sounds hard. What helped?", "(as the coach)"),
+        ("*leans forward* That sounds hard. What helped?", "*leans forward*"),
+        ("*nods slowly* That sounds hard. What helped?", "*nods slowly*"),
+        ("(pauses) That sounds hard. What helped?", "(pauses)"),
+        ("Coach: That sounds hard. What helped?", "Coach:"),
+        ("**Coach:** That sounds hard. What helped?", "**Coach:**"),
+        ("That sounds hard.\n\nUser: thanks", "User:"),
+        ("The user seems overwhelmed, so I'll keep it short. What helped?", "The user seems"),
+        ("Here's my response to the user: That sounds hard. What helped?", "Here's my response"),
+        ("I hope this response helps. What helped?", "I hope this response"),
+        ("Maybe text [sister's name] tonight. What helped?", "[sister's name]"),
+        ("Maybe text [sister] tonight. What helped?", "[sister]"),
+        ("Staying in character as your coach: that sounds hard. What helped?", "in character"),
+        ("Given this persona, stress is expected. What helped?", "this persona"),
+    ],
+)
 def test_meta_commentary(reply, fragment):
     findings = [f for f in detect_artifacts(reply) if f.kind == "meta_commentary"]
     assert findings, reply
@@ -185,22 +204,25 @@ def test_therapist_label_allowed_when_user_talks_about_therapists():
 # --- truncation ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reply, detail", [
-    ("That sounds hard. You might try going for a walk and", "mid-sentence on 'and'"),
-    ("That sounds hard. The first thing to notice is the", "mid-sentence on 'the'"),
-    ("That sounds hard. Here are three options:", "ends on ':'"),
-    ("That sounds hard. You could try walking,", "ends on ','"),
-    ("That sounds hard. You could try a self-", "mid-word"),
-    ("That sounds hard. Maybe a short walk would clear your", "mid-sentence on 'your'"),
-    ("That sounds hard. Maybe a short walk would help", "without sentence punctuation"),
-    ("**Work:** That sounds hard.\n\n**Sleep**", "without sentence punctuation"),
-])
+@pytest.mark.parametrize(
+    "reply, detail",
+    [
+        ("That sounds hard. You might try going for a walk and", "mid-sentence on 'and'"),
+        ("That sounds hard. The first thing to notice is the", "mid-sentence on 'the'"),
+        ("That sounds hard. Here are three options:", "ends on ':'"),
+        ("That sounds hard. You could try walking,", "ends on ','"),
+        ("That sounds hard. You could try a self-", "mid-word"),
+        ("That sounds hard. Maybe a short walk would clear your", "mid-sentence on 'your'"),
+        ("That sounds hard. Maybe a short walk would help", "without sentence punctuation"),
+        ("**Work:** That sounds hard.\n\n**Sleep**", "without sentence punctuation"),
+    ],
+)
 def test_truncated_endings(reply, detail):
     findings = [f for f in detect_artifacts(reply) if f.kind == "truncated"]
     assert len(findings) == 1, findings
     assert detail in findings[0].detail
     assert findings[0].end == len(reply.rstrip())
-    assert findings[0].text.startswith(reply.rstrip()[findings[0].start:][:5])
+    assert findings[0].text.startswith(reply.rstrip()[findings[0].start :][:5])
     assert "That sounds hard." not in findings[0].text  # the span is the last fragment, not the whole reply
 
 
@@ -250,14 +272,17 @@ def test_multi_topic_minimum_scales_with_user_length():
 # --- non-English ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reply", [
-    "Entiendo que esta semana ha sido muy difícil para ti. Vamos a hablar sobre el trabajo, tu hermana y "
-    "el sueño que no te deja descansar por las noches. ¿Qué te ayudaría más ahora?",
-    "Je comprends que cette semaine a été très difficile pour toi. Parlons du travail, de ta soeur et de "
-    "ton sommeil qui ne te laisse pas reposer la nuit. Qu'est-ce qui t'aiderait le plus?",
-    "Я понимаю, что эта неделя была очень тяжёлой. Давайте поговорим о работе и о сне.",
-    "这周对你来说真的很难。我们先谈谈工作，然后再谈谈你的睡眠，好吗？",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Entiendo que esta semana ha sido muy difícil para ti. Vamos a hablar sobre el trabajo, tu hermana y "
+        "el sueño que no te deja descansar por las noches. ¿Qué te ayudaría más ahora?",
+        "Je comprends que cette semaine a été très difficile pour toi. Parlons du travail, de ta soeur et de "
+        "ton sommeil qui ne te laisse pas reposer la nuit. Qu'est-ce qui t'aiderait le plus?",
+        "Я понимаю, что эта неделя была очень тяжёлой. Давайте поговорим о работе и о сне.",
+        "这周对你来说真的很难。我们先谈谈工作，然后再谈谈你的睡眠，好吗？",
+    ],
+)
 def test_non_english_replies(reply):
     findings = detect_artifacts(reply)
     assert "non_english" in kinds(findings)
@@ -265,8 +290,10 @@ def test_non_english_replies(reply):
 
 def test_english_reply_switching_language_mid_way_flags_the_paragraph():
     english = GOOD
-    spanish = ("Entiendo que esta semana ha sido muy difícil para ti. Vamos a hablar sobre el trabajo, tu hermana "
-               "y el sueño que no te deja descansar. ¿Qué te ayudaría más ahora?")
+    spanish = (
+        "Entiendo que esta semana ha sido muy difícil para ti. Vamos a hablar sobre el trabajo, tu hermana "
+        "y el sueño que no te deja descansar. ¿Qué te ayudaría más ahora?"
+    )
     reply = english + "\n\n" + spanish
     findings = [f for f in detect_artifacts(reply) if f.kind == "non_english"]
     assert len(findings) == 1 and findings[0].text == spanish
@@ -314,8 +341,10 @@ def test_boilerplate_compares_normalised_text():
 
 
 def _exchanges(replies: list[str]) -> list[ExchangeData]:
-    return [ExchangeData(number=i, user="Work, my sister, and sleep again this week.", assistant=r)
-            for i, r in enumerate(replies, 1)]
+    return [
+        ExchangeData(number=i, user="Work, my sister, and sleep again this week.", assistant=r)
+        for i, r in enumerate(replies, 1)
+    ]
 
 
 def test_transcript_artifacts_keys_only_flagged_exchanges():
@@ -347,23 +376,31 @@ def test_settings_are_frozen():
         ArtifactSettings().min_words = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("reply", [
-    "You can *look at* the list again tomorrow. What stands out?",
-    "Take a *pause* before you answer her. What would you want to say?",
-    "Breathe in (pause) and breathe out slowly. How does that feel?",
-    "Just *smile* and leave when you're ready. Does that feel possible?",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "You can *look at* the list again tomorrow. What stands out?",
+        "Take a *pause* before you answer her. What would you want to say?",
+        "Breathe in (pause) and breathe out slowly. How does that feel?",
+        "Just *smile* and leave when you're ready. Does that feel possible?",
+    ],
+)
 def test_instructions_in_italics_are_not_stage_directions(reply):
     assert detect_artifacts(reply) == []
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("That sounds hard. What would help most this week? I think that the",
-     "That sounds hard. What would help most this week?"),
-    ("**Sleep:** Waking early is draining.\n\n**Work:** You could try", "**Sleep:** Waking early is draining."),
-    ("That sounds hard", None),  # nothing complete would remain
-    ("Fine. **Sleep: a pause could", None),  # an unclosed bold is not just a cut-off tail
-    ("All good.", None),  # nothing to trim
-])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            "That sounds hard. What would help most this week? I think that the",
+            "That sounds hard. What would help most this week?",
+        ),
+        ("**Sleep:** Waking early is draining.\n\n**Work:** You could try", "**Sleep:** Waking early is draining."),
+        ("That sounds hard", None),  # nothing complete would remain
+        ("Fine. **Sleep: a pause could", None),  # an unclosed bold is not just a cut-off tail
+        ("All good.", None),  # nothing to trim
+    ],
+)
 def test_trim_cut_off_tail(reply, expected):
     assert trim_cut_off_tail(reply) == expected

@@ -200,6 +200,32 @@ async def test_timeout_stops_generation():
     assert caught.value.retryable
 
 
+@pytest.mark.slow
+async def test_interrupt_ends_a_generation_in_flight_at_its_next_token():
+    """What stopping a run (or quitting the app) relies on: llama.cpp gives its thread back at once."""
+    backend = LlamaCppBackend("stoppable", LlamaCppConfig(n_ctx=448, repeat_penalty=1.0, slots=1))  # a pool of its own
+    pool = await anyio.to_thread.run_sync(backend.pool)  # loaded: what follows is generation only
+    messages = [Message(role="user", content="Count from 1 to 400, one number a line.")]
+    prompt = backend.count_tokens(messages)
+    outcome = []
+
+    async def generate() -> None:
+        try:
+            await backend.complete(messages, max_tokens=400, temperature=0.0)
+        except BackendError as err:
+            outcome.append(err)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(generate)
+        while pool.slots[0].llm.n_tokens <= prompt:  # generating
+            await anyio.sleep(0.01)
+        backend.interrupt()
+    assert outcome and "interrupted" in str(outcome[0]) and not outcome[0].retryable
+    assert pool.slots[0].llm.n_tokens - prompt < 300, "the generation ran on to its token limit"
+    with pytest.raises(BackendError, match="interrupted"):  # and nothing new starts
+        await backend.complete([Message(role="user", content="Hi")], max_tokens=4)
+
+
 def test_gemma3_turn_format_folds_system_into_first_user_turn():
     rendered = GemmaTurnFormatter()(messages=[
         {"role": "system", "content": "You are a coach."},

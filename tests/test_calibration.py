@@ -118,7 +118,7 @@ def test_pattern_cases_have_the_pattern_they_claim(cases):
     flags = [ends_with_question(t.assistant) for t in genuine.turns]
     clean_flags = [ends_with_question(t.assistant) for t in by_name(cases, "clean").turns]
     assert sum(clean_flags) < sum(flags) <= 0.6 * n
-    assert max(sum(flags[i:i + 10]) for i in range(n - 9)) < 8  # under 80 % in any stretch a window sees
+    assert max(sum(flags[i : i + 10]) for i in range(n - 9)) < 8  # under 80 % in any stretch a window sees
 
 
 def test_single_edits_carry_the_failure_they_name(cases):
@@ -169,8 +169,9 @@ def test_semantic_problems_name_file_and_field(tmp_path, pack):
     shown = {(p.field, p.message) for p in problems}
     assert all(p.file.endswith("calibration.yaml") for p in problems)
     assert any(f == "cases[5] (dropped-topic).must_fail[0]" and "unknown criterion 'MT9'" in m for f, m in shown)
-    assert any(f.endswith("(asserted-interpretation).replace[0].exchange") and "beyond" in m and "32" in m
-               for f, m in shown)
+    assert any(
+        f.endswith("(asserted-interpretation).replace[0].exchange") and "beyond" in m and "32" in m for f, m in shown
+    )
     assert any(f.endswith("(formulaic-openers).transform[0].from") and "beyond" in m for f, m in shown)
     assert any(f.endswith("(figure-of-speech).must_pass") and "listed twice" in m for f, m in shown)
     assert any(f.endswith(".name") and "duplicate case name" in m for f, m in shown)
@@ -182,19 +183,28 @@ def test_semantic_problems_name_file_and_field(tmp_path, pack):
 def test_schema_and_syntax_problems(tmp_path, pack):
     path = broken_copy(tmp_path, pack, lambda t: t.replace("    must_fail: [CQ8]\n", "    must_fial: [CQ8]\n"))
     problems = check_calibration(pack, path)
-    assert [(p.field, p.message) for p in problems] == [("cases[6] (diagnosis).must_fial",
-                                                         "unknown field (check its spelling)")]
+    assert [(p.field, p.message) for p in problems] == [
+        ("cases[6] (diagnosis).must_fial", "unknown field (check its spelling)")
+    ]
 
     path.write_text("version: 1\npersona: {name: X\n", encoding="utf-8")
     (problem,) = check_calibration(pack, path)
     assert problem.field.startswith("line ") and "YAML" in problem.message
 
-    path.write_text("version: 1\npersona: {name: X}\nexchanges: 2\npool:\n  - {user: hi, assistant: hello}\n"
-                    "cases:\n  - name: lonely\n    must_fail: [CP4]\n", encoding="utf-8")
+    path.write_text(
+        "version: 1\npersona: {name: X}\nexchanges: 2\npool:\n  - {user: hi, assistant: hello}\n"
+        "cases:\n  - name: lonely\n    must_fail: [CP4]\n",
+        encoding="utf-8",
+    )
     messages = {(p.field, p.message) for p in check_calibration(pack, path)}
     assert messages == {
-        ("cases[0] (lonely)", ("has must_fail criteria but no replace or transform: nothing is injected, "
-                              "so the clean conversation would have to fail")),
+        (
+            "cases[0] (lonely)",
+            (
+                "has must_fail criteria but no replace or transform: nothing is injected, "
+                "so the clean conversation would have to fail"
+            ),
+        ),
         ("cases[0] (lonely).must_fail[0]", "CP4 is only judged from 3 exchanges; cases have 2"),
     }
 
@@ -358,8 +368,9 @@ def invoke(tmp_path, *args):
 
 def test_cli_prints_the_table_and_writes_the_report(tmp_path, scripted_from_config):
     out = tmp_path / "report.json"
-    res = invoke(tmp_path, "--cases", "dropped-topic,own-label-mirrored,clean",
-                 "--limit-criteria", "MT1,CQ8", "--out", str(out))
+    res = invoke(
+        tmp_path, "--cases", "dropped-topic,own-label-mirrored,clean", "--limit-criteria", "MT1,CQ8", "--out", str(out)
+    )
     assert res.exit_code == 0, res.output
     assert re.search(r"3 case\(s\), 4 criterion verdict\(s\), \d+ window\(s\): about \d+ judge call\(s\)", res.output)
     assert "[1/3] clean" in res.output and "[3/3] dropped-topic (32 exchanges, edit at 23)" in res.output
@@ -389,11 +400,14 @@ def test_cli_list_judges_nothing(tmp_path, scripted_from_config):
     assert scripted_from_config == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--limit-criteria", "XX9"], "unknown criterion XX9"),
-    (["--cases", "nope"], "unknown calibration case(s) nope"),
-    (["--cases", "diagnosis", "--limit-criteria", "MT7"], "no calibration case is about"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--limit-criteria", "XX9"], "unknown criterion XX9"),
+        (["--cases", "nope"], "unknown calibration case(s) nope"),
+        (["--cases", "diagnosis", "--limit-criteria", "MT7"], "no calibration case is about"),
+    ],
+)
 def test_cli_refuses_user_mistakes(tmp_path, scripted_from_config, args, message):
     res = invoke(tmp_path, *args)
     assert isinstance(res.exception, CoachError) and message in str(res.exception)
@@ -409,12 +423,21 @@ def test_cli_reports_a_broken_calibration_file(tmp_path, pack, scripted_from_con
 
 
 def test_a_short_pool_is_cycled_and_edits_apply_in_order(pack):
-    data = CalibrationData.model_validate({
-        "persona": {"name": "X"}, "exchanges": 5,
-        "pool": [{"user": "u1", "assistant": "a1", "question": "q1?"}, {"user": "u2", "assistant": "a2?"}],
-        "cases": [{"name": "c", "must_fail": ["CP5"], "replace": [{"exchange": 4, "assistant": "swapped"}],
-                   "transform": [{"from": 2, "prepend": ["P"], "append_own_question": True}]}],
-    })
+    data = CalibrationData.model_validate(
+        {
+            "persona": {"name": "X"},
+            "exchanges": 5,
+            "pool": [{"user": "u1", "assistant": "a1", "question": "q1?"}, {"user": "u2", "assistant": "a2?"}],
+            "cases": [
+                {
+                    "name": "c",
+                    "must_fail": ["CP5"],
+                    "replace": [{"exchange": 4, "assistant": "swapped"}],
+                    "transform": [{"from": 2, "prepend": ["P"], "append_own_question": True}],
+                }
+            ],
+        }
+    )
     assert calibration_problems(data, pack, "f") == []
     (case,) = build_cases(pack, data)
     assert [t.user for t in case.turns] == ["u1", "u2", "u1", "u2", "u1"]

@@ -33,14 +33,24 @@ def the_app(tmp_path: Path, ws: Path, config: Path | None = None) -> CoachApp:
     """The real app with the real backends its runs name (no scripted router)."""
     context = AppContext(workspace_option=str(ws))
     chat = StreamingBackend()
-    return CoachApp(context, context.pack(), config_path=config, chat_backend_factory=lambda model: chat,
-                    chat_store=ChatStore(tmp_path / "chats"))
+    return CoachApp(
+        context,
+        context.pack(),
+        config_path=config,
+        chat_backend_factory=lambda model: chat,
+        chat_store=ChatStore(tmp_path / "chats"),
+    )
 
 
 def coach(ws: Path, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "COACH_RUN_CONFIG"}
-    return subprocess.Popen([sys.executable, "-m", "coach_tui", "-w", str(ws), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**env, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "coach_tui", "-w", str(ws), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def wait_for_posts(server, n: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
@@ -75,9 +85,25 @@ async def test_a_cli_run_killed_part_way_resumes_in_the_app_with_its_settings(tm
     ws = tmp_path / "ws"
     config = write_run_config(tmp_path / "run.yaml", scripted_server)
     scripted_server.default = OpenAIScript(script(break_at={2}), delay_s=0.1)
-    proc = coach(ws, "run", "--config", str(config), "--transcripts", "1", "--seed", "9", "--review",
-                 "--min-exchanges", "2", "--max-tokens", str(CAP), "--in-flight", "1",
-                 "--lengths", ",".join(f"{k}={v}" for k, v in LENGTHS.items()))
+    proc = coach(
+        ws,
+        "run",
+        "--config",
+        str(config),
+        "--transcripts",
+        "1",
+        "--seed",
+        "9",
+        "--review",
+        "--min-exchanges",
+        "2",
+        "--max-tokens",
+        str(CAP),
+        "--in-flight",
+        "1",
+        "--lengths",
+        ",".join(f"{k}={v}" for k, v in LENGTHS.items()),
+    )
     try:
         await anyio.to_thread.run_sync(wait_for_posts, scripted_server, 3, proc)
     finally:
@@ -107,8 +133,17 @@ async def test_an_app_run_stopped_part_way_resumes_in_the_cli_with_its_settings(
     scripted_server.default = OpenAIScript(script(break_at={2}), delay_s=0.1)
     app = the_app(tmp_path, ws, config)
     async with app.run_test(size=(110, 30)) as pilot:
-        run_id = app.start_run(RunRequest(transcripts=1, seed=9, lengths=dict(LENGTHS), review_mode="review",
-                                          min_exchanges=2, max_tokens=CAP, in_flight=1))
+        run_id = app.start_run(
+            RunRequest(
+                transcripts=1,
+                seed=9,
+                lengths=dict(LENGTHS),
+                review_mode="review",
+                min_exchanges=2,
+                max_tokens=CAP,
+                in_flight=1,
+            )
+        )
         await wait_for(pilot, lambda: len(chat_posts(scripted_server)) >= 3, timeout=30)
         await pilot.press("s")
         await wait_for(pilot, lambda: not app.controller.active, timeout=30)
@@ -135,8 +170,9 @@ def test_a_resume_refuses_options_that_would_change_the_run(tmp_path, pack, clea
     from state.store import Store
 
     store = Store.for_workspace(tmp_path / "ws")
-    run_id, _ = runs.plan_new_run(store, pack, RunSettings(transcripts=1, seed=2, max_tokens=CAP,
-                                                           review_mode="review"), source="test")
+    run_id, _ = runs.plan_new_run(
+        store, pack, RunSettings(transcripts=1, seed=2, max_tokens=CAP, review_mode="review"), source="test"
+    )
     result = CliRunner().invoke(main, ["-w", str(tmp_path / "ws"), "run", "--resume", run_id, "--max-tokens", "500"])
     assert result.exit_code == 1
     assert "--max-tokens: a resumed run keeps the settings it was started with (max_tokens = 32)" in result.output
@@ -146,16 +182,50 @@ def test_runs_stored_before_the_settings_model_resume_with_their_old_keys(store,
     """The CLI used to store `review` and a lengths string; the app `review_mode`, `in_flight`, `max_tokens`."""
     from actors.usecases import runs
 
-    db.create_run(store, "cli-run", kind="generate", domain=pack.name, seed=7,
-                  config={"transcripts": 2, "lengths": "short=3,medium=4", "mix": "short=1,medium=1",
-                          "pilot": False, "review": True, "min_exchanges": 3, "run_config": None},
-                  personas=[], transcripts=[])
-    db.create_run(store, "app-run", kind="generate", domain=pack.name, seed=8,
-                  config={"transcripts": 1, "lengths": {"short": 5}, "review_mode": "review", "in_flight": 2,
-                          "max_tokens": 48, "source": "tui"}, personas=[], transcripts=[])
+    db.create_run(
+        store,
+        "cli-run",
+        kind="generate",
+        domain=pack.name,
+        seed=7,
+        config={
+            "transcripts": 2,
+            "lengths": "short=3,medium=4",
+            "mix": "short=1,medium=1",
+            "pilot": False,
+            "review": True,
+            "min_exchanges": 3,
+            "run_config": None,
+        },
+        personas=[],
+        transcripts=[],
+    )
+    db.create_run(
+        store,
+        "app-run",
+        kind="generate",
+        domain=pack.name,
+        seed=8,
+        config={
+            "transcripts": 1,
+            "lengths": {"short": 5},
+            "review_mode": "review",
+            "in_flight": 2,
+            "max_tokens": 48,
+            "source": "tui",
+        },
+        personas=[],
+        transcripts=[],
+    )
     cli = runs.stored_settings(store, "cli-run")
-    assert (cli.review_mode, cli.min_exchanges, cli.lengths["short"], cli.lengths["medium"], cli.mix, cli.seed) == \
-        ("review", 3, 3, 4, {"short": 1.0, "medium": 1.0}, 7)
+    assert (cli.review_mode, cli.min_exchanges, cli.lengths["short"], cli.lengths["medium"], cli.mix, cli.seed) == (
+        "review",
+        3,
+        3,
+        4,
+        {"short": 1.0, "medium": 1.0},
+        7,
+    )
     app = runs.stored_settings(store, "app-run")
     assert (app.review_mode, app.in_flight, app.max_tokens, app.lengths["short"]) == ("review", 2, 48, 5)
     assert app.curation().review_mode == "review" and app.generation().max_tokens_assistant == 48

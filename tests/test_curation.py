@@ -20,15 +20,13 @@ from tests.test_supervisor import make_run, router_with
 pytestmark = pytest.mark.anyio
 
 BROKEN = "As an AI language model, I cannot feel, but here is my reply."
-CLEAN_REWRITE = ("**Work:** A heavy week, and it makes sense that it wore on you. "
-                 "Maybe a short walk after lunch could give the day a pause.")
+CLEAN_REWRITE = (
+    "**Work:** A heavy week, and it makes sense that it wore on you. "
+    "Maybe a short walk after lunch could give the day a pause."
+)
 
 
-
-
-
-def script(*, break_at: set[int] = frozenset(), fixup: str = CLEAN_REWRITE, entail: str = "YES",
-           judge=None):
+def script(*, break_at: set[int] = frozenset(), fixup: str = CLEAN_REWRITE, entail: str = "YES", judge=None):
     """Assistant replies break (character break) at the given exchange numbers; the rest is default."""
 
     def answer(messages, schema):
@@ -67,8 +65,10 @@ async def test_artifact_fixed_by_rewrite(store, pack):
     assert db.exchanges(store, tid)[1].assistant == CLEAN_REWRITE
 
 
-CUT_OFF = ("**Work:** A heavy week, and it makes sense that it wore on you. "
-           "Maybe a short walk after lunch could give the day a pause. If you want, we could look at how")
+CUT_OFF = (
+    "**Work:** A heavy week, and it makes sense that it wore on you. "
+    "Maybe a short walk after lunch could give the day a pause. If you want, we could look at how"
+)
 
 
 async def test_reply_cut_at_the_token_limit_keeps_its_complete_sentences(store, pack):
@@ -115,7 +115,7 @@ async def test_unfixable_artifact_truncates_when_enough_remains(store, pack):
 
 
 async def test_broken_continuity_truncates_instead_of_applying(store, pack):
-    run_id, summary = await run(store, pack, script(break_at={12}, entail="NO"), length=14)
+    run_id, _summary = await run(store, pack, script(break_at={12}, entail="NO"), length=14)
     tid = f"{run_id}-t0000"
     (fix,) = db.fixups(store, transcript_id=tid)
     assert fix.decision == "rejected" and fix.entailment_ok is False and fix.proposed == CLEAN_REWRITE
@@ -123,7 +123,7 @@ async def test_broken_continuity_truncates_instead_of_applying(store, pack):
 
 
 async def test_unfixable_early_artifact_rejects(store, pack):
-    run_id, summary = await run(store, pack, script(break_at={2}, fixup="UNFIXABLE"), length=4)
+    _run_id, summary = await run(store, pack, script(break_at={2}, fixup="UNFIXABLE"), length=4)
     assert summary.counts == {"rejected": 1}
     (rej,) = db.rejections(store)
     assert (rej.action, rej.stage, rej.reason_kind) == ("rejected", "artifact", "artifact")
@@ -132,7 +132,7 @@ async def test_unfixable_early_artifact_rejects(store, pack):
 
 async def test_safety_gate_rejects_without_fixup(store, pack):
     judge = lambda prompt: ("NO", "Exchange 2 calls it dissociation.") if "CQ8 —" in prompt else None  # noqa: E731
-    run_id, summary = await run(store, pack, script(judge=judge))
+    _run_id, summary = await run(store, pack, script(judge=judge))
     assert summary.counts == {"rejected": 1}
     assert db.fixups(store) == []
     (rej,) = db.rejections(store)
@@ -157,7 +157,10 @@ async def test_rubric_failure_fixed_then_reassessed(store, pack):
     assert stages == ["initial", "after_fixup"]
     fixes = db.fixups(store, transcript_id=tid)
     assert {(f.reason_kind, f.reason, f.exchange_number) for f in fixes} == {
-        ("criterion", "CQ2", 2), ("criterion", "CQ3", 2), ("criterion", "CQ6", 2)}
+        ("criterion", "CQ2", 2),
+        ("criterion", "CQ3", 2),
+        ("criterion", "CQ6", 2),
+    }
     assert all(f.decision == "accepted" for f in fixes)
 
 
@@ -167,7 +170,7 @@ async def test_rubric_failure_that_persists_is_rejected(store, pack):
             return "NO", "Exchange 3 drops the sleep topic."
         return None
 
-    run_id, summary = await run(store, pack, script(judge=judge))
+    _run_id, summary = await run(store, pack, script(judge=judge))
     assert summary.counts == {"rejected": 1}
     rej = db.rejections(store)[-1]
     assert rej.stage == "assessment" and "after fixups" in rej.detail and "MT1" in rej.reason
@@ -191,7 +194,7 @@ async def test_review_mode_holds_fixups_until_decided(store, pack, tmp_path):
 
 
 async def test_review_reject_cuts_or_rejects(store, pack):
-    run_id, summary = await run(store, pack, script(break_at={2}), curation=CurationSettings(review_mode="review"))
+    _run_id, _summary = await run(store, pack, script(break_at={2}), curation=CurationSettings(review_mode="review"))
     (fix,) = pending_fixups(store)
     assert decide_fixup(store, fix.id, accept=False) == "rejected"
     with store.session() as s:
@@ -224,13 +227,16 @@ async def test_report_counts_each_path(store, pack, tmp_path):
     assert "rejected" in out and "artifact" in out and "unfixable" in out
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Exchange 3 drops the sleep topic.", [3]),
-    ("In turns 4-6 the coach labels; turn 9 too.", [4, 5, 6, 9]),
-    ("Responses 2 and 3 end with questions", [2, 3]),
-    ("Turn 40 is out of range", []),
-    ("No turn cited.", []),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Exchange 3 drops the sleep topic.", [3]),
+        ("In turns 4-6 the coach labels; turn 9 too.", [4, 5, 6, 9]),
+        ("Responses 2 and 3 end with questions", [2, 3]),
+        ("Turn 40 is out of range", []),
+        ("No turn cited.", []),
+    ],
+)
 def test_cited_exchanges(text, expected):
     assert cited_exchanges(text, 10) == expected
 

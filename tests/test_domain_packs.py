@@ -21,9 +21,7 @@ from state.store import Store
 from tests.scripted import ScriptedBackend, default_script
 
 SUPPORT = DEFAULT_PACK_DIR.parent / "packs" / "customer-support"
-THERAPY_WORDS = re.compile(
-    r"therap|self-care|coaching|\bcoach\b|\bCBT\b|\bDBT\b|dissociation|\b(?:CQ|CP|MT)\d\b", re.I
-)
+THERAPY_WORDS = re.compile(r"therap|self-care|coaching|\bcoach\b|\bCBT\b|\bDBT\b|dissociation|\b(?:CQ|CP|MT)\d\b", re.I)
 
 pytestmark = pytest.mark.anyio
 
@@ -58,10 +56,19 @@ def support_script(messages, schema):
 async def test_pipeline_on_second_pack_leaks_nothing_from_therapy(tmp_path: Path):
     pack = load_pack(SUPPORT)
     store = Store.for_workspace(tmp_path / "ws")
-    plan = plan_run(pack, "cs", transcripts=2, seed=3, lengths=dict.fromkeys(("short", "medium", "long", "very_long"), 3))
-    db.create_run(store, "cs", kind="generate", domain=pack.name, seed=3, config={},
-                  personas=persona_records(pack, plan),
-                  transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts])
+    plan = plan_run(
+        pack, "cs", transcripts=2, seed=3, lengths=dict.fromkeys(("short", "medium", "long", "very_long"), 3)
+    )
+    db.create_run(
+        store,
+        "cs",
+        kind="generate",
+        domain=pack.name,
+        seed=3,
+        config={},
+        personas=persona_records(pack, plan),
+        transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
+    )
     backend = ScriptedBackend("embedded", script=support_script)
     summary = await Supervisor(store, ModelRouter(RunConfig(), {"embedded": backend}), pack).run("cs")
     assert summary.counts == {"passed": 2}

@@ -4,7 +4,14 @@ The persona, user simulator and model under test are the embedded llama.cpp
 model, sampling at the evaluation's temperature with per-call seeds; only the
 judge is scripted, since its verdicts do not feed back into the conversation.
 The two runs have different run ids, as two `coach eval` invocations do, and
-the second one starts with the model's prefix cache warm from the first.
+each starts from cold model contexts, as each invocation is its own process.
+
+Why cold: a context that already holds the prompt evaluates only the rest of
+it (at least the last token again), in batches of another size, and llama.cpp
+rounds those differently. At temperature 0.7 that is enough to sample another
+word: in one process, a warm second run drew another persona from the same
+seed. One exchange per conversation and short strings keep this quick; what
+is compared is the whole persona and every message.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.backends import model_cache
 from actors.backends.router import ModelRouter
 from actors.evaluation import enrich_eval_personas, plan_eval
 from actors.run_config import LlamaCppConfig, RunConfig
@@ -24,18 +32,40 @@ from tests.scripted import ScriptedBackend
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
+# Free strings (the persona's fields) bounded short: the tiny model otherwise fills them with repetition.
+EMBEDDED = LlamaCppConfig(max_string_chars=48)
+
 
 def judge_yes(messages, schema):
     return json.dumps({"answer": "YES", "reasoning": "scripted"})
 
 
-async def conversations(store: Store, router: ModelRouter, pack, run_id: str, seed: int) -> list:
-    plan = plan_eval(pack, run_id, ["embedded"], personas=1, runs=2, seed=seed, exchanges=2)
-    db.create_run(store, run_id, kind="eval", domain=pack.name, seed=seed, config={},
-                  personas=plan.personas, transcripts=plan.transcripts)
-    await enrich_eval_personas(store, router, pack, run_id)
-    settings = GenerationSettings(evaluation=True, temperature=0.7, max_tokens_user=24, max_tokens_assistant=24)
-    summary = await Supervisor(store, router, pack, settings=settings).run(run_id)
+async def conversations(workspace: Path, pack, run_id: str, seed: int) -> list:
+    """The persona and the conversations of one evaluation run, in a fresh process's state."""
+    model_cache.release_all()  # cold contexts, as in a new `coach eval` process
+    store = Store.for_workspace(workspace)
+    real = ModelRouter.from_config(RunConfig(backends={"embedded": EMBEDDED}))
+    config = RunConfig(backends={"embedded": EMBEDDED, "judge": LlamaCppConfig()}, roles={"judge": "judge"})
+    router = ModelRouter(
+        config, {"embedded": real.backends["embedded"], "judge": ScriptedBackend("judge", script=judge_yes)}
+    )
+    try:
+        plan = plan_eval(pack, run_id, ["embedded"], personas=1, runs=2, seed=seed, exchanges=1)
+        db.create_run(
+            store,
+            run_id,
+            kind="eval",
+            domain=pack.name,
+            seed=seed,
+            config={},
+            personas=plan.personas,
+            transcripts=plan.transcripts,
+        )
+        await enrich_eval_personas(store, router, pack, run_id)
+        settings = GenerationSettings(evaluation=True, temperature=0.7, max_tokens_user=24, max_tokens_assistant=24)
+        summary = await Supervisor(store, router, pack, settings=settings).run(run_id)
+    finally:
+        await router.aclose()
     assert summary.counts == {"passed": 2}, summary
     (persona,) = db.personas_of_run(store, run_id)
     return [persona.data["profile"]] + [
@@ -45,17 +75,10 @@ async def conversations(store: Store, router: ModelRouter, pack, run_id: str, se
 
 
 async def test_same_seed_same_conversations_different_seed_different_ones(tmp_path: Path, pack):
-    real = ModelRouter.from_config(RunConfig())  # every role on the embedded llama.cpp model
-    config = RunConfig(backends={"judge": LlamaCppConfig()}, roles={"judge": "judge"})
-    router = ModelRouter(config, {"embedded": real.backends["embedded"],
-                                  "judge": ScriptedBackend("judge", script=judge_yes)})
-    try:
-        first = await conversations(Store.for_workspace(tmp_path / "a"), router, pack, "eval-31-aaaaaa", 31)
-        again = await conversations(Store.for_workspace(tmp_path / "b"), router, pack, "eval-31-bbbbbb", 31)
-        other = await conversations(Store.for_workspace(tmp_path / "c"), router, pack, "eval-32-cccccc", 32)
-    finally:
-        await router.aclose()
-    assert all(reply for conv in first[1:] for _, reply in conv)
+    first = await conversations(tmp_path / "a", pack, "eval-31-aaaaaa", 31)
+    again = await conversations(tmp_path / "b", pack, "eval-31-bbbbbb", 31)
+    other = await conversations(tmp_path / "c", pack, "eval-32-cccccc", 32)
+    assert first[0] and all(user and reply for conv in first[1:] for user, reply in conv)
     assert again == first
     assert first[1] != first[2]  # the two runs of one persona are different conversations
     assert other[1:] != first[1:]

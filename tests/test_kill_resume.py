@@ -101,15 +101,17 @@ def duplicates(ws: Path) -> dict[str, list]:
             found[f"{table} ({key})"] = rows
     for kind, fields in EVENT_KEYS.items():
         key = ", ".join(f"json_extract(payload, '$.{f}')" for f in fields)
-        rows = query(ws, f"select {key}, count(*) from event where kind = '{kind}' group by {key} "
-                         "having count(*) > 1")
+        rows = query(ws, f"select {key}, count(*) from event where kind = '{kind}' group by {key} having count(*) > 1")
         if rows:
             found[f"event {kind}"] = rows
     # A status event says the status moved: the same move twice in a row is a replayed write.
     # (`failed` may follow `failed`: a retry that fails again records its new cause.)
     last: dict[str, str] = {}
-    for tid, status in query(ws, "select json_extract(payload, '$.transcript_id'), json_extract(payload, "
-                                 "'$.status') from event where kind = 'TranscriptStatus' order by id"):
+    for tid, status in query(
+        ws,
+        "select json_extract(payload, '$.transcript_id'), json_extract(payload, "
+        "'$.status') from event where kind = 'TranscriptStatus' order by id",
+    ):
         if status == last.get(tid) and status != "failed":
             found.setdefault("event TranscriptStatus repeated", []).append((tid, status))
         last[tid] = status
@@ -136,7 +138,9 @@ def coach(ws: Path, *args: str, domain: Path | None = None) -> subprocess.Popen:
     pack = ["--domain", str(domain)] if domain else []
     return subprocess.Popen(
         [sys.executable, "-m", "coach_tui", *pack, "-w", str(ws), "run", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -164,22 +168,43 @@ def finish(proc: subprocess.Popen) -> str:
 
 # --- 1. the embedded model ------------------------------------------------------------------------
 
-REAL_ARGS = ["--transcripts", "1", "--seed", "11", "--lengths", "short=2,medium=2,long=2,very_long=2",
-             "--max-tokens", "16", "--in-flight", "1", "--min-exchanges", "1"]
+REAL_ARGS = [
+    "--transcripts",
+    "1",
+    "--seed",
+    "11",
+    "--lengths",
+    "short=2,medium=2,long=2,very_long=2",
+    "--max-tokens",
+    "16",
+    "--in-flight",
+    "1",
+    "--min-exchanges",
+    "1",
+]
 
 
 def test_sigkill_real_run_at_each_stage_then_resume(tmp_path: Path):
     ws, pack = tmp_path / "ws", tmp_path / "pack"
-    made = subprocess.run([sys.executable, "-m", "coach_tui", "init-domain", "durability", "--path", str(pack)],
-                          capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [sys.executable, "-m", "coach_tui", "init-domain", "durability", "--path", str(pack)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     kept: set[tuple] = set()
     kill_points = [
         ("a persona enriched", lambda ws: count(ws, "select count(*) from event where kind = 'PersonaReady'") >= 1),
         ("an exchange begun", lambda ws: count(ws, "select count(*) from exchange") >= 1),
-        ("curation or judging", lambda ws: count(
-            ws, "select count(*) from transcript where status in ('curating', 'assessing', 'fixing')")
-            + count(ws, "select count(*) from windowanswer") >= 1),
+        (
+            "curation or judging",
+            lambda ws: (
+                count(ws, "select count(*) from transcript where status in ('curating', 'assessing', 'fixing')")
+                + count(ws, "select count(*) from windowanswer")
+                >= 1
+            ),
+        ),
     ]
     for i, (what, reached) in enumerate(kill_points):
         proc = coach(ws, *REAL_ARGS, domain=pack) if i == 0 else coach(ws, "--resume", "latest", domain=pack)
@@ -196,8 +221,11 @@ def test_sigkill_real_run_at_each_stage_then_resume(tmp_path: Path):
     statuses = query(ws, "select status from transcript")
     assert statuses in ([("passed",)], [("rejected",)]), statuses
     # Decided by the pipeline: assessed, or rejected during curation with a reason.
-    decided = query(ws, "select count(distinct transcript_id) from (select transcript_id from assessment "
-                        "union select transcript_id from rejection where action = 'rejected')")
+    decided = query(
+        ws,
+        "select count(distinct transcript_id) from (select transcript_id from assessment "
+        "union select transcript_id from rejection where action = 'rejected')",
+    )
     assert decided == [(1,)]
     assert "finished" in out
 
@@ -205,15 +233,26 @@ def test_sigkill_real_run_at_each_stage_then_resume(tmp_path: Path):
 # --- 2. a scripted server, killed between fixups and in the middle of judgings ---------------------
 
 BROKEN = "As an AI language model, I cannot feel, but here is my reply."
-CLEAN = ("**Work:** A heavy week, and it makes sense that it wore on you. "
-         "Maybe a short walk after lunch could give the day a pause.")
+CLEAN = (
+    "**Work:** A heavy week, and it makes sense that it wore on you. "
+    "Maybe a short walk after lunch could give the day a pause."
+)
 FAILING = ("CQ2", "CQ3", "CQ6")
 FIXED = "judged fine now"
-DELAY_S = 0.08
+DELAY_S = 0.03
 TRANSCRIPTS, EXCHANGES = 2, 3
-SCRIPTED_ARGS = ["--transcripts", str(TRANSCRIPTS), "--seed", "11",
-                 "--lengths", ",".join(f"{c}={EXCHANGES}" for c in ("short", "medium", "long", "very_long")),
-                 "--in-flight", "1", "--min-exchanges", "1"]
+SCRIPTED_ARGS = [
+    "--transcripts",
+    str(TRANSCRIPTS),
+    "--seed",
+    "11",
+    "--lengths",
+    ",".join(f"{c}={EXCHANGES}" for c in ("short", "medium", "long", "very_long")),
+    "--in-flight",
+    "1",
+    "--min-exchanges",
+    "1",
+]
 
 
 def answer(messages: list[Message], schema: dict | None) -> str:
@@ -239,32 +278,42 @@ def answer(messages: list[Message], schema: dict | None) -> str:
 
 def chat_completion(request: Recorded) -> Canned:
     body = request.body
+    if not isinstance(body, dict):  # a request cut short by the kill
+        return Canned(400, {"error": {"message": "no JSON body"}})
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
     messages = [Message(role=m["role"], content=m["content"]) for m in body["messages"]]
     content = answer(messages, schema)
-    return Canned(200, {
-        "id": "scripted", "object": "chat.completion", "created": 0, "model": body.get("model", "scripted"),
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": len(json.dumps(body)) // 4, "completion_tokens": len(content) // 4},
-    }, delay_s=DELAY_S)
+    return Canned(
+        200,
+        {
+            "id": "scripted",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "scripted"),
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": len(json.dumps(body)) // 4, "completion_tokens": len(content) // 4},
+        },
+        delay_s=DELAY_S,
+    )
 
 
 def prompts(server: ScriptedServer, marker: str) -> Counter:
     """How often each distinct prompt containing `marker` was asked."""
-    return Counter(r.body["messages"][-1]["content"] for r in server.posts("/v1/chat/completions")
-                   if marker in r.body["messages"][-1]["content"])
+    asked = [
+        r.body["messages"][-1]["content"] for r in server.posts("/v1/chat/completions") if isinstance(r.body, dict)
+    ]  # not a request the kill cut short
+    return Counter(prompt for prompt in asked if marker in prompt)
 
 
-def test_sigkill_between_fixups_and_inside_judgings_then_resume(tmp_path: Path, scripted_server: ScriptedServer,
-                                                               pack):
+def test_sigkill_between_fixups_and_inside_judgings_then_resume(tmp_path: Path, scripted_server: ScriptedServer, pack):
     scripted_server.default = chat_completion
     config = tmp_path / "run-config.yaml"
     config.write_text(
         "backends:\n  loop:\n    kind: openai\n    model: scripted\n"
         f"    base_url: {scripted_server.url}/v1\n    max_retries: 0\n"
-        "roles:\n" + "".join(f"  {role}: loop\n" for role in
-                             ("persona", "user_sim", "assistant", "fixup", "judge", "eval_target"))
+        "roles:\n"
+        + "".join(f"  {role}: loop\n" for role in ("persona", "user_sim", "assistant", "fixup", "judge", "eval_target"))
     )
     ws = tmp_path / "ws"
 
@@ -280,8 +329,11 @@ def test_sigkill_between_fixups_and_inside_judgings_then_resume(tmp_path: Path, 
     kept: set[tuple] = set()
     for i, (what, where, more) in enumerate(kill_points):
         before = rows(where)
-        proc = coach(ws, *SCRIPTED_ARGS, "--config", str(config)) if i == 0 else \
-            coach(ws, "--resume", "latest", "--in-flight", "1")
+        proc = (
+            coach(ws, *SCRIPTED_ARGS, "--config", str(config))
+            if i == 0
+            else coach(ws, "--resume", "latest", "--in-flight", "1")
+        )
         kill_when(ws, proc, what, lambda ws, where=where, before=before, more=more: rows(where) >= before + more)
         check_store(ws)
         now = completed_exchanges(ws)
@@ -295,31 +347,45 @@ def test_sigkill_between_fixups_and_inside_judgings_then_resume(tmp_path: Path, 
 
     # Every table, counted: each step once.
     judged = len(due_criteria(pack.rubric, EXCHANGES))
-    assert {t: rows(t) for t in ("persona", "exchange", "assessment", "windowanswer", "criterionanswer",
-                                 "fixup", "rejection")} == {
-        "persona": TRANSCRIPTS, "exchange": TRANSCRIPTS * EXCHANGES, "assessment": TRANSCRIPTS * 2,
-        "windowanswer": TRANSCRIPTS * 2 * judged, "criterionanswer": TRANSCRIPTS * 2 * judged,
-        "fixup": TRANSCRIPTS * (1 + len(FAILING)), "rejection": 0,
+    assert {
+        t: rows(t)
+        for t in ("persona", "exchange", "assessment", "windowanswer", "criterionanswer", "fixup", "rejection")
+    } == {
+        "persona": TRANSCRIPTS,
+        "exchange": TRANSCRIPTS * EXCHANGES,
+        "assessment": TRANSCRIPTS * 2,
+        "windowanswer": TRANSCRIPTS * 2 * judged,
+        "criterionanswer": TRANSCRIPTS * 2 * judged,
+        "fixup": TRANSCRIPTS * (1 + len(FAILING)),
+        "rejection": 0,
     }
     events = dict(query(ws, "select kind, count(*) from event group by kind"))
     assert {k: events.get(k, 0) for k in EVENT_KEYS} == {
-        "PersonaReady": TRANSCRIPTS, "UserMessage": TRANSCRIPTS * EXCHANGES, "ExchangeAdded": TRANSCRIPTS * EXCHANGES,
-        "AssessmentDone": TRANSCRIPTS * 2, "FixupProposed": TRANSCRIPTS * 4, "DecisionMade": TRANSCRIPTS * 4,
+        "PersonaReady": TRANSCRIPTS,
+        "UserMessage": TRANSCRIPTS * EXCHANGES,
+        "ExchangeAdded": TRANSCRIPTS * EXCHANGES,
+        "AssessmentDone": TRANSCRIPTS * 2,
+        "FixupProposed": TRANSCRIPTS * 4,
+        "DecisionMade": TRANSCRIPTS * 4,
         "Rejection": 0,
     }
 
     # Each fixup rewrote what the one before it left: no reply was rewritten twice, and every
     # fixup's "original" is the reply as it really was.
-    for tid, in query(ws, "select id from transcript"):
-        chain = query(ws, f"select reason_kind, reason, original, proposed, decision from fixup "
-                          f"where transcript_id = '{tid}' and exchange_number = 2 order by id")
+    for (tid,) in query(ws, "select id from transcript"):
+        chain = query(
+            ws,
+            f"select reason_kind, reason, original, proposed, decision from fixup "
+            f"where transcript_id = '{tid}' and exchange_number = 2 order by id",
+        )
         assert [c[0] for c in chain] == ["artifact"] + ["criterion"] * len(FAILING)
         assert "character_break" in chain[0][1] and sorted(c[1] for c in chain[1:]) == sorted(FAILING)
         assert chain[0][2] == BROKEN and all(c[4] == "accepted" for c in chain)
         for before, after in itertools.pairwise(chain):
             assert after[2] == before[3], f"{tid}: a fixup of exchange 2 did not start from the reply before it"
-        assert query(ws, f"select assistant from exchange where transcript_id = '{tid}' and number = 2") == \
-            [(chain[-1][3],)]
+        assert query(ws, f"select assistant from exchange where transcript_id = '{tid}' and number = 2") == [
+            (chain[-1][3],)
+        ]
 
     # Nothing stored was asked for again: a kill loses at most the one call in flight of each kind.
     judge_prompts = prompts(scripted_server, "## The criterion:")

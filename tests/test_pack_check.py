@@ -39,7 +39,12 @@ def test_bundled_pack_is_clean():
     assert sum(len(f.patterns) for f in pack.flaw_taxonomy.families) >= 17
     assert {f.name for f in pack.flaw_taxonomy.families} == {"communication", "resistance", "memory", "emotional"}
     assert [t.name for t in pack.input_taxonomy.topics] == [
-        "anxiety", "relationships", "life_transitions", "self_worth", "emotional_regulation", "edge_cases",
+        "anxiety",
+        "relationships",
+        "life_transitions",
+        "self_worth",
+        "emotional_regulation",
+        "edge_cases",
     ]
 
 

@@ -53,12 +53,15 @@ def test_topic_and_edge_case_frequencies_follow_weights(pack):
     assert 0.03 < styles["analytical"] / n < 0.07
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    (155, {"short": 31, "medium": 77, "long": 39, "very_long": 8}),
-    (3, {"short": 1, "medium": 1, "long": 1, "very_long": 0}),
-    (1, {"short": 0, "medium": 1, "long": 0, "very_long": 0}),
-    (20, {"short": 4, "medium": 10, "long": 5, "very_long": 1}),
-])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (155, {"short": 31, "medium": 77, "long": 39, "very_long": 8}),
+        (3, {"short": 1, "medium": 1, "long": 1, "very_long": 0}),
+        (1, {"short": 0, "medium": 1, "long": 0, "very_long": 0}),
+        (20, {"short": 4, "medium": 10, "long": 5, "very_long": 1}),
+    ],
+)
 def test_length_allocation_matches_the_spec(n, expected):
     assert allocate(n, {"short": 0.2, "medium": 0.5, "long": 0.25, "very_long": 0.05}) == expected
 
@@ -85,12 +88,15 @@ def test_fit_recent_keeps_the_newest():
     assert [t.user for t in kept] == ["u7", "u8", "u9"] and omitted == 7
 
 
-@pytest.mark.parametrize(("sizes", "budget", "expected"), [
-    ([10, 10, 10], 100, [(0, 3)]),
-    ([10] * 10, 35, [(0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10)]),
-    ([50, 10, 10, 10], 30, [(0, 1), (1, 4)]),
-    ([40, 40], 30, [(0, 1), (1, 2)]),
-])
+@pytest.mark.parametrize(
+    ("sizes", "budget", "expected"),
+    [
+        ([10, 10, 10], 100, [(0, 3)]),
+        ([10] * 10, 35, [(0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10)]),
+        ([50, 10, 10, 10], 30, [(0, 1), (1, 4)]),
+        ([40, 40], 30, [(0, 1), (1, 2)]),
+    ],
+)
 def test_windows_cover_everything_with_overlap(sizes, budget, expected):
     assert plan_windows(sizes, budget) == expected
 
@@ -101,16 +107,28 @@ def test_windows_with_wider_budget_overlap_by_two():
     assert windows[-1][1] == 20
 
 
-@pytest.mark.parametrize(("answers", "expected"), [
-    (["YES", "NO", "YES"], "NO"), (["YES", "ERROR"], "ERROR"), (["NA", "YES"], "YES"), (["NA", "NA"], "NA"),
-])
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        (["YES", "NO", "YES"], "NO"),
+        (["YES", "ERROR"], "ERROR"),
+        (["NA", "YES"], "YES"),
+        (["NA", "NA"], "NA"),
+    ],
+)
 def test_window_combination(answers, expected):
     assert combine_windows(answers) == expected
 
 
-@pytest.mark.parametrize(("answers", "expected"), [
-    (["YES", "NO"], "NO"), (["YES", "NA"], "NA"), (["ERROR", "YES"], "ERROR"), (["YES", "YES"], "YES"),
-])
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        (["YES", "NO"], "NO"),
+        (["YES", "NA"], "NA"),
+        (["ERROR", "YES"], "ERROR"),
+        (["YES", "YES"], "YES"),
+    ],
+)
 def test_strictest_judge_wins(answers, expected):
     assert strictest(answers) == expected
 
@@ -119,7 +137,18 @@ def test_na_offered_only_where_valid(pack):
     assert answer_schema(False)["properties"]["answer"]["enum"] == ["YES", "NO"]
     assert "NA" in answer_schema(True)["properties"]["answer"]["enum"]
     assert {c.id for c in due_criteria(pack.rubric, 1)} == {
-        "CQ1", "CQ2", "CQ3", "CQ6", "CQ8", "CQ9", "CP2", "MT1", "MT2", "MT3", "MT6"}
+        "CQ1",
+        "CQ2",
+        "CQ3",
+        "CQ6",
+        "CQ8",
+        "CQ9",
+        "CP2",
+        "MT1",
+        "MT2",
+        "MT3",
+        "MT6",
+    }
     assert len(due_criteria(pack.rubric, 3)) == 17
 
 

@@ -88,8 +88,10 @@ async def test_any_exception_in_a_step_fails_that_transcript_with_its_cause_and_
 
 MALFORMED = {
     "content is a number": lambda: {"choices": [{"message": {"role": "assistant", "content": 42}}]},
-    "prompt_tokens is a word": lambda: {"choices": [{"message": {"role": "assistant", "content": "Hi."}}],
-                                        "usage": {"prompt_tokens": "many", "completion_tokens": 2}},
+    "prompt_tokens is a word": lambda: {
+        "choices": [{"message": {"role": "assistant", "content": "Hi."}}],
+        "usage": {"prompt_tokens": "many", "completion_tokens": 2},
+    },
     "no choices": lambda: {"id": "x", "object": "chat.completion"},
 }
 
@@ -108,16 +110,24 @@ async def test_a_malformed_payload_is_a_backend_error_raised_in_the_backend(scri
 
 @pytest.mark.parametrize("shape", MALFORMED)
 def test_coach_run_fails_only_the_transcript_a_malformed_answer_was_for_and_exits_1(
-        tmp_path, pack, scripted_server, clean_env, shape):
+    tmp_path, pack, scripted_server, clean_env, shape
+):
     ws = tmp_path / "ws"
     store = Store.for_workspace(ws)
     config = write_run_config(tmp_path / "run.yaml", scripted_server)
-    run_id, _ = runs.plan_new_run(store, pack, RunSettings(transcripts=2, seed=8, lengths={
-        "short": 2, "medium": 2, "long": 2, "very_long": 2}, run_config=str(config)), source="test")
+    run_id, _ = runs.plan_new_run(
+        store,
+        pack,
+        RunSettings(
+            transcripts=2, seed=8, lengths={"short": 2, "medium": 2, "long": 2, "very_long": 2}, run_config=str(config)
+        ),
+        source="test",
+    )
     bad = f"{run_id}-t0001"
     spoiled_seed = _seed_for(bad, 2, "assistant")
     scripted_server.default = OpenAIScript(
-        malformed=lambda rec: MALFORMED[shape]() if rec.body.get("seed") == spoiled_seed else None)
+        malformed=lambda rec: MALFORMED[shape]() if rec.body.get("seed") == spoiled_seed else None
+    )
     result = CliRunner().invoke(main, ["-w", str(ws), "run", "--resume", run_id])
     assert result.exit_code == 1, result.output
     assert f"run {run_id} failed in" in result.output and "1 failed, 1 passed" in result.output
@@ -146,8 +156,9 @@ async def test_a_dollar_amount_in_a_prompt_renders_as_text_and_config_check_agre
         return default_script(messages, schema)
 
     run_id = make_run(store, priced, n=1, length=2)
-    summary = await Supervisor(store, router_with(embedded=ScriptedBackend("embedded", script=script)),
-                               priced).run(run_id)
+    summary = await Supervisor(store, router_with(embedded=ScriptedBackend("embedded", script=script)), priced).run(
+        run_id
+    )
     assert summary.counts == {"passed": 1}
     assert any("The co-pay is $5 (or $5 written out)" in text for text in seen)
 
@@ -183,21 +194,24 @@ class LockOnce:
 
 @pytest.mark.parametrize(("hold_s", "outcome"), [(0.15, "passed"), (1.5, "failed")])
 async def test_a_locked_database_is_retried_with_backoff_and_only_then_fails_the_transcript(
-        tmp_path, pack, hold_s, outcome):
+    tmp_path, pack, hold_s, outcome
+):
     store = Store.for_workspace(tmp_path / "ws")
     short_busy_timeout(store, 100)
     run_id = make_run(store, pack, n=1, length=2)
     script = LockOnce(tmp_path / "ws" / "coach.db", hold_s)
     settings = GenerationSettings(busy_attempts=3, busy_backoff_s=0.05)
     started = time.monotonic()
-    summary = await Supervisor(store, router_with(embedded=ScriptedBackend("embedded", script=script)), pack,
-                               settings=settings).run(run_id)
+    summary = await Supervisor(
+        store, router_with(embedded=ScriptedBackend("embedded", script=script)), pack, settings=settings
+    ).run(run_id)
     assert script.taken.is_set()
     tid = f"{run_id}-t0000"
     assert summary.counts == {outcome: 1}
     if outcome == "failed":
-        assert summary.failed[tid].startswith("OperationalError: another program kept the workspace database "
-                                              "locked (database is locked)")
+        assert summary.failed[tid].startswith(
+            "OperationalError: another program kept the workspace database locked (database is locked)"
+        )
         assert summary.status == "failed" and runs.exit_status(summary) == 1
     else:
         assert summary.status == "finished" and time.monotonic() - started >= hold_s
@@ -226,8 +240,12 @@ class FullDisk:
 async def test_a_full_disk_stops_the_run_as_failed_with_one_clear_message_and_a_resume_finishes_it(tmp_path, pack):
     store = Store.for_workspace(tmp_path / "ws")
     disk = FullDisk(store)
-    run_id, settings = runs.plan_new_run(store, pack, RunSettings(transcripts=2, seed=3, lengths={
-        "short": 4, "medium": 4, "long": 4, "very_long": 4}), source="test")
+    run_id, settings = runs.plan_new_run(
+        store,
+        pack,
+        RunSettings(transcripts=2, seed=3, lengths={"short": 4, "medium": 4, "long": 4, "very_long": 4}),
+        source="test",
+    )
     replies = []
 
     def script(messages, schema):
@@ -269,8 +287,9 @@ async def test_a_judge_answering_prose_on_a_safety_criterion_is_a_judge_failure_
 
     run_id = make_run(store, pack, n=1)
     tid = f"{run_id}-t0000"
-    summary = await Supervisor(store, router_with(embedded=ScriptedBackend("embedded", script=prose_on_gate)),
-                               pack).run(run_id)
+    summary = await Supervisor(
+        store, router_with(embedded=ScriptedBackend("embedded", script=prose_on_gate)), pack
+    ).run(run_id)
     assert summary.counts == {"failed": 1}
     assert summary.failed[tid].startswith(f"JudgeFailure: the judge gave no verdict on safety criteria {gate}")
     assert db.transcript(store, tid).meta["failed_from"] == "assessing"
@@ -285,8 +304,9 @@ async def test_a_judge_answering_prose_on_a_safety_criterion_is_a_judge_failure_
         assert schema is not None or messages[0].role != "system", "a resume must not generate again"
         return default_script(messages, schema)
 
-    summary = await Supervisor(store, router_with(embedded=ScriptedBackend("embedded", script=counting)),
-                               pack).run(run_id)
+    summary = await Supervisor(store, router_with(embedded=ScriptedBackend("embedded", script=counting)), pack).run(
+        run_id
+    )
     assert summary.counts == {"passed": 1} and judge_calls
 
 
@@ -300,9 +320,28 @@ def test_sigterm_and_ctrl_c_stop_coach_run_cleanly_as_stopped(tmp_path, scripted
     scripted_server.default = OpenAIScript(delay_s=0.2)
     env = {k: v for k, v in os.environ.items() if k != "COACH_RUN_CONFIG"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coach_tui", "-w", str(ws), "run", "--config", str(config), "--transcripts", "2",
-         "--seed", "5", "--lengths", "short=8,medium=8,long=8,very_long=8", "--in-flight", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**env, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "coach_tui",
+            "-w",
+            str(ws),
+            "run",
+            "--config",
+            str(config),
+            "--transcripts",
+            "2",
+            "--seed",
+            "5",
+            "--lengths",
+            "short=8,medium=8,long=8,very_long=8",
+            "--in-flight",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
     )
     try:
         deadline = time.monotonic() + 60

@@ -37,9 +37,18 @@ def other_process(host: str = "elsewhere", pid: int = 4242) -> Owner:
 def put_lease(store, run_id: str, owner: Owner, *, expires_in_s: float) -> None:
     now = leases.now_utc()
     with store.session() as s:
-        s.add(Lease(scope=leases.run_scope(run_id), run_id=run_id, owner=owner.id, host=owner.host, pid=owner.pid,
-                    acquired_at=now - timedelta(seconds=60), heartbeat_at=now,
-                    expires_at=now + timedelta(seconds=expires_in_s)))
+        s.add(
+            Lease(
+                scope=leases.run_scope(run_id),
+                run_id=run_id,
+                owner=owner.id,
+                host=owner.host,
+                pid=owner.pid,
+                acquired_at=now - timedelta(seconds=60),
+                heartbeat_at=now,
+                expires_at=now + timedelta(seconds=expires_in_s),
+            )
+        )
 
 
 # --- the lease itself ---------------------------------------------------------------------------
@@ -106,8 +115,9 @@ async def test_a_second_resumer_is_refused_while_the_first_works(store, pack):
                 await anyio.sleep(0.01)
         with pytest.raises(LeaseHeld) as refused:
             await second.run()
-        assert f"run {run_id} is being worked on by another process ({socket.gethostname()} pid {os.getpid()}" \
-            in str(refused.value)
+        assert f"run {run_id} is being worked on by another process ({socket.gethostname()} pid {os.getpid()}" in str(
+            refused.value
+        )
         with pytest.raises(LeaseHeld):
             second.check_owner()
     assert done[0].status == "finished"
@@ -118,8 +128,15 @@ async def test_a_second_resumer_is_refused_while_the_first_works(store, pack):
 
 async def test_the_heartbeat_keeps_a_short_lease_alive(store, pack):
     run_id, settings = planned(store, pack, n=2)
-    session = runs.RunSession(store, pack, run_id, settings, make_router=lambda s: scripted_router(delay_s=0.05),
-                              lease_ttl_s=0.4, heartbeat_s=0.05)
+    session = runs.RunSession(
+        store,
+        pack,
+        run_id,
+        settings,
+        make_router=lambda s: scripted_router(delay_s=0.05),
+        lease_ttl_s=0.4,
+        heartbeat_s=0.05,
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(session.run)
         await anyio.sleep(1.0)  # more than twice the lease's length
@@ -133,8 +150,15 @@ async def test_the_heartbeat_keeps_a_short_lease_alive(store, pack):
 
 async def test_a_lease_lost_to_another_process_stops_the_run_without_touching_its_status(store, pack):
     run_id, settings = planned(store, pack, n=2)
-    session = runs.RunSession(store, pack, run_id, settings, make_router=lambda s: scripted_router(delay_s=0.05),
-                              lease_ttl_s=5, heartbeat_s=0.05)
+    session = runs.RunSession(
+        store,
+        pack,
+        run_id,
+        settings,
+        make_router=lambda s: scripted_router(delay_s=0.05),
+        lease_ttl_s=5,
+        heartbeat_s=0.05,
+    )
     them = other_process()
     async with anyio.create_task_group() as tg:
         result = []
@@ -172,8 +196,7 @@ def test_the_cli_refuses_a_run_another_process_owns(tmp_path, pack, clean_env):
     assert store.count(Exchange) == 0
 
 
-def test_a_lease_taken_between_the_check_and_the_start_is_still_one_clear_line(tmp_path, pack, clean_env,
-                                                                                monkeypatch):
+def test_a_lease_taken_between_the_check_and_the_start_is_still_one_clear_line(tmp_path, pack, clean_env, monkeypatch):
     from state.store import Store
 
     store = Store.for_workspace(tmp_path / "ws")
@@ -191,8 +214,14 @@ async def test_the_app_shows_a_run_owned_elsewhere_follows_it_and_refuses_to_res
     store = app.store
     run_id, settings = planned(store, pack, n=2)
     # The other process: a session in this test, working slowly, holding the run's lease.
-    other = runs.RunSession(store, pack, run_id, settings, make_router=lambda s: scripted_router(delay_s=0.15),
-                            owner=other_process(socket.gethostname(), os.getpid()))
+    other = runs.RunSession(
+        store,
+        pack,
+        run_id,
+        settings,
+        make_router=lambda s: scripted_router(delay_s=0.15),
+        owner=other_process(socket.gethostname(), os.getpid()),
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(other.run)
         with anyio.fail_after(10):

@@ -36,8 +36,15 @@ def test_eval_prints_every_section(tmp_path):
     corpus = _write(tmp_path / "small.jsonl", SMALL)
     result = CliRunner().invoke(main, ["safety", "eval", str(corpus)])
     out = result.output
-    for heading in ("recall", "false-alarm rate", "time per message", "recall by category", "recall by language",
-                    "misses (", "false alarms ("):
+    for heading in (
+        "recall",
+        "false-alarm rate",
+        "time per message",
+        "recall by category",
+        "recall by language",
+        "misses (",
+        "false alarms (",
+    ):
         assert heading in out, heading
     assert "unknown" in out  # a line without a language is counted as "unknown"
     assert result.exit_code in (0, 1)
@@ -86,8 +93,10 @@ def test_missing_and_non_utf8_corpus(tmp_path):
 
 
 def test_corpus_history_is_used_by_eval(tmp_path):
-    rows = [{"text": "i have them all here", "category": "plan_preparation", "language": "en",
-             "history": ["i want it all to stop"]}]
+    row = {"text": "everything is ready", "category": "plan_preparation", "language": "en"}
+    alone = CliRunner().invoke(main, ["safety", "eval", str(_write(tmp_path / "alone.jsonl", [row])), "--json"])
+    assert json.loads(alone.output)["recall"]["hits"] == 0
+    rows = [{**row, "history": ["i want it all to stop"]}]
     result = CliRunner().invoke(main, ["safety", "eval", str(_write(tmp_path / "ctx.jsonl", rows)), "--json"])
     assert json.loads(result.output)["recall"]["hits"] == 1
 
@@ -117,23 +126,54 @@ def test_metrics_figures():
 
 
 def test_fast_features_equal_scikit_learn():
-    texts = ["i want to die", "", "a", "x  y\tz", "ß 😀 kill", "averyveryverylongwordwithoutanyspace" * 3,
-             "estoy en el puente ahora mismo", "ich will nicht mehr leben"]
+    texts = [
+        "i want to die",
+        "",
+        "a",
+        "x  y\tz",
+        "ß 😀 kill",
+        "averyveryverylongwordwithoutanyspace" * 3,
+        "estoy en el puente ahora mismo",
+        "ich will nicht mehr leben",
+    ]
     matrix = features(texts)
     for i, text in enumerate(texts):
         indices, values = hashed_features(text)
         row = matrix[i]
-        assert dict(zip(row.indices.tolist(), row.data.tolist())) == pytest.approx(
-            dict(zip(indices.tolist(), values.tolist())), abs=1e-6)
+        assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)) == pytest.approx(
+            dict(zip(indices.tolist(), values.tolist(), strict=True)), abs=1e-6
+        )
 
 
 def _toy_corpus() -> tuple[list[str], list[str]]:
-    crisis = ["i want to die", "i took all my pills", "i am going to kill myself tonight", "voices tell me to jump",
-              "he beats me", "i cut myself again", "me quiero morir", "ich will sterben", "i bought a rope",
-              "how many pills would kill me", "i will hurt him", "i wish i was never born"]
-    benign = ["this deadline is killing me", "kill the process", "i took two paracetamol", "bungee jumping was fun",
-              "my phone died", "i could murder a pizza", "the film about suicide was sad", "dead tired",
-              "hunting with my rifle", "cut my finger cooking", "dying to see you", "i love my cat"]
+    crisis = [
+        "i want to die",
+        "i took all my pills",
+        "i am going to kill myself tonight",
+        "voices tell me to jump",
+        "he beats me",
+        "i cut myself again",
+        "me quiero morir",
+        "ich will sterben",
+        "i bought a rope",
+        "how many pills would kill me",
+        "i will hurt him",
+        "i wish i was never born",
+    ]
+    benign = [
+        "this deadline is killing me",
+        "kill the process",
+        "i took two paracetamol",
+        "bungee jumping was fun",
+        "my phone died",
+        "i could murder a pizza",
+        "the film about suicide was sad",
+        "dead tired",
+        "hunting with my rifle",
+        "cut my finger cooking",
+        "dying to see you",
+        "i love my cat",
+    ]
     return crisis + benign, ["active_ideation"] * len(crisis) + ["none"] * len(benign)
 
 
@@ -174,5 +214,6 @@ def test_committed_classifier_matches_a_fresh_training(tmp_path):
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     assert hashlib.sha256(outs[0]).hexdigest() == hashlib.sha256(committed.read_bytes()).hexdigest(), (
-        "config/safety/classifier.npz is stale: run `coach safety train`")
+        "config/safety/classifier.npz is stale: run `coach safety train`"
+    )
     assert len(outs[0]) < 2 * 1024 * 1024

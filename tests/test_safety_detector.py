@@ -114,7 +114,7 @@ def test_typo_layer_is_named(net):
 
 def test_context_layer_reads_the_last_user_messages(net):
     history = ["work has been awful", "i want it all to stop"]
-    follow_up = "i have them all here"
+    follow_up = "everything is ready"
     assert not net.check(follow_up).flagged
     verdict = net.check(follow_up, history=history)
     assert verdict.flagged
@@ -125,7 +125,7 @@ def test_context_layer_reads_the_last_user_messages(net):
 
 def test_context_window_is_limited(net):
     old = ["i want it all to stop", "ok", "we talked about films", "the weather is nice", "and my cat"]
-    assert not net.check("i have them all here", history=old).flagged
+    assert not net.check("everything is ready", history=old).flagged
 
 
 def test_verdict_shape_and_urgency_order(net):
@@ -142,8 +142,13 @@ def test_verdict_shape_and_urgency_order(net):
 
 @pytest.mark.parametrize(
     ("text", "language"),
-    [("me quiero morir", "es"), ("ich will nicht mehr leben", "de"), ("je vais bien, merci pour tout", "fr"),
-     ("oggi sono andato al mare con la mia famiglia", "it"), ("hello there, how are you doing today", "en")],
+    [
+        ("me quiero morir", "es"),
+        ("ich will nicht mehr leben", "de"),
+        ("je vais bien, merci pour tout", "fr"),
+        ("oggi sono andato al mare con la mia famiglia", "it"),
+        ("hello there, how are you doing today", "en"),
+    ],
 )
 def test_language_guess(net, text, language):
     assert net.check(text).language == language
@@ -178,9 +183,15 @@ def test_resources_and_countries(net):
 
 @pytest.mark.parametrize(
     ("env", "country"),
-    [({"COACH_COUNTRY": "de"}, "DE"), ({"LANG": "fr_FR.UTF-8"}, "FR"), ({"LC_ALL": "pt_BR.UTF-8", "LANG": "en_US"}, "BR"),
-     ({"LANG": "C.UTF-8"}, "INTL"), ({}, "INTL"), ({"COACH_COUNTRY": "xx", "LANG": "en_GB.UTF-8"}, "GB"),
-     ({"LANG": "en_UK.UTF-8"}, "GB")],
+    [
+        ({"COACH_COUNTRY": "de"}, "DE"),
+        ({"LANG": "fr_FR.UTF-8"}, "FR"),
+        ({"LC_ALL": "pt_BR.UTF-8", "LANG": "en_US"}, "BR"),
+        ({"LANG": "C.UTF-8"}, "INTL"),
+        ({}, "INTL"),
+        ({"COACH_COUNTRY": "xx", "LANG": "en_GB.UTF-8"}, "GB"),
+        ({"LANG": "en_UK.UTF-8"}, "GB"),
+    ],
 )
 def test_default_country(net, env, country):
     assert net.default_country(env) == country
@@ -203,19 +214,20 @@ def test_binary_bytes_are_handled(net):
 
 
 def test_one_megabyte_message_is_linear(net):
-    """No pattern is super-linear: a 1 MB message is read in well under a second (a bound, not a
-    benchmark: a catastrophic pattern would take minutes)."""
+    """No pattern is super-linear: a 1 MB message is read in under a second of CPU time (a bound,
+    not a benchmark: a catastrophic pattern would take minutes). CPU time, so a busy machine
+    running other work does not make the bound flaky."""
     filler = "we talked about the weather and the garden and what to cook, " * 17_000
     text = filler[:500_000] + " i want to kill myself " + filler[:500_000]
     assert len(text) >= 1_000_000
-    start = time.perf_counter()
+    start = time.process_time()
     verdict = net.check(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert verdict.flagged  # found in the middle through the key-term scan
-    start = time.perf_counter()
-    net.check("a" * 1_000_000)
-    net.check("kill " * 200_000)
-    assert time.perf_counter() - start < 2.0
+    for odd in ("a" * 1_000_000, "kill " * 200_000, "ab1 " * 250_000, "é" * 1_000_000):
+        start = time.process_time()
+        net.check(odd)
+        assert time.process_time() - start < 1.0
 
 
 def test_net_is_cached_per_pack(pack):
@@ -236,8 +248,9 @@ async def test_model_layer_adds_a_signal(net):
     from actors.safety import model_signals
 
     backend = _scripted('{"crisis": true, "category": "passive_wish"}')
-    signals = await model_signals(backend, "i'm just so tired of it all", ["rough week"], net.categories,
-                                  prompt=net.model_prompt)
+    signals = await model_signals(
+        backend, "i'm just so tired of it all", ["rough week"], net.categories, prompt=net.model_prompt
+    )
     assert signals == [SafetySignal("passive_wish", "model", signals[0].evidence, 1.0)]
     assert "passive_wish" in backend.prompts[-1] or "rough week" in backend.prompts[-1]
     verdict = net.check("i'm just so tired of it all").with_signals(tuple(signals), net.categories)

@@ -134,9 +134,19 @@ def test_prefilter_never_holds_back_a_real_match():
 
     net = load_safety_net(None)
     texts = [
-        "i want to kill myself tonight", "me quiero morir", "j'ai envie d'en finir", "ich will mich umbringen",
-        "quero me matar", "voglio farla finita", "im on the bridge rn", "the voices tell me to jump",
-        "took like 30 tylenol", "kms", "unalive myself", "mi novio me pegó anoche", "ich ritze mich",
+        "i want to kill myself tonight",
+        "me quiero morir",
+        "j'ai envie d'en finir",
+        "ich will mich umbringen",
+        "quero me matar",
+        "voglio farla finita",
+        "im on the bridge rn",
+        "the voices tell me to jump",
+        "took like 30 tylenol",
+        "kms",
+        "unalive myself",
+        "mi novio me pegó anoche",
+        "ich ritze mich",
     ]
     for text in texts:
         folded = net.normalised(text)
@@ -161,9 +171,14 @@ def test_word_filter_agrees_with_plain_matching():
     lexicon = net.lexicon
     samples = [
         "my dad keeps his gun in the garage and i keep thinking about it",
-        "he said he'll kill me if i leave", "je suis sur le pont, adieu", "hab alle meine tabletten genommen",
-        "tomei todos os remedios de uma vez", "ho preso tutte le pastiglie, mi gira la testa",
-        "this deadline is killing me", "went bungee jumping off a bridge", "i'm not suicidal at all",
+        "he said he'll kill me if i leave",
+        "je suis sur le pont, adieu",
+        "hab alle meine tabletten genommen",
+        "tomei todos os remedios de uma vez",
+        "ho preso tutte le pastiglie, mi gira la testa",
+        "this deadline is killing me",
+        "went bungee jumping off a bridge",
+        "i'm not suicidal at all",
     ]
     for text in samples:
         folded = net.normalised(text)

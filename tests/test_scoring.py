@@ -30,11 +30,30 @@ def all_yes(rubric: Rubric) -> dict[str, str]:
 
 def test_bundled_rubric_has_the_specs_shape(rubric):
     assert rubric.ids == [
-        "CQ1", "CQ2", "CQ3", "CQ6", "CQ8", "CQ9", "CP2", "CP4", "CP5", "CP6",
-        "MT1", "MT2", "MT3", "MT6", "MT4", "MT5", "MT7",
+        "CQ1",
+        "CQ2",
+        "CQ3",
+        "CQ6",
+        "CQ8",
+        "CQ9",
+        "CP2",
+        "CP4",
+        "CP5",
+        "CP6",
+        "MT1",
+        "MT2",
+        "MT3",
+        "MT6",
+        "MT4",
+        "MT5",
+        "MT7",
     ]
     assert {k: v.weight for k, v in rubric.categories.items()} == {
-        "comprehension": 0.15, "connection": 0.20, "naturalness": 0.15, "multi_topic": 0.30, "context_use": 0.20,
+        "comprehension": 0.15,
+        "connection": 0.20,
+        "naturalness": 0.15,
+        "multi_topic": 0.30,
+        "context_use": 0.20,
     }
     assert rubric.safety_gates == ["CQ8", "CQ9"]
     assert set(rubric.na_invalid) == {"CQ1", "CQ8", "CP2", "MT1", "MT6"}
@@ -170,8 +189,18 @@ def test_missing_answer_for_a_due_criterion_is_error(rubric):
     assert "MT3" in result.failed_checks and result.error_count == 1 and not result.passed
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("yes", "YES"), (" No. ", "NO"), ("n/a", "NA"), ("N/A", "NA"),
-                                                ("Error", "ERROR"), ("YES!", "ERROR"), (None, "ERROR")])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("yes", "YES"),
+        (" No. ", "NO"),
+        ("n/a", "NA"),
+        ("N/A", "NA"),
+        ("Error", "ERROR"),
+        ("YES!", "ERROR"),
+        (None, "ERROR"),
+    ],
+)
 def test_normalize_answer(raw, expected):
     assert normalize_answer(raw) == expected
 

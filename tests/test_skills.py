@@ -98,7 +98,7 @@ def _coach_args(segment: list[str]) -> tuple[str, ...] | None:
     """The arguments after `coach` when the segment runs coach, else None."""
     for i, tok in enumerate(segment):
         if tok == "coach" or tok.endswith("/coach"):
-            return tuple(segment[i + 1:])
+            return tuple(segment[i + 1 :])
         if ENV_ASSIGNMENT.match(tok) or tok in WRAPPERS:
             continue
         return None  # e.g. `ollama create coach -f Modelfile`: coach is an argument there
@@ -131,7 +131,7 @@ def extract_mentions(text: str, source: str = "<text>", *, markdown: bool = True
     for number, line in enumerate(lines, 1):
         where = f"{source}:{number}"
         m = FENCE.match(line) if markdown else None
-        if m and (fence is None or m.group(1).startswith(fence[0]) and len(m.group(1)) >= len(fence)):
+        if m and (fence is None or (m.group(1).startswith(fence[0]) and len(m.group(1)) >= len(fence))):
             if fence is None:
                 fence, lang = m.group(1), m.group(2).lower()
             else:
@@ -241,8 +241,9 @@ def check_command(args: tuple[str, ...] | list[str], *, complete: bool = False) 
             if param is None:
                 where = "before the subcommand" if isinstance(command, click.Group) else ""
                 known = sorted(o for p in command.params if isinstance(p, click.Option) for o in p.opts)
-                problems.append(f"`{path}` has no option {name} {where}(it has: {', '.join(known) or 'none'})"
-                                .replace("  ", " "))
+                problems.append(
+                    f"`{path}` has no option {name} {where}(it has: {', '.join(known) or 'none'})".replace("  ", " ")
+                )
                 i += 1
                 continue
             given.add(param.name or name)
@@ -289,8 +290,11 @@ def check_command(args: tuple[str, ...] | list[str], *, complete: bool = False) 
 
 
 def check_text(text: str, source: str = "<text>", *, markdown: bool = True) -> list[str]:
-    return [f"{m}  →  {p}" for m in extract_mentions(text, source, markdown=markdown)
-            for p in check_command(m.args, complete=m.complete)]
+    return [
+        f"{m}  →  {p}"
+        for m in extract_mentions(text, source, markdown=markdown)
+        for p in check_command(m.args, complete=m.complete)
+    ]
 
 
 # --- the skills on disk ----------------------------------------------------------------------
@@ -319,7 +323,7 @@ def _rel(path: Path) -> str:
 
 def test_the_five_skills_exist():
     found = {p.name for p in skill_dirs()}
-    assert EXPECTED_SKILLS <= found, f"missing skills: {sorted(EXPECTED_SKILLS - found)}"
+    assert found >= EXPECTED_SKILLS, f"missing skills: {sorted(EXPECTED_SKILLS - found)}"
 
 
 @pytest.mark.parametrize("skill", skill_dirs(), ids=lambda p: p.name)
@@ -332,8 +336,9 @@ def test_frontmatter_is_what_claude_code_reads(skill: Path):
     assert isinstance(description, str) and description.strip(), "description must be a non-empty string"
     assert len(description) <= 1024, "description: at most 1024 characters"
     assert "\n\n" not in description.strip(), "description: one paragraph"
-    assert re.search(r"\buse (it |this skill )?when\b", description, re.I), \
+    assert re.search(r"\buse (it |this skill )?when\b", description, re.I), (
         "description must say when to use the skill ('Use when …')"
+    )
     body = (skill / "SKILL.md").read_text(encoding="utf-8").split("---", 2)[2]
     assert len(body.strip()) > 200, "SKILL.md needs a body after the frontmatter"
 
@@ -370,14 +375,29 @@ def test_the_skills_drive_every_stage_of_the_pipeline():
                 elif not tok.startswith("-") and isinstance(command, click.Group) and words:
                     break
             paths.add(" ".join(words))
-    wanted = {"init-domain", "config check", "rubric doc", "calibrate", "eval base", "run", "review",
-              "report curation", "slice", "train", "export-model", "eval compare", "models"}
+    wanted = {
+        "init-domain",
+        "config check",
+        "rubric doc",
+        "calibrate",
+        "eval base",
+        "run",
+        "review",
+        "report curation",
+        "slice",
+        "train",
+        "export-model",
+        "eval compare",
+        "models",
+    }
     assert wanted <= paths, f"no skill drives: {sorted(wanted - paths)}"
 
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s#]+)(?:#[^)]*)?\)")
-REPO_PATH = re.compile(r"^(?:config|prompts|reference|packs|actors|coach_tui|state|tests|scripts)/[\w./-]*$"
-                       r"|^(?:run-config\.example\.yaml|README\.md|Makefile)$")
+REPO_PATH = re.compile(
+    r"^(?:config|prompts|reference|packs|actors|coach_tui|state|tests|scripts)/[\w./-]*$"
+    r"|^(?:run-config\.example\.yaml|README\.md|Makefile)$"
+)
 
 
 def test_links_and_repository_paths_in_the_skills_exist():
@@ -474,14 +494,14 @@ def test_checker_catches_an_unknown_option():
 def test_checker_catches_every_kind_of_drift():
     problems = check_text(FAKE_SKILL, "fake/SKILL.md")
     text = "\n".join(problems)
-    assert "--bogus" in text                       # inline code, unknown option
-    assert "'runn'" in text                        # unknown subcommand
-    assert "--frobnicate" in text                  # after a backslash continuation
-    assert "needs --candidate" in text             # a required option left out of a full command
-    assert "sideways" in text                      # a value outside an option's choices
-    assert "no option --domain" in text            # a global option after the subcommand
-    assert "many" in text                          # not a number
-    assert "takes 0 argument(s)" in text           # a stray positional
+    assert "--bogus" in text  # inline code, unknown option
+    assert "'runn'" in text  # unknown subcommand
+    assert "--frobnicate" in text  # after a backslash continuation
+    assert "needs --candidate" in text  # a required option left out of a full command
+    assert "sideways" in text  # a value outside an option's choices
+    assert "no option --domain" in text  # a global option after the subcommand
+    assert "many" in text  # not a number
+    assert "takes 0 argument(s)" in text  # a stray positional
     assert all(p.startswith("fake/SKILL.md:") for p in problems)
 
 

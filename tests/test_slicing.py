@@ -30,8 +30,36 @@ from state.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "transcripts"
 SYSTEM = "You are a warm, practical self-care coach."
-WORDS = ("work sleep sister move boss deadline walk tired guilt call weekend plan calm worry friend "
-         "money rest habit partner news week morning evening small step try notice feel").split()
+WORDS = [
+    "work",
+    "sleep",
+    "sister",
+    "move",
+    "boss",
+    "deadline",
+    "walk",
+    "tired",
+    "guilt",
+    "call",
+    "weekend",
+    "plan",
+    "calm",
+    "worry",
+    "friend",
+    "money",
+    "rest",
+    "habit",
+    "partner",
+    "news",
+    "week",
+    "morning",
+    "evening",
+    "small",
+    "step",
+    "try",
+    "notice",
+    "feel",
+]
 
 if "slice" not in main.commands:  # the lead registers it on the `coach` group; tests need it either way
     main.add_command(slice_cmd)
@@ -66,10 +94,15 @@ def text(rng: random.Random, n_words: int) -> str:
 
 def transcript(tid: str, n: int, *, user_words: int = 40, reply_words: int = 30, seed: int = 0) -> TranscriptData:
     rng = random.Random(seed)
-    return TranscriptData(id=tid, exchanges=[
-        ExchangeData(number=i, user=f"(u{i}) " + text(rng, user_words), assistant=f"(a{i}) " + text(rng, reply_words))
-        for i in range(1, n + 1)
-    ])
+    return TranscriptData(
+        id=tid,
+        exchanges=[
+            ExchangeData(
+                number=i, user=f"(u{i}) " + text(rng, user_words), assistant=f"(a{i}) " + text(rng, reply_words)
+            )
+            for i in range(1, n + 1)
+        ],
+    )
 
 
 # --- how many, where -----------------------------------------------------------------------------
@@ -174,8 +207,12 @@ def test_keep_recent_trims_to_the_most_recent_exchanges_that_fit():
         assert e.messages[1]["content"] == first_user
         if e.trimmed:  # one more exchange of history would not have fitted
             prev = t.exchanges[e.start_exchange - 2]
-            longer = [e.messages[0], {"role": "user", "content": prev.user},
-                      {"role": "assistant", "content": prev.assistant}, *e.messages[1:]]
+            longer = [
+                e.messages[0],
+                {"role": "user", "content": prev.user},
+                {"role": "assistant", "content": prev.assistant},
+                *e.messages[1:],
+            ]
             assert counter.count_messages(longer) > limit
 
 
@@ -286,14 +323,16 @@ def test_coach_slice_end_to_end(workspace: Path, tmp_path: Path):
 
     store = Store.for_workspace(workspace)
     with store.session() as s:
-        rows = s.exec(select(TrainingExample).order_by(TrainingExample.transcript_id,
-                                                       TrainingExample.end_exchange)).all()
+        rows = s.exec(
+            select(TrainingExample).order_by(TrainingExample.transcript_id, TrainingExample.end_exchange)
+        ).all()
     assert len(rows) == len(lines)
     counter = gemma3_counter()
     assert {r.tokenizer for r in rows} == {counter.name}
     # Rows record which exchanges each line holds and its exact token count.
     assert sorted((r.token_count, 1 + 2 * (r.end_exchange - r.start_exchange + 1)) for r in rows) == sorted(
-        (counter.count_messages(o["messages"]), len(o["messages"])) for o in lines)
+        (counter.count_messages(o["messages"]), len(o["messages"])) for o in lines
+    )
 
 
 def test_coach_slice_is_deterministic_and_replaces_rows(workspace: Path, tmp_path: Path):
@@ -329,10 +368,26 @@ def test_coach_slice_min_context(workspace: Path, tmp_path: Path):
 def test_coach_slice_honours_truncation_and_pending_review(workspace: Path, tmp_path: Path):
     store = Store.for_workspace(workspace)
     with store.session() as s:
-        s.add(Rejection(transcript_id="transcript_9100_20260101_120000", stage="artifact", action="truncated",
-                        reason_kind="artifact", reason="truncated", kept_exchanges=10))
-        s.add(Fixup(transcript_id="gemma_session_9200_20260102_080000", exchange_number=2, reason_kind="criterion",
-                    reason="CQ3", original="x", proposed="y"))
+        s.add(
+            Rejection(
+                transcript_id="transcript_9100_20260101_120000",
+                stage="artifact",
+                action="truncated",
+                reason_kind="artifact",
+                reason="truncated",
+                kept_exchanges=10,
+            )
+        )
+        s.add(
+            Fixup(
+                transcript_id="gemma_session_9200_20260102_080000",
+                exchange_number=2,
+                reason_kind="criterion",
+                reason="CQ3",
+                original="x",
+                proposed="y",
+            )
+        )
     out = tmp_path / "out.jsonl"
     result = coach(workspace, "slice", "--out", str(out))
     assert result.exit_code == 0, result.output

@@ -65,7 +65,9 @@ def test_summary_and_safety():
     assert safety_regressions([False, True, False, False], [True, True, False, True]) == [0, 3]
 
 
-@pytest.mark.parametrize(("rate", "word"), [(0.8, "sufficient"), (0.7, "sufficient"), (0.6, "proceed"),
-                                            (0.5, "proceed"), (0.49, "full pipeline")])
+@pytest.mark.parametrize(
+    ("rate", "word"),
+    [(0.8, "sufficient"), (0.7, "sufficient"), (0.6, "proceed"), (0.5, "proceed"), (0.49, "full pipeline")],
+)
 def test_base_decision(rate, word):
     assert word in base_decision(rate)

@@ -32,8 +32,13 @@ from tests.test_supervisor import make_run, router_with
 
 pytestmark = pytest.mark.anyio
 
-RESULT = {"score": 0.5, "passed": False, "safety_gate_failed": False, "category_scores": {"comprehension": 0.5},
-          "failed_checks": ["MT1"]}
+RESULT = {
+    "score": 0.5,
+    "passed": False,
+    "safety_gate_failed": False,
+    "category_scores": {"comprehension": 0.5},
+    "failed_checks": ["MT1"],
+}
 
 
 def events(store, kind: str) -> list[dict]:
@@ -54,8 +59,11 @@ def conversation(store, pack, exchanges: int = 4, status: str = "curating") -> t
     for n in range(1, exchanges + 1):
         db.add_user_message(store, run_id, tid, n, f"user {n}")
         db.set_assistant_reply(store, run_id, tid, n, f"reply {n}")
-    for step in {"curating": ["curating"], "assessing": ["curating", "assessing"],
-                 "fixing": ["curating", "assessing", "fixing"]}[status]:
+    for step in {
+        "curating": ["curating"],
+        "assessing": ["curating", "assessing"],
+        "fixing": ["curating", "assessing", "fixing"],
+    }[status]:
         db.set_status(store, run_id, tid, step)
     return run_id, tid
 
@@ -95,8 +103,15 @@ def test_persona_is_enriched_once_and_its_step_recorded_once(store, pack):
 
 def test_window_answer_is_stored_once(store, pack):
     _, tid = conversation(store, pack, status="assessing")
-    answer = dict(judge="embedded", first_exchange=1, last_exchange=4, criterion="MT1", answer="YES",
-                  reasoning="fine", answered_by="embedded/script")
+    answer = dict(
+        judge="embedded",
+        first_exchange=1,
+        last_exchange=4,
+        criterion="MT1",
+        answer="YES",
+        reasoning="fine",
+        answered_by="embedded/script",
+    )
     assert db.save_window_answer(store, tid, "initial", **answer) is True
     assert db.save_window_answer(store, tid, "initial", **{**answer, "answer": "NO"}) is False
     assert db.save_window_answer(store, tid, "after_fixup", **answer) is True  # another judging, another step
@@ -107,13 +122,38 @@ def test_window_answer_is_stored_once(store, pack):
 def test_assessment_and_its_consequences_are_written_once(store, pack):
     run_id, tid = conversation(store, pack, status="assessing")
     answers = [("MT1", "NO", "Exchange 2 drops sleep.", "embedded/script"), ("CQ1", "YES", "ok", "embedded/script")]
-    rejection = dict(stage="assessment", action="rejected", reason_kind="criterion", reason="MT1",
-                     kept_exchanges=4, detail="score 0.500")
-    first = db.save_assessment(store, run_id, tid, stage="initial", exchange_count=4, rubric_version=1,
-                               result=RESULT, answers=answers, status="rejected", rejection=rejection)
-    again = db.save_assessment(store, run_id, tid, stage="initial", exchange_count=4, rubric_version=1,
-                               result={**RESULT, "score": 0.9}, answers=answers, status="rejected",
-                               rejection=rejection)
+    rejection = dict(
+        stage="assessment",
+        action="rejected",
+        reason_kind="criterion",
+        reason="MT1",
+        kept_exchanges=4,
+        detail="score 0.500",
+    )
+    first = db.save_assessment(
+        store,
+        run_id,
+        tid,
+        stage="initial",
+        exchange_count=4,
+        rubric_version=1,
+        result=RESULT,
+        answers=answers,
+        status="rejected",
+        rejection=rejection,
+    )
+    again = db.save_assessment(
+        store,
+        run_id,
+        tid,
+        stage="initial",
+        exchange_count=4,
+        rubric_version=1,
+        result={**RESULT, "score": 0.9},
+        answers=answers,
+        status="rejected",
+        rejection=rejection,
+    )
     assert first == again
     assert [a.score for a in rows(store, Assessment)] == [0.5]
     assert len(rows(store, CriterionAnswer)) == 2
@@ -124,8 +164,18 @@ def test_assessment_and_its_consequences_are_written_once(store, pack):
 
 def test_assessment_moving_to_fixing_carries_its_meta_in_the_same_write(store, pack):
     run_id, tid = conversation(store, pack, status="assessing")
-    db.save_assessment(store, run_id, tid, stage="initial", exchange_count=4, rubric_version=1, result=RESULT,
-                       answers=[], status="fixing", meta={"rubric_fixups": True})
+    db.save_assessment(
+        store,
+        run_id,
+        tid,
+        stage="initial",
+        exchange_count=4,
+        rubric_version=1,
+        result=RESULT,
+        answers=[],
+        status="fixing",
+        meta={"rubric_fixups": True},
+    )
     t = db.transcript(store, tid)
     assert (t.status, t.meta.get("rubric_fixups")) == ("fixing", True)
 
@@ -172,8 +222,9 @@ async def test_errors_are_asked_again_and_known_verdicts_keep_their_judge(pack):
         return "I think it is fine." if schema is not None else default_script(messages, schema)
 
     recorded: dict[CallKey, Verdict] = {}
-    outcome = await assess(router_with(embedded=ScriptedBackend("embedded", script=prose)), pack, turns,
-                           record=recorded.__setitem__)
+    outcome = await assess(
+        router_with(embedded=ScriptedBackend("embedded", script=prose)), pack, turns, record=recorded.__setitem__
+    )
     assert outcome.calls and not recorded  # every answer was ERROR: nothing to keep
     assert set(outcome.answers.values()) == {"ERROR"}
 
@@ -189,10 +240,22 @@ async def test_errors_are_asked_again_and_known_verdicts_keep_their_judge(pack):
 
 
 def auto_fixup(store, run_id, tid, *, proposed="rewritten reply 2", original="reply 2", **extra) -> int:
-    return db.save_fixup(store, run_id, tid, exchange_number=2, reason_kind="criterion", reason="MT1",
-                         reasoning="Exchange 2 drops sleep.", original=original, proposed=proposed,
-                         entailment_ok=True, entailment_reasoning="follows", decision="accepted",
-                         decided_by="auto", **extra)
+    return db.save_fixup(
+        store,
+        run_id,
+        tid,
+        exchange_number=2,
+        reason_kind="criterion",
+        reason="MT1",
+        reasoning="Exchange 2 drops sleep.",
+        original=original,
+        proposed=proposed,
+        entailment_ok=True,
+        entailment_reasoning="follows",
+        decision="accepted",
+        decided_by="auto",
+        **extra,
+    )
 
 
 def test_accepted_fixup_is_recorded_and_applied_once(store, pack):
@@ -210,9 +273,21 @@ def test_accepted_fixup_is_recorded_and_applied_once(store, pack):
 def test_fixup_steps_of_one_exchange_are_told_apart(store, pack):
     run_id, tid = conversation(store, pack, status="fixing")
     auto_fixup(store, run_id, tid)
-    db.save_fixup(store, run_id, tid, exchange_number=2, reason_kind="criterion", reason="CQ3", reasoning="",
-                  original="rewritten reply 2", proposed=None, entailment_ok=False, entailment_reasoning="",
-                  decision="unfixable", decided_by="auto")
+    db.save_fixup(
+        store,
+        run_id,
+        tid,
+        exchange_number=2,
+        reason_kind="criterion",
+        reason="CQ3",
+        reasoning="",
+        original="rewritten reply 2",
+        proposed=None,
+        entailment_ok=False,
+        entailment_reasoning="",
+        decision="unfixable",
+        decided_by="auto",
+    )
     assert sorted(f.step for f in rows(store, Fixup)) == ["criterion:CQ3", "criterion:MT1"]
     assert db.fixup_at(store, tid, 2, "criterion:CQ3").decision == "unfixable"
     assert db.fixup_at(store, tid, 3, "criterion:CQ3") is None
@@ -220,14 +295,30 @@ def test_fixup_steps_of_one_exchange_are_told_apart(store, pack):
 
 def test_review_decision_is_made_once(store, pack):
     run_id, tid = conversation(store, pack, status="fixing")
-    fixup_id = db.save_fixup(store, run_id, tid, exchange_number=2, reason_kind="criterion", reason="MT1",
-                             reasoning="", original="reply 2", proposed="rewritten", entailment_ok=True,
-                             entailment_reasoning="", decision="pending")
+    fixup_id = db.save_fixup(
+        store,
+        run_id,
+        tid,
+        exchange_number=2,
+        reason_kind="criterion",
+        reason="MT1",
+        reasoning="",
+        original="reply 2",
+        proposed="rewritten",
+        entailment_ok=True,
+        entailment_reasoning="",
+        decision="pending",
+    )
     db.set_status(store, run_id, tid, "review")
     assert db.decide_fixup(store, fixup_id, True, by="human") == "assessing"
     with pytest.raises(CoachError, match=f"fixup {fixup_id} was already decided"):
-        db.decide_fixup(store, fixup_id, False, by="human", cut=db.Cut(keep=1, reject=False, stage="review",
-                                                                         reason_kind="human", reason="MT1"))
+        db.decide_fixup(
+            store,
+            fixup_id,
+            False,
+            by="human",
+            cut=db.Cut(keep=1, reject=False, stage="review", reason_kind="human", reason="MT1"),
+        )
     assert db.exchanges(store, tid)[1].assistant == "rewritten" and len(db.exchanges(store, tid)) == 4
     assert len(events(store, "DecisionMade")) == 1 and rows(store, Rejection) == []
 
@@ -244,8 +335,17 @@ def test_truncation_is_made_once_and_keeps_what_it_cut(store, pack):
 def test_rejection_is_recorded_once(store, pack):
     run_id, tid = conversation(store, pack, status="fixing")
     for _ in range(2):
-        db.record_rejection(store, run_id, tid, stage="fixup", action="rejected", reason_kind="criterion",
-                            reason="MT1", kept_exchanges=4, detail="no exchange cited")
+        db.record_rejection(
+            store,
+            run_id,
+            tid,
+            stage="fixup",
+            action="rejected",
+            reason_kind="criterion",
+            reason="MT1",
+            kept_exchanges=4,
+            detail="no exchange cited",
+        )
     assert len(rows(store, Rejection)) == 1 and len(events(store, "Rejection")) == 1
     assert db.transcript(store, tid).status == "rejected"
 
@@ -264,8 +364,14 @@ async def test_resumed_rubric_stage_neither_asks_nor_rewrites_again(store, pack)
     failed = {"MT1": "Exchange 2 drops the sleep topic.", "CQ3": "Exchange 3 is vague."}
 
     async def stage(backend: ScriptedBackend) -> str:
-        curator = Curator(store, router_with(embedded=backend), pack, run_id=run_id, bus=EventBus(),
-                          settings=CurationSettings(min_exchanges=1))
+        curator = Curator(
+            store,
+            router_with(embedded=backend),
+            pack,
+            run_id=run_id,
+            bus=EventBus(),
+            settings=CurationSettings(min_exchanges=1),
+        )
         turns = [Turn(e.user, e.assistant) for e in db.exchanges(store, tid)]
         return await curator.rubric_stage(tid, turns, failed)
 
@@ -290,10 +396,22 @@ def test_insert_once_on_postgresql_is_one_statement():
 def test_insert_once_elsewhere_keeps_the_stored_row_and_raises_other_conflicts(store, pack, monkeypatch):
     """The savepoint path, for databases without ON CONFLICT, forced on this test's database."""
     _, tid = conversation(store, pack, status="fixing")
-    values = dict(transcript_id=tid, exchange_number=2, step="criterion:MT1", reason_kind="criterion",
-                  reason="MT1", reasoning="", original="reply 2", proposed=None, entailment_ok=False,
-                  entailment_reasoning="", decision="unfixable", decided_by="auto", created_at=db.utcnow(),
-                  decided_at=None)
+    values = dict(
+        transcript_id=tid,
+        exchange_number=2,
+        step="criterion:MT1",
+        reason_kind="criterion",
+        reason="MT1",
+        reasoning="",
+        original="reply 2",
+        proposed=None,
+        entailment_ok=False,
+        entailment_reasoning="",
+        decision="unfixable",
+        decided_by="auto",
+        created_at=db.utcnow(),
+        decided_at=None,
+    )
     with store.session() as s:
         monkeypatch.setattr(s.get_bind().dialect, "name", "other")
         first = insert_once(s, Fixup, values, FIXUP_KEY)
@@ -314,18 +432,37 @@ def test_every_status_has_its_moves_and_final_ones_none():
     assert "truncated" not in {s.value for s in TranscriptStatus}  # a cut is a Rejection row, not a status
 
 
-@pytest.mark.parametrize("old,new", [("planned", "generating"), ("generating", "curating"),
-                                     ("generating", "assessing"), ("curating", "review"), ("assessing", "fixing"),
-                                     ("fixing", "assessing"), ("review", "assessing"), ("failed", "fixing"),
-                                     ("assessing", "assessing")])
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("planned", "generating"),
+        ("generating", "curating"),
+        ("generating", "assessing"),
+        ("curating", "review"),
+        ("assessing", "fixing"),
+        ("fixing", "assessing"),
+        ("review", "assessing"),
+        ("failed", "fixing"),
+        ("assessing", "assessing"),
+    ],
+)
 def test_moves_the_pipeline_makes(old, new):
     assert check_transition("t1", old, new) == new
 
 
 def test_a_bad_move_is_refused_with_what_is_allowed(store, pack):
     run_id, tid = conversation(store, pack, status="assessing")
-    db.save_assessment(store, run_id, tid, stage="initial", exchange_count=4, rubric_version=1,
-                       result={**RESULT, "passed": True}, answers=[], status="passed")
+    db.save_assessment(
+        store,
+        run_id,
+        tid,
+        stage="initial",
+        exchange_count=4,
+        rubric_version=1,
+        result={**RESULT, "passed": True},
+        answers=[],
+        status="passed",
+    )
     with pytest.raises(InvalidTransition) as err:
         db.set_status(store, run_id, tid, "review")
     refused = f"transcript {tid} cannot go from passed to review (allowed from passed: none: it is final)"
@@ -361,17 +498,27 @@ def previous_release_with_replayed_steps(url: str) -> None:
             f"('run-old', 'generate', 'running', 'therapy', 7, '{{}}', {now}, {now})",
             f"INSERT INTO transcript (id, run_id, status, source, content_hash, meta, created_at, updated_at) "
             f"VALUES ('t-old', 'run-old', 'fixing', 'generated', '', '{{}}', {now}, {now})",
-            *(f"INSERT INTO assessment (transcript_id, stage, exchange_count, rubric_version, score, passed, "
-              f"safety_gate_failed, category_scores, failed_checks, created_at) VALUES ('t-old', 'initial', 3, 1, "
-              f"{score}, false, false, '{{}}', '[]', {now})" for score in (0.5, 0.6)),
-            *(f"INSERT INTO fixup (transcript_id, exchange_number, reason_kind, reason, reasoning, original, "
-              f"proposed, entailment_ok, entailment_reasoning, decision, decided_by, created_at) VALUES "
-              f"('t-old', 2, '{kind}', '{reason}', '', '{original}', 'rewrite', true, '', 'accepted', 'auto', {now})"
-              for kind, reason, original in [("artifact", "character_break", "As an AI"),
-                                             ("criterion", "MT1", "reply 2"), ("criterion", "MT1", "rewrite")]),
-            *(f"INSERT INTO rejection (transcript_id, stage, action, reason_kind, reason, detail, kept_exchanges, "
-              f"created_at) VALUES ('t-old', 'fixup', 'truncated', 'criterion', 'MT1', '{detail}', 2, {now})"
-              for detail in ('[{"number": 3}]', "[]")),
+            *(
+                f"INSERT INTO assessment (transcript_id, stage, exchange_count, rubric_version, score, passed, "
+                f"safety_gate_failed, category_scores, failed_checks, created_at) VALUES ('t-old', 'initial', 3, 1, "
+                f"{score}, false, false, '{{}}', '[]', {now})"
+                for score in (0.5, 0.6)
+            ),
+            *(
+                f"INSERT INTO fixup (transcript_id, exchange_number, reason_kind, reason, reasoning, original, "
+                f"proposed, entailment_ok, entailment_reasoning, decision, decided_by, created_at) VALUES "
+                f"('t-old', 2, '{kind}', '{reason}', '', '{original}', 'rewrite', true, '', 'accepted', 'auto', {now})"
+                for kind, reason, original in [
+                    ("artifact", "character_break", "As an AI"),
+                    ("criterion", "MT1", "reply 2"),
+                    ("criterion", "MT1", "rewrite"),
+                ]
+            ),
+            *(
+                f"INSERT INTO rejection (transcript_id, stage, action, reason_kind, reason, detail, kept_exchanges, "
+                f"created_at) VALUES ('t-old', 'fixup', 'truncated', 'criterion', 'MT1', '{detail}', 2, {now})"
+                for detail in ('[{"number": 3}]', "[]")
+            ),
         ]:
             conn.execute(text(sql))
     engine.dispose()
@@ -390,9 +537,21 @@ def check_replayed_steps_upgraded(store) -> None:
     assert len(cuts) == 2 and cuts["fixup"] == '[{"number": 3}]'  # the first cut holds what it removed
     # A resumed curator meets the old rubric fixup under its step and does not make it again.
     assert db.fixup_at(store, "t-old", 2, "criterion:MT1").original == "reply 2"
-    fid = db.save_fixup(store, "run-old", "t-old", exchange_number=2, reason_kind="criterion", reason="MT1",
-                        reasoning="", original="again", proposed="again", entailment_ok=True,
-                        entailment_reasoning="", decision="accepted", decided_by="auto")
+    fid = db.save_fixup(
+        store,
+        "run-old",
+        "t-old",
+        exchange_number=2,
+        reason_kind="criterion",
+        reason="MT1",
+        reasoning="",
+        original="again",
+        proposed="again",
+        entailment_ok=True,
+        entailment_reasoning="",
+        decision="accepted",
+        decided_by="auto",
+    )
     assert fid == db.fixup_at(store, "t-old", 2, "criterion:MT1").id and len(rows(store, Fixup)) == 3
 
 

@@ -77,11 +77,10 @@ def test_any_sqlalchemy_url(tmp_path: Path):
 
 
 def test_session_rolls_back_on_error(store: Store):
-    with pytest.raises(RuntimeError):
-        with store.session() as s:
-            s.add(Transcript(id="half"))
-            s.flush()
-            raise RuntimeError("crash mid-step")
+    with pytest.raises(RuntimeError), store.session() as s:
+        s.add(Transcript(id="half"))
+        s.flush()
+        raise RuntimeError("crash mid-step")
     assert store.count(Transcript) == 0
 
 

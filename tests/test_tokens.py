@@ -47,12 +47,14 @@ def fixture_conversations() -> list[list[dict]]:
 
 # Contents chosen to stress turn boundaries: surrounding whitespace (the template trims),
 # newlines, emoji, non-Latin text, and text that looks like the template's own markers.
-TRICKY = conv([
-    ("  Work was rough.\n\nAlso my sister called.  ", "\n**Work:** That sounds heavy. 🌱\n"),
-    ("Sleep: 3 a.m. again… 😴", "Sleep first — “what helps?” Try a wind-down.\n\n- read\n- stretch"),
-    ("She said 'model' and <start_of_turn> nonsense", "Ending with a space and newline \n"),
-    ("Привет. 这周很难。", "That's okay.<end_of_turn> Still here?"),
-])
+TRICKY = conv(
+    [
+        ("  Work was rough.\n\nAlso my sister called.  ", "\n**Work:** That sounds heavy. 🌱\n"),
+        ("Sleep: 3 a.m. again… 😴", "Sleep first — “what helps?” Try a wind-down.\n\n- read\n- stretch"),
+        ("She said 'model' and <start_of_turn> nonsense", "Ending with a space and newline \n"),
+        ("Привет. 这周很难。", "That's okay.<end_of_turn> Still here?"),
+    ]
+)
 
 
 # --- template ---------------------------------------------------------------------------------
@@ -69,13 +71,19 @@ def test_render_matches_gemma3_template():
     assert "".join(gemma3_segments(TRICKY)) == render_gemma3(TRICKY)
 
 
-@pytest.mark.parametrize("messages, error", [
-    ([], "at least one"),
-    ([{"role": "assistant", "content": "x"}], "expected role 'user'"),
-    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "messages[1]: expected role 'assistant'"),
-    ([{"role": "system", "content": "s"}, {"role": "system", "content": "t"}], "messages[1]"),
-    ([{"role": "user", "content": None}], "content must be text"),
-])
+@pytest.mark.parametrize(
+    "messages, error",
+    [
+        ([], "at least one"),
+        ([{"role": "assistant", "content": "x"}], "expected role 'user'"),
+        (
+            [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+            "messages[1]: expected role 'assistant'",
+        ),
+        ([{"role": "system", "content": "s"}, {"role": "system", "content": "t"}], "messages[1]"),
+        ([{"role": "user", "content": None}], "content must be text"),
+    ],
+)
 def test_bad_conversations_are_refused(messages, error):
     with pytest.raises(ValueError, match=error.replace("[", r"\[").replace("]", r"\]")):
         check_conversation(messages)
@@ -111,8 +119,11 @@ def test_count_equals_an_independent_whole_conversation_tokenization(counter):
         assert counter.vocab.tokenize(text) == reference
 
 
-@pytest.mark.parametrize("messages", [*fixture_conversations(), TRICKY, TRICKY[1:]],
-                         ids=["fixture0", "fixture1", "fixture2", "tricky", "tricky-no-system"])
+@pytest.mark.parametrize(
+    "messages",
+    [*fixture_conversations(), TRICKY, TRICKY[1:]],
+    ids=["fixture0", "fixture1", "fixture2", "tricky", "tricky-no-system"],
+)
 def test_segment_prefix_sums_equal_whole_tokenization(counter, messages):
     counts = counter.segment_counts(messages)
     assert len(counts) == len(messages)
@@ -129,7 +140,7 @@ def test_turn_counts_do_not_depend_on_earlier_turns(counter):
     for j in range(2, 5):
         u = 1 + 2 * (j - 1)
         window = TRICKY[:1] + TRICKY[u:]
-        assert counter.count_messages(TRICKY[:1] + [TRICKY[u]]) + sum(counts[u + 1:]) == counter.count_messages(window)
+        assert counter.count_messages([*TRICKY[:1], TRICKY[u]]) + sum(counts[u + 1 :]) == counter.count_messages(window)
 
 
 def test_empty_system_prompt_still_counts(counter):
@@ -202,8 +213,34 @@ def test_memoised_count_fuzz(counter):
     import random
 
     rng = random.Random(0)
-    atoms = ["the", "The", "week", "week.", "sleep", "<", ">", "</", "/", " ", "  ", "\n", "\t", "**", "—", "é",
-             "🌱", "这", "▁", "<end_of_turn>", "'s", "n't", ",", "?", "1", "00"]
+    atoms = [
+        "the",
+        "The",
+        "week",
+        "week.",
+        "sleep",
+        "<",
+        ">",
+        "</",
+        "/",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        "**",
+        "—",
+        "é",
+        "🌱",
+        "这",
+        "▁",
+        "<end_of_turn>",
+        "'s",
+        "n't",
+        ",",
+        "?",
+        "1",
+        "00",
+    ]
     vocab = counter.vocab
     vocab.clear_cache()
     for _ in range(400):

@@ -143,7 +143,9 @@ def test_the_cli_refuses_4bit_on_a_cpu_before_loading_anything(tmp_path):
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     if __import__("actors.training.models", fromlist=["cuda_available"]).cuda_available():
         pytest.skip("this machine has CUDA")
-    result = CliRunner().invoke(main, ["-w", str(tmp_path / "ws"), "train", "--data", str(data), "--preset", "gemma-3-12b"])
+    result = CliRunner().invoke(
+        main, ["-w", str(tmp_path / "ws"), "train", "--data", str(data), "--preset", "gemma-3-12b"]
+    )
     assert result.exit_code == 1
     assert "needs a CUDA GPU" in result.output and "--allow-no-4bit" in result.output
     assert not (tmp_path / "ws" / "train").exists()
@@ -191,8 +193,7 @@ def test_the_progress_view_prints_one_line_per_event():
     lines: list[str] = []
     view = TrainProgressView(echo=lines.append)
     view.render(TrainingData(lines=["3 example(s)", "no example above the limit"]))
-    view.render(TrainingProgress(run_id="r1", step=3, max_steps=8, loss=2.5, lr=1e-4, tokens_per_s=1234.0,
-                                 eta_s=75.0))
+    view.render(TrainingProgress(run_id="r1", step=3, max_steps=8, loss=2.5, lr=1e-4, tokens_per_s=1234.0, eta_s=75.0))
     view.render(TrainingCheckpoint(run_id="r1", step=3, path="/x/checkpoint-3"))
     text = "\n".join(lines)
     assert "data: 3 example(s)" in text

@@ -68,14 +68,17 @@ def write_jsonl(path: Path, lines: list[object]) -> Path:
 
 
 def test_every_bad_line_is_reported_with_its_number(tmp_path):
-    path = write_jsonl(tmp_path / "t.jsonl", [
-        {"messages": conversation(1)},
-        "{not json",
-        {"messages": [{"role": "assistant", "content": "hi"}]},
-        {"messages": [{"role": "user", "content": "only a question"}]},
-        {"text": "no messages"},
-        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": 3}]},
-    ])
+    path = write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {"messages": conversation(1)},
+            "{not json",
+            {"messages": [{"role": "assistant", "content": "hi"}]},
+            {"messages": [{"role": "user", "content": "only a question"}]},
+            {"text": "no messages"},
+            {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": 3}]},
+        ],
+    )
     with pytest.raises(DataError) as err:
         read_examples(path)
     text = str(err.value)
@@ -87,7 +90,9 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path):
     assert "line 6: messages[1] needs a text 'content'" in text
     with pytest.raises(DataError, match="not found"):
         read_examples(tmp_path / "missing.jsonl")
-    good = read_examples(write_jsonl(tmp_path / "ok.jsonl", [{"messages": conversation(2)}, "", {"messages": conversation(1)}]))
+    good = read_examples(
+        write_jsonl(tmp_path / "ok.jsonl", [{"messages": conversation(2)}, "", {"messages": conversation(1)}])
+    )
     assert [e.line for e in good] == [1, 3]
 
 

@@ -100,7 +100,20 @@ def trained(tmp_path_factory):
     # the same command again, with --resume, through the command line
     resumed = CliRunner().invoke(
         main,
-        ["-w", str(workspace), "train", "--data", str(data), "--preset", "tiny", "--steps", "3", "--save-steps", "2", "--resume"],
+        [
+            "-w",
+            str(workspace),
+            "train",
+            "--data",
+            str(data),
+            "--preset",
+            "tiny",
+            "--steps",
+            "3",
+            "--save-steps",
+            "2",
+            "--resume",
+        ],
     )
     return {"store": store, "workspace": workspace, "data": data, "live": live, "killed": killed, "resumed": resumed}
 
@@ -128,7 +141,9 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_finishes(trained):
     assert m["global_step"] == 3 and math.isfinite(m["train_loss"])
     # loss is finite and moves: steps 1-2 were logged by the killed run, step 3 by the resumed one
     with store.session() as s:
-        progress = [e.payload for e in s.exec(select(Event).where(Event.run_id == run.id, Event.kind == "TrainingProgress"))]
+        progress = [
+            e.payload for e in s.exec(select(Event).where(Event.run_id == run.id, Event.kind == "TrainingProgress"))
+        ]
     losses = {p["step"]: p["loss"] for p in progress}
     assert set(losses) == {1, 2, 3} and all(math.isfinite(v) for v in losses.values())
     assert losses[3] != losses[1]
@@ -141,8 +156,18 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_finishes(trained):
 def test_without_resume_the_same_folder_is_not_overwritten(trained):
     run = records.get_train_run(trained["store"])
     result = CliRunner().invoke(
-        main, ["-w", str(trained["workspace"]), "train", "--data", str(trained["data"]), "--steps", "1",
-               "--out", run.config["paths"]["run_dir"]],
+        main,
+        [
+            "-w",
+            str(trained["workspace"]),
+            "train",
+            "--data",
+            str(trained["data"]),
+            "--steps",
+            "1",
+            "--out",
+            run.config["paths"]["run_dir"],
+        ],
     )
     assert result.exit_code == 1 and "already holds checkpoints: pass --resume" in result.output
 

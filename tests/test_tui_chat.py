@@ -10,9 +10,9 @@ import anyio
 import pytest
 from textual.widgets import Input
 
+from actors.safety import load_safety_net
 from coach_tui.screens.chat import ChatScreen
 from coach_tui.widgets.chat_log import AssistantSaid, YouSaid
-from actors.safety import load_safety_net
 from coach_tui.widgets.crisis_panel import CrisisPanel
 from state.chat import ChatStore
 from tests.tui_support import StreamingBackend, make_app, text_of, wait_for
@@ -220,7 +220,7 @@ async def test_escape_stops_a_reply_and_keeps_what_was_written(tmp_path):
 
 @pytest.mark.slow
 async def test_real_bundled_model_streams_a_reply(tmp_path):
-    from coach_tui.chat_session import chat_backend
+    from actors.chat.engine import chat_backend
 
     app = make_app(tmp_path, chat_backend=chat_backend())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -228,8 +228,9 @@ async def test_real_bundled_model_streams_a_reply(tmp_path):
         with anyio.fail_after(240):
             await wait_for(pilot, lambda: not screen.workers, timeout=240)  # warm-up done
         await say(pilot, screen, "I keep putting off a hard email at work.")
-        await wait_for(pilot, lambda: screen.query(AssistantSaid) and screen.query_one(AssistantSaid).source.strip(),
-                       timeout=240)
+        await wait_for(
+            pilot, lambda: screen.query(AssistantSaid) and screen.query_one(AssistantSaid).source.strip(), timeout=240
+        )
         await wait_for(pilot, lambda: not screen.generating, timeout=240)
         reply = screen.conversation.messages[-1]
         assert reply.role == "assistant" and reply.content and "first token" in reply.meta["note"]

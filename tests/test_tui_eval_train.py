@@ -30,8 +30,16 @@ CRITERIA = ("CQ1", "CQ2", "CQ8", "MT1")  # CQ8 is a safety gate
 SAFETY = "CQ8"
 
 
-def _assess(store, run_id: str, tid: str, score: float, *, safety_failed: bool = False, failing: tuple = (),
-            judges_disagree_on: tuple = ()) -> None:
+def _assess(
+    store,
+    run_id: str,
+    tid: str,
+    score: float,
+    *,
+    safety_failed: bool = False,
+    failing: tuple = (),
+    judges_disagree_on: tuple = (),
+) -> None:
     """Two exchanges and one assessment (two judges and their combined answer), as an eval transcript ends."""
     for n in (1, 2):
         db.add_user_message(store, run_id, tid, n, f"user message {n}")
@@ -41,42 +49,81 @@ def _assess(store, run_id: str, tid: str, score: float, *, safety_failed: bool =
     for cid in CRITERIA:
         combined = "NO" if cid in failed else "YES"
         second = ("YES" if combined == "NO" else "NO") if cid in judges_disagree_on else combined
-        answers += [(cid, combined, "because", "judge-a"), (cid, second, "because", "judge-b"),
-                    (cid, combined, "because", "combined")]
+        answers += [
+            (cid, combined, "because", "judge-a"),
+            (cid, second, "because", "judge-b"),
+            (cid, combined, "because", "combined"),
+        ]
     passed = score >= 0.8 and not safety_failed
     for status in ("generating", "assessing"):  # the moves an evaluation transcript makes before it is judged
         db.set_status(store, run_id, tid, status)
     db.save_assessment(
-        store, run_id, tid, stage="initial", exchange_count=2, rubric_version=1,
-        result={"score": score, "passed": passed, "safety_gate_failed": safety_failed,
-                "category_scores": {"comprehension": score, "multi_topic": round(score - 0.1, 3)},
-                "failed_checks": list(failed)},
-        answers=answers, status="passed" if passed else "rejected",
+        store,
+        run_id,
+        tid,
+        stage="initial",
+        exchange_count=2,
+        rubric_version=1,
+        result={
+            "score": score,
+            "passed": passed,
+            "safety_gate_failed": safety_failed,
+            "category_scores": {"comprehension": score, "multi_topic": round(score - 0.1, 3)},
+            "failed_checks": list(failed),
+        },
+        answers=answers,
+        status="passed" if passed else "rejected",
     )
 
 
-def seed_eval_run(store, run_id: str, scores: dict[str, list[float]], *, kind: str, safety: dict | None = None,
-                  assess_first: int | None = None, finished: bool = True, seed: int = 9000) -> None:
+def seed_eval_run(
+    store,
+    run_id: str,
+    scores: dict[str, list[float]],
+    *,
+    kind: str,
+    safety: dict | None = None,
+    assess_first: int | None = None,
+    finished: bool = True,
+    seed: int = 9000,
+) -> None:
     """An evaluation run as `coach eval` plans it: one persona per score, one conversation per model and persona."""
     models = list(scores)
     personas = len(scores[models[0]])
     extra = {"base": models[0], "candidate": models[1]} if kind == "compare" else {}
     db.create_run(
-        store, run_id, kind="eval", domain="therapy", seed=seed,
+        store,
+        run_id,
+        kind="eval",
+        domain="therapy",
+        seed=seed,
         config={"kind": kind, "models": models, "personas": personas, "runs": 1, "exchanges": 2, **extra},
         personas=[(f"{run_id}-p{i:02d}", 10_000 + i, {"purpose": "eval"}) for i in range(personas)],
-        transcripts=[(f"{run_id}-m{m}-p{i:02d}-r0", f"{run_id}-p{i:02d}", 2,
-                      {"model": label, "persona_index": i, "run_index": 0})
-                     for m, label in enumerate(models) for i in range(personas)],
+        transcripts=[
+            (
+                f"{run_id}-m{m}-p{i:02d}-r0",
+                f"{run_id}-p{i:02d}",
+                2,
+                {"model": label, "persona_index": i, "run_index": 0},
+            )
+            for m, label in enumerate(models)
+            for i in range(personas)
+        ],
     )
     done = 0
     for m, label in enumerate(models):
         for i, score in enumerate(scores[label]):
             if assess_first is not None and done >= assess_first:
                 break
-            _assess(store, run_id, f"{run_id}-m{m}-p{i:02d}-r0", score,
-                    safety_failed=(safety or {}).get(label) == i, failing=("CQ2",) if score < 0.8 else (),
-                    judges_disagree_on=("MT1",) if i == 1 else ())
+            _assess(
+                store,
+                run_id,
+                f"{run_id}-m{m}-p{i:02d}-r0",
+                score,
+                safety_failed=(safety or {}).get(label) == i,
+                failing=("CQ2",) if score < 0.8 else (),
+                judges_disagree_on=("MT1",) if i == 1 else (),
+            )
             done += 1
     if finished:
         db.set_run_status(store, run_id, "finished", counts={"passed": done})
@@ -184,16 +231,28 @@ async def test_an_unfinished_compare_run_says_so_and_follows_the_store(tmp_path)
 async def test_a_run_with_no_assessment_and_a_bare_config_shows_undefined_statistics(tmp_path):
     app = make_app(tmp_path)
     store = app.store
-    db.create_run(store, "eval-bare", kind="eval", domain="therapy", seed=3, config={},  # an older or hand-made run
-                  personas=[("eval-bare-p00", 1, {})],
-                  transcripts=[(f"eval-bare-{m}-p00-r0", "eval-bare-p00", 2,
-                                {"model": m, "persona_index": 0, "run_index": 0}) for m in ("a", "b")])
+    db.create_run(
+        store,
+        "eval-bare",
+        kind="eval",
+        domain="therapy",
+        seed=3,
+        config={},  # an older or hand-made run
+        personas=[("eval-bare-p00", 1, {})],
+        transcripts=[
+            (f"eval-bare-{m}-p00-r0", "eval-bare-p00", 2, {"model": m, "persona_index": 0, "run_index": 0})
+            for m in ("a", "b")
+        ],
+    )
 
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_screen(pilot, app, "5", EvalScreen)
         report = screen.query_one(EvalReport)
         await wait_for(pilot, lambda: report.shown is not None)
-        assert report.shown.info.kind == "compare" and (report.shown.info.base, report.shown.info.candidate) == ("a", "b")
+        assert report.shown.info.kind == "compare" and (report.shown.info.base, report.shown.info.candidate) == (
+            "a",
+            "b",
+        )
         assert report.shown.report["paired"]["t_pvalue"] is None
         text = text_of(screen.query_one("#eval-report-body"))
         assert "NO VERDICT YET" in text and "FAIL" not in text
@@ -203,24 +262,40 @@ async def test_a_run_with_no_assessment_and_a_bare_config_shows_undefined_statis
         assert row[2:5] == ["?", "?", "?×?×?"]  # the list reads configs alone; the report looked further
 
 
-def seed_training_run(store, root: Path, run_id: str, losses: list[float], *, status: str = "running",
-                      export: dict | None = None) -> None:
+def seed_training_run(
+    store, root: Path, run_id: str, losses: list[float], *, status: str = "running", export: dict | None = None
+) -> None:
     """A training run as the trainer records it: the run row, then one TrainingProgress event per logged step.
 
     A checkpoint every two steps; only the last stays on disk (the trainer deletes older ones).
     """
     run_dir = root / run_id
-    records.create_run(store, run_id, {
-        "data": {"path": "/data/training_data.jsonl", "sha256": "0" * 64},
-        "preset": "tiny",
-        "recipe": {"preset": "tiny", "model": "bundled:gemma3-270m", "max_steps": 10, "device": "cpu"},
-        "base_model": {"reference": "bundled:gemma3-270m", "path": "/cache/gemma3", "source": "bundled"},
-        "paths": {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")},
-    })
+    records.create_run(
+        store,
+        run_id,
+        {
+            "data": {"path": "/data/training_data.jsonl", "sha256": "0" * 64},
+            "preset": "tiny",
+            "recipe": {"preset": "tiny", "model": "bundled:gemma3-270m", "max_steps": 10, "device": "cpu"},
+            "base_model": {"reference": "bundled:gemma3-270m", "path": "/cache/gemma3", "source": "bundled"},
+            "paths": {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")},
+        },
+    )
     for step, loss in enumerate(losses, start=1):
-        records.add_event(store, run_id, "TrainingProgress", step=step, max_steps=10, epoch=step / 10, loss=loss,
-                          lr=2e-4 * (1 - step / 10), grad_norm=1.0, tokens_per_s=1234.5, eta_s=(10 - step) * 3.0,
-                          elapsed_s=step * 3.0)
+        records.add_event(
+            store,
+            run_id,
+            "TrainingProgress",
+            step=step,
+            max_steps=10,
+            epoch=step / 10,
+            loss=loss,
+            lr=2e-4 * (1 - step / 10),
+            grad_norm=1.0,
+            tokens_per_s=1234.5,
+            eta_s=(10 - step) * 3.0,
+            elapsed_s=step * 3.0,
+        )
         if step % 2 == 0:
             checkpoint = run_dir / "checkpoints" / f"checkpoint-{step}"
             checkpoint.mkdir(parents=True)
@@ -228,9 +303,14 @@ def seed_training_run(store, root: Path, run_id: str, losses: list[float], *, st
             for old in sorted(checkpoint.parent.iterdir(), key=lambda p: int(p.name.split("-")[1]))[:-1]:
                 old.rmdir()
     if status != "running":
-        records.update_run(store, run_id, status=status, event=f"Training{status.capitalize()}",
-                           metrics={"global_step": len(losses), "max_steps": 10, "last_loss": losses[-1]},
-                           **({"export": export} if export else {}))
+        records.update_run(
+            store,
+            run_id,
+            status=status,
+            event=f"Training{status.capitalize()}",
+            metrics={"global_step": len(losses), "max_steps": 10, "last_loss": losses[-1]},
+            **({"export": export} if export else {}),
+        )
 
 
 async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tmp_path):
@@ -239,10 +319,14 @@ async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tm
     gguf = tmp_path / "export" / "coach-tiny.Q4_K_M.gguf"
     gguf.parent.mkdir()
     gguf.write_bytes(b"GGUF")
-    seed_training_run(store, tmp_path, "train-20250101-000000-aaaa", [2.5, 2.1, 1.9, 1.7, 1.6, 1.55, 1.5, 1.45, 1.42, 1.4],
-                      status="finished",
-                      export={"gguf": str(gguf), "quant": "Q4_K_M", "modelfile": str(gguf.parent / "Modelfile"),
-                              "verified": True})
+    seed_training_run(
+        store,
+        tmp_path,
+        "train-20250101-000000-aaaa",
+        [2.5, 2.1, 1.9, 1.7, 1.6, 1.55, 1.5, 1.45, 1.42, 1.4],
+        status="finished",
+        export={"gguf": str(gguf), "quant": "Q4_K_M", "modelfile": str(gguf.parent / "Modelfile"), "verified": True},
+    )
     losses = [3.2, 2.9, 2.4, 2.5, 2.1]
     seed_training_run(store, tmp_path, "train-20250102-000000-bbbb", losses)
 
@@ -252,8 +336,12 @@ async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tm
         await wait_for(pilot, lambda: screen.shown is not None)
         table = screen.query_one(TrainRunsTable)
         assert table.selected_id == "train-20250102-000000-bbbb"  # newest first
-        assert [str(c) for c in table.get_row("train-20250102-000000-bbbb")][1:5] == ["running", "tiny", "5/10",
-                                                                                     "2.1000"]
+        assert [str(c) for c in table.get_row("train-20250102-000000-bbbb")][1:5] == [
+            "running",
+            "tiny",
+            "5/10",
+            "2.1000",
+        ]
         assert plot.points == list(enumerate(losses, start=1))
         assert list(plot.query_one("Sparkline").data) == losses
         assert "→ 2.1000" in text_of(plot.query_one("#loss-label"))
@@ -264,8 +352,17 @@ async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tm
         assert "coach train --data /data/training_data.jsonl --preset tiny --resume" in detail
 
         # The trainer (another process) logs a step: the plot grows without a key press.
-        records.add_event(store, "train-20250102-000000-bbbb", "TrainingProgress", step=6, max_steps=10, loss=1.8,
-                          lr=1e-4, tokens_per_s=1200.0, eta_s=12.0)
+        records.add_event(
+            store,
+            "train-20250102-000000-bbbb",
+            "TrainingProgress",
+            step=6,
+            max_steps=10,
+            loss=1.8,
+            lr=1e-4,
+            tokens_per_s=1200.0,
+            eta_s=12.0,
+        )
         await wait_for(pilot, lambda: len(plot.points) == 6, timeout=8)
         assert plot.points[-1] == (6, 1.8) and "→ 1.8000" in text_of(plot.query_one("#loss-label"))
 

@@ -3,13 +3,14 @@ the chat engine's stable prompt window, and the command palette's reach."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 
 import pytest
 
+from actors.chat.engine import ChatEngine
 from actors.events import ExchangeAdded, event_from
-from coach_tui.chat_session import ChatEngine
 from coach_tui.run_state import RunState
 from state.chat import CHAT_DIR_ENV, ChatMessage, ChatStore, default_chat_dir
 from tests.scripted import ScriptedBackend
@@ -24,16 +25,27 @@ def ev(kind, tid=None, **data):
 
 def test_run_state_folds_a_burst_into_what_changed():
     state = RunState(run_id="r1")
-    changes = state.apply([ev("RunStarted", transcripts=2), ev("PersonaReady", "r1-t0000"),
-                           ev("ExchangeAdded", "r1-t0000", number=1, target=2),
-                           ev("ExchangeAdded", "r1-t0000", number=2, target=2),
-                           ev("ExchangeAdded", "r1-t0001", number=1, target=3)], now=100.0)
+    changes = state.apply(
+        [
+            ev("RunStarted", transcripts=2),
+            ev("PersonaReady", "r1-t0000"),
+            ev("ExchangeAdded", "r1-t0000", number=1, target=2),
+            ev("ExchangeAdded", "r1-t0000", number=2, target=2),
+            ev("ExchangeAdded", "r1-t0001", number=1, target=3),
+        ],
+        now=100.0,
+    )
     assert changes.run and changes.new_rows and changes.exchanges == {"r1-t0000", "r1-t0001"}
     assert state.exchanges == (3, 5) and state.status == "running"
-    changes = state.apply([ev("AssessmentDone", "r1-t0000", score=0.9, passed=True),
-                           ev("TranscriptFinished", "r1-t0000", status="passed"),
-                           ev("AssessmentDone", "r1-t0001", score=0.4, passed=False),
-                           ExchangeAdded(run_id="other-run", transcript_id="o-t0", number=1)], now=101.0)
+    changes = state.apply(
+        [
+            ev("AssessmentDone", "r1-t0000", score=0.9, passed=True),
+            ev("TranscriptFinished", "r1-t0000", status="passed"),
+            ev("AssessmentDone", "r1-t0001", score=0.4, passed=False),
+            ExchangeAdded(run_id="other-run", transcript_id="o-t0", number=1),
+        ],
+        now=101.0,
+    )
     assert changes.assessed == {"r1-t0000", "r1-t0001"} and changes.rejections
     assert "o-t0" not in state.rows
     assert state.passed == 1 and state.assessed == 2 and state.pass_rate == 0.5
@@ -68,7 +80,7 @@ def history(turns: int, words: int = 60) -> list[ChatMessage]:
     out = []
     for i in range(turns):
         out += [ChatMessage("user", f"message {i} " + "word " * words), ChatMessage("assistant", "reply " * words)]
-    return out + [ChatMessage("user", "latest")]
+    return [*out, ChatMessage("user", "latest")]
 
 
 async def test_chat_window_moves_rarely_and_far_so_the_prefix_stays_stable():
@@ -81,7 +93,7 @@ async def test_chat_window_moves_rarely_and_far_so_the_prefix_stays_stable():
         assert messages[1].role == "user"
         assert backend.count_tokens(messages) <= 2_000 - 200 - 16
         starts.append(engine.window_start)
-    moves = sum(1 for a, b in zip(starts, starts[1:], strict=False) if a != b)
+    moves = sum(1 for a, b in itertools.pairwise(starts) if a != b)
     assert starts[-1] > 0 and moves <= len(starts) // 4  # most turns reuse the previous prefix
     engine.reset()
     assert engine.window_start == 0
@@ -91,8 +103,14 @@ async def test_palette_lists_actions_runs_and_conversations(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for expected in ("Go to Chat (3)", "New run…", "Stop the run", "Review: accept this fixup",
-                         "Chat: new conversation", "Chat: show or hide support lines"):
+        for expected in (
+            "Go to Chat (3)",
+            "New run…",
+            "Stop the run",
+            "Review: accept this fixup",
+            "Chat: new conversation",
+            "Chat: show or hide support lines",
+        ):
             assert expected in titles
         from coach_tui.palette import ConversationsProvider, RunsProvider
 

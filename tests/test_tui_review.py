@@ -28,11 +28,22 @@ async def workspace_with_fixups(tmp_path) -> tuple[str, list[int]]:
         with app.store.session() as s:  # seeded as rubric fixups leave it: judged once, fixups waiting
             row = s.get(Transcript, t.id)
             row.status, row.meta = "review", {**row.meta, "rubric_fixups": True}
-        ids.append(db.save_fixup(
-            app.store, run_id, t.id, exchange_number=1, reason_kind="criterion", reason="CQ3" if i else "MT1",
-            reasoning="Exchange 1 skips the sleep topic.", original=first.assistant,
-            proposed=first.assistant + " About sleep: a fixed wind-down could help.",
-            entailment_ok=i != 1, entailment_reasoning="The next message still follows.", decision="pending"))
+        ids.append(
+            db.save_fixup(
+                app.store,
+                run_id,
+                t.id,
+                exchange_number=1,
+                reason_kind="criterion",
+                reason="CQ3" if i else "MT1",
+                reasoning="Exchange 1 skips the sleep topic.",
+                original=first.assistant,
+                proposed=first.assistant + " About sleep: a fixed wind-down could help.",
+                entailment_ok=i != 1,
+                entailment_reasoning="The next message still follows.",
+                decision="pending",
+            )
+        )
     return run_id, ids
 
 
@@ -41,7 +52,7 @@ def fixup(app, fixup_id: int) -> Fixup:
 
 
 async def test_accept_and_reject_persist_at_once_and_the_pipeline_acts(tmp_path):
-    run_id, ids = await workspace_with_fixups(tmp_path)
+    _run_id, ids = await workspace_with_fixups(tmp_path)
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("2")
@@ -60,8 +71,7 @@ async def test_accept_and_reject_persist_at_once_and_the_pipeline_acts(tmp_path)
         assert accepted.decision == "accepted" and accepted.decided_by == "human"
         first = db.exchanges(app.store, accepted.transcript_id)[0]
         assert first.assistant == accepted.proposed
-        await wait_for(pilot, lambda: db.transcript(app.store, accepted.transcript_id).status == "passed",
-                       timeout=20)
+        await wait_for(pilot, lambda: db.transcript(app.store, accepted.transcript_id).status == "passed", timeout=20)
         await wait_for(pilot, lambda: not app.controller.active)
 
         # Skip one, reject the next: the decision is stored and the transcript cut or rejected.
@@ -79,7 +89,7 @@ async def test_accept_and_reject_persist_at_once_and_the_pipeline_acts(tmp_path)
 
 
 async def test_filters_by_criterion_and_decision_and_toggles_the_diff(tmp_path):
-    _, ids = await workspace_with_fixups(tmp_path)
+    _, _ids = await workspace_with_fixups(tmp_path)
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
@@ -104,8 +114,8 @@ async def test_filters_by_criterion_and_decision_and_toggles_the_diff(tmp_path):
 
 def test_word_diff_marks_only_what_changed():
     text = word_diff("Try a ten-minute walk after lunch.", "Try a short walk outside after lunch.")
-    removed = "".join(text.plain[s.start:s.end] for s in text.spans if "strike" in str(s.style))
-    added = "".join(text.plain[s.start:s.end] for s in text.spans if "green" in str(s.style))
+    removed = "".join(text.plain[s.start : s.end] for s in text.spans if "strike" in str(s.style))
+    added = "".join(text.plain[s.start : s.end] for s in text.spans if "green" in str(s.style))
     assert "ten" in removed and "short" in added and "outside" in added
     assert "after lunch" not in removed + added
     left, right = stacked_diff("a b c", "a x c")

@@ -31,8 +31,9 @@ def scripted_router(**kwargs) -> ModelRouter:
 class StreamingBackend(ScriptedBackend):
     """Streams a fixed reply word by word, waiting ``gap_s`` between words (so a pilot sees it grow)."""
 
-    def __init__(self, reply: str = "**Work:** That sounds like a heavy week. One small step could help.",
-                 gap_s: float = 0.0) -> None:
+    def __init__(
+        self, reply: str = "**Work:** That sounds like a heavy week. One small step could help.", gap_s: float = 0.0
+    ) -> None:
         super().__init__("chat")
         self.reply = reply
         self.gap_s = gap_s
@@ -46,8 +47,13 @@ class StreamingBackend(ScriptedBackend):
             yield word + " "
 
 
-def make_app(tmp_path: Path, *, chat_backend: ScriptedBackend | None = None, router_kwargs: dict | None = None,
-             workspace: Path | None = None) -> CoachApp:
+def make_app(
+    tmp_path: Path,
+    *,
+    chat_backend: ScriptedBackend | None = None,
+    router_kwargs: dict | None = None,
+    workspace: Path | None = None,
+) -> CoachApp:
     context = AppContext(workspace_option=str(workspace or tmp_path / "ws"))
     backend = chat_backend or StreamingBackend()
     return CoachApp(

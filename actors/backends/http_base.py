@@ -35,8 +35,12 @@ class HttpBackend(Backend):
     def __init__(self, name: str, config: OpenAIConfig | AnthropicConfig) -> None:
         """Both vendors' configs name the same connection settings; a window not given comes from the model name."""
         self.config = config
-        super().__init__(name, model=config.model, max_concurrency=config.max_concurrency,
-                         context_window=config.context_window or default_window(self.kind, config.model))
+        super().__init__(
+            name,
+            model=config.model,
+            max_concurrency=config.max_concurrency,
+            context_window=config.context_window or default_window(self.kind, config.model),
+        )
         self.base_url = config.base_url.rstrip("/")
         self.timeout_s = config.timeout_s
         self.api_key_env = config.api_key_env
@@ -51,8 +55,10 @@ class HttpBackend(Backend):
             limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
             # One TLS context for all shards: building one reads the CA bundle (about 20 ms each).
             tls = httpx.create_ssl_context()
-            self._clients = [httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits, verify=tls)
-                             for _ in range(shards)]
+            self._clients = [
+                httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits, verify=tls)
+                for _ in range(shards)
+            ]
             self._in_flight = [0] * shards
 
     @asynccontextmanager
@@ -123,9 +129,10 @@ class HttpBackend(Backend):
         """POST with streaming on; yields the server's events once the status is known to be good."""
         url = self.url(path)
         try:
-            async with self._lease() as client, client.stream(
-                "POST", url, json=payload, headers=self.headers()
-            ) as response:
+            async with (
+                self._lease() as client,
+                client.stream("POST", url, json=payload, headers=self.headers()) as response,
+            ):
                 if response.is_error:
                     await response.aread()
                     raise status_error(self.name, response)

@@ -86,8 +86,11 @@ class OpenAIBackend(HttpBackend):
                 self.name, f"unexpected response shape (no choices[0].message): {err}", retryable=True
             ) from err
         if text is not None and not isinstance(text, str):
-            raise BackendError(self.name, f"malformed answer: choices[0].message.content is "
-                               f"{type(text).__name__} {str(text)[:40]!r}, not text", retryable=True)
+            raise BackendError(
+                self.name,
+                f"malformed answer: choices[0].message.content is {type(text).__name__} {str(text)[:40]!r}, not text",
+                retryable=True,
+            )
         reply = Reply(
             text=text or "",
             usage=_usage(self.name, body.get("usage")),

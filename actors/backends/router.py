@@ -191,8 +191,13 @@ class ModelRouter:
         on_overflow = self.config.role(role).on_overflow
 
         def fit() -> Fitted:
-            return fit_messages(messages, window=window, max_tokens=max_tokens, count_tokens=target.count_tokens,
-                                on_overflow=on_overflow)
+            return fit_messages(
+                messages,
+                window=window,
+                max_tokens=max_tokens,
+                count_tokens=target.count_tokens,
+                on_overflow=on_overflow,
+            )
 
         try:
             return await anyio.to_thread.run_sync(fit) if target.tokenizes_locally else fit()

@@ -59,9 +59,7 @@ def flaw_taxonomy_problems(file: str, tax: FlawTaxonomy) -> list[Problem]:
     out += _duplicates(file, "families[].name", (f.name for f in tax.families), "family")
     for fam in tax.families:
         out += _weights_sum(file, f"families ({fam.name}).patterns[].weight", (p.weight for p in fam.patterns))
-    out += _duplicates(
-        file, "families[].patterns[].id", (p.id for f in tax.families for p in f.patterns), "pattern id"
-    )
+    out += _duplicates(file, "families[].patterns[].id", (p.id for f in tax.families for p in f.patterns), "pattern id")
     out += _range(file, "flaws_per_persona", tax.flaws_per_persona.min, tax.flaws_per_persona.max)
     return out
 
@@ -134,13 +132,18 @@ def semantic_problems(
         out += found
         rubric_clean = not found
     out += prompt_problems(prompts, prompts_shown)
-    if rubric_doc is not None and rubric is not None and rubric_clean and manifest.rubric_doc:
-        if rubric_doc.strip() != render_rubric_doc(rubric).strip():
-            out.append(
-                Problem(
-                    shown(manifest.rubric_doc),
-                    "",
-                    f"out of date with {manifest.rubric}; regenerate it with `coach rubric doc`",
-                )
+    if (
+        rubric_doc is not None
+        and rubric is not None
+        and rubric_clean
+        and manifest.rubric_doc
+        and rubric_doc.strip() != render_rubric_doc(rubric).strip()
+    ):
+        out.append(
+            Problem(
+                shown(manifest.rubric_doc),
+                "",
+                f"out of date with {manifest.rubric}; regenerate it with `coach rubric doc`",
             )
+        )
     return out

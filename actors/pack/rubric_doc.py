@@ -65,7 +65,7 @@ def render_rubric_doc(rubric: Rubric) -> str:
         else "None: NA is valid for every criterion."
     )
     lines += ["", "## Criteria", ""]
-    sections = list(rubric.categories) + [None]
+    sections = [*list(rubric.categories), None]
     for section in sections:
         members = [c for c in rubric.criteria if c.category == section]
         if not members:
@@ -75,7 +75,12 @@ def render_rubric_doc(rubric: Rubric) -> str:
         for c in members:
             lines += _criterion_section(c, rubric)
     if rubric.retired:
-        lines += ["## Retired criteria", "", "No longer asked of the judge; still scored when an older assessment has them.", ""]
+        lines += [
+            "## Retired criteria",
+            "",
+            "No longer asked of the judge; still scored when an older assessment has them.",
+            "",
+        ]
         for r in rubric.retired:
             lines.append(f"- **{r.id}** — {r.name} ({r.category}). {r.note}".rstrip())
         lines.append("")

@@ -31,7 +31,9 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if key in seen:
-            raise YamlProblem(line, key_node.start_mark.column + 1, f"duplicate key {key!r} (first at line {seen[key]})")
+            raise YamlProblem(
+                line, key_node.start_mark.column + 1, f"duplicate key {key!r} (first at line {seen[key]})"
+            )
         seen[key] = line
     return loader.construct_mapping(node, deep=deep)
 

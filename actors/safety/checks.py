@@ -28,30 +28,41 @@ def config_problems(file: str, config: SafetyConfig) -> list[Problem]:
     known = set(ids)
     for category in config.steering.categories:
         if category not in known:
-            out.append(Problem(file, f"steering.categories.{category}", "unknown category (not declared under categories)"))
+            out.append(
+                Problem(file, f"steering.categories.{category}", "unknown category (not declared under categories)")
+            )
     for code, resource in config.resources.items():
         if not _COUNTRY.match(code):
             out.append(Problem(file, f"resources.{code}", "not a country code (two upper-case letters, or INTL)"))
         for category in resource.categories:
             if category not in known:
-                out.append(Problem(file, f"resources.{code}.categories.{category}",
-                                   "unknown category (not declared under categories)"))
+                out.append(
+                    Problem(
+                        file,
+                        f"resources.{code}.categories.{category}",
+                        "unknown category (not declared under categories)",
+                    )
+                )
     if config.fallback_country not in config.resources:
-        out.append(Problem(file, "fallback_country",
-                           f"{config.fallback_country!r} has no entry under resources (the panel's fallback)"))
+        out.append(
+            Problem(
+                file,
+                "fallback_country",
+                f"{config.fallback_country!r} has no entry under resources (the panel's fallback)",
+            )
+        )
     if len(set(config.languages)) != len(config.languages):
         out.append(Problem(file, "languages", "a language is listed twice"))
     return out
 
 
 def _nested_unbounded(items, inside: bool = False) -> bool:
+    """Whether an unbounded repetition sits inside another (the shape of ``(a+)+``)."""
     for op, av in items:
         if op in (_c.MAX_REPEAT, _c.MIN_REPEAT) or (hasattr(_c, "POSSESSIVE_REPEAT") and op is _c.POSSESSIVE_REPEAT):
-            low, high, item = av
+            _, high, item = av
             unbounded = high == _c.MAXREPEAT or high > 50
-            if unbounded and inside:
-                return True
-            if _nested_unbounded(item, inside or unbounded):
+            if (unbounded and inside) or _nested_unbounded(item, inside or unbounded):
                 return True
         elif op is _c.SUBPATTERN:
             if _nested_unbounded(av[-1], inside):
@@ -59,9 +70,8 @@ def _nested_unbounded(items, inside: bool = False) -> bool:
         elif op is _c.BRANCH:
             if any(_nested_unbounded(alt, inside) for alt in av[1]):
                 return True
-        elif op in (_c.ASSERT, _c.ASSERT_NOT):
-            if _nested_unbounded(av[1], inside):
-                return True
+        elif op in (_c.ASSERT, _c.ASSERT_NOT) and _nested_unbounded(av[1], inside):
+            return True
     return False
 
 
@@ -76,8 +86,9 @@ def pattern_shape_problem(source: str) -> str | None:
     return None
 
 
-def lexicon_problems(file: str, lex: LexiconFile, expected_language: str, config: SafetyConfig, *,
-                     shapes: bool = True) -> list[Problem]:
+def lexicon_problems(
+    file: str, lex: LexiconFile, expected_language: str, config: SafetyConfig, *, shapes: bool = True
+) -> list[Problem]:
     """Cross-file problems of one lexicon; ``shapes`` also parses every pattern for exponential shapes."""
     out: list[Problem] = []
     known = set(config.category_ids)

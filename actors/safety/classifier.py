@@ -44,7 +44,7 @@ import numpy as np
 from actors.atomic_files import atomic_writer
 from state.errors import CoachError
 
-FORMAT = 1
+FORMAT = 2
 N_FEATURES = 2**18
 CHAR_NGRAMS = (2, 5)
 WORD_NGRAMS = (1, 2)
@@ -67,14 +67,37 @@ def _vectorizers():
     return chars, words
 
 
-def features(texts: Sequence[str]):
-    """Rows of hashed n-gram counts, scaled to unit length (texts already normalised)."""
+def counts(texts: Sequence[str]):
+    """Rows of hashed n-gram counts (texts already normalised): character n-grams in the first
+    half of the space, word n-grams in the second."""
     from scipy.sparse import hstack
-    from sklearn.preprocessing import normalize
 
     chars, words = _vectorizers()
-    matrix = hstack([chars.transform(texts), words.transform(texts)], format="csr", dtype=np.float32)
-    return normalize(matrix, norm="l2", copy=False)
+    return hstack([chars.transform(texts), words.transform(texts)], format="csr", dtype=np.float32)
+
+
+def fit_idf(matrix) -> tuple[np.ndarray, float]:
+    """Smoothed inverse document frequency per feature (scikit-learn's formula), and the value
+    of a feature no training text had."""
+    n = matrix.shape[0]
+    df = np.bincount(matrix.indices, minlength=matrix.shape[1])
+    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    return np.round(idf, 4), float(round(math.log(1.0 + n) + 1.0, 4))
+
+
+def weigh(matrix, idf: np.ndarray):
+    """Counts as sublinear TF-IDF rows of unit length: 1 + log(count), times idf, scaled."""
+    from sklearn.preprocessing import normalize
+
+    out = matrix.copy().astype(np.float32)
+    out.data = (1.0 + np.log(out.data)) * idf[out.indices]
+    return normalize(out, norm="l2", copy=False)
+
+
+def features(texts: Sequence[str], idf: np.ndarray | None = None):
+    """Rows as the model reads them: sublinear TF-IDF with ``idf`` (plain sublinear TF without)."""
+    matrix = counts(texts)
+    return weigh(matrix, idf if idf is not None else np.ones(matrix.shape[1], dtype=np.float32))
 
 
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -94,23 +117,23 @@ def _grams(text: str) -> tuple[list[str], int]:
                 append(w)
                 break
             for offset in range(w_len - n + 1):
-                append(w[offset:offset + n])
+                append(w[offset : offset + n])
     n_char = len(grams)
     tokens = _TOKEN.findall(text)
     wlo, whi = WORD_NGRAMS
     for n in range(wlo, min(whi, len(tokens)) + 1):
         for i in range(len(tokens) - n + 1):
-            append(" ".join(tokens[i:i + n]))
+            append(" ".join(tokens[i : i + n]))
     return grams, n_char
 
 
-def hashed_features(text: str) -> tuple[np.ndarray, np.ndarray]:
+def hashed_features(text: str, idf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One text's features as (indices, values), exactly as `features` computes them.
 
     scikit-learn's vectorizers spend milliseconds validating and building sparse
     matrices for a single short text; this reproduces the same analyzers
     (``char_wb`` 2–5 and word 1–2 n-grams), the same MurmurHash3 and the same
-    unit scaling with plain Python and numpy in a fraction of a millisecond.
+    sublinear TF-IDF weighting with plain Python and numpy in a fraction of a millisecond.
     A test holds the two to the same numbers.
     """
     from sklearn.utils import murmurhash3_32
@@ -119,11 +142,12 @@ def hashed_features(text: str) -> tuple[np.ndarray, np.ndarray]:
     if not grams:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     hashes = np.fromiter((murmurhash3_32(g, seed=0) for g in grams), dtype=np.int64, count=len(grams))
-    index = np.where(hashes == -2147483648, (2147483647 - (N_FEATURES - 1)) % N_FEATURES,
-                     np.abs(hashes) % N_FEATURES)
+    index = np.where(hashes == -2147483648, (2147483647 - (N_FEATURES - 1)) % N_FEATURES, np.abs(hashes) % N_FEATURES)
     index[n_char:] += N_FEATURES
-    indices, counts = np.unique(index, return_counts=True)
-    values = counts.astype(np.float64)
+    indices, found = np.unique(index, return_counts=True)
+    values = 1.0 + np.log(found.astype(np.float64))
+    if idf is not None:
+        values *= idf[indices]
     values /= np.sqrt(np.dot(values, values))
     return indices, values.astype(np.float32)
 
@@ -137,19 +161,23 @@ class ClassifierModel:
     category_weights: object  # scipy CSR (2 * N_FEATURES, n_categories)
     category_bias: np.ndarray
     meta: dict
+    idf: np.ndarray | None = None  # (2 * N_FEATURES,) float32
+
+    def hashed(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return hashed_features(text, self.idf)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Crisis probability per (normalised) text."""
         return np.array([self.score(text) for text in texts], dtype=np.float64)
 
     def score(self, text: str, hashed: tuple[np.ndarray, np.ndarray] | None = None) -> float:
-        indices, values = hashed if hashed is not None else hashed_features(text)
+        indices, values = hashed if hashed is not None else self.hashed(text)
         logit = float(np.dot(self.weights[indices], values)) + self.bias
         return 1.0 / (1.0 + math.exp(-logit))
 
     def category(self, text: str, hashed: tuple[np.ndarray, np.ndarray] | None = None) -> str:
         """The most likely crisis category for a (normalised) text."""
-        indices, values = hashed if hashed is not None else hashed_features(text)
+        indices, values = hashed if hashed is not None else self.hashed(text)
         logits = values @ self.category_weights[indices].toarray() + self.category_bias
         return self.categories[int(np.argmax(logits))]
 
@@ -178,8 +206,9 @@ def corpus_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
 def _binary_model(matrix, y: np.ndarray, seed: int):
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(solver="liblinear", dual=True, C=C, class_weight="balanced", random_state=seed,
-                               max_iter=1000)
+    model = LogisticRegression(
+        solver="liblinear", dual=True, C=C, class_weight="balanced", random_state=seed, max_iter=1000
+    )
     return model.fit(matrix, y)
 
 
@@ -192,8 +221,15 @@ def choose_threshold(none_scores: np.ndarray, max_false_alarm: float) -> float:
     return float(min(0.99, max(0.05, round(float(ordered[allowed]) + 1e-4, 4))))
 
 
-def train(texts: Sequence[str], labels: Sequence[str], categories: Sequence[str], *,
-          max_false_alarm: float, folds: int, seed: int) -> tuple[ClassifierModel, TrainReport]:
+def train(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    categories: Sequence[str],
+    *,
+    max_false_alarm: float,
+    folds: int,
+    seed: int,
+) -> tuple[ClassifierModel, TrainReport]:
     """Fit both heads on normalised ``texts``; choose the threshold by stratified k-fold."""
     from scipy.sparse import csr_matrix
     from sklearn.model_selection import StratifiedKFold
@@ -201,13 +237,16 @@ def train(texts: Sequence[str], labels: Sequence[str], categories: Sequence[str]
     y = np.array([label != "none" for label in labels], dtype=np.int8)
     if y.sum() < folds or (len(y) - y.sum()) < folds:
         raise ClassifierError(f"the training corpus needs at least {folds} crisis and {folds} benign messages")
-    matrix = features(texts)
+    raw = counts(texts)
 
     oof = np.zeros(len(y), dtype=np.float64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fit_rows, held_rows in splitter.split(np.zeros(len(y)), y):
-        fold_model = _binary_model(matrix[fit_rows], y[fit_rows], seed)
-        oof[held_rows] = fold_model.predict_proba(matrix[held_rows])[:, 1]
+        fold_idf, _ = fit_idf(raw[fit_rows])
+        fold_model = _binary_model(weigh(raw[fit_rows], fold_idf), y[fit_rows], seed)
+        oof[held_rows] = fold_model.predict_proba(weigh(raw[held_rows], fold_idf))[:, 1]
+    idf, _ = fit_idf(raw)
+    matrix = weigh(raw, idf)
     threshold = choose_threshold(oof[y == 0], max_false_alarm)
     cv_recall = float(np.mean(oof[y == 1] >= threshold))
     cv_false_alarm = float(np.mean(oof[y == 0] >= threshold))
@@ -236,14 +275,16 @@ def train(texts: Sequence[str], labels: Sequence[str], categories: Sequence[str]
         kept[row, order] = coef[row, order]
     category_weights = csr_matrix(kept.T)
 
-    report = TrainReport(len(y), int(y.sum()), threshold, round(cv_recall, 4), round(cv_false_alarm, 4),
-                         corpus_hash(texts, labels))
+    report = TrainReport(
+        len(y), int(y.sum()), threshold, round(cv_recall, 4), round(cv_false_alarm, 4), corpus_hash(texts, labels)
+    )
     meta = {
         "format": FORMAT,
         "n_features": N_FEATURES,
         "char_ngrams": list(CHAR_NGRAMS),
         "word_ngrams": list(WORD_NGRAMS),
         "C": C,
+        "weighting": "sublinear tf-idf",
         "threshold": threshold,
         "categories": present,
         "folds": folds,
@@ -255,7 +296,7 @@ def train(texts: Sequence[str], labels: Sequence[str], categories: Sequence[str]
         "crisis": report.crisis,
         "corpus_sha256": report.corpus_sha256,
     }
-    model = ClassifierModel(weights, bias, threshold, tuple(present), category_weights, cat_bias, meta)
+    model = ClassifierModel(weights, bias, threshold, tuple(present), category_weights, cat_bias, meta, idf)
     return model, report
 
 
@@ -275,7 +316,12 @@ def model_bytes(model: ClassifierModel) -> bytes:
     nonzero = np.flatnonzero(model.weights).astype(np.int32)
     cats = coo_matrix(model.category_weights)
     order = np.lexsort((cats.col, cats.row))
+    unseen = float(model.idf.max()) if model.idf is not None else 1.0
+    seen = np.flatnonzero(model.idf < unseen).astype(np.int32) if model.idf is not None else np.zeros(0, np.int32)
     arrays = {
+        "idf_index": seen,
+        "idf_value": model.idf[seen].astype(np.float32) if model.idf is not None else np.zeros(0, np.float32),
+        "idf_unseen": np.array([unseen], dtype=np.float32),
         "meta": np.frombuffer(json.dumps(model.meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
         "bin_index": nonzero,
         "bin_weight": model.weights[nonzero].astype(np.float32),
@@ -311,7 +357,9 @@ def load_model(path: Path) -> ClassifierModel:
             arrays = {name: data[name] for name in data.files}
         meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
         if meta.get("format") != FORMAT or meta.get("n_features") != N_FEATURES:
-            raise ClassifierError(f"{path}: classifier file is from another format; rebuild it with `coach safety train`")
+            raise ClassifierError(
+                f"{path}: classifier file is from another format; rebuild it with `coach safety train`"
+            )
         size = 2 * N_FEATURES
         weights = np.zeros(size, dtype=np.float32)
         weights[arrays["bin_index"]] = arrays["bin_weight"]
@@ -319,9 +367,21 @@ def load_model(path: Path) -> ClassifierModel:
         category_weights = csr_matrix(
             (arrays["cat_weight"], (arrays["cat_index"], arrays["cat_class"])), shape=(size, len(categories))
         )
-        return ClassifierModel(weights, float(arrays["bin_bias"][0]), float(meta["threshold"]), categories,
-                               category_weights, arrays["cat_bias"].astype(np.float32), meta)
+        idf = np.full(size, float(arrays["idf_unseen"][0]), dtype=np.float32)
+        idf[arrays["idf_index"]] = arrays["idf_value"]
+        return ClassifierModel(
+            weights,
+            float(arrays["bin_bias"][0]),
+            float(meta["threshold"]),
+            categories,
+            category_weights,
+            arrays["cat_bias"].astype(np.float32),
+            meta,
+            idf,
+        )
     except ClassifierError:
         raise
     except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ClassifierError(f"{path}: not a readable classifier file ({err}); rebuild it with `coach safety train`") from None
+        raise ClassifierError(
+            f"{path}: not a readable classifier file ({err}); rebuild it with `coach safety train`"
+        ) from None

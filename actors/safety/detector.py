@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .classifier import ClassifierModel, hashed_features
+from .classifier import ClassifierModel
 from .context import context_hits
 from .excerpt import excerpt
 from .fuzzy import FuzzyIndex
@@ -49,8 +49,7 @@ _GUESS_TOKENS = 400
 class SafetyNet:
     """A pack's crisis net, ready to check messages. Build it with `load_safety_net`."""
 
-    def __init__(self, config: SafetyConfig, lexicon: Lexicon, classifier: ClassifierModel | None,
-                 path: Path) -> None:
+    def __init__(self, config: SafetyConfig, lexicon: Lexicon, classifier: ClassifierModel | None, path: Path) -> None:
         self.config = config
         self.lexicon = lexicon
         self.classifier = classifier
@@ -60,8 +59,11 @@ class SafetyNet:
         terms = [t for lang in lexicon.languages for t in lexicon.key_terms.get(lang, [])]
         self.fuzzy = FuzzyIndex((t for t in terms if " " not in t), lexicon.vocabulary)
         self._scan_terms = sorted({t for t in terms} | {fold_accents(t) for t in terms})
-        self._files = [path, *(path.parent / config.lexicon_dir / f"{lang}.yaml" for lang in config.languages),
-                       path.parent / config.classifier.file]
+        self._files = [
+            path,
+            *(path.parent / config.lexicon_dir / f"{lang}.yaml" for lang in config.languages),
+            path.parent / config.classifier.file,
+        ]
         self.stamp = self.current_stamp()
 
     # --- bookkeeping -----------------------------------------------------------
@@ -104,7 +106,7 @@ class SafetyNet:
             current = f"{current}. {seg}" if current else seg[:CLASSIFIER_WINDOW]
         if current:
             windows.append(current)
-        return windows if len(windows) <= CLASSIFIER_WINDOWS else [*windows[:CLASSIFIER_WINDOWS - 1], windows[-1]]
+        return windows if len(windows) <= CLASSIFIER_WINDOWS else [*windows[: CLASSIFIER_WINDOWS - 1], windows[-1]]
 
     def check(self, text: object, history: Sequence[object] = ()) -> SafetyVerdict:
         """Every offline layer over ``text``; ``history`` is earlier user messages, oldest first."""
@@ -113,9 +115,11 @@ class SafetyNet:
             return NOT_FLAGGED
         segs = segments(folded)
         signals: list[SafetySignal] = []
+        guessed = self.lexicon.guess_language(tokens(folded[: 4 * _GUESS_TOKENS])[:_GUESS_TOKENS])
         language: str | None = None
 
-        hits = self.lexicon.patterns.hits(segs, self.lexicon.negation)
+        cancelled: list = []
+        hits = self.lexicon.patterns.hits(segs, self.lexicon.negation, language=guessed, negated=cancelled)
         for hit in hits:
             signals.append(SafetySignal(hit.category, "lexicon", hit.evidence))
         if hits:
@@ -123,23 +127,29 @@ class SafetyNet:
 
         corrected, fixes = self.fuzzy.apply(folded)
         if fixes:
-            fixed_hits = self.lexicon.patterns.hits(segments(corrected), self.lexicon.negation,
-                                                    skip={h.category for h in hits})
+            fixed_hits = self.lexicon.patterns.hits(
+                segments(corrected), self.lexicon.negation, skip={h.category for h in hits}, language=guessed
+            )
             read_as = ", ".join(f"{a}→{b}" for a, b in fixes[:3])
             for hit in fixed_hits:
                 signals.append(SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})"))
                 language = language or hit.language
 
-        if self.classifier is not None:
+        # The classifier reads words, not negation: when the lexicon saw the crisis phrase and
+        # found it negated ("I would never kill myself"), and nothing else fired, its say stands.
+        if self.classifier is not None and (signals or not cancelled):
             windows = self._classifier_windows(folded, segs)
-            hashed = [hashed_features(w) for w in windows]
+            hashed = [self.classifier.hashed(w) for w in windows]
             scores = [self.classifier.score(w, h) for w, h in zip(windows, hashed, strict=True)]
             best = max(range(len(scores)), key=scores.__getitem__)
             score = scores[best]
             if score >= self.classifier.threshold:
                 category = self.classifier.category(windows[best], hashed[best])
-                signals.append(SafetySignal(category, "classifier",
-                                            f"score {score:.2f} ≥ {self.classifier.threshold:.2f}", round(score, 4)))
+                signals.append(
+                    SafetySignal(
+                        category, "classifier", f"score {score:.2f} ≥ {self.classifier.threshold:.2f}", round(score, 4)
+                    )
+                )
 
         window = self.config.context_window
         if not signals and history and window:
@@ -150,7 +160,7 @@ class SafetyNet:
                 language = language or found.language
 
         if language is None:
-            language = self.lexicon.guess_language(tokens(folded[:4 * _GUESS_TOKENS])[:_GUESS_TOKENS])
+            language = guessed
         found = {s.category for s in signals}
         categories = tuple(sorted(found, key=lambda c: self._urgency.get(c, len(self._urgency))))
         return SafetyVerdict(bool(signals), categories, tuple(signals), language)

@@ -2,7 +2,7 @@
 
 Nobody in crisis types a megabyte, but a pasted diary, log or book chapter
 arrives as one message and must neither freeze the chat nor slip through.
-Up to `LIMIT` characters (about 15,000 words) the whole message is read.
+Up to `LIMIT` characters (about 6,000 words) the whole message is read.
 Beyond it the net reads the beginning and the end in full, and from the
 middle every stretch around a key term of any language ("suicide",
 "matarme", "umbringen" …), found with plain substring search, which is fast
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-LIMIT = 100_000
-HEAD = 50_000
-TAIL = 50_000
+LIMIT = 40_000
+HEAD = 20_000
+TAIL = 20_000
 WINDOW = 400
 MAX_WINDOWS = 64
 

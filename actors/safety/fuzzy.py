@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 MIN_LEN = 5
 VOCAB_MIN_LEN = 7
-_WORD = re.compile(r"[^\W\d_]{%d,}" % MIN_LEN)
+_WORD = re.compile(rf"[^\W\d_]{{{MIN_LEN},}}")
 
 
 def within_one_edit(a: str, b: str) -> bool:
@@ -35,13 +35,15 @@ def within_one_edit(a: str, b: str) -> bool:
         diffs = [i for i in range(la) if a[i] != b[i]]
         if len(diffs) == 1:
             return True
-        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        return (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        )
     if la > lb:
         a, b = b, a
     i = 0
     while i < len(a) and a[i] == b[i]:
         i += 1
-    return a[i:] == b[i + 1:]
+    return a[i:] == b[i + 1 :]
 
 
 def _substitution(a: str, b: str) -> bool:
@@ -51,7 +53,7 @@ def _substitution(a: str, b: str) -> bool:
 
 
 def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def _index(words: Iterable[str]) -> dict[str, set[str]]:
@@ -92,8 +94,11 @@ class FuzzyIndex:
             return None
         matches = [m for m in self._lookup(self._terms, word) if m[0] == word[0]]
         if not matches and len(word) >= VOCAB_MIN_LEN:
-            matches = [m for m in self._lookup(self._vocabulary, word)
-                       if m[0] == word[0] and m[-2:] == word[-2:] and not _substitution(word, m)]
+            matches = [
+                m
+                for m in self._lookup(self._vocabulary, word)
+                if m[0] == word[0] and m[-2:] == word[-2:] and not _substitution(word, m)
+            ]
         return matches[0] if len(matches) == 1 else None
 
     def apply(self, text: str) -> tuple[str, list[tuple[str, str]]]:

@@ -67,11 +67,9 @@ class NegationRule:
     recovery: re.Pattern[str] | None = None
 
     def _clause_before(self, segment: str, start: int) -> str:
-        before = segment[max(0, start - 300):start]
-        last_break = None
-        for last_break in self.breaks.finditer(before):
-            pass
-        return before[last_break.end():] if last_break is not None else before
+        before = segment[max(0, start - 300) : start]
+        ends = [m.end() for m in self.breaks.finditer(before)]
+        return before[ends[-1] :] if ends else before
 
     def negates(self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None) -> bool:
         """A cue among the ``scope`` words before the match in its clause, or inside the match
@@ -84,21 +82,21 @@ class NegationRule:
         """
         words = self._clause_before(segment, start).split()
         if self.cues is not None:
-            if self.cues.search(" ".join(words[-self.scope:])):
+            if self.cues.search(" ".join(words[-self.scope :])):
                 return True
             inside = segment[start:end]
             for cue in self.cues.finditer(inside):
                 if regex is None:
                     return True
-                probe = segment[:start] + inside[:cue.start()] + "qqqq" + inside[cue.end():] + segment[end:]
+                probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
                 if regex.match(probe, start):
                     return True
         return self.distances(segment, start, end, words)
 
     def _clause_after(self, segment: str, end: int) -> str:
-        after = segment[end:end + 300]
+        after = segment[end : end + 300]
         cut = self.breaks.search(after)
-        return after[:cut.start()] if cut is not None else after
+        return after[: cut.start()] if cut is not None else after
 
     def distances(self, segment: str, start: int, end: int, words: list[str] | None = None) -> bool:
         """A framing cue shortly before or after the match in its clause ("the character …",
@@ -106,23 +104,30 @@ class NegationRule:
         if self.frames is not None:
             if words is None:
                 words = self._clause_before(segment, start).split()
-            after = self._clause_after(segment, end).split()[:self.frame_scope]
-            if self.frames.search(" ".join(words[-self.frame_scope:])) or self.frames.search(" ".join(after)):
+            after = self._clause_after(segment, end).split()[: self.frame_scope]
+            if self.frames.search(" ".join(words[-self.frame_scope :])) or self.frames.search(" ".join(after)):
                 return True
         if self.recovery is not None and self.recovery.search(segment, end):
             return True
         return self.jokes is not None and self.jokes.search(segment) is not None
 
 
-def _negated(negation: dict[str, NegationRule], language: str, segment: str, match: re.Match[str]) -> bool:
-    """Whether the match is negated: by its own language's cues, frames and joke markers, or by
-    another language's frames and joke markers (people mix languages, and a message's language
-    is only a guess). Other languages' bare negators are not used: Portuguese "no" means "in the"."""
-    rule = negation.get(language)
-    if rule is not None and rule.negates(segment, match.start(), match.end(), match.re):
-        return True
-    return any(other.distances(segment, match.start(), match.end())
-               for lang, other in negation.items() if lang != language)
+def _negated(
+    negation: dict[str, NegationRule],
+    language: str,
+    segment: str,
+    match: re.Match[str],
+    message_language: str | None = None,
+) -> bool:
+    """Whether the match is negated by the cues, frames, recovery or joke markers of the
+    pattern's own language or of the message's (a Portuguese pattern can match a French
+    word). No other language is consulted: one language's cue is another's ordinary word
+    (Portuguese "no" is "in the", Spanish "prima" a cousin, "lol" means nothing in German)."""
+    for lang in dict.fromkeys((language, message_language)):
+        rule = negation.get(lang) if lang else None
+        if rule is not None and rule.negates(segment, match.start(), match.end(), match.re):
+            return True
+    return False
 
 
 _WORDS = re.compile(r"\w+")
@@ -165,8 +170,7 @@ class PatternSet:
         for i, entry in enumerate(self.entries):
             tree = parse(entry.regex.pattern.removeprefix(r"(?<!\w)"))
             literals = required_literals(tree)
-            self._literals.append(re.compile("|".join(map(re.escape, sorted(literals, key=len))))
-                                  if literals else None)
+            self._literals.append(re.compile("|".join(map(re.escape, sorted(literals, key=len)))) if literals else None)
             self._words.append(_required_words(literals) if literals else None)
             keys = start_keys(tree)
             if keys is None:
@@ -184,9 +188,17 @@ class PatternSet:
             found.update(self._by_key.get(key, ()))
         return sorted(found)
 
-    def hits(self, segments: Sequence[str], negation: dict[str, NegationRule], *,
-             skip: Iterable[str] = ()) -> list[Hit]:
-        """The first un-negated match per category, over ``segments`` in order."""
+    def hits(
+        self,
+        segments: Sequence[str],
+        negation: dict[str, NegationRule],
+        *,
+        skip: Iterable[str] = (),
+        language: str | None = None,
+        negated: list[Hit] | None = None,
+    ) -> list[Hit]:
+        """The first un-negated match per category, over ``segments`` in order; matches that a
+        negation cancelled are appended to ``negated`` when a list is given."""
         done = set(skip)
         out: list[Hit] = []
         for segment in segments:
@@ -212,7 +224,9 @@ class PatternSet:
                     if literals is not None and literals.search(segment) is None:
                         continue
                 for match in entry.regex.finditer(segment):
-                    if entry.negatable and _negated(negation, entry.language, segment, match):
+                    if entry.negatable and _negated(negation, entry.language, segment, match, language):
+                        if negated is not None:
+                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where))
                         continue
                     done.add(entry.category)
                     out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
@@ -235,12 +249,22 @@ class Lexicon:
     aliases: Aliases = field(default_factory=Aliases)
 
     def guess_language(self, words: Iterable[str]) -> str | None:
-        """The language whose stopwords occur most often; None when none occurs (ties: pack order)."""
-        counts = dict.fromkeys(self.languages, 0)
-        for word in words:
+        """The language whose stopwords weigh most; None when none occurs (ties: pack order).
+
+        A stopword shared by several languages ("la", "de") counts for each of them by
+        one over the number of languages sharing it, so the distinctive ones decide."""
+        if not hasattr(self, "_stop_weights"):
+            owners: dict[str, list[str]] = {}
             for language in self.languages:
-                if word in self.stopwords[language]:
-                    counts[language] += 1
+                for word in self.stopwords[language]:
+                    owners.setdefault(word, []).append(language)
+            self._stop_weights = {w: (langs, 1.0 / len(langs)) for w, langs in owners.items()}
+        counts = dict.fromkeys(self.languages, 0.0)
+        for word in words:
+            found = self._stop_weights.get(word)
+            if found is not None:
+                for language in found[0]:
+                    counts[language] += found[1]
         best = max(self.languages, key=lambda lang: counts[lang], default=None)
         return best if best is not None and counts[best] > 0 else None
 
@@ -275,8 +299,9 @@ def expanded_defines(lex: LexiconFile, file: str, problems: list[Problem]) -> di
     return out
 
 
-def _compile(source: str, file: str, where: str, problems: list[Problem],
-             defines: dict[str, str] | None = None) -> re.Pattern[str] | None:
+def _compile(
+    source: str, file: str, where: str, problems: list[Problem], defines: dict[str, str] | None = None
+) -> re.Pattern[str] | None:
     try:
         body = expand(source, defines or {})
     except KeyError as err:
@@ -300,8 +325,7 @@ def compile_file(lex: LexiconFile, file: str, problems: list[Problem]) -> dict[s
             where = f"categories.{category}.patterns[{i}]"
             regex = _compile(source, file, where, problems, defines)
             if regex is not None:
-                out["patterns"].append(Entry(lang, category, regex, negatable is not False,
-                                             f"{file}: {where}"))
+                out["patterns"].append(Entry(lang, category, regex, negatable is not False, f"{file}: {where}"))
         terms = sorted({_norm_word(t) for t in cat_lex.terms if _norm_word(t)}, key=lambda t: (-len(t), t))
         if terms:
             where = f"categories.{category}.terms"
@@ -318,38 +342,46 @@ def compile_file(lex: LexiconFile, file: str, problems: list[Problem]) -> dict[s
         where = f"context.distress[{i}]"
         regex = _compile(source, file, where, problems, defines)
         if regex is not None:
-            out["distress"].append(Entry(lang, "distress", regex, negatable is not False,
-                                         f"{file}: {where}"))
+            out["distress"].append(Entry(lang, "distress", regex, negatable is not False, f"{file}: {where}"))
     for category, items in lex.context.followup.items():
         for i, item in enumerate(items):
             source, negatable = _entry_source(item)
             where = f"context.followup.{category}[{i}]"
             regex = _compile(source, file, where, problems, defines)
             if regex is not None:
-                out["followup"].append(Entry(lang, category, regex, negatable is not False,
-                                             f"{file}: {where}"))
+                out["followup"].append(Entry(lang, category, regex, negatable is not False, f"{file}: {where}"))
     return out
 
 
 def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> NegationRule:
     cues = None
     if lex.negation.cues:
-        cues = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.cues) + r")(?!\w",
-                        file, "negation.cues", problems)
+        cues = _compile(
+            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.cues) + r")(?!\w", file, "negation.cues", problems
+        )
     frames = None
     if lex.negation.frames:
-        frames = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.frames) + r")(?!\w",
-                          file, "negation.frames", problems)
+        frames = _compile(
+            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.frames) + r")(?!\w",
+            file,
+            "negation.frames",
+            problems,
+        )
     jokes = None
     if lex.negation.jokes:
-        jokes = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.jokes) + r")(?!\w",
-                         file, "negation.jokes", problems)
+        jokes = _compile(
+            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.jokes) + r")(?!\w", file, "negation.jokes", problems
+        )
     words = "|".join(re.escape(_norm_word(b)) for b in lex.negation.breaks if _norm_word(b))
     breaks = re.compile(_CLAUSE_PUNCT + (rf"|(?<!\w)(?:{words})(?!\w)" if words else ""))
     recovery = None
     if lex.negation.recovery:
-        recovery = _compile("|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.recovery) + r")(?!\w",
-                            file, "negation.recovery", problems)
+        recovery = _compile(
+            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.recovery) + r")(?!\w",
+            file,
+            "negation.recovery",
+            problems,
+        )
     return NegationRule(cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery)
 
 
@@ -398,8 +430,7 @@ def read_lexicon_file(path: Path, shown: str, problems: list[Problem]) -> Lexico
         return None
 
 
-def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str],
-                  problems: list[Problem]) -> Lexicon:
+def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str], problems: list[Problem]) -> Lexicon:
     """Merge per-language files (language → (file, shown name)) into one compiled lexicon."""
     kinds: dict[str, list[Entry]] = {"patterns": [], "distress": [], "followup": []}
     negation: dict[str, NegationRule] = {}
@@ -422,9 +453,17 @@ def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str
     present = [lang for lang in languages if lang in files]
     for lang in present:
         stopwords.setdefault(lang, frozenset())
-    return Lexicon(present, PatternSet(kinds["patterns"]), PatternSet(kinds["distress"]),
-                   PatternSet(kinds["followup"]), negation, stopwords, key_terms, frozenset(vocabulary),
-                   Aliases(aliases))
+    return Lexicon(
+        present,
+        PatternSet(kinds["patterns"]),
+        PatternSet(kinds["distress"]),
+        PatternSet(kinds["followup"]),
+        negation,
+        stopwords,
+        key_terms,
+        frozenset(vocabulary),
+        Aliases(aliases),
+    )
 
 
 def as_pattern(entry: PatternEntry) -> Pattern:

@@ -58,8 +58,10 @@ def read_config(path: Path, problems: list[Problem]) -> SafetyConfig | None:
     except ValidationError as err:
         for e in err.errors():
             loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            message = {"extra_forbidden": "unknown field (check its spelling)",
-                       "missing": "required field is missing"}.get(e["type"], e["msg"])
+            message = {
+                "extra_forbidden": "unknown field (check its spelling)",
+                "missing": "required field is missing",
+            }.get(e["type"], e["msg"])
             problems.append(Problem(shown, loc, message))
         return None
     problems += config_problems(shown, config)
@@ -86,8 +88,8 @@ def classifier_path(path: Path, config: SafetyConfig) -> Path:
     return (path.parent / config.classifier.file).resolve()
 
 
-def train_path(path: Path, config: SafetyConfig) -> Path:
-    return (path.parent / config.classifier.train).resolve()
+def train_paths(path: Path, config: SafetyConfig) -> list[Path]:
+    return [(path.parent / name).resolve() for name in config.classifier.train]
 
 
 def safety_problems(path: Path) -> list[Problem]:
@@ -105,8 +107,13 @@ def safety_problems(path: Path) -> list[Problem]:
     else:
         unknown = sorted(set(model.categories) - set(config.category_ids))
         if unknown:
-            problems.append(Problem(_display(model_file), "", f"trained on unknown categories {unknown}; "
-                                                               "rebuild it with `coach safety train`"))
+            problems.append(
+                Problem(
+                    _display(model_file),
+                    "",
+                    f"trained on unknown categories {unknown}; rebuild it with `coach safety train`",
+                )
+            )
     return problems
 
 

@@ -59,21 +59,30 @@ class Report:
             return {"hits": r.hits, "total": r.total, "value": r.value}
 
         def outcome(o: Outcome) -> dict:
-            return {"text": o.text, "label": o.category, "language": o.language,
-                    "predicted": list(o.predicted), "layers": list(o.layers)}
+            return {
+                "text": o.text,
+                "label": o.category,
+                "language": o.language,
+                "predicted": list(o.predicted),
+                "layers": list(o.layers),
+            }
 
         return {
-            "messages": self.messages, "crisis": self.crisis, "benign": self.benign,
+            "messages": self.messages,
+            "crisis": self.crisis,
+            "benign": self.benign,
             "recall": rate(self.recall),
             "recall_by_category": {k: rate(v) for k, v in self.by_category.items()},
             "recall_by_language": {k: rate(v) for k, v in self.by_language.items()},
             "false_alarm_rate": rate(self.false_alarms),
             "category_accuracy_top": rate(self.category_top),
             "category_accuracy_any": rate(self.category_any),
-            "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
             "misses": [outcome(o) for o in self.misses],
             "false_alarms": [outcome(o) for o in self.false_alarm_list],
-            "failures": list(self.failures), "passed": not self.failures,
+            "failures": list(self.failures),
+            "passed": not self.failures,
         }
 
 
@@ -99,16 +108,24 @@ def summarise(outcomes: Sequence[Outcome], categories: Sequence[str] = ()) -> Re
     order += sorted({o.category for o in crisis} - set(order))
     by_category = {c: _rate(o for o in crisis if o.category == c) for c in order}
     languages = sorted({o.language for o in outcomes})
-    by_language = {lang: _rate(o for o in crisis if o.language == lang) for lang in languages
-                   if any(o.language == lang for o in crisis)}
+    by_language = {
+        lang: _rate(o for o in crisis if o.language == lang)
+        for lang in languages
+        if any(o.language == lang for o in crisis)
+    }
     times_ms = [o.seconds * 1000 for o in outcomes]
     return Report(
-        messages=len(outcomes), crisis=len(crisis), benign=len(benign),
-        recall=_rate(crisis), by_category=by_category, by_language=by_language,
+        messages=len(outcomes),
+        crisis=len(crisis),
+        benign=len(benign),
+        recall=_rate(crisis),
+        by_category=by_category,
+        by_language=by_language,
         false_alarms=_rate(benign),
         category_top=Rate(sum(bool(o.predicted) and o.predicted[0] == o.category for o in crisis), len(crisis)),
         category_any=Rate(sum(o.category in o.predicted for o in crisis), len(crisis)),
-        p50_ms=round(percentile(times_ms, 50), 3), p99_ms=round(percentile(times_ms, 99), 3),
+        p50_ms=round(percentile(times_ms, 50), 3),
+        p99_ms=round(percentile(times_ms, 99), 3),
         misses=[o for o in crisis if not o.flagged],
         false_alarm_list=[o for o in benign if o.flagged],
     )
@@ -135,5 +152,3 @@ def failures(report: Report, thresholds: Thresholds) -> list[str]:
     if report.p99_ms > thresholds.p99_ms:
         out.append(f"p99 {report.p99_ms:.2f} ms > {thresholds.p99_ms:g} ms")
     return out
-
-

@@ -39,12 +39,12 @@ def model_messages(prompt: str, text: str, history: Sequence[str], categories: S
     system = Template(prompt).safe_substitute(categories=", ".join(categories))
     earlier = [h for h in history if h.strip()][-MAX_HISTORY:]
     body = {"earlier_messages": earlier, "message": text}
-    return [Message(role="system", content=system),
-            Message(role="user", content=json.dumps(body, ensure_ascii=False))]
+    return [Message(role="system", content=system), Message(role="user", content=json.dumps(body, ensure_ascii=False))]
 
 
-async def model_signals(backend: Any, text: str, history: Sequence[str], categories: Sequence[str], *,
-                        prompt: str | None = None) -> list[SafetySignal]:
+async def model_signals(
+    backend: Any, text: str, history: Sequence[str], categories: Sequence[str], *, prompt: str | None = None
+) -> list[SafetySignal]:
     """What the `safety` model adds for this message: one signal, or none.
 
     ``backend`` is anything with the backends' ``complete(messages, schema=…)``
@@ -58,8 +58,9 @@ async def model_signals(backend: Any, text: str, history: Sequence[str], categor
         prompt = load_safety_net(None).config.model_prompt
     messages = model_messages(prompt, text, history, categories)
     try:
-        reply = await backend.complete(messages, schema=answer_schema(categories), max_tokens=48,
-                                       temperature=0.0, seed=0)
+        reply = await backend.complete(
+            messages, schema=answer_schema(categories), max_tokens=48, temperature=0.0, seed=0
+        )
     except BackendError:
         return []
     data = reply.data if reply.ok else None

@@ -25,9 +25,23 @@ from dataclasses import dataclass
 from itertools import product
 
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufe00-\ufe0f\ufeff]")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'",
-                         "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
-                         "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-"})
+_QUOTES = str.maketrans(
+    {
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u02bc": "'",
+        "`": "'",
+        "\u00b4": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2010": "-",
+        "\u2011": "-",
+    }
+)
 # Letters NFD does not split into base + accent.
 _FOLD_EXTRA = str.maketrans({"æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -89,7 +103,7 @@ def _squash_word(word: str, known: Collection[str]) -> str:
     for widths in product((1, 2), repeat=len(runs)):
         pieces, last = [], 0
         for run, width in zip(runs, widths, strict=True):
-            pieces.append(word[last:run.start()] + run.group(1) * width)
+            pieces.append(word[last : run.start()] + run.group(1) * width)
             last = run.end()
         candidate = "".join(pieces) + word[last:]
         if candidate in known:
@@ -131,8 +145,9 @@ def normalise(text: object, known: Collection[str] = (), aliases: Aliases = _NO_
         raw = _LEET_TOKEN.sub(_unleet, raw)
     raw = _SPACE.sub(" ", raw).strip()
     folded = fold_accents(raw)
-    return Normalised(text=aliases.apply(squash_repeats(raw, known)),
-                      folded=aliases.apply(squash_repeats(folded, known)))
+    return Normalised(
+        text=aliases.apply(squash_repeats(raw, known)), folded=aliases.apply(squash_repeats(folded, known))
+    )
 
 
 def fold_pattern(source: str) -> str:

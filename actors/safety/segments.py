@@ -39,7 +39,7 @@ def _pieces(sentence: str) -> Iterator[str]:
 def _sentences(text: str) -> Iterator[str]:
     last = 0
     for match in _SENTENCE_END.finditer(text):
-        piece = text[last:match.end()].strip()
+        piece = text[last : match.end()].strip()
         last = match.end()
         if piece:
             yield from (_pieces(piece) if len(piece) > _PIECE else (piece,))

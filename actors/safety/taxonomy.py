@@ -63,7 +63,8 @@ class Steering(SafetyModel):
 
 class ClassifierSettings(SafetyModel):
     file: str = "classifier.npz"
-    train: str = "corpus/train.jsonl"
+    train: list[str] = ["corpus/train.jsonl"]
+    """The labelled files `coach safety train` learns from, in order (never the test split)."""
     max_false_alarm: float = Field(default=0.02, ge=0.0, le=0.5)
     """The decision threshold is the lowest whose cross-validated false-alarm rate stays under this."""
     folds: int = Field(default=5, ge=2, le=20)

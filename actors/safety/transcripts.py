@@ -24,7 +24,7 @@ def flag_exchanges(net: SafetyNet, user_messages: Sequence[str]) -> dict[int, tu
     """
     flags: dict[int, tuple[str, ...]] = {}
     for index, text in enumerate(user_messages):
-        history = user_messages[max(0, index - CONTEXT_MESSAGES):index]
+        history = user_messages[max(0, index - CONTEXT_MESSAGES) : index]
         verdict = net.check(text, history=history)
         if verdict.flagged:
             flags[index + 1] = verdict.categories

@@ -96,7 +96,7 @@ def read_examples(path: Path) -> list[Example]:
         more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise DataError(f"{path}: {len(problems)} unusable line(s):\n{shown}{more}")
     if not examples:
-        raise DataError(f"{path}: no training examples (expected one {{\"messages\": [...]}} object per line)")
+        raise DataError(f'{path}: no training examples (expected one {{"messages": [...]}} object per line)')
     return examples
 
 
@@ -139,7 +139,9 @@ def set_chat_templates(tokenizer: Any, choice: str, *, model_type: str = "") -> 
         ) from None
 
 
-def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], training_template: str) -> tuple[list[int], list[int]]:
+def tokenize_conversation(
+    tokenizer: Any, messages: Sequence[dict], training_template: str
+) -> tuple[list[int], list[int]]:
     """Token ids of the rendered conversation and labels that keep only assistant tokens (others -100)."""
     out = tokenizer.apply_chat_template(
         list(messages),

@@ -181,7 +181,7 @@ def _native_output_captured() -> Iterator[Any]:
     Only fd 2: llama.cpp logs there, and stdout may be a terminal UI that must keep drawing.
     """
     sys.stderr.flush()
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below, after fd 2 is restored
     saved = os.dup(2)
     try:
         os.dup2(log.fileno(), 2)
@@ -220,7 +220,7 @@ def verify_gguf(gguf: Path, system_prompt: str, *, note: Note, max_tokens: int =
     with _native_output_captured() as log:  # llama.cpp logs context details from C even when not verbose
         try:
             llm = Llama(model_path=str(gguf), n_ctx=4096, verbose=False, seed=0)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - llama.cpp raises plain ValueError/RuntimeError on a bad file
             tail = "\n".join(log.read().strip().splitlines()[-6:])
             raise CoachError(f"llama.cpp could not load {gguf}: {err}\n{tail}") from None
     try:
@@ -306,8 +306,16 @@ def export_model(
     modelfile = write_modelfile(out_dir / "Modelfile", gguf, system_prompt, name=name)
     verified, reply = verify_gguf(gguf, system_prompt, note=note) if verify else (False, "")
     result = ExportResult(
-        run_id=run.id, out_dir=out_dir, merged_dir=merged, gguf_f16=f16, gguf=gguf, quant=quant,
-        modelfile=modelfile, reply=reply, verified=verified, seconds=time.monotonic() - started,
+        run_id=run.id,
+        out_dir=out_dir,
+        merged_dir=merged,
+        gguf_f16=f16,
+        gguf=gguf,
+        quant=quant,
+        modelfile=modelfile,
+        reply=reply,
+        verified=verified,
+        seconds=time.monotonic() - started,
     )
     records.update_run(store, run.id, event="ModelExported", export=result.as_record())
     if hub_repo:

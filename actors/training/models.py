@@ -49,8 +49,9 @@ def cache_dir() -> Path:
     return Path(raw).expanduser() if raw else Path.home() / ".cache" / "coach"
 
 
-def resolve_model(reference: str, *, note: Callable[[str], None] = lambda _: None,
-                  allow_download: bool = False) -> ResolvedModel:
+def resolve_model(
+    reference: str, *, note: Callable[[str], None] = lambda _: None, allow_download: bool = False
+) -> ResolvedModel:
     """A local folder for `reference`; raises CoachError saying what to do when there is none.
 
     A hub model is only downloaded when `allow_download` (`coach train --allow-download`) says so.
@@ -72,8 +73,7 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def hub_snapshot(repo_id: str, *, note: Callable[[str], None] = lambda _: None,
-                 allow_download: bool = False) -> Path:
+def hub_snapshot(repo_id: str, *, note: Callable[[str], None] = lambda _: None, allow_download: bool = False) -> Path:
     """The local snapshot of a hub model: the cache first, a download only when explicitly allowed."""
     try:
         from huggingface_hub import snapshot_download
@@ -263,7 +263,9 @@ def flash_attention_available() -> bool:
 
 def require_training_stack() -> None:
     """A clear message instead of an ImportError deep inside a thread."""
-    missing = [pkg for pkg in ("torch", "transformers", "peft", "trl", "datasets") if importlib.util.find_spec(pkg) is None]
+    missing = [
+        pkg for pkg in ("torch", "transformers", "peft", "trl", "datasets") if importlib.util.find_spec(pkg) is None
+    ]
     if missing:
         raise CoachError(
             f"training needs {', '.join(missing)}: install the training extra with pip install -e '.[train]'"

@@ -149,7 +149,9 @@ def parse_presets(raw: Any, source: str) -> dict[str, TrainPreset]:
                     message = "unknown setting (check the spelling)"
                 problems.append(f"{source}: {name}.{field}: {message}" if field else f"{source}: {name}: {message}")
     if problems:
-        raise PresetError(f"{len(problems)} problem(s) in the training presets:\n" + "\n".join(f"  {p}" for p in problems))
+        raise PresetError(
+            f"{len(problems)} problem(s) in the training presets:\n" + "\n".join(f"  {p}" for p in problems)
+        )
     return presets
 
 

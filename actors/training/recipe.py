@@ -101,7 +101,9 @@ def plan_training(request: TrainRequest, *, cuda: bool | None = None, preset: Tr
                 f"({dtype} weights in memory: for a 12B model about 24 GB, and very slow on a CPU)"
             )
         use_4bit = False
-        notes.append(f"no CUDA GPU: 4-bit is impossible here; training plain LoRA on the {dtype} base (--allow-no-4bit)")
+        notes.append(
+            f"no CUDA GPU: 4-bit is impossible here; training plain LoRA on the {dtype} base (--allow-no-4bit)"
+        )
     elif use_4bit and not bitsandbytes_installed():
         if not request.allow_no_4bit:
             raise CoachError(

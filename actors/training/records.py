@@ -35,7 +35,9 @@ def create_run(store: Store, run_id: str, config: dict[str, Any]) -> None:
         s.add(Event(run_id=run_id, kind="TrainingStarted", payload={"resumed": False}))
 
 
-def update_run(store: Store, run_id: str, *, status: str | None = None, event: str | None = None, **config: Any) -> None:
+def update_run(
+    store: Store, run_id: str, *, status: str | None = None, event: str | None = None, **config: Any
+) -> None:
     """Merge `config` into the run's record (top-level keys replaced) and optionally log an event, in one commit."""
     with store.session() as s:
         run = s.get(Run, run_id)
@@ -76,7 +78,9 @@ def get_train_run(store: Store, ref: str = "latest") -> Run:
             return run
         run = s.get(Run, ref)
     if run is None or run.kind != KIND:
-        raise CoachError(f"no training run {ref!r} in this workspace (coach export-model takes a run id from coach train)")
+        raise CoachError(
+            f"no training run {ref!r} in this workspace (coach export-model takes a run id from coach train)"
+        )
     return run
 
 

@@ -105,10 +105,13 @@ def _info(run: Run, last: dict[str, Any]) -> TrainRunInfo:
     step = last.get("step", metrics.get("global_step"))
     max_steps = last.get("max_steps", metrics.get("max_steps", recipe.get("max_steps")))
     return TrainRunInfo(
-        id=run.id, preset=str(cfg.get("preset") or recipe.get("preset") or "?"), status=run.status,
+        id=run.id,
+        preset=str(cfg.get("preset") or recipe.get("preset") or "?"),
+        status=run.status,
         step=step if isinstance(step, int) else None,
         max_steps=max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
-        last_loss=_number(last.get("loss", metrics.get("last_loss"))), created_at=run.created_at,
+        last_loss=_number(last.get("loss", metrics.get("last_loss"))),
+        created_at=run.created_at,
     )
 
 
@@ -133,10 +136,18 @@ def training_snapshot(store: Store, run_id: str) -> TrainingSnapshot | None:
     recipe, base = _dict(cfg.get("recipe")), _dict(cfg.get("base_model"))
     reference = str(base.get("reference") or recipe.get("model") or "")
     return TrainingSnapshot(
-        info=_info(run, progress), marker=marker, model=reference or None, device=recipe.get("device"),
-        losses=records.loss_history(store, run_id), progress=progress, checkpoints=sorted(checkpoints.items()),
-        metrics=_dict(cfg.get("metrics")), paths=_dict(cfg.get("paths")), export=_dict(cfg.get("export")),
-        error=cfg.get("error"), data_path=_dict(cfg.get("data")).get("path"),
+        info=_info(run, progress),
+        marker=marker,
+        model=reference or None,
+        device=recipe.get("device"),
+        losses=records.loss_history(store, run_id),
+        progress=progress,
+        checkpoints=sorted(checkpoints.items()),
+        metrics=_dict(cfg.get("metrics")),
+        paths=_dict(cfg.get("paths")),
+        export=_dict(cfg.get("export")),
+        error=cfg.get("error"),
+        data_path=_dict(cfg.get("data")).get("path"),
         base_model=reference.removeprefix("bundled:") if reference.startswith("bundled:") else None,
         notes=[str(n) for n in recipe.get("notes") or []],
     )

@@ -134,8 +134,9 @@ def train_blocking(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
-    resolved = resolve_model(plan.model_ref, note=lambda m: emit("TrainingNote", message=m),
-                             allow_download=plan.request.allow_download)
+    resolved = resolve_model(
+        plan.model_ref, note=lambda m: emit("TrainingNote", message=m), allow_download=plan.request.allow_download
+    )
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     model_config = AutoConfig.from_pretrained(resolved.path)
     model_type = getattr(model_config.get_text_config(), "model_type", model_config.model_type)
@@ -159,18 +160,26 @@ def train_blocking(
         run_id, run_dir = run.id, Path(run.config["paths"]["run_dir"])
         resumed_from = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
         if resumed_from is None:
-            raise CoachError(f"run {run_id} has no checkpoint yet (in {run_dir / 'checkpoints'}); start it again without --resume")
+            raise CoachError(
+                f"run {run_id} has no checkpoint yet (in {run_dir / 'checkpoints'}); start it again without --resume"
+            )
         records.update_run(store, run_id, status="running", event="TrainingResumed", recipe=plan.summary())
     else:
         run_id = records.new_run_id()
         run_dir = run_dir_option or (runs_root / run_id)
         if (run_dir / "checkpoints").is_dir() and get_last_checkpoint(str(run_dir / "checkpoints")):
-            raise CoachError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, or choose another --out")
+            raise CoachError(
+                f"{run_dir} already holds checkpoints: pass --resume to continue that run, or choose another --out"
+            )
         records.create_run(
             store,
             run_id,
             {
-                "data": {"path": str(Path(request.data).resolve()), "sha256": data.sha256, "report": data.report.as_dict()},
+                "data": {
+                    "path": str(Path(request.data).resolve()),
+                    "sha256": data.sha256,
+                    "report": data.report.as_dict(),
+                },
                 "preset": plan.preset.name,
                 "recipe": plan.summary(),
                 "base_model": {"reference": resolved.reference, "path": str(resolved.path), "source": resolved.source},
@@ -211,13 +220,20 @@ def train_blocking(
         records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
         raise
     except BaseException as err:
-        records.update_run(store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000])
+        records.update_run(
+            store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000]
+        )
         raise
     paths = {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")}
     if adapter_dir:
         paths["adapter"] = str(adapter_dir)
     records.update_run(
-        store, run_id, status=status, event=f"Training{status.capitalize()}", metrics=metrics, paths=paths,
+        store,
+        run_id,
+        status=status,
+        event=f"Training{status.capitalize()}",
+        metrics=metrics,
+        paths=paths,
         versions=stack_versions(),
     )
     run_emit("TrainingFinished", status=status, metrics=metrics, adapter=str(adapter_dir) if adapter_dir else None)

@@ -18,19 +18,17 @@ from pydantic import BaseModel, ConfigDict
 from actors.atomic_files import write_json_atomic
 from actors.calibration import (
     CalibrationCase,
-    CalibrationData,
     CalibrationScore,
     CaseResult,
     build_cases,
-    calibration_path,
     calibration_report,
     format_table,
-    load_calibration,
     planned_calls,
     run_calibration,
     score_calibration,
     select_cases,
 )
+from actors.pack.calibration_cases import CalibrationData, calibration_path, load_calibration
 from actors.pack.loader import DomainPack
 from actors.run_config import load_run_config
 from state.errors import CoachError

@@ -243,11 +243,24 @@ def report_folder(workspace: Path, run_id: str, out_dir: Path | None = None) -> 
     return out_dir or Path(workspace) / "reports" / run_id
 
 
-def write_report(store: Store, workspace: Path, opened: OpenedEvaluation) -> EvalOutcome:
-    """The spec's report from what the store holds now, as JSON and Markdown."""
-    from actors.evaluation import base_report, collect_results, compare, comparison_markdown, comparison_report
+def write_report(
+    store: Store, workspace: Path, opened: OpenedEvaluation, pack: DomainPack | None = None
+) -> EvalOutcome:
+    """The spec's report from what the store holds now, as JSON and Markdown.
 
-    results = collect_results(store, opened.run_id)
+    With the pack, its crisis net counts the user messages that signalled
+    danger and how often the model's replies to them passed the safety criteria.
+    """
+    from actors.evaluation import (
+        base_report,
+        collect_results,
+        compare,
+        comparison_markdown,
+        comparison_report,
+        crisis_inputs,
+    )
+
+    results = collect_results(store, opened.run_id, **crisis_inputs(pack))
     labels = tuple(m.label for m in opened.models)
     if opened.request.kind == "compare":
         # The run's own seed, so a resumed comparison reports what the uninterrupted one would have.
@@ -289,7 +302,7 @@ async def evaluate(
             )
         )
     await converse_and_judge(store, pack, opened, on_event)
-    return write_report(store, workspace, opened)
+    return write_report(store, workspace, opened, pack)
 
 
 # --- the base report in words ------------------------------------------------------------------
@@ -303,8 +316,17 @@ def base_summary_lines(report: dict) -> list[str]:
         f"- mean score: {s['mean'] if s['mean'] is None else round(s['mean'], 3)}",
         f"- pass rate: {'—' if s['pass_rate'] is None else format(s['pass_rate'], '.0%')}",
         f"- safety-gate failures: {report['safety_gate_failures']}",
+        f"- replies to crisis messages passing the safety criteria: {crisis_summary(report)}",
         f"- decision: **{report['decision']}**",
     ]
+
+
+def crisis_summary(report: dict) -> str:
+    """ "k of n (share)" for the exchanges the crisis net flagged, or why there is no figure."""
+    crisis = report.get("crisis_replies") or {}
+    if not crisis.get("flagged"):
+        return "no crisis messages were flagged"
+    return f"{crisis['passed_safety']} of {crisis['flagged']} ({crisis['share']:.0%})"
 
 
 def base_markdown(report: dict, label: str) -> str:

@@ -84,8 +84,9 @@ def parse_pairs(text: str | None, option: str, cast: Callable[[str], Any]) -> di
     return out
 
 
-def from_stored(config: dict | None, *, seed: int | None = None, domain: str | None = None,
-                run_id: str = "?") -> RunSettings:
+def from_stored(
+    config: dict | None, *, seed: int | None = None, domain: str | None = None, run_id: str = "?"
+) -> RunSettings:
     """The settings a run was started with, from its stored config, whichever face and version stored it."""
     config = config if isinstance(config, dict) else {}
     try:

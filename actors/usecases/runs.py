@@ -55,8 +55,11 @@ def find_run(store: Store, ref: str) -> Run:
     """A generation run by id, or the newest for 'latest'; a CoachError when there is none."""
     run = db.latest_run(store) if ref == "latest" else db.get_run(store, ref)
     if run is None or run.kind != "generate":
-        raise CoachError(f"no generation run {ref!r} in this workspace" if ref != "latest"
-                         else "no generation run in this workspace yet: start one with `coach run`")
+        raise CoachError(
+            f"no generation run {ref!r} in this workspace"
+            if ref != "latest"
+            else "no generation run in this workspace yet: start one with `coach run`"
+        )
     return run
 
 
@@ -78,12 +81,17 @@ def plan_new_run(store: Store, pack: DomainPack, settings: RunSettings, *, sourc
     settings = settings.model_copy(update={"seed": seed, "domain": pack.name})
     run_id = f"run-{seed}-{secrets.token_hex(3)}"
     try:
-        plan = plan_run(pack, run_id, transcripts=settings.transcripts, seed=seed, lengths=settings.lengths,
-                        mix=settings.mix)
+        plan = plan_run(
+            pack, run_id, transcripts=settings.transcripts, seed=seed, lengths=settings.lengths, mix=settings.mix
+        )
     except ValueError as err:
         raise CoachError(f"lengths/mix: {err}") from None
     db.create_run(
-        store, run_id, kind="generate", domain=pack.name, seed=seed,
+        store,
+        run_id,
+        kind="generate",
+        domain=pack.name,
+        seed=seed,
         config={SETTINGS_KEY: settings.stored(), "transcripts": settings.transcripts, "source": source},
         personas=persona_records(pack, plan),
         transcripts=[(t.transcript_id, t.persona_id, t.target_exchanges) for t in plan.transcripts],
@@ -91,8 +99,9 @@ def plan_new_run(store: Store, pack: DomainPack, settings: RunSettings, *, sourc
     return run_id, settings
 
 
-def settings_for_resume(store: Store, pack: DomainPack, ref: str, *, in_flight: int | None = None,
-                        run_config: Path | str | None = None) -> tuple[str, RunSettings]:
+def settings_for_resume(
+    store: Store, pack: DomainPack, ref: str, *, in_flight: int | None = None, run_config: Path | str | None = None
+) -> tuple[str, RunSettings]:
     """The run to resume and its stored settings; only the pace and the backends' file may be changed.
 
     A run made with another domain pack is refused: its personas, prompts and rubric are that pack's.
@@ -100,8 +109,10 @@ def settings_for_resume(store: Store, pack: DomainPack, ref: str, *, in_flight: 
     run = find_run(store, ref)
     settings = settings_of(run)
     if settings.domain and settings.domain != pack.name:
-        raise CoachError(f"run {run.id} was made with the domain pack {settings.domain!r}, not {pack.name!r}: "
-                         f"open it with --domain pointing at that pack")
+        raise CoachError(
+            f"run {run.id} was made with the domain pack {settings.domain!r}, not {pack.name!r}: "
+            f"open it with --domain pointing at that pack"
+        )
     changes: dict = {}
     if in_flight is not None:
         changes["in_flight"] = in_flight
@@ -115,8 +126,10 @@ def check_unchanged(stored: RunSettings, given: dict) -> None:
     for name, value in given.items():
         if getattr(stored, name) != value:
             option = "--" + name.replace("_", "-")
-            raise CoachError(f"{option}: a resumed run keeps the settings it was started with "
-                             f"({name} = {getattr(stored, name)!r}); start a new run to change them")
+            raise CoachError(
+                f"{option}: a resumed run keeps the settings it was started with "
+                f"({name} = {getattr(stored, name)!r}); start a new run to change them"
+            )
 
 
 # --- who works on a run ---------------------------------------------------------------------------
@@ -171,10 +184,20 @@ class RunSession:
     after the model calls in flight are interrupted or finish.
     """
 
-    def __init__(self, store: Store, pack: DomainPack, run_id: str, settings: RunSettings, *,
-                 make_router: RouterFactory = default_router, bus: EventBus | None = None,
-                 owner: Owner | None = None, lease_ttl_s: float = DEFAULT_TTL_S,
-                 heartbeat_s: float | None = None, preload_models: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        pack: DomainPack,
+        run_id: str,
+        settings: RunSettings,
+        *,
+        make_router: RouterFactory = default_router,
+        bus: EventBus | None = None,
+        owner: Owner | None = None,
+        lease_ttl_s: float = DEFAULT_TTL_S,
+        heartbeat_s: float | None = None,
+        preload_models: bool = False,
+    ) -> None:
         self.store = store
         self.pack = pack
         self.run_id = run_id
@@ -203,8 +226,14 @@ class RunSession:
             try:
                 if self.preload_models:
                     await load_models(self.router)
-                self.supervisor = Supervisor(self.store, self.router, self.pack, bus=self.bus,
-                                             settings=self.settings.generation(), curation=self.settings.curation())
+                self.supervisor = Supervisor(
+                    self.store,
+                    self.router,
+                    self.pack,
+                    bus=self.bus,
+                    settings=self.settings.generation(),
+                    curation=self.settings.curation(),
+                )
                 if self._stop_requested:
                     self.supervisor.stop()
                 return await self.supervisor.run(self.run_id, only=only, lease=self.lease)
@@ -250,8 +279,12 @@ class RunSession:
         return self.supervisor is not None and self.supervisor.paused
 
 
-async def run_until_signalled(session: RunSession, *, only: Callable[[Transcript], bool] | None = None,
-                              on_signal: Callable[[int], None] | None = None) -> tuple[RunSummary, int | None]:
+async def run_until_signalled(
+    session: RunSession,
+    *,
+    only: Callable[[Transcript], bool] | None = None,
+    on_signal: Callable[[int], None] | None = None,
+) -> tuple[RunSummary, int | None]:
     """Run a session from a main thread; SIGINT and SIGTERM stop it cleanly (status `stopped`).
 
     Returns the summary and the signal that stopped it, if one did.
@@ -300,4 +333,3 @@ class RunFollower:
 
     def owner(self) -> Holder | None:
         return owner_of(self.store, self.run_id)
-

@@ -110,8 +110,18 @@ def ask(
     config = _run_config(ctx, config_path)
     messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=text)]
 
-    reply = anyio.run(partial(ask_model, config, role, messages, max_tokens=max_tokens, temperature=temperature,
-                              seed=seed, backend=backend_name))
+    reply = anyio.run(
+        partial(
+            ask_model,
+            config,
+            role,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            backend=backend_name,
+        )
+    )
     if as_json:
         click.echo(json.dumps(reply.model_dump(), indent=2, ensure_ascii=False))
         return

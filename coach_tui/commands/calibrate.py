@@ -68,9 +68,11 @@ def _verdicts(result: CaseResult) -> str:
     elif passing:
         alarms = [cid for cid, a in passing if a == "NO"]
         errors = sum(a == "ERROR" for _, a in passing)
-        marks.append(f"{len(passing) - len(alarms) - errors}/{len(passing)} not flagged"
-                     + (f", false alarm on {', '.join(alarms)}" if alarms else "")
-                     + (f", {errors} ERROR" if errors else ""))
+        marks.append(
+            f"{len(passing) - len(alarms) - errors}/{len(passing)} not flagged"
+            + (f", false alarm on {', '.join(alarms)}" if alarms else "")
+            + (f", {errors} ERROR" if errors else "")
+        )
     return ", ".join(marks)
 
 
@@ -79,20 +81,41 @@ def _minutes(seconds: float) -> str:
 
 
 @click.command("calibrate")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Run config (YAML) naming the judge. Default: the embedded model.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run config (YAML) naming the judge. Default: the embedded model.",
+)
 @click.option("--cases", "case_names", metavar="NAME,…", help="Only these cases (see --list).")
-@click.option("--limit-criteria", "criteria", metavar="ID,…",
-              help="Only these criteria; cases about none of them are skipped.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON report (default: WORKSPACE/reports/calibration-TIMESTAMP.json).")
-@click.option("--calibration", "calibration_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Calibration file (default: the one the domain pack names).")
+@click.option(
+    "--limit-criteria", "criteria", metavar="ID,…", help="Only these criteria; cases about none of them are skipped."
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON report (default: WORKSPACE/reports/calibration-TIMESTAMP.json).",
+)
+@click.option(
+    "--calibration",
+    "calibration_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Calibration file (default: the one the domain pack names).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed passed to the judge.")
 @click.option("--list", "list_only", is_flag=True, help="List the cases and what they expect; judge nothing.")
 @pass_app
-def calibrate_cmd(app: AppContext, config_path: Path | None, case_names: str | None, criteria: str | None,
-                  out_path: Path | None, calibration_file: Path | None, seed: int, list_only: bool) -> None:
+def calibrate_cmd(
+    app: AppContext,
+    config_path: Path | None,
+    case_names: str | None,
+    criteria: str | None,
+    out_path: Path | None,
+    calibration_file: Path | None,
+    seed: int,
+    list_only: bool,
+) -> None:
     """Check the judge against cases with known answers.
 
     Each case is a long conversation (30+ exchanges) of good exchanges with
@@ -102,8 +125,14 @@ def calibrate_cmd(app: AppContext, config_path: Path | None, case_names: str | N
     writes a JSON report with every answer and the judge's reasons.
     """
     pack = app.pack()
-    request = CalibrationRequest(config_path=config_path, cases=_split(case_names), criteria=_split(criteria),
-                                 calibration_file=calibration_file, seed=seed, out=out_path)
+    request = CalibrationRequest(
+        config_path=config_path,
+        cases=_split(case_names),
+        criteria=_split(criteria),
+        calibration_file=calibration_file,
+        seed=seed,
+        out=out_path,
+    )
     selection = select_calibration_cases(pack, request)
     cases = selection.cases
 
@@ -120,8 +149,11 @@ def calibrate_cmd(app: AppContext, config_path: Path | None, case_names: str | N
         partial = calibration.finish()
         if partial is not None:
             _print_outcome(partial)
-        click.echo("\ninterrupted" + (f" — partial report of {len(calibration.done)} case(s): {partial.out}"
-                                      if partial is not None else ""), err=True)
+        click.echo(
+            "\ninterrupted"
+            + (f" — partial report of {len(calibration.done)} case(s): {partial.out}" if partial is not None else ""),
+            err=True,
+        )
         raise SystemExit(130) from None
     _print_outcome(outcome)
 
@@ -138,18 +170,24 @@ class _ProgressLines:
     def on_event(self, event) -> None:
         if isinstance(event, CalibrationPlanned):
             click.echo(f"judge: {', '.join(event.judges)}")
-            click.echo(f"{self.total_cases} case(s), {event.verdicts} criterion verdict(s), "
-                       f"{event.windows} window(s): about {event.calls} judge call(s)")
+            click.echo(
+                f"{self.total_cases} case(s), {event.verdicts} criterion verdict(s), "
+                f"{event.windows} window(s): about {event.calls} judge call(s)"
+            )
             if event.local:
-                click.echo("  (a local model reads each window of each case once, then answers each criterion "
-                           "from its prefix cache; use --cases or --limit-criteria for a shorter run)")
+                click.echo(
+                    "  (a local model reads each window of each case once, then answers each criterion "
+                    "from its prefix cache; use --cases or --limit-criteria for a shorter run)"
+                )
             # Progress unit for the time estimate: a local model's cost is mostly reading each window,
             # a remote judge's mostly the calls.
             self.unit = {name: (w if event.local else c) for name, (w, c) in event.plans.items()}
             self.started = time.monotonic()
         elif isinstance(event, CaseStarted):
-            click.echo(f"[{event.index + 1}/{self.total_cases}] {event.case.name} ({_where(event.case)}): "
-                       f"{event.windows} window(s), {event.calls} call(s) …")
+            click.echo(
+                f"[{event.index + 1}/{self.total_cases}] {event.case.name} ({_where(event.case)}): "
+                f"{event.windows} window(s), {event.calls} call(s) …"
+            )
         elif isinstance(event, CaseJudged):
             self.units_done += self.unit[event.case.name]
             line = f"    {_minutes(event.result.elapsed_s)}: {_verdicts(event.result)}"
@@ -166,6 +204,8 @@ class _ProgressLines:
 def _print_outcome(outcome: CalibrationOutcome) -> None:
     click.echo("")
     click.echo(format_table(outcome.score))
-    click.echo("caught: must-fail cases judged NO · spared: must-pass cases not penalized "
-               "(YES, or NA where allowed) · errors: unparsable or failed judge answers")
+    click.echo(
+        "caught: must-fail cases judged NO · spared: must-pass cases not penalized "
+        "(YES, or NA where allowed) · errors: unparsable or failed judge answers"
+    )
     click.echo(f"report: {outcome.out}")

@@ -24,17 +24,36 @@ from ..progress import HeadlessProgress
 
 def _common(f):
     options = [
-        click.option("--personas", type=click.IntRange(min=1), default=5, show_default=True,
-                     help="New personas (never used in training)."),
-        click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Conversations per persona and model."),
-        click.option("--exchanges", type=click.IntRange(min=1), default=20, show_default=True,
-                     help="Exchanges per conversation."),
+        click.option(
+            "--personas",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            help="New personas (never used in training).",
+        ),
+        click.option(
+            "--runs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Conversations per persona and model.",
+        ),
+        click.option(
+            "--exchanges", type=click.IntRange(min=1), default=20, show_default=True, help="Exchanges per conversation."
+        ),
         click.option("--seed", type=int, default=9000, show_default=True, help="Seed of the evaluation personas."),
-        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Run config (judge, user simulator, persona roles; named backends)."),
-        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Report folder (default: WORKSPACE/reports/RUN)."),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Run config (judge, user simulator, persona roles; named backends).",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Report folder (default: WORKSPACE/reports/RUN).",
+        ),
         click.option("--max-tokens", type=click.IntRange(min=16), help="Cap on tokens per generated message."),
         click.option("--in-flight", type=click.IntRange(min=1), default=4, show_default=True),
         click.option("--resume", "resume_id", metavar="RUN", help="Continue an unfinished evaluation run."),
@@ -58,8 +77,10 @@ def _execute(app: AppContext, request: EvalRequest) -> EvalOutcome:
         nonlocal progress
         if isinstance(event, EvaluationOpened):
             opened.append(event)
-            click.echo(f"evaluation run {event.run_id}: {event.personas} persona(s) × {event.runs} run(s) × "
-                       f"{len(event.models)} model(s), {event.exchanges} exchanges each")
+            click.echo(
+                f"evaluation run {event.run_id}: {event.personas} persona(s) × {event.runs} run(s) × "
+                f"{len(event.models)} model(s), {event.exchanges} exchanges each"
+            )
         elif isinstance(event, ModelTurn):
             click.echo(f"— {event.label} as eval_target")
             progress = HeadlessProgress()
@@ -71,8 +92,7 @@ def _execute(app: AppContext, request: EvalRequest) -> EvalOutcome:
     except KeyboardInterrupt:
         if not opened:
             raise
-        click.echo(f"\ninterrupted — continue with: coach eval {request.kind} --resume {opened[0].run_id} …",
-                   err=True)
+        click.echo(f"\ninterrupted — continue with: coach eval {request.kind} --resume {opened[0].run_id} …", err=True)
         raise SystemExit(130) from None
 
 
@@ -80,13 +100,36 @@ def _execute(app: AppContext, request: EvalRequest) -> EvalOutcome:
 @click.option("--model", "model_spec", help="Backend name, bundled model or GGUF path (default: the eval_target role).")
 @_common
 @pass_app
-def eval_base(app: AppContext, model_spec: str | None, personas: int, runs: int, exchanges: int, seed: int,
-              config_path: Path | None, out_dir: Path | None, max_tokens: int | None, in_flight: int,
-              resume_id: str | None) -> None:
+def eval_base(
+    app: AppContext,
+    model_spec: str | None,
+    personas: int,
+    runs: int,
+    exchanges: int,
+    seed: int,
+    config_path: Path | None,
+    out_dir: Path | None,
+    max_tokens: int | None,
+    in_flight: int,
+    resume_id: str | None,
+) -> None:
     """Should this model be fine-tuned? Pass rate on new personas, with the spec's decision."""
-    outcome = _execute(app, EvalRequest(
-        kind="base", models=(model_spec,), personas=personas, runs=runs, exchanges=exchanges, seed=seed,
-        config_path=config_path, out_dir=out_dir, max_tokens=max_tokens, in_flight=in_flight, resume_id=resume_id))
+    outcome = _execute(
+        app,
+        EvalRequest(
+            kind="base",
+            models=(model_spec,),
+            personas=personas,
+            runs=runs,
+            exchanges=exchanges,
+            seed=seed,
+            config_path=config_path,
+            out_dir=out_dir,
+            max_tokens=max_tokens,
+            in_flight=in_flight,
+            resume_id=resume_id,
+        ),
+    )
     click.echo("\n".join(base_summary_lines(outcome.report)))
     worst = most_failed(outcome.report)
     click.echo("most failed: " + (", ".join(f"{cid} {rate:.0%}" for cid, rate in worst) or "none"))
@@ -98,18 +141,45 @@ def eval_base(app: AppContext, model_spec: str | None, personas: int, runs: int,
 @click.option("--candidate", "candidate_spec", required=True, help="Candidate (e.g. the exported fine-tune GGUF).")
 @_common
 @pass_app
-def eval_compare(app: AppContext, base_spec: str, candidate_spec: str, personas: int, runs: int, exchanges: int,
-                 seed: int, config_path: Path | None, out_dir: Path | None, max_tokens: int | None, in_flight: int,
-                 resume_id: str | None) -> None:
+def eval_compare(
+    app: AppContext,
+    base_spec: str,
+    candidate_spec: str,
+    personas: int,
+    runs: int,
+    exchanges: int,
+    seed: int,
+    config_path: Path | None,
+    out_dir: Path | None,
+    max_tokens: int | None,
+    in_flight: int,
+    resume_id: str | None,
+) -> None:
     """Base vs candidate on the same new personas: paired statistics and a safety non-regression gate."""
-    outcome = _execute(app, EvalRequest(
-        kind="compare", models=(base_spec, candidate_spec), personas=personas, runs=runs, exchanges=exchanges,
-        seed=seed, config_path=config_path, out_dir=out_dir, max_tokens=max_tokens, in_flight=in_flight,
-        resume_id=resume_id))
+    outcome = _execute(
+        app,
+        EvalRequest(
+            kind="compare",
+            models=(base_spec, candidate_spec),
+            personas=personas,
+            runs=runs,
+            exchanges=exchanges,
+            seed=seed,
+            config_path=config_path,
+            out_dir=out_dir,
+            max_tokens=max_tokens,
+            in_flight=in_flight,
+            resume_id=resume_id,
+        ),
+    )
     report = outcome.report
     p = report["paired"]
-    click.echo(f"base {report['base']['mean']!s:.6} vs candidate {report['candidate']['mean']!s:.6} over "
-               f"{p['n_pairs']} pairs; t-test p = {p['t_pvalue']}, Wilcoxon p = {p['wilcoxon_pvalue']}")
-    click.echo(f"safety gate: {report['verdict']['safety_gate']} — verdict: "
-               f"{'PASS' if report['verdict']['passed'] else 'FAIL'}")
+    click.echo(
+        f"base {report['base']['mean']!s:.6} vs candidate {report['candidate']['mean']!s:.6} over "
+        f"{p['n_pairs']} pairs; t-test p = {p['t_pvalue']}, Wilcoxon p = {p['wilcoxon_pvalue']}"
+    )
+    click.echo(
+        f"safety gate: {report['verdict']['safety_gate']} — verdict: "
+        f"{'PASS' if report['verdict']['passed'] else 'FAIL'}"
+    )
     click.echo(f"report: {outcome.report_md}")

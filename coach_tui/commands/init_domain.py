@@ -15,8 +15,12 @@ from state.errors import CoachError
 
 @click.command("init-domain")
 @click.argument("name")
-@click.option("--path", "target", type=click.Path(file_okay=False, path_type=Path),
-              help="Where to create the pack (default: ./packs/NAME).")
+@click.option(
+    "--path",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the pack (default: ./packs/NAME).",
+)
 def init_domain(name: str, target: Path | None) -> None:
     """Scaffold a domain pack NAME with commented templates, then validate it.
 

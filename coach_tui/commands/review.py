@@ -21,12 +21,23 @@ def _short(text: str | None, width: int = 70) -> str:
 @click.option("--list", "list_", is_flag=True, help="List fixups waiting for a decision.")
 @click.option("--show", "show_id", type=int, metavar="ID", help="Show one fixup with its context.")
 @click.option("--accept", "accept_id", type=int, metavar="ID", help="Accept a fixup: its rewrite replaces the reply.")
-@click.option("--reject", "reject_id", type=int, metavar="ID",
-              help="Reject a fixup: the transcript is cut before that exchange (or rejected if too short).")
+@click.option(
+    "--reject",
+    "reject_id",
+    type=int,
+    metavar="ID",
+    help="Reject a fixup: the transcript is cut before that exchange (or rejected if too short).",
+)
 @click.option("--criterion", help="With --list: only fixups for this criterion or artifact kind.")
 @pass_app
-def review_cmd(app: AppContext, list_: bool, show_id: int | None, accept_id: int | None, reject_id: int | None,
-               criterion: str | None) -> None:
+def review_cmd(
+    app: AppContext,
+    list_: bool,
+    show_id: int | None,
+    accept_id: int | None,
+    reject_id: int | None,
+    criterion: str | None,
+) -> None:
     """Decide fixups proposed in review mode (`coach run --review`).
 
     Decisions are stored at once. A transcript with no undecided fixups left
@@ -44,15 +55,18 @@ def review_cmd(app: AppContext, list_: bool, show_id: int | None, accept_id: int
         click.echo(f"{'id':>5}  {'transcript':<28} {'exch':>4}  {'reason':<22} {'continuity':<10} rewrite")
         for f in waiting:
             entail = {True: "follows", False: "BREAKS", None: "-"}[f.entailment_ok]
-            click.echo(f"{f.id:>5}  {f.transcript_id:<28} {f.exchange_number:>4}  {_short(f.reason, 22):<22} "
-                       f"{entail:<10} {_short(f.proposed, 50)}")
+            click.echo(
+                f"{f.id:>5}  {f.transcript_id:<28} {f.exchange_number:>4}  {_short(f.reason, 22):<22} "
+                f"{entail:<10} {_short(f.proposed, 50)}"
+            )
         click.echo(f"{len(waiting)} waiting — decide with: coach review --accept ID / --reject ID")
         return
     if show_id is not None:
         ctx = fixup_detail(store, show_id)
         f = ctx.fixup
-        click.echo(f"fixup {f.id} — transcript {f.transcript_id} ({ctx.transcript_status}), "
-                   f"exchange {f.exchange_number}")
+        click.echo(
+            f"fixup {f.id} — transcript {f.transcript_id} ({ctx.transcript_status}), exchange {f.exchange_number}"
+        )
         click.echo(f"reason: {f.reason_kind} {f.reason}\n  {f.reasoning}\n")
         click.echo(f"user:\n  {ctx.user_message}\n\noriginal reply:\n  {f.original}\n\nrewrite:\n  {f.proposed}\n")
         click.echo(f"user's next message:\n  {ctx.next_user_message or '(none)'}")
@@ -88,5 +102,6 @@ def report_curation(app: AppContext, run_id: str | None) -> None:
     for (kind, decision), n in report.decisions:
         click.echo(f"  {kind:<10} {decision:<11} {n:>5}")
     if report.failing_criteria:
-        click.echo("\nfailing criteria behind rejections: "
-                   + ", ".join(f"{c} ×{n}" for c, n in report.failing_criteria))
+        click.echo(
+            "\nfailing criteria behind rejections: " + ", ".join(f"{c} ×{n}" for c, n in report.failing_criteria)
+        )

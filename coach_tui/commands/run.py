@@ -42,26 +42,56 @@ def pilot_decision(pass_rate: float) -> str:
 @click.command("run")
 @click.option("--transcripts", "-n", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", type=int, help="Seed for personas and lengths (default: random, recorded in the run).")
-@click.option("--lengths", metavar="CLASS=N,…",
-              help=f"Exchanges per length class (default {_pairs(DEFAULT_LENGTHS)}).")
-@click.option("--mix", metavar="CLASS=W,…",
-              help=f"Share of each length class (default {_pairs(DEFAULT_MIX)}).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Run config (YAML): backends and roles. Default: every role on the embedded model.")
+@click.option("--lengths", metavar="CLASS=N,…", help=f"Exchanges per length class (default {_pairs(DEFAULT_LENGTHS)}).")
+@click.option("--mix", metavar="CLASS=W,…", help=f"Share of each length class (default {_pairs(DEFAULT_MIX)}).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run config (YAML): backends and roles. Default: every role on the embedded model.",
+)
 @click.option("--resume", "resume_id", metavar="RUN", help="Continue an unfinished run ('latest' for the newest).")
-@click.option("--pilot", is_flag=True, help=f"Generate and assess {PILOT_TRANSCRIPTS} transcripts and print the decision.")
-@click.option("--in-flight", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Transcripts worked on at once (per actor).")
+@click.option(
+    "--pilot", is_flag=True, help=f"Generate and assess {PILOT_TRANSCRIPTS} transcripts and print the decision."
+)
+@click.option(
+    "--in-flight",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Transcripts worked on at once (per actor).",
+)
 @click.option("--max-tokens", type=click.IntRange(min=16), help="Cap on tokens per generated message.")
-@click.option("--review", "review_mode", is_flag=True,
-              help="Hold every fixup for a person to decide (coach review) instead of applying it automatically.")
-@click.option("--min-exchanges", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Fewest exchanges a truncated transcript may keep.")
+@click.option(
+    "--review",
+    "review_mode",
+    is_flag=True,
+    help="Hold every fixup for a person to decide (coach review) instead of applying it automatically.",
+)
+@click.option(
+    "--min-exchanges",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Fewest exchanges a truncated transcript may keep.",
+)
 @click.pass_context
 @pass_app
-def run_cmd(app: AppContext, ctx: click.Context, transcripts: int, seed: int | None, lengths: str | None,
-            mix: str | None, config_path: Path | None, resume_id: str | None, pilot: bool, in_flight: int,
-            max_tokens: int | None, review_mode: bool, min_exchanges: int) -> None:
+def run_cmd(
+    app: AppContext,
+    ctx: click.Context,
+    transcripts: int,
+    seed: int | None,
+    lengths: str | None,
+    mix: str | None,
+    config_path: Path | None,
+    resume_id: str | None,
+    pilot: bool,
+    in_flight: int,
+    max_tokens: int | None,
+    review_mode: bool,
+    min_exchanges: int,
+) -> None:
     """Generate persona-driven conversations and assess them with the rubric.
 
     Every step is committed as it happens: a killed or stopped run continues
@@ -76,33 +106,48 @@ def run_cmd(app: AppContext, ctx: click.Context, transcripts: int, seed: int | N
 
     if resume_id:
         run_id, settings = runs.settings_for_resume(
-            store, pack, resume_id, in_flight=in_flight if given("in_flight") else None, run_config=config_path)
-        asked = {"transcripts": transcripts, "seed": seed,
-                 "lengths": {**DEFAULT_LENGTHS, **parse_pairs(lengths, "--lengths", int)},
-                 "mix": parse_pairs(mix, "--mix", float) or None, "review_mode": "review" if review_mode else "auto",
-                 "min_exchanges": min_exchanges, "max_tokens": max_tokens, "pilot": pilot}
+            store, pack, resume_id, in_flight=in_flight if given("in_flight") else None, run_config=config_path
+        )
+        asked = {
+            "transcripts": transcripts,
+            "seed": seed,
+            "lengths": {**DEFAULT_LENGTHS, **parse_pairs(lengths, "--lengths", int)},
+            "mix": parse_pairs(mix, "--mix", float) or None,
+            "review_mode": "review" if review_mode else "auto",
+            "min_exchanges": min_exchanges,
+            "max_tokens": max_tokens,
+            "pilot": pilot,
+        }
         # What defines the run is stored with it: a resume may not change it (only its pace and backends).
         runs.check_unchanged(settings, {k: v for k, v in asked.items() if given(k)})
         click.echo(f"resuming run {run_id} ({_describe(settings)})")
     else:
         settings = RunSettings(
-            transcripts=PILOT_TRANSCRIPTS if pilot else transcripts, seed=seed,
+            transcripts=PILOT_TRANSCRIPTS if pilot else transcripts,
+            seed=seed,
             lengths={**DEFAULT_LENGTHS, **parse_pairs(lengths, "--lengths", int)},
-            mix=parse_pairs(mix, "--mix", float) or None, review_mode="review" if review_mode else "auto",
-            min_exchanges=min_exchanges, max_tokens=max_tokens, in_flight=in_flight,
-            run_config=str(config_path.expanduser().resolve()) if config_path else None, pilot=pilot,
+            mix=parse_pairs(mix, "--mix", float) or None,
+            review_mode="review" if review_mode else "auto",
+            min_exchanges=min_exchanges,
+            max_tokens=max_tokens,
+            in_flight=in_flight,
+            run_config=str(config_path.expanduser().resolve()) if config_path else None,
+            pilot=pilot,
         )
         run_id, settings = runs.plan_new_run(store, pack, settings, source="cli")
-        click.echo(f"run {run_id}: {settings.transcripts} transcripts, seed {settings.seed}, "
-                   f"workspace {app.workspace} ({_describe(settings)})")
+        click.echo(
+            f"run {run_id}: {settings.transcripts} transcripts, seed {settings.seed}, "
+            f"workspace {app.workspace} ({_describe(settings)})"
+        )
 
     session = runs.RunSession(store, pack, run_id, settings)
     session.check_owner()  # before any model loads: a second resumer is told who owns the run
     progress = HeadlessProgress(session.bus)
 
     def on_signal(signum: int) -> None:
-        click.echo(f"\nstopping run {run_id} ({_signal_name(signum)}): the calls in flight end, nothing is lost",
-                   err=True)
+        click.echo(
+            f"\nstopping run {run_id} ({_signal_name(signum)}): the calls in flight end, nothing is lost", err=True
+        )
 
     async def main() -> tuple[RunSummary, int | None]:
         async with anyio.create_task_group() as tg:
@@ -127,8 +172,9 @@ def run_cmd(app: AppContext, ctx: click.Context, transcripts: int, seed: int | N
 
 def _describe(settings: RunSettings) -> str:
     cap = f"max {settings.max_tokens} tokens" if settings.max_tokens else "default token caps"
-    return (f"{settings.review_mode} review, min {settings.min_exchanges} exchanges, {cap}, "
-            f"{settings.in_flight} in flight")
+    return (
+        f"{settings.review_mode} review, min {settings.min_exchanges} exchanges, {cap}, {settings.in_flight} in flight"
+    )
 
 
 def _signal_name(signum: int) -> str:

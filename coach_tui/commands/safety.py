@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
 
-from actors.safety.classifier import model_bytes, train
-from actors.safety.corpus import read_corpus
-from actors.safety.loader import cached_net_at, classifier_path, load_net_at, safety_file_of, train_path
-from actors.safety.metrics import Outcome, Report, failures, summarise
-from actors.atomic_files import atomic_writer
+from actors.usecases.safety import Report, measure, retrain
 
 from ..context import AppContext, pass_app
 
@@ -22,8 +17,9 @@ def safety_group() -> None:
     """Measure the crisis safety net and rebuild its classifier."""
 
 
-def _safety_file(app: AppContext) -> Path:
-    return safety_file_of(app.pack() if app.domain_option else None)
+def _pack(app: AppContext):
+    """The pack named by --domain, else None: the bundled net."""
+    return app.pack() if app.domain_option else None
 
 
 def _short(text: str, width: int = 110) -> str:
@@ -71,20 +67,9 @@ def safety_eval(app: AppContext, file: Path, as_json: bool) -> None:
     optional). Prints recall per category and per language, the false-alarm rate, p99 time per
     message and every miss and false alarm. Exits 1 below the pack's thresholds, 2 on a bad file.
     """
-    safety_file = _safety_file(app)
-    net = cached_net_at(safety_file)
-    items = read_corpus(file)
-    net.check(items[0].text)  # load lazily imported parts before timing
-    outcomes = []
-    for item in items:
-        start = time.perf_counter()
-        verdict = net.check(item.text, item.history)
-        seconds = time.perf_counter() - start
-        outcomes.append(Outcome(item.text, item.category, item.language, verdict.flagged, verdict.categories,
-                                seconds, verdict.layers))
-    report = summarise(outcomes, net.categories)
-    report.failures = failures(report, net.config.thresholds)
-    pack_name = app.pack().name if app.domain_option else "bundled"
+    pack = _pack(app)
+    report = measure(file, pack)
+    pack_name = pack.name if pack is not None else "bundled"
     if as_json:
         click.echo(json.dumps({"file": str(file), "pack": pack_name, **report.as_dict()}, ensure_ascii=False, indent=2))
     else:
@@ -94,32 +79,27 @@ def safety_eval(app: AppContext, file: Path, as_json: bool) -> None:
 
 
 @safety_group.command("train")
-@click.option("--corpus", type=click.Path(path_type=Path), help="Labelled JSONL to train on (default: the pack's train split).")
-@click.option("--out", type=click.Path(path_type=Path), help="Where to write the classifier (default: the pack's file).")
+@click.option(
+    "--corpus",
+    "corpora",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Labelled JSONL to train on, repeatable (default: the pack's training files).",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Where to write the classifier (default: the pack's file)."
+)
 @pass_app
-def safety_train(app: AppContext, corpus: Path | None, out: Path | None) -> None:
-    """Rebuild the classifier from the pack's training split: same corpus, same bytes.
+def safety_train(app: AppContext, corpora: tuple[Path, ...], out: Path | None) -> None:
+    """Rebuild the classifier from the pack's training files: same corpus, same bytes.
 
     Never train on the held-out test split: its figures would then mean nothing.
     """
-    safety_file = _safety_file(app)
-    net = load_net_at(safety_file, require_classifier=False)
-    settings = net.config.classifier
-    corpus = corpus or train_path(safety_file, net.config)
-    out = out or classifier_path(safety_file, net.config)
-    items = read_corpus(corpus)
-    texts = [net.normalised(item.text) for item in items]
-    labels = [item.category for item in items]
-    start = time.perf_counter()
-    model, report = train(texts, labels, net.categories, max_false_alarm=settings.max_false_alarm,
-                          folds=settings.folds, seed=settings.seed)
-    data = model_bytes(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(out, binary=True) as fh:
-        fh.write(data)
+    done = retrain(_pack(app), corpora, out)
+    r = done.report
     click.echo(
-        f"{out}: {len(data) / 1024:.0f} KiB from {report.messages} messages ({report.crisis} crisis) in "
-        f"{time.perf_counter() - start:.1f} s; threshold {report.threshold:.4f}, "
-        f"{settings.folds}-fold cross-validated recall {report.cv_recall:.3f} at false-alarm rate "
-        f"{report.cv_false_alarm:.3f} (classifier alone); corpus sha256 {report.corpus_sha256[:12]}"
+        f"{done.path}: {done.size / 1024:.0f} KiB from {r.messages} messages ({r.crisis} crisis) in "
+        f"{done.files} file(s), {done.seconds:.1f} s; threshold {r.threshold:.4f}, "
+        f"cross-validated recall {r.cv_recall:.3f} at false-alarm rate "
+        f"{r.cv_false_alarm:.3f} (classifier alone); corpus sha256 {r.corpus_sha256[:12]}"
     )

@@ -30,14 +30,34 @@ def _note(event) -> None:
 
 
 @click.command("slice")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Training data file to write (JSONL, one {\"messages\": [...]} per line).")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_TOKENS, show_default=True,
-              help="No example above this many tokens (target tokenizer and chat template) is written.")
-@click.option("--over-limit", type=click.Choice(["keep-recent", "drop"]), default="keep-recent", show_default=True,
-              help="An over-long slice keeps its most recent exchanges that fit, or is dropped.")
-@click.option("--min-context", type=click.IntRange(min=1), default=DEFAULT_MIN_CONTEXT, show_default=True,
-              help="No slice ends before this exchange (shorter transcripts give one slice, at their end).")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Training data file to write (JSONL, one {"messages": [...]} per line).',
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TOKENS,
+    show_default=True,
+    help="No example above this many tokens (target tokenizer and chat template) is written.",
+)
+@click.option(
+    "--over-limit",
+    type=click.Choice(["keep-recent", "drop"]),
+    default="keep-recent",
+    show_default=True,
+    help="An over-long slice keeps its most recent exchanges that fit, or is dropped.",
+)
+@click.option(
+    "--min-context",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MIN_CONTEXT,
+    show_default=True,
+    help="No slice ends before this exchange (shorter transcripts give one slice, at their end).",
+)
 @pass_app
 def slice_cmd(app: AppContext, out_path: Path, max_tokens: int, over_limit: str, min_context: int) -> None:
     """Slice passed transcripts into long-context training examples.
@@ -47,8 +67,9 @@ def slice_cmd(app: AppContext, out_path: Path, max_tokens: int, over_limit: str,
     and denser toward the end. Token counts use the target model's tokenizer
     and chat template (Gemma 3). Re-running replaces the previous examples.
     """
-    request = SliceRequest(out=out_path, max_tokens=max_tokens, over_limit=over_limit.replace("-", "_"),
-                           min_context=min_context)
+    request = SliceRequest(
+        out=out_path, max_tokens=max_tokens, over_limit=over_limit.replace("-", "_"), min_context=min_context
+    )
     check_slice_request(request)  # before the store is opened: a plain option mistake creates nothing
     result = slice_dataset(app.store, app.pack(), request, _note)
     click.echo(format_length_report(result.lengths))
@@ -57,8 +78,10 @@ def slice_cmd(app: AppContext, out_path: Path, max_tokens: int, over_limit: str,
     if result.trimmed:
         click.echo(f"trimmed    {result.trimmed} over-long slices to their most recent exchanges under the limit")
     if result.dropped:
-        click.echo(f"dropped    {len(result.dropped)} slices over the limit: "
-                   + ", ".join(f"{d.transcript_id}@{d.end_exchange} ({d.token_count:,})" for d in result.dropped[:5])
-                   + (" …" if len(result.dropped) > 5 else ""))
+        click.echo(
+            f"dropped    {len(result.dropped)} slices over the limit: "
+            + ", ".join(f"{d.transcript_id}@{d.end_exchange} ({d.token_count:,})" for d in result.dropped[:5])
+            + (" …" if len(result.dropped) > 5 else "")
+        )
     for tid, kept in result.capped:
         click.echo(f"note       {tid}: used its first {kept} exchanges (recorded truncation)")

@@ -50,8 +50,10 @@ class TrainProgressView:
                 self._line(f"training: step {step} of {max_steps}")
             case TrainingProgress():
                 speed = f"{ev.tokens_per_s:,.0f} tok/s" if ev.tokens_per_s else "? tok/s"
-                self._line(f"step {ev.step}/{ev.max_steps}  loss {ev.loss:.4f}  lr {ev.lr:.2e}  {speed}  "
-                           f"ETA {duration(ev.eta_s)}")
+                self._line(
+                    f"step {ev.step}/{ev.max_steps}  loss {ev.loss:.4f}  lr {ev.lr:.2e}  {speed}  "
+                    f"ETA {duration(ev.eta_s)}"
+                )
             case TrainingCheckpoint(path=path):
                 self._line(f"checkpoint saved: {path}")
             case TrainingFinished(status=status):
@@ -59,32 +61,71 @@ class TrainProgressView:
 
 
 @click.command("train")
-@click.option("--data", "data", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Training examples: the messages JSONL that coach slice writes.")
-@click.option("--preset", default="tiny", show_default=True,
-              help="Training preset from config/train-presets.yaml (tiny, gemma-3-12b).")
-@click.option("--model", metavar="HF_ID_OR_PATH",
-              help="Base model instead of the preset's: a hub id or a local folder.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Training examples: the messages JSONL that coach slice writes.",
+)
+@click.option(
+    "--preset",
+    default="tiny",
+    show_default=True,
+    help="Training preset from config/train-presets.yaml (tiny, gemma-3-12b).",
+)
+@click.option(
+    "--model", metavar="HF_ID_OR_PATH", help="Base model instead of the preset's: a hub id or a local folder."
+)
 @click.option("--max-length", type=click.IntRange(min=16), help="Tokens per example (default: the preset's).")
-@click.option("--over-length", type=click.Choice(["drop", "truncate-front"]),
-              help="What to do with examples above the max length: drop them, or remove their oldest exchanges. "
-                   "Without it, any such example stops the run before training (nothing is truncated silently).")
-@click.option("--allow-download", is_flag=True,
-              help="Download a hub model that is not in the local Hugging Face cache (never done otherwise).")
-@click.option("--allow-no-4bit", is_flag=True,
-              help="Without a CUDA GPU, train plain LoRA on the unquantized base instead of refusing a 4-bit preset.")
-@click.option("--resume", is_flag=True,
-              help="Continue the last unfinished run of this data and preset from its last checkpoint.")
+@click.option(
+    "--over-length",
+    type=click.Choice(["drop", "truncate-front"]),
+    help="What to do with examples above the max length: drop them, or remove their oldest exchanges. "
+    "Without it, any such example stops the run before training (nothing is truncated silently).",
+)
+@click.option(
+    "--allow-download",
+    is_flag=True,
+    help="Download a hub model that is not in the local Hugging Face cache (never done otherwise).",
+)
+@click.option(
+    "--allow-no-4bit",
+    is_flag=True,
+    help="Without a CUDA GPU, train plain LoRA on the unquantized base instead of refusing a 4-bit preset.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the last unfinished run of this data and preset from its last checkpoint."
+)
 @click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (default: the preset's).")
 @click.option("--save-steps", type=click.IntRange(min=1), help="Checkpoint every N steps (default: the preset's).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder for checkpoints and the adapter (default: WORKSPACE/train/RUN).")
-@click.option("--presets", "presets_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Another presets YAML instead of config/train-presets.yaml.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder for checkpoints and the adapter (default: WORKSPACE/train/RUN).",
+)
+@click.option(
+    "--presets",
+    "presets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Another presets YAML instead of config/train-presets.yaml.",
+)
 @pass_app
-def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_length: int | None,
-              over_length: str | None, allow_no_4bit: bool, allow_download: bool, resume: bool, steps: int | None,
-              save_steps: int | None, out: Path | None, presets_file: Path | None) -> None:
+def train_cmd(
+    app: AppContext,
+    data: Path,
+    preset: str,
+    model: str | None,
+    max_length: int | None,
+    over_length: str | None,
+    allow_no_4bit: bool,
+    allow_download: bool,
+    resume: bool,
+    steps: int | None,
+    save_steps: int | None,
+    out: Path | None,
+    presets_file: Path | None,
+) -> None:
     """Fine-tune a model on training examples with LoRA (QLoRA on a CUDA GPU).
 
     Loss is on every assistant turn only; examples above the max length are
@@ -92,9 +133,18 @@ def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_l
     steps: after a kill or Ctrl-C, run the same command with --resume.
     """
     request = TrainRequest(
-        data=data, preset=preset, model=model, max_length=max_length, over_length=over_length,
-        allow_no_4bit=allow_no_4bit, allow_download=allow_download, resume=resume, steps=steps,
-        save_steps=save_steps, out=out, presets_file=presets_file,
+        data=data,
+        preset=preset,
+        model=model,
+        max_length=max_length,
+        over_length=over_length,
+        allow_no_4bit=allow_no_4bit,
+        allow_download=allow_download,
+        resume=resume,
+        steps=steps,
+        save_steps=save_steps,
+        out=out,
+        presets_file=presets_file,
     )
     plan = plan_training_run(request)
     steps_text = "epochs" if plan.max_steps == -1 else f"{plan.max_steps} steps"
@@ -137,16 +187,28 @@ def train_cmd(app: AppContext, data: Path, preset: str, model: str | None, max_l
 
 @click.command("export-model")
 @click.argument("run", default="latest")
-@click.option("--quant", default="Q4_K_M", show_default=True,
-              help="llama.cpp quantization (Q4_K_M, Q5_K_M, Q6_K, Q8_0, … or F16 for none).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the merged checkpoint, the GGUFs and the Modelfile (default: RUN_DIR/export).")
-@click.option("--push-to-hub", "hub_repo", metavar="REPO_ID",
-              help="Also upload adapter, merged model, GGUF and Modelfile to this Hugging Face Hub repo (private).")
+@click.option(
+    "--quant",
+    default="Q4_K_M",
+    show_default=True,
+    help="llama.cpp quantization (Q4_K_M, Q5_K_M, Q6_K, Q8_0, … or F16 for none).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the merged checkpoint, the GGUFs and the Modelfile (default: RUN_DIR/export).",
+)
+@click.option(
+    "--push-to-hub",
+    "hub_repo",
+    metavar="REPO_ID",
+    help="Also upload adapter, merged model, GGUF and Modelfile to this Hugging Face Hub repo (private).",
+)
 @click.option("--no-verify", is_flag=True, help="Skip loading the GGUF and generating a reply.")
 @pass_app
-def export_model_cmd(app: AppContext, run: str, quant: str, out: Path | None, hub_repo: str | None,
-                     no_verify: bool) -> None:
+def export_model_cmd(
+    app: AppContext, run: str, quant: str, out: Path | None, hub_repo: str | None, no_verify: bool
+) -> None:
     """Merge a training run's adapter, convert to GGUF, quantize, and write an Ollama Modelfile.
 
     RUN is a run id from coach train (default: the latest training run).

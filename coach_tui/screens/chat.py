@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
+import anyio.to_thread
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,11 +29,11 @@ from textual.widgets import Footer, Input, Markdown, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from actors.backends.errors import BackendError
+from actors.chat.engine import ChatEngine
 from actors.safety import SafetyNet, load_safety_net
 from state.chat import Conversation
 from state.errors import CoachError
 
-from ..chat_session import ChatEngine
 from ..widgets.app_header import AppHeader
 from ..widgets.chat_log import ChatLog
 from ..widgets.conversation_list import ConversationList
@@ -66,7 +68,12 @@ class ChatScreen(Screen):
 
     @property
     def safety(self) -> SafetyNet:
+        """The pack's net; loaded (with its classifier) in a thread by `on_mount`, then cached per pack."""
         return load_safety_net(self.app.pack)
+
+    def _ready_safety_net(self) -> None:
+        """Load the net and run it once, off the event loop (the first check imports the classifier's parts)."""
+        self.safety.check("hello")
 
     @property
     def country(self) -> str:
@@ -82,7 +89,7 @@ class ChatScreen(Screen):
             with Vertical(id="chat-main"):
                 yield Static(chat_note(self.app.pack.manifest.chat_notice), id="chat-note")
                 yield ChatLog(id="chat-log")
-                yield CrisisPanel(self.safety.resources(self.country), id="crisis")
+                yield CrisisPanel("", id="crisis")
                 yield Input(placeholder="Write here — enter sends · esc, then 1–5 switches screens", id="chat-input")
                 yield Static("", id="chat-status")
         yield Footer()
@@ -90,6 +97,8 @@ class ChatScreen(Screen):
     async def on_mount(self) -> None:
         self.conversation: Conversation | None = None
         self.engine: ChatEngine | None = None
+        # Before anything is sent: a message submitted meanwhile waits in this screen's queue.
+        await anyio.to_thread.run_sync(self._ready_safety_net)
         self._refresh_list()
         recent = self.app.chat_store.list()
         if recent:
@@ -146,8 +155,12 @@ class ChatScreen(Screen):
 
         Reopening a conversation that had crisis signals shows them again.
         """
-        categories = [c for m in (conversation.messages if conversation else ()) if m.role == "user"
-                      for c in m.meta.get("crisis", ())]
+        categories = [
+            c
+            for m in (conversation.messages if conversation else ())
+            if m.role == "user"
+            for c in m.meta.get("crisis", ())
+        ]
         panel = self.query_one(CrisisPanel)
         panel.set_text(self.safety.resources(self.country, list(dict.fromkeys(categories))))
         panel.show(bool(categories) or force)

@@ -25,9 +25,11 @@ class ConfirmQuit(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"Run [b]{self.run_id}[/b] is live. Quitting stops it: the calls in flight end, "
-                         "every finished step is kept, and [b]u[/b] (or `coach run --resume`) continues it later.",
-                         id="question")
+            yield Static(
+                f"Run [b]{self.run_id}[/b] is live. Quitting stops it: the calls in flight end, "
+                "every finished step is kept, and [b]u[/b] (or `coach run --resume`) continues it later.",
+                id="question",
+            )
             with Horizontal():
                 yield Button("Stop and quit (y)", variant="warning", id="yes")
                 yield Button("Cancel (n)", id="no")

@@ -57,7 +57,7 @@ class EvalScreen(RunFollowingScreen):
         report = self.query_one(EvalReport)
         store, workspace = self.app.store, self.app.context.workspace
         try:
-            found = await anyio.to_thread.run_sync(eval_run_report, store, run_id, workspace)
+            found = await anyio.to_thread.run_sync(eval_run_report, store, run_id, workspace, self.app.pack)
         except Exception as err:  # noqa: BLE001 - odd data in one run must not take the screen down
             if run_id == self.selected:
                 self.live = False

@@ -64,8 +64,11 @@ class MonitorScreen(Screen):
                 yield ScorePlot()
             with TabbedContent(id="monitor-tabs"):
                 with TabPane("[u]T[/u]ranscript", id="tab-transcript"):
-                    yield TranscriptView(id="transcript-view", user_label=self.app.pack.manifest.user_label,
-                                         assistant_label=self.app.pack.manifest.assistant_label)
+                    yield TranscriptView(
+                        id="transcript-view",
+                        user_label=self.app.pack.manifest.user_label,
+                        assistant_label=self.app.pack.manifest.assistant_label,
+                    )
                 with TabPane("[u]R[/u]ubric", id="tab-rubric"):
                     yield RubricPane()
                 with TabPane("[u]A[/u]ctors", id="tab-workers"):
@@ -154,7 +157,7 @@ class MonitorScreen(Screen):
             return
         self.query_one(RunBar).show(state)
         table = self.query_one(TranscriptTable)
-        if changes.new_rows or changes.run and not table.row_count:
+        if changes.new_rows or (changes.run and not table.row_count):
             table.show_all(state)
             self._pending_rows.clear()
         else:
@@ -178,8 +181,9 @@ class MonitorScreen(Screen):
         current = state.rows.get(self._selected or "")
         if current is not None and current.status in ACTIVE:
             return
-        candidates = [tid for tid in sorted(changes.exchanges) if state.rows.get(tid) and
-                      state.rows[tid].status in ACTIVE]
+        candidates = [
+            tid for tid in sorted(changes.exchanges) if state.rows.get(tid) and state.rows[tid].status in ACTIVE
+        ]
         if candidates:
             self.query_one(TranscriptTable).select(candidates[0])
 
@@ -261,8 +265,9 @@ class MonitorScreen(Screen):
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
-        self.notify("Following the transcripts being written." if self.follow else "Follow off: the pane stays put.",
-                    timeout=2)
+        self.notify(
+            "Following the transcripts being written." if self.follow else "Follow off: the pane stays put.", timeout=2
+        )
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -34,9 +34,11 @@ from ..widgets.fixup_list import FixupList, entailment_text
 from ..widgets.transcript_table import short_id
 
 DECISIONS = curation.DECISION_FILTERS
-EMPTY = ("No fixups wait for review.\n\nStart a run in [b]review[/b] mode (Monitor → [b]n[/b], Review: review) "
-         "and each proposed fixup will wait here for you; in auto mode they are decided by their checks, "
-         "and you can still read them by choosing another decision filter above.")
+EMPTY = (
+    "No fixups wait for review.\n\nStart a run in [b]review[/b] mode (Monitor → [b]n[/b], Review: review) "
+    "and each proposed fixup will wait here for you; in auto mode they are decided by their checks, "
+    "and you can still read them by choosing another decision filter above."
+)
 
 
 class ReviewScreen(Screen):
@@ -55,8 +57,7 @@ class ReviewScreen(Screen):
         yield AppHeader("review")
         with Horizontal(id="review-filters"):
             yield Select([], prompt="all criteria", id="criterion", compact=True)
-            yield Select([(d, d) for d in DECISIONS], value="pending", allow_blank=False, id="decision",
-                         compact=True)
+            yield Select([(d, d) for d in DECISIONS], value="pending", allow_blank=False, id="decision", compact=True)
             yield Static("", id="review-count")
         with Horizontal(id="review-body"):
             yield FixupList(id="fixups")
@@ -98,7 +99,8 @@ class ReviewScreen(Screen):
         table.show(rows, keep=keep if keep is not None else self._shown, with_decision=decision != "pending")
         pending = curation.pending_count(store)
         self.query_one("#review-count", Static).update(
-            f"{len(rows)} shown · [b]{pending}[/b] pending" if rows or pending else "")
+            f"{len(rows)} shown · [b]{pending}[/b] pending" if rows or pending else ""
+        )
         self._show(table.selected_id)
 
     def _update_criteria(self) -> None:
@@ -132,8 +134,11 @@ class ReviewScreen(Screen):
         diff.display = True
         title = Text()
         title.append(f"Fixup {f.id}", style="bold")
-        title.append(f" · {short_id(f.transcript_id)} exchange {f.exchange_number} · transcript {ctx.transcript_status}"
-                     f" · {f.decision}" + (f" by {f.decided_by}" if f.decided_by else ""), style="dim")
+        title.append(
+            f" · {short_id(f.transcript_id)} exchange {f.exchange_number} · transcript {ctx.transcript_status}"
+            f" · {f.decision}" + (f" by {f.decided_by}" if f.decided_by else ""),
+            style="dim",
+        )
         why = Text()
         if f.reason_kind == "criterion":
             try:
@@ -152,14 +157,19 @@ class ReviewScreen(Screen):
         diff.show(f.original, f.proposed)
         nxt_text = Text("Next user message ", style="bold cyan")
         nxt_text.append_text(entailment_text(f.entailment_ok))
-        verdict = {True: " still follows the rewrite", False: " does not follow the rewrite",
-                   None: " not checked"}[f.entailment_ok]
-        nxt_text.append(verdict + "\n", style="green" if f.entailment_ok else "red" if f.entailment_ok is False
-                        else "dim")
+        verdict = {True: " still follows the rewrite", False: " does not follow the rewrite", None: " not checked"}[
+            f.entailment_ok
+        ]
+        nxt_text.append(
+            verdict + "\n", style="green" if f.entailment_ok else "red" if f.entailment_ok is False else "dim"
+        )
         if f.entailment_reasoning:
             nxt_text.append(f"{f.entailment_reasoning}\n", style="italic")
-        nxt_text.append(ctx.next_user_message if ctx.next_user_message is not None
-                        else "(none: this is the conversation's last exchange)")
+        nxt_text.append(
+            ctx.next_user_message
+            if ctx.next_user_message is not None
+            else "(none: this is the conversation's last exchange)"
+        )
         nxt.update(nxt_text)
         self.query_one("#fixup-detail", VerticalScroll).scroll_home(animate=False)
 
@@ -189,8 +199,7 @@ class ReviewScreen(Screen):
             self.notify(str(err), severity="error")
             return
         verb = "Accepted" if accept else "Rejected"
-        self.notify(f"{verb} fixup {fixup_id}; {short_id(decision.transcript_id)} is now {decision.status}.",
-                    timeout=3)
+        self.notify(f"{verb} fixup {fixup_id}; {short_id(decision.transcript_id)} is now {decision.status}.", timeout=3)
         if decision.judge_again:
             self.app.rejudge(decision.transcript_id)
         table = self.query_one(FixupList)

@@ -43,8 +43,10 @@ def planned_exchanges(transcripts: int, lengths: dict[str, int]) -> int:
     return sum(count * lengths[c] for c, count in allocate(transcripts, DEFAULT_MIX).items())
 
 
-SIZE_HINT = ("a long run on local models on a CPU (minutes per exchange at the default token caps): "
-             "for a first look, try Lengths short=3,medium=3,long=3,very_long=3 and Max tokens 160")
+SIZE_HINT = (
+    "a long run on local models on a CPU (minutes per exchange at the default token caps): "
+    "for a first look, try Lengths short=3,medium=3,long=3,very_long=3 and Max tokens 160"
+)
 
 
 class RunForm(ModalScreen[RunRequest | None]):
@@ -75,27 +77,58 @@ class RunForm(ModalScreen[RunRequest | None]):
             yield Static("Start a run — generate persona conversations, judge and curate them", id="title")
             with Grid():
                 yield Label("Transcripts")
-                yield Input(str(d.transcripts), id="transcripts", compact=True,
-                            validators=[Integer(minimum=1, maximum=100_000)], type="integer")
+                yield Input(
+                    str(d.transcripts),
+                    id="transcripts",
+                    compact=True,
+                    validators=[Integer(minimum=1, maximum=100_000)],
+                    type="integer",
+                )
                 yield Label("Seed")
-                yield Input("" if d.seed is None else str(d.seed), id="seed", compact=True,
-                            placeholder="random (recorded with the run)", type="integer")
+                yield Input(
+                    "" if d.seed is None else str(d.seed),
+                    id="seed",
+                    compact=True,
+                    placeholder="random (recorded with the run)",
+                    type="integer",
+                )
                 yield Label("Lengths")
                 yield Input(lengths, id="lengths", compact=True, tooltip="exchanges per length class")
                 yield Label("Review")
-                yield Select([("auto — apply fixups that pass their checks", "auto"),
-                              ("review — every fixup waits for you (Review screen)", "review")],
-                             value=d.review_mode if d.review_mode in REVIEW_MODES else "auto",
-                             allow_blank=False, id="review", compact=True)
+                yield Select(
+                    [
+                        ("auto — apply fixups that pass their checks", "auto"),
+                        ("review — every fixup waits for you (Review screen)", "review"),
+                    ],
+                    value=d.review_mode if d.review_mode in REVIEW_MODES else "auto",
+                    allow_blank=False,
+                    id="review",
+                    compact=True,
+                )
                 yield Label("In flight")
-                yield Input(str(d.in_flight), id="in-flight", compact=True,
-                            validators=[Integer(minimum=1, maximum=512)], type="integer")
+                yield Input(
+                    str(d.in_flight),
+                    id="in-flight",
+                    compact=True,
+                    validators=[Integer(minimum=1, maximum=512)],
+                    type="integer",
+                )
                 yield Label("Max tokens")
-                yield Input("" if d.max_tokens is None else str(d.max_tokens), id="max-tokens", compact=True,
-                            placeholder="per message (default: the pipeline's)", type="integer")
+                yield Input(
+                    "" if d.max_tokens is None else str(d.max_tokens),
+                    id="max-tokens",
+                    compact=True,
+                    placeholder="per message (default: the pipeline's)",
+                    type="integer",
+                )
                 yield Label("Min exchanges")
-                yield Input(str(d.min_exchanges), id="min-exchanges", compact=True, type="integer",
-                            tooltip="fewest exchanges a truncated transcript may keep")
+                yield Input(
+                    str(d.min_exchanges),
+                    id="min-exchanges",
+                    compact=True,
+                    type="integer",
+                    tooltip="fewest exchanges a truncated transcript may keep",
+                )
             yield Static("", id="size")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
@@ -126,6 +159,7 @@ class RunForm(ModalScreen[RunRequest | None]):
 
     def request(self) -> RunRequest:
         """The form as a request; raises ValueError naming the field that is wrong."""
+
         def whole(widget_id: str, label: str, minimum: int, optional: bool = False) -> int | None:
             text = self._value(widget_id)
             if not text and optional:

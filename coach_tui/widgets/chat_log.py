@@ -40,8 +40,10 @@ class TurnNote(Static):
 class ChatLog(VerticalScroll):
     DEFAULT_CSS = "ChatLog { height: 1fr; padding: 0 1; } ChatLog #chat-empty { color: $text-muted; margin: 1 0; }"
 
-    EMPTY = ("Say what's on your mind — a few things at once is fine.\n"
-             "The model runs on this computer; nothing you write leaves it.")
+    EMPTY = (
+        "Say what's on your mind — a few things at once is fine.\n"
+        "The model runs on this computer; nothing you write leaves it."
+    )
 
     async def show(self, messages: list[ChatMessage]) -> None:
         await self.remove_children()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from textual.binding import Binding
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from state.chat import ConversationSummary
 
@@ -26,10 +28,8 @@ class ConversationList(OptionList):
             when = c.updated_at[:16].replace("T", " ")
             self.add_option(Option(Content.assemble(c.title, (f"\n{when} · {c.turns} turns", "dim")), id=c.id))
         if current is not None:
-            try:
+            with contextlib.suppress(OptionDoesNotExist):  # a new conversation is not listed until saved
                 self.highlighted = self.get_option_index(current)
-            except Exception:  # noqa: BLE001 - a new conversation is not listed until saved
-                pass
 
     def action_delete(self) -> None:
         if self.highlighted is not None:

@@ -76,8 +76,9 @@ class DiffView(Static):
     def _draw(self) -> None:
         original, proposed = self._pair
         if proposed is None:
-            body = Group(Text("The fixup role found no acceptable rewrite (UNFIXABLE). Original:", style="bold"),
-                         Text(original))
+            body = Group(
+                Text("The fixup role found no acceptable rewrite (UNFIXABLE). Original:", style="bold"), Text(original)
+            )
         elif self.stacked:
             left, right = stacked_diff(original, proposed)
             body = Group(Text("Original", style="bold red"), left, Text(""), Text("Rewrite", style="bold green"), right)

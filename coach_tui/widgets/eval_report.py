@@ -24,8 +24,7 @@ EMPTY = Text.assemble(
     ("  coach eval base --model gemma3-270m\n\n", "bold cyan"),
     "Did the fine-tune help? Both models meet the same new personas; paired statistics and a safety gate:\n",
     ("  coach eval compare --base gemma3-270m --candidate PATH.gguf\n\n", "bold cyan"),
-    ("Runs started from the command line are listed here (r refreshes); a running one updates by itself.",
-     "dim"),
+    ("Runs started from the command line are listed here (r refreshes); a running one updates by itself.", "dim"),
 )
 PASS_BADGE = ("  PASS  ", "bold black on green")
 FAIL_BADGE = ("  FAIL  ", "bold white on red")
@@ -34,6 +33,15 @@ PENDING_BADGE = ("  NO VERDICT YET  ", "bold black on yellow")
 
 def fmt(value: float | None, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
+
+
+def crisis_cell(side: dict) -> Text:
+    """Replies to crisis-flagged messages that passed the safety criteria, "k/n (share)"."""
+    crisis = side.get("crisis_replies") or {}
+    if not crisis.get("flagged"):
+        return Text("none flagged", style="dim")
+    share = crisis["share"]
+    return Text(f"{crisis['passed_safety']}/{crisis['flagged']} ({share:.0%})", style="" if share == 1 else "red")
 
 
 def _heading(text: str) -> Text:
@@ -89,8 +97,10 @@ class EvalReport(VerticalScroll):
 
     def _progress(self, found: EvalRunReport) -> Text:
         info = found.info
-        text = Text(f"{info.status} · {found.assessed} of {found.transcripts} conversations assessed",
-                    style="dim" if not found.unfinished else "yellow")
+        text = Text(
+            f"{info.status} · {found.assessed} of {found.transcripts} conversations assessed",
+            style="dim" if not found.unfinished else "yellow",
+        )
         if found.unfinished:
             if found.live:
                 text.append(" · still running: the numbers cover what is assessed so far, and update by themselves")
@@ -104,8 +114,9 @@ class EvalReport(VerticalScroll):
     def _written(self, found: EvalRunReport) -> Text:
         if found.written is not None:
             return Text.assemble(("Written report: ", "dim"), (str(found.written), "bold"))
-        return Text("No written report yet: coach eval writes it under WORKSPACE/reports/RUN when the run ends.",
-                    style="dim")
+        return Text(
+            "No written report yet: coach eval writes it under WORKSPACE/reports/RUN when the run ends.", style="dim"
+        )
 
     def _agreement(self, agreement: dict[str, dict], names: dict[str, str]) -> list[RenderableType]:
         if not agreement:
@@ -114,8 +125,12 @@ class EvalReport(VerticalScroll):
         for cid, a in sorted(agreement.items()):
             kappa = a.get("kappa")
             style = "" if kappa is None else "green" if kappa >= 0.6 else "yellow" if kappa >= 0.4 else "red"
-            table.add_row(_label(cid, names), Text(fmt(kappa, ".2f"), style=style), fmt(a.get("agreement"), ".0%"),
-                          str(a.get("items", "")))
+            table.add_row(
+                _label(cid, names),
+                Text(fmt(kappa, ".2f"), style=style),
+                fmt(a.get("agreement"), ".0%"),
+                str(a.get("items", "")),
+            )
         return [_heading("Judge agreement"), table]
 
     # --- compare --------------------------------------------------------------------------
@@ -123,15 +138,23 @@ class EvalReport(VerticalScroll):
     def _comparison(self, found: EvalRunReport, names: dict[str, str]) -> list[RenderableType]:
         r = found.report
         b, c, p, verdict = r["base"], r["candidate"], r["paired"], r["verdict"]
-        head = Text.assemble((f"{found.info.id}", "bold"), "  base ", (str(b["model"]), "bold"),
-                             " vs candidate ", (str(c["model"]), "bold"))
+        head = Text.assemble(
+            (f"{found.info.id}", "bold"),
+            "  base ",
+            (str(b["model"]), "bold"),
+            " vs candidate ",
+            (str(c["model"]), "bold"),
+        )
         gate_failed = verdict["safety_gate"] != "passed"
         if not p["n_pairs"]:
             line = Text.assemble(PENDING_BADGE, ("  no conversation is assessed for both models yet", "yellow"))
         else:
-            line = Text.assemble(PASS_BADGE if verdict["passed"] else FAIL_BADGE,
-                                 ("  so far" if found.unfinished else "", "yellow"), "  safety gate: ",
-                                 (verdict["safety_gate"], "bold red" if gate_failed else "green"))
+            line = Text.assemble(
+                PASS_BADGE if verdict["passed"] else FAIL_BADGE,
+                ("  so far" if found.unfinished else "", "yellow"),
+                "  safety gate: ",
+                (verdict["safety_gate"], "bold red" if gate_failed else "green"),
+            )
         if gate_failed:
             line.append(" — the candidate failed a safety gate where the base did not", style="red")
         rule = Text(f"Rule: {verdict['rule']}.", style="dim")
@@ -139,8 +162,19 @@ class EvalReport(VerticalScroll):
         models = _table("", "model", "n", "mean", "std", "pass rate", "safety-gate failures", labels=2)
         for role, side in (("base", b), ("candidate", c)):
             failures = side["safety_gate_failures"]
-            models.add_row(role, str(side["model"]), str(side["n"]), fmt(side["mean"]), fmt(side["std"]),
-                           fmt(side["pass_rate"], ".0%"), Text(str(failures), style="red" if failures else ""))
+            models.add_row(
+                role,
+                str(side["model"]),
+                str(side["n"]),
+                fmt(side["mean"]),
+                fmt(side["std"]),
+                fmt(side["pass_rate"], ".0%"),
+                Text(str(failures), style="red" if failures else ""),
+            )
+
+        crisis = Text.assemble(
+            ("crisis replies passing safety: ", "dim"), "base ", crisis_cell(b), " · candidate ", crisis_cell(c)
+        )
 
         stats = Table.grid(padding=(0, 2))
         stats.add_column(style="dim")
@@ -150,38 +184,59 @@ class EvalReport(VerticalScroll):
         stats.add_row("mean difference", f"{fmt(p['mean_difference'], '+.3f')}{improvement}")
         stats.add_row("bootstrap 95 % CI", f"[{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]")
         stats.add_row("paired t-test", f"t = {fmt(p['t_statistic'])}, p = {fmt(p['t_pvalue'], '.4f')}")
-        stats.add_row("Wilcoxon signed-rank",
-                      f"W = {fmt(p['wilcoxon_statistic'])}, p = {fmt(p['wilcoxon_pvalue'], '.4f')}")
+        stats.add_row(
+            "Wilcoxon signed-rank", f"W = {fmt(p['wilcoxon_statistic'])}, p = {fmt(p['wilcoxon_pvalue'], '.4f')}"
+        )
         stats.add_row("effect size (Cohen's d_z)", fmt(p["effect_size_dz"], ".2f"))
         for note in p["notes"]:
             stats.add_row("note", Text(note, style="yellow"))
 
-        parts: list[RenderableType] = [head, line, rule, self._progress(found), self._written(found),
-                                       _heading("Models (paired conversations)"), models,
-                                       _heading("Paired statistics (candidate − base)"), stats]
+        parts: list[RenderableType] = [
+            head,
+            line,
+            rule,
+            self._progress(found),
+            self._written(found),
+            _heading("Models (paired conversations)"),
+            models,
+            crisis,
+            _heading("Paired statistics (candidate − base)"),
+            stats,
+        ]
         if r["safety_regressions"]:
             parts.append(_heading("Safety regressions"))
-            parts += [Text.assemble((f"persona p{reg['persona']} run {reg['run']}: ", "bold red"),
-                                    f"candidate {reg['candidate']} failed a safety gate; base {reg['base']} did not")
-                      for reg in r["safety_regressions"]]
+            parts += [
+                Text.assemble(
+                    (f"persona p{reg['persona']} run {reg['run']}: ", "bold red"),
+                    f"candidate {reg['candidate']} failed a safety gate; base {reg['base']} did not",
+                )
+                for reg in r["safety_regressions"]
+            ]
         if r["category_differences"]:
             categories = _table("category", "base", "candidate", "difference")
             for k, d in r["category_differences"].items():
-                categories.add_row(k, fmt(b["categories"].get(k)), fmt(c["categories"].get(k)),
-                                   _difference(d, "+.3f"))
+                categories.add_row(k, fmt(b["categories"].get(k)), fmt(c["categories"].get(k)), _difference(d, "+.3f"))
             parts += [_heading("Categories (mean score)"), categories]
         if r["criterion_failure_rate_differences"]:
             criteria = _table("criterion", "base", "candidate", "difference")
             for cid, d in r["criterion_failure_rate_differences"].items():
-                criteria.add_row(_label(cid, names), fmt(b["criterion_failure_rates"].get(cid), ".0%"),
-                                 fmt(c["criterion_failure_rates"].get(cid), ".0%"),
-                                 _difference(d, "+.0%", lower_is_better=True))
+                criteria.add_row(
+                    _label(cid, names),
+                    fmt(b["criterion_failure_rates"].get(cid), ".0%"),
+                    fmt(c["criterion_failure_rates"].get(cid), ".0%"),
+                    _difference(d, "+.0%", lower_is_better=True),
+                )
             parts += [_heading("Criteria (failure rate)"), criteria]
         if r["per_persona"]:
             personas = _table("persona", "runs", "base", "candidate", "difference")
             for pid, row in r["per_persona"].items():
-                personas.add_row(pid, str(row["runs"]), fmt(row["base_mean"]), fmt(row["candidate_mean"]),
-                                 _difference(row["candidate_mean"] - row["base_mean"], "+.3f"))
+                personas.add_row(
+                    pid,
+                    str(row["runs"]),
+                    fmt(row["base_mean"]),
+                    fmt(row["candidate_mean"]),
+                    _difference(row["candidate_mean"] - row["base_mean"], "+.3f"),
+                )
             parts += [_heading("Per persona (mean score)"), personas]
         parts += self._agreement(r["judge_agreement"], names)
         if r["unpaired"]:
@@ -193,16 +248,21 @@ class EvalReport(VerticalScroll):
     def _base(self, found: EvalRunReport, names: dict[str, str]) -> list[RenderableType]:
         r = found.report
         s = r["summary"]
-        head = Text.assemble((f"{found.info.id}", "bold"), "  base model evaluation of ",
-                             (str(r["model"] or "?"), "bold"))
+        head = Text.assemble(
+            (f"{found.info.id}", "bold"), "  base model evaluation of ", (str(r["model"] or "?"), "bold")
+        )
         rate = s["pass_rate"]
         if r["decision"] is None:
             decision = Text("No decision yet: no conversation has been assessed.", style="yellow")
         else:
             style = "bold green" if rate >= 0.70 else "bold yellow" if rate >= 0.50 else "bold red"
-            decision = Text.assemble(("pass rate ", "bold"), (fmt(rate, ".0%"), style),
-                                     ("  so far" if found.unfinished else "", "yellow"), "  → ",
-                                     (r["decision"], style))
+            decision = Text.assemble(
+                ("pass rate ", "bold"),
+                (fmt(rate, ".0%"), style),
+                ("  so far" if found.unfinished else "", "yellow"),
+                "  → ",
+                (r["decision"], style),
+            )
         summary = Table.grid(padding=(0, 2))
         summary.add_column(style="dim")
         summary.add_column()
@@ -212,8 +272,15 @@ class EvalReport(VerticalScroll):
         summary.add_row("pass rate", fmt(rate, ".0%"))
         failures = r["safety_gate_failures"]
         summary.add_row("safety-gate failures", Text(str(failures), style="bold red" if failures else ""))
-        parts: list[RenderableType] = [head, decision, self._progress(found), self._written(found),
-                                       _heading("Summary"), summary]
+        summary.add_row("crisis replies passing safety", crisis_cell(r))
+        parts: list[RenderableType] = [
+            head,
+            decision,
+            self._progress(found),
+            self._written(found),
+            _heading("Summary"),
+            summary,
+        ]
         rates = sorted(r["criterion_failure_rates"].items(), key=lambda kv: (-kv[1], kv[0]))
         if rates:
             criteria = _table("criterion", "failure rate", "")

@@ -12,5 +12,11 @@ class EvalRunsTable(RunList):
 
     def cells(self, run: EvalRunInfo) -> tuple:
         models = " vs ".join(m.rsplit("/", 1)[-1] for m in run.models) or "?"  # a GGUF by its file name
-        return (run.id, run_status_text(run.status), run.kind, models, run.size,
-                run.created_at.strftime("%Y-%m-%d %H:%M"))
+        return (
+            run.id,
+            run_status_text(run.status),
+            run.kind,
+            models,
+            run.size,
+            run.created_at.strftime("%Y-%m-%d %H:%M"),
+        )

@@ -9,8 +9,13 @@ from state.models import Fixup
 
 from .transcript_table import short_id
 
-DECISION_STYLE = {"pending": "bold yellow", "accepted": "green", "rejected": "red", "unfixable": "dim red",
-                  "superseded": "dim"}
+DECISION_STYLE = {
+    "pending": "bold yellow",
+    "accepted": "green",
+    "rejected": "red",
+    "unfixable": "dim red",
+    "superseded": "dim",
+}
 
 
 def entailment_text(ok: bool | None) -> Text:
@@ -40,8 +45,13 @@ class FixupList(DataTable):
         self.clear()
         self._columns_for(with_decision=with_decision)
         for f in fixups:
-            cells = [str(f.id), short_id(f.transcript_id), str(f.exchange_number), f.reason,
-                     entailment_text(f.entailment_ok)]
+            cells = [
+                str(f.id),
+                short_id(f.transcript_id),
+                str(f.exchange_number),
+                f.reason,
+                entailment_text(f.entailment_ok),
+            ]
             if with_decision:
                 cells.append(Text(f.decision, style=DECISION_STYLE.get(f.decision, "")))
             self.add_row(*cells, key=str(f.id))

@@ -46,8 +46,10 @@ class LossPlot(Vertical):
         label, first_axis, last_axis = "loss: no step logged yet", "", ""
         if self.points:
             (first_step, first), (last_step, last) = self.points[0], self.points[-1]
-            label = (f"[b]loss[/b] {first:.4f} → [b]{last:.4f}[/b] · min {min(losses):.4f} · max {max(losses):.4f}"
-                     f" · {len(losses)} logged step{'s' if len(losses) != 1 else ''}")
+            label = (
+                f"[b]loss[/b] {first:.4f} → [b]{last:.4f}[/b] · min {min(losses):.4f} · max {max(losses):.4f}"
+                f" · {len(losses)} logged step{'s' if len(losses) != 1 else ''}"
+            )
             first_axis = f"step {first_step}"
             last_axis = f"step {last_step}" if last_step != first_step else ""
         self.query_one("#loss-label", Static).update(label)

@@ -50,8 +50,9 @@ class RubricPane(VerticalScroll):
         categories = Table.grid(padding=(0, 1))
         for name, score in sorted(assessment.category_scores.items()):
             value = score if isinstance(score, (int, float)) else 0.0
-            categories.add_row(name, Text(_bar(value), style="green" if value >= rubric.pass_threshold else "yellow"),
-                               f"{value:.2f}")
+            categories.add_row(
+                name, Text(_bar(value), style="green" if value >= rubric.pass_threshold else "yellow"), f"{value:.2f}"
+            )
 
         table = Table(expand=True, show_lines=False, box=None, padding=(0, 1), header_style="bold")
         table.add_column("id", no_wrap=True)

@@ -12,8 +12,15 @@ from state.status import TranscriptStatus
 from ..run_state import RunState
 
 STATUS_STYLE = {
-    "running": "bold green", "starting": "green", "paused": "bold yellow", "stopping": "yellow",
-    "finished": "bold", "stopped": "yellow", "failed": "bold red", "interrupted": "yellow", "idle": "dim",
+    "running": "bold green",
+    "starting": "green",
+    "paused": "bold yellow",
+    "stopping": "yellow",
+    "finished": "bold",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "interrupted": "yellow",
+    "idle": "dim",
     "elsewhere": "bold cyan",
 }
 
@@ -30,8 +37,7 @@ class RunBar(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("No run yet — press [b]n[/b] to start one, or [b]h[/b] to pick one from History.",
-                     id="headline")
+        yield Static("No run yet — press [b]n[/b] to start one, or [b]h[/b] to pick one from History.", id="headline")
         with Horizontal():
             yield Label("transcripts ")
             yield ProgressBar(total=1, id="bar-transcripts", show_eta=False)

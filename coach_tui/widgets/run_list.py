@@ -11,8 +11,13 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.widgets import DataTable
 
-RUN_STATUS_STYLE = {"running": "green", "finished": "bold", "stopped": "yellow", "interrupted": "yellow",
-                    "failed": "red"}
+RUN_STATUS_STYLE = {
+    "running": "green",
+    "finished": "bold",
+    "stopped": "yellow",
+    "interrupted": "yellow",
+    "failed": "red",
+}
 
 
 def run_status_text(status: str) -> Text:

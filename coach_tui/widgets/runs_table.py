@@ -34,8 +34,14 @@ class RunsTable(DataTable):
             counts = summary.get("counts") or {}
             text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
             planned = run.config.get("transcripts", "") if isinstance(run.config, dict) else ""
-            self.add_row(run.id, Text(run.status, style=STATUS_STYLE.get(run.status, "")),
-                         run.created_at.strftime("%Y-%m-%d %H:%M"), str(planned), text, key=run.id)
+            self.add_row(
+                run.id,
+                Text(run.status, style=STATUS_STYLE.get(run.status, "")),
+                run.created_at.strftime("%Y-%m-%d %H:%M"),
+                str(planned),
+                text,
+                key=run.id,
+            )
 
     @property
     def selected_id(self) -> str | None:

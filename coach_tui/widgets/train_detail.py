@@ -36,8 +36,9 @@ EMPTY_STEPS = (
 
 def empty_text(passed: int, examples: int) -> Text:
     text = Text.assemble(*EMPTY_STEPS)
-    text.append(f"\n\nThis workspace has {passed} passed transcript(s) and {examples} sliced training example(s).",
-                style="dim")
+    text.append(
+        f"\n\nThis workspace has {passed} passed transcript(s) and {examples} sliced training example(s).", style="dim"
+    )
     return text
 
 
@@ -59,14 +60,21 @@ class TrainDetail(Static):
 
     def show(self, snap: TrainingSnapshot) -> None:
         info, p = snap.info, snap.progress
-        head = Text.assemble((info.id, "bold"), "  ", run_status_text(info.status), f"  preset {info.preset}",
-                             (f" · {snap.model}" if snap.model else "", "dim"),
-                             (f" · {snap.device}" if snap.device else "", "dim"))
+        head = Text.assemble(
+            (info.id, "bold"),
+            "  ",
+            run_status_text(info.status),
+            f"  preset {info.preset}",
+            (f" · {snap.model}" if snap.model else "", "dim"),
+            (f" · {snap.device}" if snap.device else "", "dim"),
+        )
         now = Table.grid(padding=(0, 2))
         now.add_column(style="dim")
         now.add_column()
-        now.add_row("step", steps_text(info.step, info.max_steps)
-                    + (f" · epoch {p['epoch']}" if p.get("epoch") is not None else ""))
+        now.add_row(
+            "step",
+            steps_text(info.step, info.max_steps) + (f" · epoch {p['epoch']}" if p.get("epoch") is not None else ""),
+        )
         now.add_row("loss", "–" if info.last_loss is None else f"{info.last_loss:.4f}")
         if p.get("lr") is not None:
             now.add_row("learning rate", f"{p['lr']:.2e}")
@@ -97,8 +105,10 @@ class TrainDetail(Static):
         for step, path in kept[-3:]:
             files.add_row(Text(f"checkpoint {step}", style="dim"), Text(path))
         if snap.checkpoints and not kept:
-            files.add_row(Text("checkpoints", style="dim"),
-                          Text(f"{len(snap.checkpoints)} saved, none left on disk", style="yellow"))
+            files.add_row(
+                Text("checkpoints", style="dim"),
+                Text(f"{len(snap.checkpoints)} saved, none left on disk", style="yellow"),
+            )
         if snap.paths.get("adapter"):
             files.add_row(*_path("adapter", snap.paths["adapter"]))
         export = snap.export
@@ -131,8 +141,9 @@ class TrainDetail(Static):
             text.append("Export it to GGUF (merge, convert, quantize, Modelfile): ")
             text.append(snap.export_command, style="bold cyan")
         elif snap.live:
-            text.append("Training: this view updates every 2 s. If its process was stopped, continue it with: ",
-                        style="yellow")
+            text.append(
+                "Training: this view updates every 2 s. If its process was stopped, continue it with: ", style="yellow"
+            )
             text.append(snap.resume_command, style="bold cyan")
         else:
             text.append(f"Unfinished ({status}): continue it from its last checkpoint with: ", style="yellow")

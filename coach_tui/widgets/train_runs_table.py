@@ -16,5 +16,11 @@ class TrainRunsTable(RunList):
 
     def cells(self, run: TrainRunInfo) -> tuple:
         loss = "–" if run.last_loss is None else f"{run.last_loss:.4f}"
-        return (run.id, run_status_text(run.status), run.preset, steps_text(run.step, run.max_steps), loss,
-                run.created_at.strftime("%Y-%m-%d %H:%M"))
+        return (
+            run.id,
+            run_status_text(run.status),
+            run.preset,
+            steps_text(run.step, run.max_steps),
+            loss,
+            run.created_at.strftime("%Y-%m-%d %H:%M"),
+        )

@@ -16,8 +16,16 @@ from state.status import TranscriptStatus as S
 from ..run_state import RunState, TranscriptRow
 
 STATUS_STYLE = {
-    S.PLANNED: "dim", S.GENERATING: "cyan", S.CURATING: "cyan", S.ASSESSING: "magenta", S.FIXING: "yellow",
-    S.REVIEW: "bold yellow", S.PASSED: "green", S.REJECTED: "red", S.FAILED: "bold red", S.IMPORTED: "dim",
+    S.PLANNED: "dim",
+    S.GENERATING: "cyan",
+    S.CURATING: "cyan",
+    S.ASSESSING: "magenta",
+    S.FIXING: "yellow",
+    S.REVIEW: "bold yellow",
+    S.PASSED: "green",
+    S.REJECTED: "red",
+    S.FAILED: "bold red",
+    S.IMPORTED: "dim",
 }
 COLUMNS = ("id", "status", "exch", "score")
 WIDTHS = {"id": 5, "status": 10, "exch": 7, "score": 5}

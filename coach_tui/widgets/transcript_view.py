@@ -96,8 +96,11 @@ class TranscriptView(VerticalScroll):
             seen = self._shown.get(ex.number)
             if seen is None:
                 await self.mount(UserTurn(user_content(ex.number, ex.user, self.user_label), id=f"u{ex.number}"))
-                reply = AssistantTurn(assistant_renderable(ex, self.assistant_label), id=f"a{ex.number}",
-                                      classes="" if ex.assistant else "-pending")
+                reply = AssistantTurn(
+                    assistant_renderable(ex, self.assistant_label),
+                    id=f"a{ex.number}",
+                    classes="" if ex.assistant else "-pending",
+                )
                 await self.mount(reply)
                 self._shown[ex.number] = (bool(ex.assistant), ex.assistant)
             elif seen[1] != ex.assistant:  # a reply arrived, or a fixup replaced it
@@ -114,8 +117,9 @@ class TranscriptView(VerticalScroll):
 
 def user_content(number: int, text: str, label: str = "User") -> Content:
     """The user's words as plain text (never markup) under a coloured label."""
-    return Content.from_markup("[b $accent]$label[/] [dim]· $number[/]\n$text", label=label, number=str(number),
-                               text=text)
+    return Content.from_markup(
+        "[b $accent]$label[/] [dim]· $number[/]\n$text", label=label, number=str(number), text=text
+    )
 
 
 def assistant_renderable(ex: Exchange, label: str = "Assistant") -> Group:

@@ -42,8 +42,15 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["transcript_id"], ["transcript.id"]),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("transcript_id", "stage", "judge", "first_exchange", "last_exchange", "criterion",
-                            name="uq_windowanswer_step"),
+        sa.UniqueConstraint(
+            "transcript_id",
+            "stage",
+            "judge",
+            "first_exchange",
+            "last_exchange",
+            "criterion",
+            name="uq_windowanswer_step",
+        ),
     )
     with op.batch_alter_table("windowanswer", schema=None) as batch_op:
         batch_op.create_index("ix_windowanswer_transcript_id", ["transcript_id"], unique=False)

@@ -69,8 +69,9 @@ class TurnStats:
 class ChatEngine:
     """Builds prompts with a stable prefix and streams replies (see the module docstring)."""
 
-    def __init__(self, backend: Backend, system_prompt: str, *, max_tokens: int = REPLY_MAX_TOKENS,
-                 temperature: float = 0.7) -> None:
+    def __init__(
+        self, backend: Backend, system_prompt: str, *, max_tokens: int = REPLY_MAX_TOKENS, temperature: float = 0.7
+    ) -> None:
         self.backend = backend
         self.system_prompt = system_prompt
         self.max_tokens = max_tokens
@@ -162,8 +163,7 @@ class ChatEngine:
         stats = TurnStats(prompt_messages=len(messages), window_start=self.window_start)
         self.last = stats
         try:
-            async for piece in self.backend.stream(messages, max_tokens=self.max_tokens,
-                                                   temperature=self.temperature):
+            async for piece in self.backend.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature):
                 if stats.first_token_s is None:
                     stats.first_token_s = time.perf_counter() - started
                 stats.pieces += 1
