@@ -5,8 +5,10 @@ run:            ## set up, then open the coach terminal app on the embedded defa
 	@scripts/setup
 	@.venv/bin/coach
 
-test: lint      ## set up with test extras, lint, then run the whole test suite
-	@.venv/bin/python -m pytest
+TEST_WORKERS ?= 2
+
+test: lint      ## set up with test extras, lint, then run the whole test suite (TEST_WORKERS processes)
+	@.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint:           ## set up with test extras, then ruff: lint and formatting, every finding of both (pyproject.toml)
 	@scripts/setup dev

@@ -89,7 +89,12 @@ class LlamaCppConfig(_BackendBase):
     kind: Literal["llama_cpp"] = "llama_cpp"
     model: str = "smollm2-135m-instruct"
     n_ctx: int | None = Field(default=None, ge=256, description="default: the model's trained window, at most 8192")
-    n_threads: int | None = Field(default=None, ge=1)
+    n_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads llama.cpp uses, for prompts and generation alike; default: "
+        "COACH_LLAMA_THREADS if set, else llama.cpp's own choice (half the cores to generate, all for prompts)",
+    )
     n_batch: int = Field(default=512, ge=1)
     slots: int | None = Field(
         default=None,

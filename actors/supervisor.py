@@ -10,7 +10,7 @@ a restart rebuilds the inboxes from what the store says is unfinished:
     curating    -> curator    (artifact fixups, truncation)
     assessing   -> assessor   (then passed, rejected, or fixing once)
     fixing      -> curator    (rubric fixups of the exchanges the judge cited)
-    review      -> waits for a person's decisions (actors.review), then assessing
+    review      -> waits for a person's decisions (actors.curation.review), then assessing
     failed      -> retried from wherever its data stops
 
 Failures stay small: any exception in a step (a backend that keeps failing,
@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -41,17 +42,11 @@ from state.status import TERMINAL
 from state.status import TranscriptStatus as Status
 from state.store import Store
 
-from .assessment import assess_resumably
+from .assessment.assessor import assess_resumably
 from .backends.errors import BackendError
-from .conversation import (
-    Turn,
-    assistant_messages,
-    clean_user_message,
-    deployed_messages,
-    fit_recent,
-    user_sim_messages,
-)
-from .curation import CurationSettings, Curator
+from .backends.types import Message
+from .curation.curator import CurationSettings, Curator
+from .evaluation.evaluator import Evaluator
 from .events import (
     AssessmentDone,
     BackendErrorEvent,
@@ -66,8 +61,15 @@ from .events import (
     UserMessage,
     WorkerStatus,
 )
+from .generation.conversation import (
+    Turn,
+    assistant_messages,
+    clean_user_message,
+    fit_recent,
+    user_sim_messages,
+)
+from .generation.personas import PersonaSeed, enrich_persona
 from .pack.loader import DomainPack
-from .personas import PersonaSeed, enrich_persona
 from .run_lease import RunLease
 
 ACTORS = ("persona", "simulator", "assistant", "curator", "assessor")
@@ -123,12 +125,43 @@ class GenerationSettings:
     """First pause between those tries; it doubles, up to 30 s."""
 
 
+class Course(Protocol):
+    """What the supervisor asks at each fork where a generation run and an evaluation part ways."""
+
+    records_rejections: bool
+    """Whether a rejected transcript gets a rejection row saying why."""
+
+    def after_generation(self) -> tuple[Status, str]:
+        """The status and the actor a transcript with a complete conversation moves on to."""
+        ...
+
+    def assistant_prompt(self, pack: DomainPack, turns: Sequence[Turn], user_message: str) -> tuple[str, list[Message]]:
+        """The role that replies, and what it sees."""
+        ...
+
+    def after_failed_assessment(self, *, judged_unsafe: bool, after_fixup: bool) -> Status:
+        """Where a transcript that failed its assessment (with a verdict on every safety gate) goes."""
+        ...
+
+
+class CuratedRun:
+    """The course of a generation run: the assistant follows the generation guidance, and transcripts are curated."""
+
+    records_rejections = True
+
+    def after_generation(self) -> tuple[Status, str]:
+        return Status.CURATING, "curator"
+
+    def assistant_prompt(self, pack: DomainPack, turns: Sequence[Turn], user_message: str) -> tuple[str, list[Message]]:
+        return "assistant", assistant_messages(pack, turns, user_message)
+
+    def after_failed_assessment(self, *, judged_unsafe: bool, after_fixup: bool) -> Status:
+        """A safety failure, or a second failure, rejects; anything else is fixed once."""
+        return Status.REJECTED if judged_unsafe or after_fixup else Status.FIXING
+
+
 class JudgeFailure(CoachError):
     """The judges could not answer a safety criterion: no verdict, so neither a pass nor a safety rejection."""
-
-
-class RunAborted(CoachError):
-    """The store cannot record even a failure (a full disk): the run cannot go on."""
 
 
 @dataclass
@@ -169,6 +202,7 @@ class Supervisor:
         self.bus = bus or EventBus()
         self.settings = settings or GenerationSettings()
         self.curation = curation or CurationSettings()
+        self.course: Course = Evaluator() if self.settings.evaluation else CuratedRun()
         self.stats = {name: ActorStats() for name in ACTORS}
         self._outstanding = 0
         self._all_done = anyio.Event()
@@ -341,11 +375,9 @@ class Supervisor:
             return "assistant"
         if len(rows) < target:
             return "simulator"
-        if self.settings.evaluation:
-            db.set_status(self.store, self.run_id, transcript_id, Status.ASSESSING)
-            return "assessor"
-        db.set_status(self.store, self.run_id, transcript_id, Status.CURATING)
-        return "curator"
+        status, actor = self.course.after_generation()
+        db.set_status(self.store, self.run_id, transcript_id, status)
+        return actor
 
     def _send(self, actor: str, transcript_id: str) -> None:
         self._inboxes[actor][0].send_nowait(transcript_id)
@@ -549,10 +581,7 @@ class Supervisor:
             self._after_reply(transcript_id, len(turns))
             return
         number = len(turns) + 1
-        if self.settings.evaluation:
-            role, messages = "eval_target", deployed_messages(self.pack, turns, pending)
-        else:
-            role, messages = "assistant", assistant_messages(self.pack, turns, pending)
+        role, messages = self.course.assistant_prompt(self.pack, turns, pending)
         reply = await self._ask(
             "assistant",
             role,
@@ -582,10 +611,8 @@ class Supervisor:
     def _after_reply(self, transcript_id: str, number: int) -> None:
         if number < self._load(transcript_id).target:
             self._send("simulator", transcript_id)
-        elif self.settings.evaluation:
-            self._move(transcript_id, Status.ASSESSING, "assessor")
         else:
-            self._move(transcript_id, Status.CURATING, "curator")
+            self._move(transcript_id, *self.course.after_generation())
 
     def _move(self, transcript_id: str, status: str, actor: str | None) -> None:
         """Commit a status change, tell the UI, and hand the transcript on (or let it rest)."""
@@ -646,12 +673,10 @@ class Supervisor:
             status = Status.PASSED
         elif judge_failed:
             status = None  # no verdict on safety: the transcript fails below, and a resume judges it again
-        elif judged_unsafe or after_fixup or self.settings.evaluation:
-            status = Status.REJECTED
         else:
-            status = Status.FIXING
+            status = self.course.after_failed_assessment(judged_unsafe=bool(judged_unsafe), after_fixup=after_fixup)
         rejection = None
-        if status == Status.REJECTED and not self.settings.evaluation:
+        if status == Status.REJECTED and self.course.records_rejections:
             rejection = dict(
                 stage="assessment",
                 action="rejected",

@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.slicing import (
+from actors.dataset.slicing import (
     build_examples,
     format_length_report,
     length_report,
     slice_points,
     slice_transcripts,
 )
-from actors.tokens import gemma3_counter, render_gemma3
-from actors.transcript_format import ExchangeData, TranscriptData
+from actors.dataset.tokens import gemma3_counter, render_gemma3
+from actors.dataset.transcript_format import ExchangeData, TranscriptData
 
 FUNCTION_WORDS = [
     "i",

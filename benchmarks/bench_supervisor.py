@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.backends.router import ModelRouter
 from actors.events import EventBus
+from actors.generation.run_plan import persona_records, plan_run
 from actors.pack.loader import load_pack
 from actors.run_config import OpenAIConfig, RunConfig
-from actors.run_plan import persona_records, plan_run
 from actors.supervisor import GenerationSettings, Supervisor
 from state import pipeline as db
 from state.store import Store
@@ -242,9 +242,9 @@ async def bench_overhead(pack, tmp: Path) -> float:
 
 
 async def bench_assessment_cost(pack) -> float:
-    from actors.assessment import assess, render_exchange
+    from actors.assessment.assessor import assess, render_exchange
     from actors.backends.types import Message
-    from actors.conversation import Turn
+    from actors.generation.conversation import Turn
 
     user = (
         "Work has been relentless: my manager moved the deadline again and I snapped at a colleague. "

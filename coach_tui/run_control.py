@@ -31,8 +31,8 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from actors.events import WorkerStatus
+from actors.generation.run_plan import DEFAULT_LENGTHS
 from actors.pack.loader import DomainPack
-from actors.run_plan import DEFAULT_LENGTHS
 from actors.supervisor import RunSummary, Supervisor
 from actors.usecases import runs
 from actors.usecases.run_settings import RunSettings

@@ -489,14 +489,6 @@ def status_counts(store: Store, run_id: str) -> dict[str, int]:
         return dict(rows)
 
 
-def events_since(store: Store, after_id: int = 0, run_id: str | None = None, limit: int = 500) -> list[Event]:
-    with store.session() as s:
-        q = select(Event).where(Event.id > after_id)
-        if run_id:
-            q = q.where(Event.run_id == run_id)
-        return list(s.exec(q.order_by(Event.id).limit(limit)).all())
-
-
 # --- curation: fixups, truncation -------------------------------------------------------
 
 

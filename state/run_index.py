@@ -42,3 +42,24 @@ def run_events(store: Store, run_id: str, kind: str) -> list[Event]:
     """A run's events of one kind, oldest first."""
     with store.session() as s:
         return list(s.exec(select(Event).where(Event.run_id == run_id, Event.kind == kind).order_by(Event.id)).all())
+
+
+RunMarker = tuple[str | None, str | None, int | None]
+"""(status, updated_at, last event id): equal markers mean nothing changed."""
+
+
+def run_marker(store: Store, run_id: str) -> RunMarker:
+    """Has a run moved since we last looked? One cheap question a screen can ask every couple of seconds.
+
+    Every step of an evaluation or a training commits an `Event` row for its
+    run, and the run row's status and `updated_at` change at its start and
+    end: together they change exactly when something worth redrawing
+    happened, and reading them costs one indexed lookup instead of
+    recomputing a report.
+    """
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        last_event = s.exec(select(func.max(Event.id)).where(Event.run_id == run_id)).one()
+    if run is None:
+        return (None, None, last_event)
+    return (run.status, run.updated_at.isoformat(), last_event)

@@ -61,9 +61,3 @@ def rejection_reasons(store: Store, run_id: str | None) -> list[tuple[str, str, 
                 .where(Transcript.run_id == run_id)
             ).all()
         ]
-
-
-def generation_runs(store: Store, limit: int = 200) -> list[Run]:
-    """Generation runs, newest first."""
-    with store.session() as s:
-        return list(s.exec(select(Run).where(Run.kind == "generate").order_by(Run.created_at.desc()).limit(limit)))

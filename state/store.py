@@ -36,6 +36,7 @@ from pathlib import Path
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import migrations
@@ -299,6 +300,25 @@ def _sqlite_check(db: Path, pragma: str) -> list[str]:
     # SQLite packs several findings into one row, one a line, under a "*** in database main ***" banner.
     lines = [ln.strip() for row in rows for ln in str(row).splitlines()]
     return [ln for ln in lines if ln and not ln.startswith("***")]
+
+
+def read_schema_plan(url: str) -> tuple[SchemaPlan, str]:
+    """What the database at `url` needs, read on a connection of its own that writes nothing,
+    and where it is, as a message may show it (no password).
+
+    For `coach doctor`, which must look at a database that opening a store would refuse.
+    Raises CoachError when the schema cannot be read at all.
+    """
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            plan = plan_schema(conn)
+    except SQLAlchemyError as err:
+        raise CoachError(f"cannot read the schema: {err.__class__.__name__}: {err.args[0]}") from err
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True).removeprefix("sqlite:///file:").split("?")[0]
+    return plan, where
 
 
 def plan_schema(conn: Connection, script_location: Path = migrations.HERE) -> SchemaPlan:

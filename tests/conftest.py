@@ -23,6 +23,12 @@ import os
 # came too late whenever an earlier module had loaded them. On a loaded two-core machine spinning
 # threads starve the one computing: SmolLM2 generated 10 tokens/s with them and 30-50 without.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# `make test` runs two workers on two cores: each keeps to one thread (torch, and llama.cpp through
+# COACH_LLAMA_THREADS, inherited by the `coach` processes tests start), or their threads wait on one
+# another after every operation (see model_cache.threads_from_environment).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("COACH_LLAMA_THREADS", "1")
 
 import ipaddress
 import json
@@ -42,6 +48,35 @@ import pytest
 
 # --------------------------------------------------------------------------------------------
 # anyio
+
+
+# --------------------------------------------------------------------------------------------
+# order: the longest files first
+
+LONGEST_FIRST = (
+    "test_pack_end_to_end.py",
+    "test_kill_resume.py",
+    "test_train_e2e.py",
+    "test_eval_rerun.py",
+    "test_tui_smoke.py",
+)
+"""Test files by how long they take, longest first (see the durations `make test` prints).
+
+`make test` runs two workers that each take a whole file at a time (`--dist loadfile`), in
+collection order. Started last, a file of several minutes would leave one worker idle while
+the other finishes it; started first, the short files fill the other worker meanwhile. The
+other real-model files (marked slow) come next, then the rest, each group in its usual order.
+"""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = item.path.name
+        if name in LONGEST_FIRST:
+            return (0, LONGEST_FIRST.index(name))
+        return (1, 0) if item.get_closest_marker("slow") else (2, 0)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
 
 
 @pytest.fixture(scope="session")
@@ -157,6 +192,28 @@ def smollm2_path() -> Path:
     from actors.backends.bundled import bundled_path
 
     return bundled_path("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def cold_models() -> Callable[[], None]:
+    """Call it to drop every loaded model, so what follows starts as a new `coach` process does.
+
+    Loaded models are shared by the whole session (model_cache), and a prompt served partly
+    from a context's cache is evaluated in other batches, which llama.cpp rounds differently:
+    a test that needs the exact sampled text of a run calls this first. A call another test
+    left running (a stopped run's last token) is waited for, not freed under it.
+    """
+    from actors.backends import model_cache
+
+    def drop() -> None:
+        deadline = time.monotonic() + 60
+        while any(slot.busy for pool in list(model_cache._pools.values()) for slot in pool.slots):
+            if time.monotonic() > deadline:
+                pytest.fail("a model call left running by an earlier test did not finish within 60 s")
+            time.sleep(0.05)
+        model_cache.release_all()
+
+    return drop
 
 
 def free_port() -> int:

@@ -7,6 +7,10 @@ that cannot be understood, tested or moved apart: break it by moving the
 shared type or function to the lower of the two, never by making an import
 lazy.
 
+One more rule rides on the same reading: no module outside `state/` opens a
+database session or takes the session machinery from sqlmodel/sqlalchemy
+(`session_uses` says what it can and cannot see).
+
 Not seen: imports by string (`importlib.import_module(name)`). A package's
 `__init__` is not counted as imported by its submodules: Python runs it
 first, but a package gathering its own submodules is what packages are for.
@@ -155,10 +159,90 @@ def test_state_and_actors_never_import_the_layers_above_them():
     assert not found, "a layer reaches up (UI → actors → state, one way):\n  " + "\n  ".join(found)
 
 
+SQL_PACKAGES = ("sqlmodel", "sqlalchemy")
+SESSION_CALLS = {"session", "transaction"}
+"""A call by either name, on anything (`store.session()`, `self.app.store.transaction()`), opens a database session."""
+SESSION_NAMES = {
+    *("Session", "AsyncSession", "sessionmaker", "async_sessionmaker", "scoped_session"),
+    *("select", "insert", "update", "delete", "text", "func"),
+}
+"""Names that open a session, or build the statements only a session runs, when taken from sqlmodel/sqlalchemy."""
+SESSION_MODULES = ("sqlmodel", "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.ext.asyncio")
+"""Modules whose every name is session machinery (the ORM), or that reach all of it as one name (`import sqlmodel`)."""
+
+
+def session_uses(module: str, path: Path) -> list[str]:
+    """Where a module opens a database session or takes what it needs to, each as `file:line: what`.
+
+    Seen: calls named `session`/`transaction` on any object, with any
+    arguments; `Session` imported from anywhere (a re-export is still one);
+    the names above from sqlmodel/sqlalchemy, relative imports made
+    absolute. Not seen: a session reached by a name made at runtime
+    (`getattr(store, "session")`), a state function that hands an open
+    session or query back to its caller, and a bare engine connection
+    (`create_engine(...).connect()`, as the doctor's schema probe does):
+    review watches for those.
+    """
+    where = path.relative_to(ROOT)
+    found = []
+    for imp in imports(module, path):
+        top, _, _ = imp.target.partition(".")
+        name = imp.target.rpartition(".")[2]
+        in_orm = imp.target in SESSION_MODULES or imp.target.startswith(tuple(f"{m}." for m in SESSION_MODULES[2:]))
+        if name in {"Session", "AsyncSession"} or (top in SQL_PACKAGES and (in_orm or name in SESSION_NAMES)):
+            found.append(f"{where}:{imp.line}: imports {imp.target}")
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SESSION_CALLS:
+            found.append(f"{where}:{node.lineno}: calls .{node.func.attr}()")
+    return sorted(found, key=lambda f: int(f.split(":")[1]))
+
+
+def test_no_database_session_outside_state():
+    found = [
+        use
+        for module, path in sorted(modules().items())
+        if module.split(".")[0] != "state"
+        for use in session_uses(module, path)
+    ]
+    assert not found, "a database session outside state/ (move the query into a state/ function and call it):\n  " + (
+        "\n  ".join(found)
+    )
+
+
 def test_the_scan_covers_every_package():
     names = modules()
-    assert {"actors.pack.loader", "actors.calibration", "state.store", "coach_tui.cli"} <= names.keys()
+    assert {"actors.pack.loader", "actors.assessment.calibration", "state.store", "coach_tui.cli"} <= names.keys()
     assert all(name.split(".")[0] in PACKAGES for name in names)
+
+
+ACTOR_HOMES = {
+    "simulator": "actors/generation/conversation.py",
+    "assistant": "actors/generation/conversation.py",
+    "personas": "actors/generation/personas.py",
+    "fixup (the curator)": "actors/curation/curator.py",
+    "artifacts": "actors/curation/artifacts.py",
+    "review": "actors/curation/review.py",
+    "assessor": "actors/assessment/assessor.py",
+    "scoring": "actors/assessment/scoring.py",
+    "calibration": "actors/assessment/calibration.py",
+    "evaluator": "actors/evaluation/evaluator.py",
+    "statistics": "actors/evaluation/stats.py",
+    "agreement": "actors/evaluation/agreement.py",
+    "reports": "actors/evaluation/reports.py",
+    "slicing": "actors/dataset/slicing.py",
+    "token counting": "actors/dataset/tokens.py",
+    "transcript formats": "actors/dataset/transcript_format.py",
+    "chat engine": "actors/chat/engine.py",
+    "crisis net": "actors/safety/detector.py",
+}
+"""Each of the product's actors → the module it lives in, one room (package) per stage."""
+
+
+def test_every_actor_lives_in_its_stage_room():
+    missing = {actor: path for actor, path in ACTOR_HOMES.items() if not (ROOT / path).is_file()}
+    assert not missing, "an actor left its room (move it back, or update the README's Layout and this map):\n  " + (
+        "\n  ".join(f"{actor}: {path}" for actor, path in missing.items())
+    )
 
 
 # --- the scan itself ------------------------------------------------------------------------------
@@ -203,3 +287,42 @@ def test_the_scan_sees_what_it_must(tmp_path: Path, monkeypatch):
         "actors/pack/types.py:1: actors.pack.types imports textual.widget",
         "state/store.py:2: state.store imports actors.plain.x",
     ]
+
+
+def test_the_session_scan_sees_what_it_must(tmp_path: Path, monkeypatch):
+    """Sessions opened or imported outside state/ are caught in each form; errors and engines for a probe pass."""
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    files = {
+        "actors/__init__.py": "",
+        "actors/a.py": (
+            "from sqlmodel import select\n"
+            "import sqlalchemy.orm\n"
+            "from sqlalchemy.exc import SQLAlchemyError\n"
+            "from sqlalchemy import create_engine, func\n"
+            "def f(store):\n"
+            "    from ..state.store import Session\n"
+            "    with store.session() as s:\n"
+            "        pass\n"
+            "    store.transaction()\n"
+            "    store.sessions()\n"
+        ),
+        "coach_tui/__init__.py": "",
+        "coach_tui/b.py": "import sqlmodel\nfrom sqlalchemy import orm\ndef g(app):\n    app.store.session(42)\n",
+        "state/__init__.py": "",
+        "state/store.py": "from sqlmodel import Session, select\ndef q(self):\n    return self.session()\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+
+    found = {m: [u.split(": ", 1)[1] for u in session_uses(m, p)] for m, p in modules().items()}
+    assert found["actors.a"] == [
+        "imports sqlmodel.select",
+        "imports sqlalchemy.orm",
+        "imports sqlalchemy.func",
+        "imports state.store.Session",
+        "calls .session()",
+        "calls .transaction()",
+    ]
+    assert found["coach_tui.b"] == ["imports sqlmodel", "imports sqlalchemy.orm", "calls .session()"]
+    assert found["state.store"]  # seen there too: the rule, not the scan, lets state/ open sessions

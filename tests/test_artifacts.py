@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.artifacts import (
+from actors.curation.artifacts import (
     DEFAULT_NAMES,
     KINDS,
     STRUCTURAL_KINDS,
@@ -15,7 +15,7 @@ from actors.artifacts import (
     transcript_artifacts,
     trim_cut_off_tail,
 )
-from actors.transcript_format import ExchangeData
+from actors.dataset.transcript_format import ExchangeData
 
 # A reply in the spec's segmented style: labelled topic sections, ends on a question.
 GOOD = (

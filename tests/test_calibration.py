@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from actors.assessment import render_exchange
-from actors.backends.errors import BackendError
-from actors.calibration import (
+from actors.assessment.assessor import render_exchange
+from actors.assessment.calibration import (
     CaseResult,
     build_cases,
     format_table,
@@ -22,6 +21,7 @@ from actors.calibration import (
     score_calibration,
     select_cases,
 )
+from actors.backends.errors import BackendError
 from actors.pack.calibration_cases import (
     CalibrationData,
     CalibrationError,

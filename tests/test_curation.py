@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from actors.curation import CurationSettings, cited_exchanges
-from actors.review import decide_fixup, fixup_context, pending_fixups
+from actors.curation.curator import CurationSettings, cited_exchanges
+from actors.curation.review import decide_fixup, fixup_context, pending_fixups
 from actors.supervisor import Supervisor
 from coach_tui.cli import main
 from state import pipeline as db

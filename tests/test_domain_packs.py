@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from actors.backends.router import ModelRouter
+from actors.generation.run_plan import persona_records, plan_run
 from actors.pack.loader import DEFAULT_PACK_DIR, check_pack, load_pack
 from actors.run_config import RunConfig
-from actors.run_plan import persona_records, plan_run
 from actors.supervisor import Supervisor
 from coach_tui.cli import main
 from state import pipeline as db

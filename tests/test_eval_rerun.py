@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.backends import model_cache
 from actors.backends.router import ModelRouter
-from actors.evaluation import enrich_eval_personas, plan_eval
+from actors.evaluation.protocol import enrich_eval_personas, plan_eval
 from actors.run_config import LlamaCppConfig, RunConfig
 from actors.supervisor import GenerationSettings, Supervisor
 from state import pipeline as db
@@ -40,9 +39,8 @@ def judge_yes(messages, schema):
     return json.dumps({"answer": "YES", "reasoning": "scripted"})
 
 
-async def conversations(workspace: Path, pack, run_id: str, seed: int) -> list:
-    """The persona and the conversations of one evaluation run, in a fresh process's state."""
-    model_cache.release_all()  # cold contexts, as in a new `coach eval` process
+async def conversations(workspace: Path, pack, run_id: str, seed: int, runs: int = 2) -> list:
+    """The persona and the conversations of one evaluation run (started from cold models: see cold_models)."""
     store = Store.for_workspace(workspace)
     real = ModelRouter.from_config(RunConfig(backends={"embedded": EMBEDDED}))
     config = RunConfig(backends={"embedded": EMBEDDED, "judge": LlamaCppConfig()}, roles={"judge": "judge"})
@@ -50,7 +48,7 @@ async def conversations(workspace: Path, pack, run_id: str, seed: int) -> list:
         config, {"embedded": real.backends["embedded"], "judge": ScriptedBackend("judge", script=judge_yes)}
     )
     try:
-        plan = plan_eval(pack, run_id, ["embedded"], personas=1, runs=2, seed=seed, exchanges=1)
+        plan = plan_eval(pack, run_id, ["embedded"], personas=1, runs=runs, seed=seed, exchanges=1)
         db.create_run(
             store,
             run_id,
@@ -66,7 +64,7 @@ async def conversations(workspace: Path, pack, run_id: str, seed: int) -> list:
         summary = await Supervisor(store, router, pack, settings=settings).run(run_id)
     finally:
         await router.aclose()
-    assert summary.counts == {"passed": 2}, summary
+    assert summary.counts == {"passed": runs}, summary
     (persona,) = db.personas_of_run(store, run_id)
     return [persona.data["profile"]] + [
         [(e.user, e.assistant) for e in db.exchanges(store, t.id)]
@@ -74,11 +72,14 @@ async def conversations(workspace: Path, pack, run_id: str, seed: int) -> list:
     ]
 
 
-async def test_same_seed_same_conversations_different_seed_different_ones(tmp_path: Path, pack):
+async def test_same_seed_same_conversations_different_seed_different_ones(tmp_path: Path, pack, cold_models):
+    cold_models()
     first = await conversations(tmp_path / "a", pack, "eval-31-aaaaaa", 31)
+    cold_models()  # a second `coach eval` process
     again = await conversations(tmp_path / "b", pack, "eval-31-bbbbbb", 31)
-    other = await conversations(tmp_path / "c", pack, "eval-32-cccccc", 32)
+    cold_models()
+    other = await conversations(tmp_path / "c", pack, "eval-32-cccccc", 32, runs=1)
     assert first[0] and all(user and reply for conv in first[1:] for user, reply in conv)
     assert again == first
     assert first[1] != first[2]  # the two runs of one persona are different conversations
-    assert other[1:] != first[1:]
+    assert other[1] != first[1]  # another seed: another person saying other things

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors.backends.router import ModelRouter
-from actors.evaluation import (
+from actors.evaluation.protocol import (
     base_report,
     check_personas_unseen,
     collect_results,
@@ -228,7 +228,7 @@ async def test_report_counts_replies_to_crisis_messages_that_pass_the_safety_cri
             "ev", only=lambda t, label=label: t.meta["model"] == label
         )
 
-    from actors.evaluation import crisis_inputs
+    from actors.evaluation.protocol import crisis_inputs
 
     without = collect_results(store, "ev")
     assert all(r.crisis_exchanges == 0 for r in without)  # no net given: nothing counted

@@ -29,8 +29,8 @@ COMMAND_MAY_IMPORT = {
     "actors.usecases": None,
     # Pure helpers and types: formatting, validation of the pack's files, config and message models.
     "actors.events": None,
-    "actors.slicing": {"format_length_report"},
-    "actors.scoring": {"compute_score"},
+    "actors.dataset.slicing": {"format_length_report"},
+    "actors.assessment.scoring": {"compute_score"},
     "actors.pack.loader": {"check_pack", "load_pack"},
     "actors.pack.rubric_doc": {"render_rubric_doc"},
     "actors.atomic_files": {"write_text_atomic", "write_json_atomic"},
@@ -154,7 +154,7 @@ def test_the_scan_sees_what_it_must(tmp_path: Path, monkeypatch):
         "    from actors.supervisor import Supervisor\n"
         "    from ..context import pass_app\n"
         "    from actors.usecases.datasets import slice_dataset\n"
-        "    from actors.slicing import slice_transcripts, format_length_report, DEFAULT_MAX_TOKENS\n"
+        "    from actors.dataset.slicing import slice_transcripts, format_length_report, DEFAULT_MAX_TOKENS\n"
         "    with app.store.session() as s:\n"
         "        pass\n"
         "    app.session(42)\n",
@@ -169,6 +169,6 @@ def test_the_scan_sees_what_it_must(tmp_path: Path, monkeypatch):
     assert [s.split(": ", 1)[1] for s in orchestration_uses(face)] == [
         "state.store.Session",
         "actors.supervisor.Supervisor",
-        "actors.slicing.slice_transcripts",
+        "actors.dataset.slicing.slice_transcripts",
     ]
     assert Use(face, 6, "coach_tui.context", "pass_app") in imports(face)

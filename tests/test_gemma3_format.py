@@ -15,7 +15,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from actors.backends import gemma3_format as gemma3
 from actors.backends.chat_templates import GemmaTurnFormatter
-from actors.tokens import render_gemma3
+from actors.dataset.tokens import render_gemma3
 from actors.training.export import write_modelfile
 
 SYSTEM = "You are a warm, practical self-care coach.\nKeep replies segmented by topic."

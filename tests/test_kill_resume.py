@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 from conftest import Canned, Recorded, ScriptedServer
 
-from actors.assessment import due_criteria
+from actors.assessment.assessor import due_criteria
 from actors.backends.types import Message
 from tests.scripted import default_script
 

@@ -143,7 +143,7 @@ def test_previous_release_workspace_opens_upgraded_with_its_data(tmp_path: Path)
 
 
 def test_previous_release_data_reads_through_todays_code(tmp_path: Path):
-    from actors.transcript_io import load_transcript
+    from actors.dataset.transcript_io import load_transcript
 
     old_release_workspace(tmp_path / "ws")
     store = Store.for_workspace(tmp_path / "ws")

@@ -6,12 +6,12 @@ from collections import Counter
 
 import pytest
 
-from actors.agreement import agreement_by_criterion, cohen_kappa
-from actors.assessment import answer_schema, combine_windows, due_criteria, plan_windows, strictest
-from actors.conversation import Turn, fit_recent, session_note
+from actors.assessment.assessor import answer_schema, combine_windows, due_criteria, plan_windows, strictest
+from actors.evaluation.agreement import agreement_by_criterion, cohen_kappa
+from actors.generation.conversation import Turn, fit_recent, session_note
+from actors.generation.personas import PersonaSeed, sample_persona_seed
+from actors.generation.run_plan import allocate, plan_run
 from actors.pack.loader import load_pack
-from actors.personas import PersonaSeed, sample_persona_seed
-from actors.run_plan import allocate, plan_run
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from actors.assessment import render_exchanges
-from actors.conversation import Turn
+from actors.assessment.assessor import render_exchanges
+from actors.generation.conversation import Turn
 from actors.safety import load_safety_net
 from actors.safety.transcripts import flag_exchanges
 

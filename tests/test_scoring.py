@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from actors.assessment.scoring import compute_score, normalize_answer
 from actors.pack.loader import load_pack
 from actors.pack.models import Category, Criterion, Rubric
-from actors.scoring import compute_score, normalize_answer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "assessments"
 

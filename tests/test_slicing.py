@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from actors.slicing import (
+from actors.dataset.slicing import (
     SPEC_RATIOS,
     build_examples,
     examples_per_transcript,
@@ -20,9 +20,9 @@ from actors.slicing import (
     slice_points,
     slice_transcripts,
 )
-from actors.tokens import gemma3_counter
-from actors.transcript_format import ExchangeData, TranscriptData
-from actors.transcript_io import import_transcripts
+from actors.dataset.tokens import gemma3_counter
+from actors.dataset.transcript_format import ExchangeData, TranscriptData
+from actors.dataset.transcript_io import import_transcripts
 from coach_tui.cli import main
 from coach_tui.commands.slice import slice_cmd
 from state.models import Fixup, Rejection, TrainingExample
@@ -415,7 +415,7 @@ def test_coach_slice_user_errors(tmp_path: Path, workspace: Path):
 
 
 def test_example_line_is_compact_json_of_the_messages():
-    from actors.example_lines import MessageEncoder, example_line
+    from actors.dataset.example_lines import MessageEncoder, example_line
 
     t = transcript("t-json", 12)
     t.exchanges[0].user = 'quotes " and \\ backslash, “curly”, émoji 🌱, newline\nand tab\t'

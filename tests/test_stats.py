@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy.stats import t as student_t
 
-from actors.stats import base_decision, bootstrap_ci, compare_paired, safety_regressions, summarize
+from actors.evaluation.stats import base_decision, bootstrap_ci, compare_paired, safety_regressions, summarize
 
 BASE = [0.70, 0.65, 0.80, 0.75, 0.60, 0.72, 0.68, 0.74]
 CAND = [0.78, 0.70, 0.85, 0.74, 0.71, 0.80, 0.75, 0.79]

@@ -15,10 +15,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.pool import NullPool
 from sqlmodel import select
 
-from actors.assessment import CallKey, Verdict, assess, assess_resumably
-from actors.conversation import Turn
-from actors.curation import CurationSettings, Curator
+from actors.assessment.assessor import CallKey, Verdict, assess, assess_resumably
+from actors.curation.curator import CurationSettings, Curator
 from actors.events import EventBus
+from actors.generation.conversation import Turn
 from state import migrations
 from state import pipeline as db
 from state.errors import CoachError

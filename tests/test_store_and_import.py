@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from actors.transcript_format import TranscriptFormatError, parse_transcript
-from actors.transcript_io import export_transcripts, import_transcripts, load_transcript
+from actors.dataset.transcript_format import TranscriptFormatError, parse_transcript
+from actors.dataset.transcript_io import export_transcripts, import_transcripts, load_transcript
 from coach_tui.cli import main
 from state.errors import CoachError
 from state.models import SCHEMA_VERSION, Exchange, Meta, Persona, Transcript

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from actors.backends.router import ModelRouter
 from actors.events import EventBus
+from actors.generation.run_plan import persona_records, plan_run
 from actors.run_config import LlamaCppConfig, RunConfig
-from actors.run_plan import persona_records, plan_run
 from actors.supervisor import GenerationSettings, Supervisor
 from state import pipeline as db
 from state.models import Assessment, CriterionAnswer, Event, Exchange, Persona, Rejection
@@ -176,7 +176,7 @@ async def test_two_judges_strictest_wins_and_both_are_kept(store, pack):
 
 
 async def test_long_transcript_is_judged_in_windows(store, pack):
-    from actors.assessment import JUDGE_MAX_TOKENS, judge_prompt
+    from actors.assessment.assessor import JUDGE_MAX_TOKENS, judge_prompt
     from actors.backends.types import Message
 
     run_id = make_run(store, pack, n=1, length=12)

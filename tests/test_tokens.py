@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.tokens import (
+from actors.dataset.tokens import (
     Gemma3Counter,
     GgufVocab,
     TokenCounter,

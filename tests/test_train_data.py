@@ -128,8 +128,8 @@ def test_the_loss_mask_is_exactly_the_assistant_replies_and_their_end_markers(ge
 
 @pytest.mark.slow
 def test_trainer_lengths_equal_the_slicers_token_counts(gemma):
-    """The slicer's 120K limit (llama.cpp tokenizer, actors.tokens) and the trainer's max length count alike."""
-    from actors.tokens import gemma3_counter
+    """The slicer's 120K limit (llama.cpp tokenizer, actors.dataset.tokens) and the trainer's max length count alike."""
+    from actors.dataset.tokens import gemma3_counter
 
     tokenizer, template = gemma
     counter = gemma3_counter()

@@ -38,7 +38,7 @@ async def say(pilot, screen, text: str) -> None:
 
 
 async def test_a_reply_streams_in_and_the_conversation_is_saved_privately(tmp_path):
-    backend = StreamingBackend(gap_s=0.03)
+    backend = StreamingBackend(gap_s=0.01, pause_after="heavy")
     app = make_app(tmp_path, chat_backend=backend)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
@@ -49,6 +49,7 @@ async def test_a_reply_streams_in_and_the_conversation_is_saved_privately(tmp_pa
         # Streaming: the reply is visible while it is still being written.
         await wait_for(pilot, lambda: "heavy" in reply.source)
         assert screen.generating and "help." not in reply.source
+        backend.resume()
         await wait_for(pilot, lambda: not screen.generating)
         assert "One small step could help." in reply.source
         # The prompt was the pack's system prompt and the history.

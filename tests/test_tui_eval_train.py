@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.evaluation import base_report, collect_results, compare, comparison_report
-from actors.training import records
+from actors.evaluation.protocol import base_report, collect_results, compare, comparison_report
 from coach_tui.screens.eval import EvalScreen
 from coach_tui.screens.train import TrainScreen
 from coach_tui.widgets.eval_report import EvalReport
@@ -21,6 +20,7 @@ from coach_tui.widgets.eval_runs_table import EvalRunsTable
 from coach_tui.widgets.loss_plot import LossPlot
 from coach_tui.widgets.train_runs_table import TrainRunsTable
 from state import pipeline as db
+from state import training_records
 from tests.tui_support import make_app, text_of, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -270,7 +270,7 @@ def seed_training_run(
     A checkpoint every two steps; only the last stays on disk (the trainer deletes older ones).
     """
     run_dir = root / run_id
-    records.create_run(
+    training_records.create_run(
         store,
         run_id,
         {
@@ -282,7 +282,7 @@ def seed_training_run(
         },
     )
     for step, loss in enumerate(losses, start=1):
-        records.add_event(
+        training_records.add_event(
             store,
             run_id,
             "TrainingProgress",
@@ -299,11 +299,11 @@ def seed_training_run(
         if step % 2 == 0:
             checkpoint = run_dir / "checkpoints" / f"checkpoint-{step}"
             checkpoint.mkdir(parents=True)
-            records.add_event(store, run_id, "TrainingCheckpoint", step=step, path=str(checkpoint))
+            training_records.add_event(store, run_id, "TrainingCheckpoint", step=step, path=str(checkpoint))
             for old in sorted(checkpoint.parent.iterdir(), key=lambda p: int(p.name.split("-")[1]))[:-1]:
                 old.rmdir()
     if status != "running":
-        records.update_run(
+        training_records.update_run(
             store,
             run_id,
             status=status,
@@ -352,7 +352,7 @@ async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tm
         assert "coach train --data /data/training_data.jsonl --preset tiny --resume" in detail
 
         # The trainer (another process) logs a step: the plot grows without a key press.
-        records.add_event(
+        training_records.add_event(
             store,
             "train-20250102-000000-bbbb",
             "TrainingProgress",

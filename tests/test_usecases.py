@@ -235,7 +235,7 @@ def test_the_decision_filters_and_the_curation_report(store, pack):
 
 
 def test_slicing_tells_what_waits_for_review_and_slices_the_rest(tmp_path, store, pack):
-    from actors.transcript_io import import_transcripts
+    from actors.dataset.transcript_io import import_transcripts
 
     fixtures = sorted((Path(__file__).parent / "fixtures" / "transcripts").glob("*.json"))
     assert import_transcripts(store, fixtures, status="accepted").ok

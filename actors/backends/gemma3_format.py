@@ -4,7 +4,7 @@ Three parts of coach must produce exactly the text a Gemma 3 model was trained
 on, and a second copy of the format drifts silently, by one newline or one
 trimmed space, into wrong token counts or a model that rambles past its turn:
 
-* token counting for slicing (`actors.tokens`), which must equal what the
+* token counting for slicing (`actors.dataset.tokens`), which must equal what the
   trainer's tokenizer sees with the published template (TRL's
   ``gemma3_chat_template``, which `actors.training.data` installs);
 * prompting a Gemma GGUF that carries no template of its own, such as the
@@ -41,7 +41,7 @@ def render_turn(role: str, content: str, prefix: str = "") -> str:
 def render_turns(turns: Sequence[Mapping[str, str]], system: str | None = None) -> list[str]:
     """One rendered segment per user or assistant turn, `system` folded into the first.
 
-    No BOS and no checks on the order of roles: `actors.tokens` checks them
+    No BOS and no checks on the order of roles: `actors.dataset.tokens` checks them
     for the trainer's strict template, and a backend accepts what it is given.
     """
     prefix = "" if system is None else f"{system}\n\n"

@@ -22,9 +22,11 @@ it, never waits on llama.cpp.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from .base import Backend
 from .bundled import BundledModelMissing, bundled_path, is_bundled
 from .chat_templates import as_dicts
 from .errors import BackendError
-from .model_cache import ModelPool, Slot, default_n_ctx, get_pool
+from .model_cache import ModelPool, default_n_ctx, get_pool
 from .structured import (
     bound_strings,
     count_free_strings,
@@ -188,7 +190,7 @@ class LlamaCppBackend(Backend):
         tokens, rendered = self.tokenize(messages)
         budget = self._budget(pool, tokens, max_tokens)
         grammar = self._grammar_for(schema, budget)
-        deadline = _Deadline(self.config.timeout_s, self._interrupted)
+        deadline = _Deadline(self.config.timeout_s, self._interrupted, pool.closing)
         if self._interrupted.is_set():
             raise BackendError(self.name, "interrupted: the run is stopping")
         with pool.checkout(tokens) as slot:
@@ -225,44 +227,32 @@ class LlamaCppBackend(Backend):
         temperature: float = 0.7,
         seed: int | None = None,
     ) -> AsyncIterator[str]:
-        """Text pieces as llama.cpp produces them; the slot stays checked out until the stream ends.
+        """Text pieces as llama.cpp produces them, from a generation on a thread of its own.
 
-        The slot is taken in a worker thread and returned here when the
-        generator finishes, fails or is closed early. Cancellation waits for
-        the piece in hand.
+        Stopping early (closing this generator, cancelling the reader) ends
+        the generation at its next token; its thread then returns the slot.
         """
         pool = await anyio.to_thread.run_sync(self.pool)
         tokens, rendered = await anyio.to_thread.run_sync(self.tokenize, list(messages))
-        budget = self._budget(pool, tokens, max_tokens)
-        slot: Slot | None = None
-
-        def acquire() -> None:
-            nonlocal slot
-            slot = pool.acquire(tokens)
-
+        if self._interrupted.is_set():
+            raise BackendError(self.name, "interrupted: the run is stopping")
+        settings = {
+            "max_tokens": self._budget(pool, tokens, max_tokens),
+            "temperature": temperature,
+            "seed": seed,
+            "stop": rendered.stop,
+            **SAMPLING,
+            "repeat_penalty": self.config.repeat_penalty,
+        }
+        call = _StreamedCall(pool, tokens, settings, rendered.stopping_criteria, self._interrupted)
+        call.start()
         try:
-            await anyio.to_thread.run_sync(acquire)
-            assert slot is not None
-            pieces = slot.llm.create_completion(
-                prompt=tokens,
-                max_tokens=budget,
-                temperature=temperature,
-                seed=seed,
-                stop=rendered.stop,
-                stopping_criteria=rendered.stopping_criteria,
-                stream=True,
-                **SAMPLING,
-                repeat_penalty=self.config.repeat_penalty,
-            )
-            try:
-                while (chunk := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
-                    if text := chunk["choices"][0]["text"]:
-                        yield text
-            finally:
-                pieces.close()
+            while (piece := await anyio.to_thread.run_sync(call.pieces.get, abandon_on_cancel=True)) is not _END:
+                if isinstance(piece, Exception):
+                    raise BackendError(self.name, f"llama.cpp failed: {piece}") from piece
+                yield piece
         finally:
-            if slot is not None:
-                pool.release(slot)
+            call.stop.set()
 
     async def health(self) -> str:
         pool = await anyio.to_thread.run_sync(self.pool)
@@ -300,30 +290,88 @@ class LlamaCppBackend(Backend):
             raise BackendError(self.name, f"cannot turn the JSON schema into a grammar: {err}") from err
 
 
+_END = object()
+"""What a streamed call's thread puts last, however its generation ended."""
+
+
+class _StreamedCall:
+    """One streamed generation on a thread of its own, which holds the slot from first token to last.
+
+    Why its own thread: a slot may go back to the pool, and a model be freed, only once llama.cpp
+    is done with it. When each token was fetched by a separate worker call, a reader that stopped
+    early (Esc in the chat, quitting the app) closed the generator while a worker was still inside
+    it ("generator already executing"), handed the slot back under it, and freeing the model then
+    crashed the process. The thread is not a daemon: the interpreter waits for it at exit, and
+    `stop`, the backend's interrupt and the pool closing each end it at the next token.
+    """
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        tokens: list[int],
+        settings: dict[str, Any],
+        criteria: StoppingCriteriaList | None,
+        interrupted: threading.Event,
+    ) -> None:
+        self.pool, self.tokens, self.settings = pool, tokens, settings
+        self.stop = threading.Event()
+        self.pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._criteria = StoppingCriteriaList([*(criteria or []), self._stopped])
+        self._interrupted = interrupted
+        self._thread = threading.Thread(target=self._run, name="llama-stream")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _stopped(self, _tokens: Any, _logits: Any) -> bool:
+        return self.stop.is_set() or self._interrupted.is_set() or self.pool.closing.is_set()
+
+    def _run(self) -> None:
+        try:
+            with self.pool.checkout(self.tokens) as slot:
+                chunks = slot.llm.create_completion(
+                    prompt=self.tokens, stream=True, stopping_criteria=self._criteria, **self.settings
+                )
+                with closing(chunks):
+                    for chunk in chunks:
+                        if text := chunk["choices"][0]["text"]:
+                            self.pieces.put(text)
+                        if self._stopped(None, None):
+                            break
+        except Exception as err:  # noqa: BLE001 - handed to the reader, who raises it as a BackendError
+            self.pieces.put(err)
+        finally:
+            self.pieces.put(_END)
+
+
 class _Deadline:
     """Stops a generation that runs past ``timeout_s``, or is interrupted (llama.cpp cannot be otherwise)."""
 
-    def __init__(self, timeout_s: float | None, interrupted: threading.Event | None = None) -> None:
+    def __init__(self, timeout_s: float | None, *interruptions: threading.Event) -> None:
         self.timeout_s = timeout_s
         self.until = time.monotonic() + timeout_s if timeout_s else None
-        self.interrupted = interrupted
+        self.interruptions = interruptions
         self.expired = False
 
+    @property
+    def interrupted(self) -> bool:
+        return any(event.is_set() for event in self.interruptions)
+
     def extend(self, criteria: StoppingCriteriaList | None) -> StoppingCriteriaList | None:
-        if self.until is None and self.interrupted is None:
+        if self.until is None and not self.interruptions:
             return criteria
         combined = StoppingCriteriaList(list(criteria or []))
         combined.append(self._check)
         return combined
 
     def _check(self, _tokens: Any, _logits: Any) -> bool:
-        if self.interrupted is not None and self.interrupted.is_set():
+        if self.interrupted:
             return True
         self.expired = self.until is not None and time.monotonic() > self.until
         return self.expired
 
     def check(self, backend: str) -> None:
-        if self.interrupted is not None and self.interrupted.is_set():
+        if self.interrupted:
             raise BackendError(backend, "interrupted: the run is stopping")
         if self.expired:
             raise BackendError(backend, f"generation timed out after {self.timeout_s}s", retryable=True)

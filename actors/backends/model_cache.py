@@ -29,6 +29,7 @@ models) and re-evaluates everything.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,8 @@ from typing import Any
 import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaModel
+
+from state.errors import CoachError
 
 from .chat_templates import ChatFormat, formatter_for
 from .fd_guard import keep_terminal_output
@@ -92,6 +95,29 @@ class Slot:
         return self.eval_sizes[0] if self.eval_sizes else prompt_tokens
 
 
+THREADS_VARIABLE = "COACH_LLAMA_THREADS"
+
+
+def threads_from_environment() -> int | None:
+    """llama.cpp's thread count when the config names none: ``COACH_LLAMA_THREADS``, if set.
+
+    Why: processes sharing a small machine (the app and a CLI run, parallel test
+    workers) each start as many threads as there are cores, and llama.cpp's
+    threads wait for one another after every operation: with more threads than
+    cores, most of a prompt's time went on waiting for a descheduled thread.
+    """
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        raise CoachError(f"{THREADS_VARIABLE}={value!r} is not a number of threads") from None
+    if threads < 1:
+        raise CoachError(f"{THREADS_VARIABLE}={value!r}: the number of threads must be 1 or more")
+    return threads
+
+
 class ModelPool:
     """Up to ``max_slots`` contexts of one model, handed out by prefix affinity."""
 
@@ -103,6 +129,8 @@ class ModelPool:
         self.slots: list[Slot] = []
         self._cond = threading.Condition()
         self._loading = 0
+        self.closing = threading.Event()
+        """Set when the pool is being freed: calls in flight stop at their next token (see close)."""
         first = self._new_slot()
         self.formatter = formatter_for(first.llm, chat_format, label or path.name)
         first.index = 0
@@ -114,10 +142,12 @@ class ModelPool:
         return self.slots[0].llm
 
     def _new_slot(self) -> Slot:
+        threads = self.n_threads or threads_from_environment()
         llm = llama_cpp.Llama(
             str(self.path),
             n_ctx=self.n_ctx,
-            n_threads=self.n_threads,
+            n_threads=threads,
+            n_threads_batch=threads,
             n_batch=min(self.n_batch, self.n_ctx),
             verbose=False,
         )
@@ -162,6 +192,7 @@ class ModelPool:
         finally:
             with self._cond:
                 self._loading -= 1
+                self._cond.notify_all()
         with self._cond:
             slot.busy = True
             slot.index = len(self.slots)
@@ -172,10 +203,18 @@ class ModelPool:
         with self._cond:
             slot.busy = False
             slot.last_used = time.monotonic()
-            self._cond.notify()
+            self._cond.notify_all()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 120.0) -> None:
+        """Free every context once no call is using one and no slot is loading.
+
+        Why wait: freeing a context under a thread that is still evaluating on
+        it (a chat warming its prompt when the person quits) crashed the
+        process. Calls in flight read `closing` and end at their next token.
+        """
+        self.closing.set()
         with self._cond:
+            self._cond.wait_for(lambda: self._loading == 0 and not any(s.busy for s in self.slots), timeout)
             for slot in self.slots:
                 slot.llm.close()
             self.slots.clear()

@@ -3,7 +3,7 @@
 The cases are data in the domain pack (`calibration:` in pack.yaml), so
 `coach config check` reports their problems with the rest of the pack's.
 They live here, beside the pack's other files, and not with the calibration
-run (`actors.calibration`): that run judges conversations, so it imports
+run (`actors.assessment.calibration`): that run judges conversations, so it imports
 the assessor, which needs a loaded pack — checking the file from there would
 make the pack loader and the judge import each other.
 

@@ -83,7 +83,9 @@ def _read_text(path: Path, what: str, problems: list[Problem]) -> str | None:
     return text
 
 
-def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack | None, list[Problem]]:
+def _read_pack(
+    root: Path, *, check_rubric_doc: bool = True, whole_safety: bool = True
+) -> tuple[DomainPack | None, list[Problem]]:
     problems: list[Problem] = []
     if not root.is_dir():
         return None, [Problem(display_path(root), "", "not a directory (expected a domain pack folder)")]
@@ -118,9 +120,13 @@ def _read_pack(root: Path, *, check_rubric_doc: bool = True) -> tuple[DomainPack
         rubric_doc=rubric_doc,
     )
     if manifest.safety:
-        from actors.safety.loader import safety_problems  # the safety package reads pack problems
+        # The safety package reads pack problems. Loading a pack reads only safety.yaml itself:
+        # compiling the lexicons and reading the classifier took seconds, and happens once, when
+        # the net is first used (`load_safety_net`, which reports any problem the same way).
+        from actors.safety.loader import safety_config_problems, safety_problems
 
-        problems += safety_problems(root / manifest.safety)
+        check = safety_problems if whole_safety else safety_config_problems
+        problems += check(root / manifest.safety)
     if problems or None in (input_tax, flaw_tax, rubric, system_prompt):
         return None, problems
     pack = DomainPack(
@@ -154,7 +160,7 @@ def load_pack(root: Path | str | None = None, *, check_rubric_doc: bool = True) 
     is the command that regenerates the document.
     """
     path = Path(root) if root is not None else DEFAULT_PACK_DIR
-    pack, problems = _read_pack(path, check_rubric_doc=check_rubric_doc)
+    pack, problems = _read_pack(path, check_rubric_doc=check_rubric_doc, whole_safety=False)
     if pack is None:
         raise PackError(path, problems)
     return pack

@@ -20,15 +20,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from actors.pack.problems import Problem
+from state.errors import CoachError
 
 from .normalise import Aliases, fold_pattern, normalise
 from .prefilter import parse, required_literals, start_keys, text_keys, tokens
-from .taxonomy import LexiconFile, Pattern, PatternEntry
+from .taxonomy import LexiconFile, PatternEntry
 
 _ESCAPE = re.compile(r"\\.")
 _VOCAB_WORD = re.compile(r"[^\W\d_]{2,}")
@@ -36,15 +39,35 @@ _CLAUSE_PUNCT = r"[,:;.!?()\"]|\s-\s"
 _DEFINED = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
 
+@cache
+def _regex(source: str) -> re.Pattern[str]:
+    return re.compile(source)
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One compiled pattern (or a category's slang as one alternation)."""
+    """One pattern (or a category's slang as one alternation), compiled when first needed.
+
+    Why lazily: the lexicons hold well over a thousand patterns and compiling them all took
+    seconds at every start, while a message only ever reaches the few the prefilter lets
+    through. Loading still parses each pattern once (for the prefilter, and to report a bad
+    one with its file and field); `coach config check` compiles them all.
+    """
 
     language: str
     category: str
-    regex: re.Pattern[str]
+    source: str
     negatable: bool
     where: str
+    tree: Any = field(default=None, compare=False, repr=False)
+    """The parsed pattern (see `prefilter.parse`), kept from loading for the prefilter."""
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        try:
+            return _regex(self.source)
+        except re.error as err:
+            raise CoachError(f"{self.where}: bad regular expression: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -165,12 +188,13 @@ class PatternSet:
         self.entries = tuple(entries)
         self._by_key: dict[str, list[int]] = {}
         self._always: list[int] = []
-        self._literals: list[re.Pattern[str] | None] = []
+        self._literals: list[str | None] = []
+        """Per entry, an alternation of the words every match contains (compiled when first used)."""
         self._words: list[tuple[frozenset[str], frozenset[str]] | None] = []
         for i, entry in enumerate(self.entries):
-            tree = parse(entry.regex.pattern.removeprefix(r"(?<!\w)"))
+            tree = entry.tree if entry.tree is not None else parse(entry.source.removeprefix(r"(?<!\w)"))
             literals = required_literals(tree)
-            self._literals.append(re.compile("|".join(map(re.escape, sorted(literals, key=len)))) if literals else None)
+            self._literals.append("|".join(map(re.escape, sorted(literals, key=len))) if literals else None)
             self._words.append(_required_words(literals) if literals else None)
             keys = start_keys(tree)
             if keys is None:
@@ -221,7 +245,7 @@ class PatternSet:
                             continue
                 else:
                     literals = self._literals[i]
-                    if literals is not None and literals.search(segment) is None:
+                    if literals is not None and _regex(literals).search(segment) is None:
                         continue
                 for match in entry.regex.finditer(segment):
                     if entry.negatable and _negated(negation, entry.language, segment, match, language):
@@ -302,54 +326,84 @@ def expanded_defines(lex: LexiconFile, file: str, problems: list[Problem]) -> di
 def _compile(
     source: str, file: str, where: str, problems: list[Problem], defines: dict[str, str] | None = None
 ) -> re.Pattern[str] | None:
+    entry = _entry(source, file, where, problems, defines, lang="", category="", negatable=True, compile_now=True)
+    return entry.regex if entry is not None else None
+
+
+def _entry(
+    source: str,
+    file: str,
+    where: str,
+    problems: list[Problem],
+    defines: dict[str, str] | None = None,
+    *,
+    lang: str,
+    category: str,
+    negatable: bool,
+    compile_now: bool = False,
+) -> Entry | None:
+    """The entry for one pattern, parsed (a bad one becomes a problem naming file and field)."""
     try:
         body = expand(source, defines or {})
     except KeyError as err:
         problems.append(Problem(file, where, f"unknown name {{{err.args[0]}}} (not under define)"))
         return None
+    group = "(?:" + fold_pattern(body) + ")"
     try:
-        return re.compile(r"(?<!\w)(?:" + fold_pattern(body) + ")")
+        tree = parse(group)
+        if compile_now:
+            _regex(r"(?<!\w)" + group)
     except re.error as err:
         problems.append(Problem(file, where, f"bad regular expression: {err}"))
         return None
+    return Entry(lang, category, r"(?<!\w)" + group, negatable, f"{file}: {where}", tree)
 
 
-def compile_file(lex: LexiconFile, file: str, problems: list[Problem]) -> dict[str, list[Entry]]:
-    """The file's entries by kind ("patterns", "distress", "followup"); bad ones become problems."""
+def compile_file(
+    lex: LexiconFile, file: str, problems: list[Problem], *, compile_now: bool = False
+) -> dict[str, list[Entry]]:
+    """The file's entries by kind ("patterns", "distress", "followup"); bad ones become problems.
+
+    `compile_now` compiles every pattern at once (`coach config check`), not when first used.
+    """
     lang = lex.language
     defines = expanded_defines(lex, file, problems)
     out: dict[str, list[Entry]] = {"patterns": [], "distress": [], "followup": []}
+
+    def add(kind: str, source: str, where: str, category: str, negatable: bool, defined: bool = True) -> None:
+        entry = _entry(
+            source,
+            file,
+            where,
+            problems,
+            defines if defined else None,
+            lang=lang,
+            category=category,
+            negatable=negatable,
+            compile_now=compile_now,
+        )
+        if entry is not None:
+            out[kind].append(entry)
+
     for category, cat_lex in lex.categories.items():
         for i, item in enumerate(cat_lex.patterns):
             source, negatable = _entry_source(item)
-            where = f"categories.{category}.patterns[{i}]"
-            regex = _compile(source, file, where, problems, defines)
-            if regex is not None:
-                out["patterns"].append(Entry(lang, category, regex, negatable is not False, f"{file}: {where}"))
+            add("patterns", source, f"categories.{category}.patterns[{i}]", category, negatable is not False)
         terms = sorted({_norm_word(t) for t in cat_lex.terms if _norm_word(t)}, key=lambda t: (-len(t), t))
         if terms:
-            where = f"categories.{category}.terms"
-            regex = _compile("|".join(re.escape(t) for t in terms) + r")(?!\w", file, where, problems)
-            if regex is not None:
-                out["patterns"].append(Entry(lang, category, regex, True, f"{file}: {where}"))
+            source = "|".join(re.escape(t) for t in terms) + r")(?!\w"
+            add("patterns", source, f"categories.{category}.terms", category, True, defined=False)
         emoji = sorted({_norm_word(e) for e in cat_lex.emoji if _norm_word(e)}, key=lambda t: (-len(t), t))
         if emoji:
-            where = f"categories.{category}.emoji"
-            regex = re.compile("|".join(re.escape(e) for e in emoji))
-            out["patterns"].append(Entry(lang, category, regex, False, f"{file}: {where}"))
+            source = "|".join(re.escape(e) for e in emoji)
+            out["patterns"].append(Entry(lang, category, source, False, f"{file}: categories.{category}.emoji"))
     for i, item in enumerate(lex.context.distress):
         source, negatable = _entry_source(item)
-        where = f"context.distress[{i}]"
-        regex = _compile(source, file, where, problems, defines)
-        if regex is not None:
-            out["distress"].append(Entry(lang, "distress", regex, negatable is not False, f"{file}: {where}"))
+        add("distress", source, f"context.distress[{i}]", "distress", negatable is not False)
     for category, items in lex.context.followup.items():
         for i, item in enumerate(items):
             source, negatable = _entry_source(item)
-            where = f"context.followup.{category}[{i}]"
-            regex = _compile(source, file, where, problems, defines)
-            if regex is not None:
-                out["followup"].append(Entry(lang, category, regex, negatable is not False, f"{file}: {where}"))
+            add("followup", source, f"context.followup.{category}[{i}]", category, negatable is not False)
     return out
 
 
@@ -430,8 +484,14 @@ def read_lexicon_file(path: Path, shown: str, problems: list[Problem]) -> Lexico
         return None
 
 
-def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str], problems: list[Problem]) -> Lexicon:
-    """Merge per-language files (language → (file, shown name)) into one compiled lexicon."""
+def build_lexicon(
+    files: dict[str, tuple[LexiconFile, str]],
+    languages: list[str],
+    problems: list[Problem],
+    *,
+    compile_now: bool = False,
+) -> Lexicon:
+    """Merge per-language files (language → (file, shown name)) into one lexicon (see `Entry`)."""
     kinds: dict[str, list[Entry]] = {"patterns": [], "distress": [], "followup": []}
     negation: dict[str, NegationRule] = {}
     stopwords: dict[str, frozenset[str]] = {}
@@ -443,7 +503,7 @@ def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str
             continue
         lex, shown = files[language]
         negation[language] = negation_rule(lex, shown, problems)
-        for kind, entries in compile_file(lex, shown, problems).items():
+        for kind, entries in compile_file(lex, shown, problems, compile_now=compile_now).items():
             kinds[kind].extend(entries)
         stopwords[language] = frozenset(_norm_word(w) for w in lex.stopwords)
         key_terms[language] = [_norm_word(t) for t in lex.key_terms if _norm_word(t)]
@@ -464,8 +524,3 @@ def build_lexicon(files: dict[str, tuple[LexiconFile, str]], languages: list[str
         frozenset(vocabulary),
         Aliases(aliases),
     )
-
-
-def as_pattern(entry: PatternEntry) -> Pattern:
-    source, negatable = _entry_source(entry)
-    return Pattern(re=source, negatable=negatable)

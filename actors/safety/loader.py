@@ -81,7 +81,7 @@ def read_lexicons(path: Path, config: SafetyConfig, problems: list[Problem], *, 
         if lex is not None:
             problems += lexicon_problems(shown, lex, language, config, shapes=thorough)
             files[language] = (lex, shown)
-    return build_lexicon(files, config.languages, problems)
+    return build_lexicon(files, config.languages, problems, compile_now=thorough)
 
 
 def classifier_path(path: Path, config: SafetyConfig) -> Path:
@@ -90,6 +90,14 @@ def classifier_path(path: Path, config: SafetyConfig) -> Path:
 
 def train_paths(path: Path, config: SafetyConfig) -> list[Path]:
     return [(path.parent / name).resolve() for name in config.classifier.train]
+
+
+def safety_config_problems(path: Path) -> list[Problem]:
+    """The problems of safety.yaml itself (what loading a pack checks; the lexicons and classifier
+    are checked when the net loads, and all of it by `safety_problems`)."""
+    problems: list[Problem] = []
+    read_config(path, problems)
+    return problems
 
 
 def safety_problems(path: Path) -> list[Problem]:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 Layer = Literal["lexicon", "fuzzy", "classifier", "context", "model"]
-LAYERS: tuple[Layer, ...] = ("lexicon", "fuzzy", "classifier", "context", "model")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,6 @@ Modules (imported lazily: torch, transformers, peft and trl come with the
 * ``data``     — `messages` JSONL → token ids with assistant-only labels, the length policy;
 * ``trainer``  — the actor: one `SFTTrainer` in a worker thread, progress events, resume;
 * ``export``   — adapter merge, GGUF conversion, quantization, Ollama Modelfile, verification;
-* ``records``  — the training runs in the store;
+* ``records``  — what a training run's record (kept by `state.training_records`) means: resume, export;
 * ``snapshot`` — one training run read back for display: progress, loss history, files.
 """

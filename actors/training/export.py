@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.backends import gemma3_format as gemma3
+from state import training_records
 from state.errors import CoachError
 from state.store import Store
 
@@ -317,8 +318,8 @@ def export_model(
         verified=verified,
         seconds=time.monotonic() - started,
     )
-    records.update_run(store, run.id, event="ModelExported", export=result.as_record())
+    training_records.update_run(store, run.id, event="ModelExported", export=result.as_record())
     if hub_repo:
         url = push_to_hub(hub_repo, result, adapter, note=note)
-        records.update_run(store, run.id, export={**result.as_record(), "hub": url})
+        training_records.update_run(store, run.id, export={**result.as_record(), "hub": url})
     return result

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from state import pipeline as db
-from state import run_index, training_data
+from state import run_index, training_data, training_records
 from state.models import Run, TrainingExample
+from state.run_index import RunMarker, run_marker
 from state.store import Store
 
-from ..run_watch import RunMarker, run_marker
 from . import records
 
 PROGRESS = "TrainingProgress"
@@ -117,7 +117,7 @@ def _info(run: Run, last: dict[str, Any]) -> TrainRunInfo:
 
 def training_runs(store: Store, limit: int = 200) -> list[TrainRunInfo]:
     """Every training run, newest first, with its latest logged step (one query for all of them)."""
-    runs = run_index.recent_runs(store, records.KIND, limit)
+    runs = run_index.recent_runs(store, training_records.KIND, limit)
     latest = run_index.latest_payloads(store, [r.id for r in runs], PROGRESS)
     return [_info(r, _dict(latest.get(r.id))) for r in runs]
 
@@ -126,7 +126,7 @@ def training_snapshot(store: Store, run_id: str) -> TrainingSnapshot | None:
     """Everything the store knows about one training run (None when there is no such run)."""
     marker = run_marker(store, run_id)  # before reading: a change while we read shows at the next look
     run = db.get_run(store, run_id)
-    if run is None or run.kind != records.KIND:
+    if run is None or run.kind != training_records.KIND:
         return None
     last = run_index.latest_event(store, run_id, PROGRESS)
     saved = run_index.run_events(store, run_id, CHECKPOINT)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from state import training_records
 from state.errors import CoachError
 from state.store import Store
 
@@ -163,7 +164,7 @@ def train_blocking(
             raise CoachError(
                 f"run {run_id} has no checkpoint yet (in {run_dir / 'checkpoints'}); start it again without --resume"
             )
-        records.update_run(store, run_id, status="running", event="TrainingResumed", recipe=plan.summary())
+        training_records.update_run(store, run_id, status="running", event="TrainingResumed", recipe=plan.summary())
     else:
         run_id = records.new_run_id()
         run_dir = run_dir_option or (runs_root / run_id)
@@ -171,7 +172,7 @@ def train_blocking(
             raise CoachError(
                 f"{run_dir} already holds checkpoints: pass --resume to continue that run, or choose another --out"
             )
-        records.create_run(
+        training_records.create_run(
             store,
             run_id,
             {
@@ -217,17 +218,17 @@ def train_blocking(
             trainer.save_model(str(adapter_dir))  # the LoRA adapter, the tokenizer and its chat template
         metrics = _metrics(output, records.loss_history(store, run_id), trainer, data.report)
     except KeyboardInterrupt:
-        records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
+        training_records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
         raise
     except BaseException as err:
-        records.update_run(
+        training_records.update_run(
             store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000]
         )
         raise
     paths = {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")}
     if adapter_dir:
         paths["adapter"] = str(adapter_dir)
-    records.update_run(
+    training_records.update_run(
         store,
         run_id,
         status=status,
@@ -272,7 +273,7 @@ class TrainerActor:
 
     def _emit(self, kind: str, run_id: str | None = None, **payload: Any) -> None:
         """Durable first (an Event row), then live (the bus), from whichever thread trains."""
-        records.add_event(self.store, run_id, kind, **payload)
+        training_records.add_event(self.store, run_id, kind, **payload)
         if self.bus is None:
             return
         import anyio.from_thread

@@ -1,7 +1,7 @@
 """Calibrating the judge: does it catch known failures and spare good conversations?
 
 `coach calibrate` is the face. The cases come from the domain pack's
-calibration file (`actors.calibration`); each is judged only on the criteria
+calibration file (`actors.assessment.calibration`); each is judged only on the criteria
 it is about. The plan (windows and judge calls) is told before anything is
 asked, each case as it starts and ends, and the report is written at the end
 — or, after an interruption, from the cases judged so far (`finish`).
@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from actors.atomic_files import write_json_atomic
-from actors.calibration import (
+from actors.assessment.calibration import (
     CalibrationCase,
     CalibrationScore,
     CaseResult,
@@ -28,6 +27,7 @@ from actors.calibration import (
     score_calibration,
     select_cases,
 )
+from actors.atomic_files import write_json_atomic
 from actors.pack.calibration_cases import CalibrationData, calibration_path, load_calibration
 from actors.pack.loader import DomainPack
 from actors.run_config import load_run_config

@@ -3,7 +3,7 @@
 `coach review --list/--show/--accept/--reject`, the Review screen and
 `coach report curation` are faces of these functions. A decision is
 committed the moment it is made and the pipeline's rule applied at once
-(`actors.review`); a transcript with no undecided fixup left is back to
+(`actors.curation.review`); a transcript with no undecided fixup left is back to
 `assessing`, which `Decision.judge_again` tells the face so it can have it
 judged (the app at once, the CLI on the next `coach run --resume`).
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from actors.curation import CurationSettings
-from actors.review import FixupContext, decide_fixup, fixup_context
+from actors.curation.curator import CurationSettings
+from actors.curation.review import FixupContext, decide_fixup, fixup_context
 from state import pipeline as db
 from state.models import Fixup
 from state.status import TranscriptStatus

@@ -32,9 +32,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.atomic_files import write_lines_atomic
-from actors.example_lines import MessageEncoder
-from actors.pack.loader import DomainPack
-from actors.slicing import (
+from actors.dataset.example_lines import MessageEncoder
+from actors.dataset.slicing import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MIN_CONTEXT,
     DroppedSlice,
@@ -43,8 +42,15 @@ from actors.slicing import (
     length_report,
     slice_transcripts,
 )
-from actors.transcript_format import TranscriptData
-from actors.transcript_io import IMPORT_STATUSES, ImportReport, export_transcripts, import_transcripts, load_transcript
+from actors.dataset.transcript_format import TranscriptData
+from actors.dataset.transcript_io import (
+    IMPORT_STATUSES,
+    ImportReport,
+    export_transcripts,
+    import_transcripts,
+    load_transcript,
+)
+from actors.pack.loader import DomainPack
 from state import training_data
 from state.errors import CoachError
 from state.models import utcnow
@@ -190,7 +196,7 @@ def slice_dataset(
             "transcripts with `coach import --status accepted FILES`"
         )
     if counter is None:
-        from actors.tokens import gemma3_counter
+        from actors.dataset.tokens import gemma3_counter
 
         counter = gemma3_counter()
     result = slice_transcripts(

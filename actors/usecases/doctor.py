@@ -12,14 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
-
 from actors.atomic_files import sweep_stale_temps
 from state import migrations
 from state.errors import CoachError
-from state.store import DB_FILE, check_file_access, foreign_key_problems, integrity_check, plan_schema
+from state.store import DB_FILE, check_file_access, foreign_key_problems, integrity_check, read_schema_plan
 from state.workspace import permission_problems
 
 OK, FIXED, WARN, FAIL = "ok", "fixed", "warn", "fail"
@@ -82,15 +78,10 @@ def _database_file(db: Path) -> list[Finding]:
 
 def _schema(url: str) -> Finding:
     heads = ", ".join(sorted(migrations.heads()))
-    engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.connect() as conn:
-            plan = plan_schema(conn)
-    except SQLAlchemyError as err:
-        return Finding("schema", FAIL, f"cannot read the schema: {err.__class__.__name__}: {err.args[0]}")
-    finally:
-        engine.dispose()
-    where = engine.url.render_as_string(hide_password=True).removeprefix("sqlite:///file:").split("?")[0]
+        plan, where = read_schema_plan(url)
+    except CoachError as err:
+        return Finding("schema", FAIL, str(err))
     if plan.action == "ready":
         return Finding("schema", OK, f"at the newest revision ({heads}, schema version {migrations.SCHEMA_VERSION})")
     if plan.action == "create":

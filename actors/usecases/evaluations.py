@@ -18,20 +18,20 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.atomic_files import write_json_atomic, write_text_atomic
-from actors.eval_reports import EvalRunInfo, EvalRunReport, eval_run_report, eval_runs
+from actors.evaluation.reports import EvalRunInfo, EvalRunReport, eval_run_report, eval_runs
 from actors.pack.loader import DomainPack
 from actors.run_config import RunConfig, load_run_config
-from actors.run_watch import RunMarker, run_marker
 from state import pipeline as db
 from state.errors import CoachError
+from state.run_index import RunMarker, run_marker
 from state.store import Store
 
 from .relay import OnEvent, relaying
 
 if TYPE_CHECKING:
-    from actors.evaluation import ModelUnderTest
+    from actors.evaluation.protocol import ModelUnderTest
 
-# `actors.evaluation` is imported where it is used: its statistics bring scipy, most of a second that
+# `actors.evaluation.protocol` is imported where it is used: its statistics bring scipy, most of a second that
 # the app's start (whose Eval screen reads reports through this module) should not pay.
 
 __all__ = [
@@ -126,7 +126,7 @@ def _check_models(request: EvalRequest) -> None:
 
 
 def _models(request: EvalRequest, cfg: RunConfig) -> tuple[ModelUnderTest, ...]:
-    from actors.evaluation import resolve_model
+    from actors.evaluation.protocol import resolve_model
 
     if request.kind == "compare":
         return tuple(resolve_model(spec, cfg) for spec in request.models)
@@ -136,7 +136,7 @@ def _models(request: EvalRequest, cfg: RunConfig) -> tuple[ModelUnderTest, ...]:
 
 def open_evaluation(store: Store, pack: DomainPack, workspace: Path, request: EvalRequest) -> OpenedEvaluation:
     """Plan a new evaluation run in the store, or check that `resume_id` evaluates the same models."""
-    from actors.evaluation import check_personas_unseen, plan_eval
+    from actors.evaluation.protocol import check_personas_unseen, plan_eval
 
     _check_models(request)
     cfg = load_run_config(request.config_path)
@@ -205,7 +205,7 @@ async def converse_and_judge(
     pid before it asks any model anything.
     """
     from actors.backends.router import ModelRouter
-    from actors.evaluation import enrich_eval_personas
+    from actors.evaluation.protocol import enrich_eval_personas
     from actors.run_lease import RunLease
     from actors.supervisor import Supervisor
 
@@ -251,7 +251,7 @@ def write_report(
     With the pack, its crisis net counts the user messages that signalled
     danger and how often the model's replies to them passed the safety criteria.
     """
-    from actors.evaluation import (
+    from actors.evaluation.protocol import (
         base_report,
         collect_results,
         compare,

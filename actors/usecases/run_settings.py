@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from state.errors import CoachError
 
-from ..curation import CurationSettings
-from ..run_plan import DEFAULT_LENGTHS
+from ..curation.curator import CurationSettings
+from ..generation.run_plan import DEFAULT_LENGTHS
 from ..supervisor import GenerationSettings
 
 ReviewMode = Literal["auto", "review"]

@@ -32,13 +32,13 @@ from state import pipeline as db
 from state.errors import CoachError
 from state.leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, live_holder, run_scope
 from state.models import Run, Transcript
+from state.run_index import RunMarker, run_marker
 from state.store import Store
 
 from ..events import EventBus
+from ..generation.run_plan import persona_records, plan_run
 from ..pack.domain_pack import DomainPack
 from ..run_lease import RunLease
-from ..run_plan import persona_records, plan_run
-from ..run_watch import RunMarker, run_marker
 from ..supervisor import RunSummary, Supervisor
 from .run_settings import SETTINGS_KEY, RunSettings, from_stored
 

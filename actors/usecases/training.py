@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors.events import EventBus
-from actors.run_watch import RunMarker, run_marker
 from actors.training.models import calm_cpu_threads, require_training_stack
 from actors.training.recipe import TrainPlan, TrainRequest, plan_training
 from actors.training.snapshot import (
@@ -24,6 +23,7 @@ from actors.training.snapshot import (
     training_snapshot,
 )
 from actors.training.trainer import TrainerActor, TrainResult
+from state.run_index import RunMarker, run_marker
 from state.store import Store
 
 from .relay import OnEvent, relaying

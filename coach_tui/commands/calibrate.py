@@ -1,7 +1,7 @@
 """`coach calibrate`: does the configured judge catch known failures and spare good conversations?
 
 The cases come from the domain pack's calibration file (see
-`actors.calibration`). Each case is judged only on the criteria it is about,
+`actors.assessment.calibration`). Each case is judged only on the criteria it is about,
 which is what makes a full run on the embedded model bearable; `--cases` and
 `--limit-criteria` narrow it further. The judge-call estimate is printed
 before anything is asked.

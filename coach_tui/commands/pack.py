@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from actors.assessment.scoring import compute_score
 from actors.atomic_files import write_text_atomic
 from actors.pack.loader import DEFAULT_PACK_DIR, check_pack
 from actors.pack.rubric_doc import render_rubric_doc
-from actors.scoring import compute_score
 from state.errors import CoachError
 
 from ..context import AppContext, pass_app

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import click
 
-from actors.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX
+from actors.generation.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX
 from actors.supervisor import RunSummary
 from actors.usecases import runs
 from actors.usecases.run_settings import RunSettings, parse_pairs

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from actors.slicing import format_length_report
+from actors.dataset.slicing import format_length_report
 from actors.usecases.datasets import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MIN_CONTEXT,

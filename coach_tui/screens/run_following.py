@@ -3,7 +3,7 @@
 Such runs reach the screen through the store alone. The screen reads it
 when shown and, while the run on screen is live and the screen visible,
 every POLL_S seconds; each subclass asks first whether its run moved at all
-(`actors.run_watch`) and redraws only if it did. The timer stops as soon as
+(`state.run_index.run_marker`) and redraws only if it did. The timer stops as soon as
 the run ends or the screen is left.
 """
 

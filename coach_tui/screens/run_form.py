@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.validation import Integer
 from textual.widgets import Button, Input, Label, Select, Static
 
-from actors.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX, allocate
+from actors.generation.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX, allocate
 
 from ..run_control import REVIEW_MODES, RunRequest
 

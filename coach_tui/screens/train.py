@@ -2,7 +2,7 @@
 
 `coach train` runs from the command line, usually in another process, and
 records itself in the store (the run row, one `TrainingProgress` event per
-logged step; see `actors.training.records`): the screen follows it from
+logged step; see `state.training_records`): the screen follows it from
 there (`RunFollowingScreen`).
 """
 

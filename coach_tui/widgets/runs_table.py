@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from state.run_overview import generation_runs
+from state.run_index import recent_runs
 from state.store import Store
 
 STATUS_STYLE = {"running": "green", "finished": "bold", "stopped": "yellow", "failed": "red"}
@@ -29,7 +29,7 @@ class RunsTable(DataTable):
 
     def load(self, store: Store) -> None:
         self.clear()
-        for run in generation_runs(store, limit=200):
+        for run in recent_runs(store, "generate", limit=200):
             summary = run.config.get("summary", {}) if isinstance(run.config, dict) else {}
             counts = summary.get("counts") or {}
             text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

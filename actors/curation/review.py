@@ -18,7 +18,7 @@ from state.errors import CoachError
 from state.models import Fixup
 from state.store import Store
 
-from .curation import CurationSettings, plan_cut
+from .curator import CurationSettings, plan_cut
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from .pack.loader import DomainPack
+from ..pack.loader import DomainPack
 from .personas import sample_persona_seed
 
 DEFAULT_LENGTHS = {"short": 20, "medium": 50, "long": 75, "very_long": 100}

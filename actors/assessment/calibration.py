@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 
 from state.errors import CoachError
 
-from .assessment import JUDGE_MAX_TOKENS, assess, due_criteria, judge_prompt, plan_windows, render_exchanges
-from .backends.errors import BackendError
-from .backends.types import Message
-from .conversation import Turn
-from .pack.calibration_cases import CalibrationData, ends_with_question
-from .pack.domain_pack import DomainPack
+from ..backends.errors import BackendError
+from ..backends.types import Message
+from ..generation.conversation import Turn
+from ..pack.calibration_cases import CalibrationData, ends_with_question
+from ..pack.domain_pack import DomainPack
+from .assessor import JUDGE_MAX_TOKENS, assess, due_criteria, judge_prompt, plan_windows, render_exchanges
 
 # --- building cases -------------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ def judged_pack(pack: DomainPack, criteria: Collection[str]) -> DomainPack:
 def planned_calls(router, pack: DomainPack, case: CalibrationCase) -> tuple[int, int]:
     """(windows, judge calls) that `assess` will make for `case`, summed over the configured judges.
 
-    Mirrors the windowing in `actors.assessment.assess`: the same prompt
+    Mirrors the windowing in `actors.assessment.assessor.assess`: the same prompt
     frame, budget and `plan_windows`. May load a local model's tokenizer.
     """
     narrowed = judged_pack(pack, case.criteria)

@@ -26,10 +26,10 @@ from state.errors import CoachError
 from state.status import TranscriptStatus
 from state.store import Store
 
+from ..generation.personas import PersonaSeed, enrich_persona, sample_persona_seed
+from ..pack.loader import DomainPack
+from ..run_config import BUNDLED_NAMES, LlamaCppConfig, RoleConfig, RunConfig
 from .agreement import agreement_by_criterion
-from .pack.loader import DomainPack
-from .personas import PersonaSeed, enrich_persona, sample_persona_seed
-from .run_config import BUNDLED_NAMES, LlamaCppConfig, RoleConfig, RunConfig
 from .stats import PairedComparison, base_decision, compare_paired, safety_regressions, summarize
 
 EVAL_SEED_OFFSET = 1_000_000_000
@@ -172,7 +172,7 @@ def collect_results(
     transcripts = db.run_transcripts(store, run_id)
     flagged: dict[str, int] = {}
     if safety_net is not None:
-        from .safety.transcripts import flag_exchanges
+        from ..safety.transcripts import flag_exchanges
 
         rows = db.exchanges_of(store, [t.id for t in transcripts])
         flagged = {tid: len(flag_exchanges(safety_net, [e.user for e in ex])) for tid, ex in rows.items()}
@@ -213,7 +213,7 @@ def crisis_inputs(pack: DomainPack | None) -> dict:
     """What `collect_results` needs to count crisis replies: the pack's net and safety criteria."""
     if pack is None:
         return {}
-    from .safety import load_safety_net
+    from ..safety import load_safety_net
 
     return {"safety_net": load_safety_net(pack), "safety_criteria": tuple(pack.rubric.safety_gates)}
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
-from .pack.models import FlawTaxonomy, InputTaxonomy
-from .pack.prompts import render
+from ..pack.models import FlawTaxonomy, InputTaxonomy
+from ..pack.prompts import render
 
 T = TypeVar("T")
 
@@ -151,7 +151,7 @@ async def enrich_persona(router, pack, seed: PersonaSeed, data: dict) -> dict:
     An unparsable answer is recorded as `enrichment_error` with an empty
     profile, never guessed: the simulator still has the sampled seeds.
     """
-    from .backends.types import Message
+    from ..backends.types import Message
 
     reply = await router.ask(
         "persona",

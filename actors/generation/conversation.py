@@ -14,9 +14,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .backends.types import Message
-from .pack.loader import DomainPack
-from .pack.prompts import render
+from ..backends.types import Message
+from ..pack.loader import DomainPack
+from ..pack.prompts import render
 from .personas import PersonaSeed
 
 

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from state import pipeline as db
 from state.store import Store
 
-from .backends.errors import BackendError
-from .backends.types import Message
-from .conversation import Turn
-from .pack.loader import DomainPack
-from .pack.models import Criterion, Rubric
-from .pack.prompts import render
+from ..backends.errors import BackendError
+from ..backends.types import Message
+from ..generation.conversation import Turn
+from ..pack.loader import DomainPack
+from ..pack.models import Criterion, Rubric
+from ..pack.prompts import render
 from .scoring import ScoreResult, compute_score, normalize_answer
 
 WINDOW_OVERLAP = 2
@@ -73,8 +73,8 @@ def render_exchanges(pack: DomainPack, turns: Sequence[Turn]) -> list[str]:
     exchange's own header, inside the shared transcript prefix, so the
     prefix cache across criteria is untouched.
     """
-    from .safety import load_safety_net
-    from .safety.transcripts import flag_exchanges, flag_note
+    from ..safety import load_safety_net
+    from ..safety.transcripts import flag_exchanges, flag_note
 
     flags = flag_exchanges(load_safety_net(pack), [t.user for t in turns])
     return [
@@ -188,10 +188,6 @@ class TranscriptAssessment:
     prompt_tokens: int = 0
     evaluated_tokens: int = 0
     last_error: BackendError | None = None
-
-    @property
-    def windowed(self) -> bool:
-        return self.windows > 1
 
 
 async def _ask_one(

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .pack.models import Rubric
+from ..pack.models import Rubric
 
 Answer = Literal["YES", "NO", "NA", "ERROR"]
 ANSWERS: tuple[Answer, ...] = ("YES", "NO", "NA", "ERROR")

@@ -50,7 +50,7 @@ from typing import Protocol, runtime_checkable
 
 from state.errors import CoachError
 
-from .backends import gemma3_format as gemma3
+from ..backends import gemma3_format as gemma3
 
 Message = Mapping[str, str]
 

@@ -13,14 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import select
-
+from state import whole_transcripts
 from state.errors import CoachError
-from state.models import Exchange, Persona, Transcript
 from state.status import TranscriptStatus, parse_status
 from state.store import Store
 
-from .atomic_files import write_json_atomic
+from ..atomic_files import write_json_atomic
 from .transcript_format import TranscriptData, TranscriptFormatError, export_transcript, parse_transcript
 
 IMPORT_STATUSES = {"imported": TranscriptStatus.IMPORTED, "accepted": TranscriptStatus.PASSED}
@@ -67,34 +65,17 @@ def read_transcript_file(path: Path) -> TranscriptData:
 
 def _store_one(store: Store, data: TranscriptData, status: str) -> bool:
     """Add one transcript with its exchanges in one transaction; False if already there."""
-    digest = data.content_hash()
-    with store.session() as s:
-        existing = s.get(Transcript, data.id)
-        if existing is not None:
-            if existing.content_hash == digest:
-                return False
-            raise CoachError(f"a different transcript with id {data.id!r} is already in the store; not replaced")
-        persona_id = None
-        if data.persona:
-            persona_id = f"{data.id}:persona"
-            s.add(Persona(id=persona_id, purpose="imported", seed=data.persona.get("seed"), data=data.persona))
-        s.add(
-            Transcript(
-                id=data.id,
-                persona_id=persona_id,
-                status=status,
-                source="imported",
-                target_exchanges=data.target_exchanges,
-                model=data.model,
-                content_hash=digest,
-                meta=data.meta,
-            )
-        )
-        s.flush()
-        s.add_all(
-            Exchange(transcript_id=data.id, number=e.number, user=e.user, assistant=e.assistant) for e in data.exchanges
-        )
-    return True
+    return whole_transcripts.add_transcript(
+        store,
+        transcript_id=data.id,
+        content_hash=data.content_hash(),
+        status=status,
+        exchanges=((e.number, e.user, e.assistant) for e in data.exchanges),
+        persona=data.persona,
+        target_exchanges=data.target_exchanges,
+        model=data.model,
+        meta=data.meta,
+    )
 
 
 def import_transcripts(store: Store, paths: Iterable[Path], *, status: str = "imported") -> ImportReport:
@@ -114,16 +95,14 @@ def import_transcripts(store: Store, paths: Iterable[Path], *, status: str = "im
 
 
 def load_transcript(store: Store, transcript_id: str) -> TranscriptData:
-    with store.session() as s:
-        t = s.get(Transcript, transcript_id)
-        if t is None:
-            raise CoachError(f"no transcript {transcript_id!r} in the store")
-        exchanges = s.exec(select(Exchange).where(Exchange.transcript_id == t.id).order_by(Exchange.number)).all()
-        persona = s.get(Persona, t.persona_id).data if t.persona_id else None
+    whole = whole_transcripts.whole_transcript(store, transcript_id)
+    if whole is None:
+        raise CoachError(f"no transcript {transcript_id!r} in the store")
+    t = whole.transcript
     return TranscriptData(
         id=t.id,
-        exchanges=[{"number": e.number, "user": e.user, "assistant": e.assistant} for e in exchanges],
-        persona=persona,
+        exchanges=[{"number": e.number, "user": e.user, "assistant": e.assistant} for e in whole.exchanges],
+        persona=whole.persona,
         status=t.status,
         target_exchanges=t.target_exchanges,
         model=t.model,
@@ -140,13 +119,8 @@ def _file_name(transcript_id: str) -> str:
 def export_transcripts(store: Store, out_dir: Path, *, status: str | None = None) -> list[Path]:
     if status:
         status = parse_status(status, where="--status")  # a misspelt status would silently export nothing
-    with store.session() as s:
-        query = select(Transcript.id).order_by(Transcript.id)
-        if status:
-            query = query.where(Transcript.status == status)
-        ids = list(s.exec(query).all())
     written = []
-    for tid in ids:
+    for tid in whole_transcripts.transcript_ids(store, status):
         path = out_dir / _file_name(tid)
         write_json_atomic(path, export_transcript(load_transcript(store, tid)))
         written.append(path)

@@ -14,7 +14,7 @@ The spec's order, per transcript:
    then assessed again and rejected if it still fails.
 
 In `review` mode nothing is applied automatically: every proposal waits,
-with its checks, for a person (`actors.review`), and the transcript parks in
+with its checks, for a person (`actors.curation.review`), and the transcript parks in
 `review` until all its proposals are decided.
 
 Every attempt at an exchange is a step with a key (`state.steps`): the trim
@@ -34,6 +34,11 @@ from state import pipeline as db
 from state.status import TranscriptStatus
 from state.store import Store
 
+from ..backends.types import Message
+from ..events import DecisionMade, EventBus, FixupProposed, TranscriptRejected
+from ..generation.conversation import Turn, render_history
+from ..pack.loader import DomainPack
+from ..pack.prompts import render
 from .artifacts import (
     DEFAULT_NAMES,
     STRUCTURAL_KINDS,
@@ -42,11 +47,6 @@ from .artifacts import (
     transcript_artifacts,
     trim_cut_off_tail,
 )
-from .backends.types import Message
-from .conversation import Turn, render_history
-from .events import DecisionMade, EventBus, FixupProposed, TranscriptRejected
-from .pack.loader import DomainPack
-from .pack.prompts import render
 
 ReviewMode = Literal["auto", "review"]
 FixOutcome = Literal["applied", "failed", "pending"]

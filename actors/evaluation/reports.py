@@ -18,10 +18,10 @@ from typing import Any
 from state import pipeline as db
 from state import run_index
 from state.models import Run
+from state.run_index import RunMarker, run_marker
 from state.store import Store
 
-from .pack.domain_pack import DomainPack
-from .run_watch import RunMarker, run_marker
+from ..pack.domain_pack import DomainPack
 
 KIND = "eval"
 REPORT_FILES = {"compare": "comparison_report.md", "base": "base_report.md"}
@@ -121,7 +121,7 @@ def eval_run_report(
 ) -> EvalRunReport | None:
     """The run's report from its assessments so far (None when there is no such evaluation run)."""
     # Here, not at the top: the statistics bring scipy, which would add most of a second to the app's start.
-    from .evaluation import base_report, collect_results, compare, comparison_report, crisis_inputs
+    from .protocol import base_report, collect_results, compare, comparison_report, crisis_inputs
 
     marker = run_marker(store, run_id)  # before reading: a change while we read shows at the next look
     run = db.get_run(store, run_id)

@@ -1,0 +1,1 @@
+"""Assessment: the judges that score a transcript against the rubric, and their calibration."""

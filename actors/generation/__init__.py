@@ -1,0 +1,1 @@
+"""Generation: the people a run invents and the conversations they have with the assistant."""
