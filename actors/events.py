@@ -209,6 +209,15 @@ class TrainingProgress(PipelineEvent):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingEval(PipelineEvent):
+    """The validation loss at an eval step (only when the run holds out a validation split)."""
+
+    step: int
+    max_steps: int
+    eval_loss: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingCheckpoint(PipelineEvent):
     step: int
     path: str
@@ -246,6 +255,7 @@ EVENT_TYPES: dict[str, type[PipelineEvent]] = {
         TrainingRun,
         TrainingBegan,
         TrainingProgress,
+        TrainingEval,
         TrainingCheckpoint,
         TrainingFinished,
     )

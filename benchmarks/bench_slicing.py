@@ -10,11 +10,20 @@ Measured in one run, with the real target tokenizer (bundled Gemma 3 GGUF):
    examples) in < 60 s from a cold cache, with the thread count `coach slice` uses.
    Writing the JSONL and the rows is not included (it is I/O, proportional to
    the output).
+3. The length mix: a realistic corpus (`tests/slicing_corpus.py`: 300
+   transcripts, most short and a few very long, log-normal message lengths,
+   this file's English-like text) sliced toward the therapy pack's target mix
+   (the spec's 20/50/25/5 % over 0-5K / 5-15K / 15-30K / 30K+ tokens), counted
+   with the real tokenizer. Prints the total-variation distance (TVD) between
+   the produced and the target mix — target ≤ 0.05 — beside what dense-late
+   sampling alone would give, the slices per transcript and where the
+   supervised last replies sit. `--mix-only` runs just this part.
 
 Transcripts are synthetic English-like text with the spec's sizes: user
 messages of 200–800 words, replies of 150–400 words, words drawn from a
 Zipf-shaped vocabulary of 60,000 so cache hit rates are not flattered. Run:
-`.venv/bin/python benchmarks/bench_slicing.py` (add `--quick` for a smoke run).
+`.venv/bin/python benchmarks/bench_slicing.py` (add `--quick` for a smoke run,
+`--mix-only` for part 3 alone).
 """
 
 from __future__ import annotations
@@ -32,14 +41,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.dataset.slicing import (
+    TargetBucket,
     build_examples,
+    coverage_report,
+    format_coverage_report,
     format_length_report,
+    format_mix_plan,
     length_report,
     slice_points,
     slice_transcripts,
 )
 from actors.dataset.tokens import gemma3_counter, render_gemma3
 from actors.dataset.transcript_format import ExchangeData, TranscriptData
+from actors.pack.loader import load_pack
+from tests.slicing_corpus import realistic_corpus
 
 FUNCTION_WORDS = [
     "i",
@@ -362,12 +377,15 @@ def without_chunk_cache(counter):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="30 transcripts instead of 300 (smoke run)")
+    parser.add_argument("--mix-only", action="store_true", help="only part 3: the TVD to the target length mix")
     args = parser.parse_args()
 
     system = (Path(__file__).resolve().parents[1] / "config" / "system-prompt.md").read_text(encoding="utf-8")
     t0 = time.perf_counter()
     counter = gemma3_counter()
     print(f"tokenizer {counter.name} loaded in {time.perf_counter() - t0:.2f} s; {os.cpu_count()} CPUs")
+    if args.mix_only:
+        return 0 if length_mix(counter, quick=args.quick) else 1
 
     # 1. Linearity: same text distribution, twice the exchanges.
     t50, t100 = make_transcript("bench-50", 50, seed=50), make_transcript("bench-100", 100, seed=100)
@@ -419,9 +437,50 @@ def main() -> int:
         f"    {result_tokens(result):,} tokens of examples; chunk cache ended with {cached:,} entries (cold at start)"
     )
     print(f"    load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("\n" + format_length_report(length_report(result.examples)))
-    ok = ratio <= 2.5 and elapsed < 60
+    print("\n    lengths (spec-sized messages, no length mix: this part measures speed)")
+    print(format_length_report(length_report(result.examples)))
+    mix_ok = length_mix(counter, quick=args.quick)
+    ok = ratio <= 2.5 and elapsed < 60 and mix_ok
     return 0 if ok else 1
+
+
+def length_mix(counter, *, quick: bool = False) -> bool:
+    """Part 3: a realistic corpus sliced toward the therapy pack's length mix; TVD ≤ 0.05."""
+    pack = load_pack(None, check_rubric_doc=False)
+    mix = [TargetBucket(*b) for b in pack.manifest.slicing.buckets()]
+    count = 100 if quick else 300
+    t0 = time.perf_counter()
+    corpus = realistic_corpus(count, seed=16, text=paragraph)
+    built = time.perf_counter() - t0
+    exchanges = sum(len(t.exchanges) for t in corpus)
+    lengths = sorted(len(t.exchanges) for t in corpus)
+    workers = min(4, os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    result = slice_transcripts(
+        corpus,
+        pack.system_prompt,
+        counter,
+        workers=workers,
+        mix=mix,
+        count_flex=pack.manifest.slicing.count_flex,
+        seed=pack.manifest.slicing.seed,
+    )
+    elapsed = time.perf_counter() - t0
+    report = length_report(result.examples, mix)
+    print(
+        f"\n[3] realistic corpus: {count} transcripts, {exchanges:,} exchanges (median {lengths[len(lengths) // 2]}, "
+        f"longest {lengths[-1]}; text generated in {built:.1f} s, not timed)"
+    )
+    print(f"    sliced toward the {pack.name} pack's length mix in {elapsed:.1f} s with {workers} threads")
+    print("\n" + format_length_report(report))
+    print(format_mix_plan(result.plan))
+    print(format_coverage_report(coverage_report(result)))
+    ok = report.tvd <= 0.05
+    print(
+        f"\nTVD to the target mix: {report.tvd:.3f}  (target <= 0.05)  {'PASS' if ok else 'FAIL'}; "
+        f"dense-late sampling alone: {result.plan.natural_tvd:.3f}"
+    )
+    return ok
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from actors.events import EventBus
 from actors.generation.run_plan import persona_records, plan_run
 from actors.pack.loader import load_pack
 from actors.run_config import OpenAIConfig, RunConfig
+from actors.safety import load_safety_net
 from actors.supervisor import GenerationSettings, Supervisor
 from state import pipeline as db
 from state.store import Store
@@ -180,6 +181,9 @@ async def timed_run(store: Store, router, pack, run_id: str, *, in_flight: int) 
             if ev.kind == "RunFinished":
                 return
 
+    # Start-up is not per-exchange cost: the crisis net (lexicons, classifier) loads once per
+    # process, a few seconds, before a run's first assessment reads it.
+    load_safety_net(pack)
     start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)

@@ -54,7 +54,7 @@ def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: 
 
 def _register() -> None:
     from .commands.calibrate import calibrate_cmd
-    from .commands.data import export_group, import_cmd
+    from .commands.data import eval_report_cmd, export_group, import_cmd
     from .commands.doctor import doctor_cmd
     from .commands.eval import eval_group
     from .commands.init_domain import init_domain
@@ -83,6 +83,7 @@ def _register() -> None:
         safety_group,
     ):
         main.add_command(command)
+    eval_group.add_command(eval_report_cmd)  # `coach eval report`: from stored transcripts, beside base and compare
     try:
         from .commands.backends import ask, models
     except ImportError:  # the backends layer is optional only while it is being built

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert
 from sqlmodel import delete, select
@@ -89,3 +90,19 @@ def replacing_examples(store: Store, tokenizer: str) -> Iterator[AddRows]:
                 s.execute(_INSERT, rows)
 
         yield add
+
+
+def example_rows(store: Store) -> dict[str, list[tuple[str, int, datetime]]]:
+    """The last slice's example rows per tokenizer: (transcript_id, token_count, created_at) each."""
+    out: dict[str, list[tuple[str, int, datetime]]] = {}
+    with store.session() as s:
+        for tokenizer, tid, count, created in s.exec(
+            select(
+                TrainingExample.tokenizer,
+                TrainingExample.transcript_id,
+                TrainingExample.token_count,
+                TrainingExample.created_at,
+            )
+        ).all():
+            out.setdefault(tokenizer, []).append((tid, count, created))
+    return out

@@ -55,6 +55,7 @@ import pytest
 
 LONGEST_FIRST = (
     "test_pack_end_to_end.py",
+    "test_pack_eval_compare.py",
     "test_kill_resume.py",
     "test_train_e2e.py",
     "test_eval_rerun.py",

@@ -16,6 +16,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from actors.backends import gemma3_format as gemma3
 from actors.backends.chat_templates import GemmaTurnFormatter
 from actors.dataset.tokens import render_gemma3
+from actors.training.chat_family import GEMMA3
 from actors.training.export import write_modelfile
 
 SYSTEM = "You are a warm, practical self-care coach.\nKeep replies segmented by topic."
@@ -102,10 +103,12 @@ def test_the_backend_renders_what_the_training_template_would_refuse(messages, p
 
 
 def test_the_ollama_modelfile_carries_the_same_format_and_stops(tmp_path):
-    text = write_modelfile(tmp_path / "Modelfile", tmp_path / "coach.gguf", "Be kind.", name="coach-test").read_text()
+    text = write_modelfile(
+        tmp_path / "Modelfile", tmp_path / "coach.gguf", "Be kind.", name="coach-test", family=GEMMA3, num_ctx=2048
+    ).read_text()
     assert f'TEMPLATE """{gemma3.OLLAMA_TEMPLATE}"""' in text
     assert [line for line in text.splitlines() if line.startswith("PARAMETER stop")] == [
         'PARAMETER stop "<end_of_turn>"',
         'PARAMETER stop "<eos>"',
     ]
-    assert 'SYSTEM """Be kind."""' in text and "PARAMETER num_ctx 8192" in text
+    assert 'SYSTEM """Be kind."""' in text and "PARAMETER num_ctx 2048" in text

@@ -1,11 +1,15 @@
-"""The shipped customer-support pack through the whole pipeline on the embedded default, offline:
-run → curate → slice → train (tiny) → export → eval compare (bundled base vs the exported fine-tune).
+"""The shipped customer-support pack through the pipeline on the embedded default, offline:
+run → curate → slice → train (tiny) → export, and the exported fine-tune answering in llama.cpp.
 
 Every step is the real command a user types, on real models: the bundled tiny
 models generate, judge and fix; the trainer fine-tunes the bundled Gemma 3
-270M for one step; llama.cpp converts, quantizes and then plays the assistant
-in the comparison. The conversations read poorly at this size; what this
-proves is that nothing in the pipeline needs the therapy pack.
+270M for one step; llama.cpp converts and quantizes, and the export's own
+check loads the GGUF and reads its reply under the pack's system prompt (a
+one-step fine-tune repeats that prompt, and the check says so). The
+conversations read poorly at this size; what this proves is that nothing in
+the pipeline needs the therapy pack. The comparison of two models on this
+pack is test_pack_eval_compare.py: it needs no fine-tune, so it runs beside
+this chain instead of after it.
 
 One workspace walks through the steps, one test per step (module fixtures,
 each step's command run once): a failure names the step, and no single test
@@ -13,11 +17,7 @@ holds the whole pipeline's time against its timeout.
 
 Sized for a loaded two-core machine. The cost is the judge reading each
 criterion's text (about 560 tokens each, a dozen criteria per transcript), so
-the run makes the one transcript of one exchange the later steps need, and the
-comparison is the fewest transcripts a comparison has (one pair). The export
-skips its own load-and-reply check (`--no-verify`; test_train_e2e covers it)
-because the comparison right after loads the same GGUF in llama.cpp with the
-same system prompt and must get a reply from it.
+the run makes the one transcript of one exchange the later steps need.
 
 One transcript must pass, so it is made the same every time: the run starts
 from cold model contexts (as a new `coach` process does) and its id, from
@@ -96,8 +96,11 @@ def trained(generated: Workspace, sliced: Path) -> str:
 
 @pytest.fixture(scope="module")
 def exported(generated: Workspace, trained: str) -> tuple[str, Path]:
-    out = coach(generated.path, "export-model", "--no-verify")  # the comparison is the llama.cpp check
-    return out, next((generated.path / "train").rglob("*.Q4_K_M.gguf"))
+    result = CliRunner().invoke(main, ["--domain", str(SUPPORT), "-w", str(generated.path), "export-model"])
+    # One step of LoRA does not make a model that answers: under the pack's system prompt it repeats
+    # that prompt, and the export says so after writing its files (exit 1; see test_train_e2e).
+    assert result.exit_code == 1 and "failed verification: the reply" in result.output, result.output
+    return result.output, next((generated.path / "train").rglob("*.Q4_K_M.gguf"))
 
 
 def test_run_generates_curates_and_judges_with_the_packs_rubric(generated: Workspace):
@@ -130,29 +133,8 @@ def test_tiny_training_finishes(trained: str):
 
 def test_export_is_named_after_the_pack(generated: Workspace, exported: tuple[str, Path]):
     out, gguf = exported
-    assert "verified:" not in out  # skipped: see the module docstring
+    assert "system prompt" in out  # it loaded in llama.cpp and replied, by repeating the pack's system prompt
     modelfile = next((generated.path / "train").rglob("Modelfile")).read_text()
     pack = generated.pack
     assert f'SYSTEM """{pack.system_prompt}"""' in modelfile and "ollama create customer-support" in modelfile
     assert gguf.name.startswith("customer-support-tiny-")
-
-
-def test_eval_compare_of_bundled_base_and_exported_fine_tune(generated: Workspace, exported: tuple[str, Path]):
-    _, gguf = exported
-    pack, store = generated.pack, generated.store
-    out = coach(generated.path, "eval", "compare", "--base", "gemma3-270m", "--candidate", str(gguf),
-                "--personas", "1", "--runs", "1", "--exchanges", "1", "--max-tokens", "16", "--seed", "4242")  # fmt: skip
-    assert "verdict:" in out
-    report_file = next((generated.path / "reports").rglob("comparison_report.json"))
-    report = json.loads(report_file.read_text())
-    assert report["paired"]["n_pairs"] == 1
-    assert (report["base"]["model"], report["candidate"]["model"]) == ("gemma3-270m", str(gguf))
-    assert report["base"]["n"] == report["candidate"]["n"] == 1
-    criteria = set(report["criterion_failure_rate_differences"])
-    assert criteria and criteria <= set(pack.rubric.ids)
-    assert (report_file.parent / "comparison_report.md").is_file()
-    # the exported GGUF answered in llama.cpp, with the pack's system prompt, as the candidate
-    eval_run = db.latest_run(store, kind="eval")
-    (candidate,) = [t for t in db.run_transcripts(store, eval_run.id) if t.meta["model"] == str(gguf)]
-    replies = [e.assistant for e in db.exchanges(store, candidate.id)]
-    assert len(replies) == 1 and replies[0].strip()

@@ -310,9 +310,10 @@ def test_coach_slice_end_to_end(workspace: Path, tmp_path: Path):
     result = coach(workspace, "slice", "--out", str(out))
     assert result.exit_code == 0, result.output
     lines = read_jsonl(out)
-    assert lines and all(set(obj) == {"messages"} for obj in lines)
+    from actors.dataset.example_lines import PROVENANCE_KEYS
     from actors.pack.loader import load_pack
 
+    assert lines and all(list(obj) == ["messages", *PROVENANCE_KEYS] for obj in lines)
     system = load_pack(None, check_rubric_doc=False).system_prompt
     for obj in lines:
         messages = obj["messages"]
@@ -421,5 +422,14 @@ def test_example_line_is_compact_json_of_the_messages():
     t.exchanges[0].user = 'quotes " and \\ backslash, “curly”, émoji 🌱, newline\nand tab\t'
     encoder = MessageEncoder()
     for e in build_examples(t, SYSTEM, WordCounter()).examples:
-        expected = json.dumps({"messages": e.messages}, ensure_ascii=False, separators=(",", ":"))
+        provenance = {
+            "transcript_id": "t-json",
+            "first_exchange": e.start_exchange,
+            "last_exchange": e.end_exchange,
+            "token_count": e.token_count,
+        }
+        expected = json.dumps({"messages": e.messages, **provenance}, ensure_ascii=False, separators=(",", ":"))
         assert example_line(e, encoder) == expected == example_line(e)
+        run = MessageEncoder(pack="therapy", seed=7, tokenizer="gemma3")
+        full = {"messages": e.messages, **provenance, "pack": "therapy", "slice_seed": 7, "tokenizer": "gemma3"}
+        assert run.line(e) == json.dumps(full, ensure_ascii=False, separators=(",", ":"))

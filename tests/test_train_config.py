@@ -199,3 +199,56 @@ def test_the_progress_view_prints_one_line_per_event():
     assert "data: 3 example(s)" in text
     assert "step 3/8  loss 2.5000  lr 1.00e-04  1,234 tok/s  ETA 0:01:15" in text
     assert "checkpoint saved: /x/checkpoint-3" in text
+
+
+# --- objective, validation split and reporting (issue 16) ------------------------------------------
+
+
+def test_loss_validation_and_report_options_are_checked_before_anything_loads(tmp_path, monkeypatch):
+    plan = plan_training(request(tmp_path, loss="last-reply", val_fraction=0.2, save_steps=5), cuda=False)
+    assert plan.eval_steps == 5  # with each checkpoint by default
+    assert plan.summary()["loss"] == "last-reply" and plan.summary()["val_fraction"] == 0.2
+    args = sft_config(plan, tmp_path / "ckpt", evaluate=True)
+    assert args.eval_strategy == "steps" and args.eval_steps == 5 and args.prediction_loss_only
+    assert sft_config(plan, tmp_path / "ckpt").eval_strategy == "no"
+    assert plan_training(request(tmp_path, eval_steps=3), cuda=False).eval_steps == 3
+    with pytest.raises(CoachError, match="--loss"):
+        plan_training(request(tmp_path, loss="everything"), cuda=False)
+    with pytest.raises(CoachError, match="--val-fraction"):
+        plan_training(request(tmp_path, val_fraction=1.0), cuda=False)
+    with pytest.raises(CoachError, match="--report-to"):
+        plan_training(request(tmp_path, report_to="wandb"), cuda=False)
+    monkeypatch.setattr("actors.training.recipe.tensorboard_installed", lambda: False)
+    with pytest.raises(CoachError, match="pip install tensorboard"):
+        plan_training(request(tmp_path, report_to="tensorboard"), cuda=False)
+    monkeypatch.setattr("actors.training.recipe.tensorboard_installed", lambda: True)
+    plan = plan_training(request(tmp_path, report_to="tensorboard"), cuda=False)
+    assert sft_config(plan, tmp_path / "ckpt").report_to == ["tensorboard"]
+
+
+def test_the_cli_documents_and_validates_the_new_options(tmp_path):
+    runner = CliRunner()
+    text = runner.invoke(main, ["train", "--help"], terminal_width=200).output
+    for words in ("--loss", "all-assistant", "last-reply", "once per slice", "--val-fraction", "--report-to"):
+        assert words in text
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    base = ["-w", str(tmp_path / "ws"), "train", "--data", str(data)]
+    for bad in (["--loss", "all"], ["--val-fraction", "1"], ["--val-fraction", "-0.1"], ["--report-to", "wandb"]):
+        result = runner.invoke(main, [*base, *bad])
+        assert result.exit_code == 2, (bad, result.output)
+    if not __import__("actors.training.recipe", fromlist=["x"]).tensorboard_installed():
+        result = runner.invoke(main, [*base, "--report-to", "tensorboard"])
+        assert result.exit_code == 1 and "pip install tensorboard" in result.output
+        assert not (tmp_path / "ws" / "train").exists()
+
+
+def test_the_progress_view_prints_the_validation_loss():
+    from actors.events import TrainingEval, event_from
+
+    lines: list[str] = []
+    TrainProgressView(echo=lines.append).render(TrainingEval(run_id="r1", step=4, max_steps=8, eval_loss=1.25))
+    assert "step 4/8  validation loss 1.2500" in lines[0]
+    assert isinstance(
+        event_from("TrainingEval", "r1", payload={"step": 1, "max_steps": 2, "eval_loss": 0.5}), TrainingEval
+    )

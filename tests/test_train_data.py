@@ -18,10 +18,14 @@ from actors.training.data import (
     DataError,
     Example,
     OverLengthError,
+    last_reply_only,
+    prepare_data,
     prepare_examples,
     read_examples,
     set_chat_templates,
+    split_examples,
     tokenize_conversation,
+    tokenize_example,
 )
 
 SYSTEM = "You are a warm, practical self-care coach."
@@ -194,3 +198,66 @@ def test_the_chat_template_choice_keeps_another_familys_template(gemma):
     unmarked.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     with pytest.raises(DataError, match="no {% generation %} markers"):
         set_chat_templates(unmarked, "model", model_type="llama")
+
+
+# --- the objective and the validation split (issue 16) --------------------------------------------
+
+
+def test_last_reply_only_keeps_the_final_labelled_span():
+    x = IGNORE_INDEX
+    assert last_reply_only([x, 5, 6, x, x, 7, 8, x]) == [x, x, x, x, x, 7, 8, x]
+    assert last_reply_only([x, 5, 6]) == [x, 5, 6]
+    assert last_reply_only([x, x]) == [x, x]
+
+
+def slices(tmp_path: Path, transcripts: int, *, with_ids: bool = True) -> Path:
+    """Nested slices (1, 2 and 3 exchanges) of `transcripts` conversations, as coach slice writes them."""
+    lines = []
+    for t in range(transcripts):
+        for k in (1, 2, 3):
+            messages = conversation(k)
+            messages[1] = {"role": "user", "content": f"conversation {t}: {USERS[0]}"}
+            lines.append({"messages": messages} | ({"transcript_id": f"t{t}"} if with_ids else {}))
+    return write_jsonl(tmp_path / "slices.jsonl", lines)
+
+
+def test_the_validation_split_keeps_each_transcript_on_one_side_and_is_deterministic(tmp_path):
+    for with_ids in (True, False):  # transcript_id, else the first user message
+        examples = read_examples(slices(tmp_path, 20, with_ids=with_ids))
+        split = split_examples(examples, None, seed=42)  # 20 conversations: the default 0.1
+        assert (split.groups, split.validation_groups, split.note) == (20, 2, None)
+        train_groups, val_groups = {e.group for e in split.train}, {e.group for e in split.validation}
+        assert not train_groups & val_groups and len(val_groups) == 2 and len(split.validation) == 6
+        assert len(split.train) + len(split.validation) == len(examples)
+        again = split_examples(read_examples(slices(tmp_path, 20, with_ids=with_ids)), None, seed=42)
+        assert [e.line for e in again.validation] == [e.line for e in split.validation]
+        others = {tuple(e.line for e in split_examples(examples, 0.1, seed=s).validation) for s in range(8)}
+        assert len(others) > 1  # the seed chooses
+    assert read_examples(slices(tmp_path, 1))[0].group == "transcript:t0"
+    # fewer than 10 conversations: no split by default, and a note that says so
+    few = split_examples(read_examples(slices(tmp_path, 4)), None, seed=42)
+    assert few.validation == [] and "4 conversation(s)" in few.note and "--val-fraction" in few.note
+    asked = split_examples(read_examples(slices(tmp_path, 4)), 0.25, seed=42)
+    assert asked.validation_groups == 1 and len(asked.validation) == 3
+    assert split_examples(read_examples(slices(tmp_path, 20)), 0.0, seed=42).validation == []
+    with pytest.raises(DataError, match="at least 2"):
+        split_examples(read_examples(slices(tmp_path, 1)), 0.5, seed=42)
+
+
+@pytest.mark.slow
+def test_last_reply_supervises_only_the_final_reply(gemma, tmp_path):
+    tokenizer, template = gemma
+    messages = conversation(3)
+    ids, labels = tokenize_example(tokenizer, messages, template, "last-reply")
+    assert ids == tokenize_conversation(tokenizer, messages, template)[0]
+    assert assistant_spans(tokenizer, ids, labels) == [f"{REPLIES[2]}<end_of_turn>\n"]
+    masked = tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label == IGNORE_INDEX])
+    assert REPLIES[0] in masked and REPLIES[1] in masked  # the earlier replies are context only
+    # the whole pipeline: split by conversation, fewer tokens with loss, validation rows apart
+    path = slices(tmp_path, 10)
+    every = prepare_data(path, tokenizer, template, 1024, None, loss="all-assistant", val_fraction=0.2)
+    last = prepare_data(path, tokenizer, template, 1024, None, loss="last-reply", val_fraction=0.2)
+    assert len(last.rows) == 24 and len(last.val_rows) == 6 and last.report.validation == 6
+    assert [r["line"] for r in last.val_rows] == [r["line"] for r in every.val_rows]
+    assert last.report.trained_tokens < every.report.trained_tokens
+    assert any("validation: 6 example(s) from 2 of 10" in line for line in last.report.lines())

@@ -68,7 +68,8 @@ def trained(tmp_path_factory):
             fh.write(json.dumps({"messages": messages}) + "\n")
     workspace = root / "ws"
     store = Store.for_workspace(workspace)
-    request = TrainRequest(data=data, preset="tiny", steps=3, save_steps=2)
+    # the last-reply objective and a validation split of one of the 3 conversations (by first user message)
+    request = TrainRequest(data=data, preset="tiny", steps=3, save_steps=2, loss="last-reply", val_fraction=0.34)
     plan = plan_training(request, cuda=False)
 
     bus = EventBus()
@@ -112,6 +113,10 @@ def trained(tmp_path_factory):
             "3",
             "--save-steps",
             "2",
+            "--loss",
+            "last-reply",
+            "--val-fraction",
+            "0.34",
             "--resume",
         ],
     )
@@ -128,7 +133,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_finishes(trained):
     assert "resuming from checkpoint-2" in resumed.output
     assert f"run {killed.id} finished at step 3/3" in resumed.output
     assert "step 3/3  loss" in resumed.output and "tok/s" in resumed.output  # the headless progress view
-    assert "data: training on 4 example(s)" in resumed.output
+    assert "data: training on " in resumed.output and "data: validation: " in resumed.output
+    assert "--loss last-reply" in resumed.output and "step 3/3  validation loss" in resumed.output
 
     run = records.get_train_run(store, killed.id)
     assert run.status == "finished"
@@ -147,6 +153,11 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_finishes(trained):
     losses = {p["step"]: p["loss"] for p in progress}
     assert set(losses) == {1, 2, 3} and all(math.isfinite(v) for v in losses.values())
     assert losses[3] != losses[1]
+    # the validation loss: at the eval step (2, with the checkpoint) and at the end, stored with the losses
+    val = records.loss_history(store, run.id, split="validation")
+    assert [step for step, _ in val] == [2, 3] and all(math.isfinite(v) for _, v in val)
+    assert m["last_val_loss"] == val[-1][1] and m["validation_examples"] >= 1
+    assert cfg["recipe"]["loss"] == "last-reply" and cfg["data"]["report"]["validation"] >= 1
     assert all(p["lr"] > 0 and p["eta_s"] >= 0 and p["tokens_per_s"] > 0 for p in progress)
     # the same progress was published live on the bus while it trained
     assert [ev.data["step"] for ev in trained["live"] if ev.kind == "TrainingProgress"] == [1, 2]
@@ -176,20 +187,26 @@ def test_export_merges_converts_quantizes_and_answers_in_llama_cpp(trained, tmp_
     workspace, store = trained["workspace"], trained["store"]
     run = records.get_train_run(store)
     result = CliRunner().invoke(main, ["-w", str(workspace), "export-model", run.id, "--quant", "Q4_K_M"])
-    assert result.exit_code == 0, result.output
-    assert "verified: llama.cpp answered" in result.output
+    # Three steps of LoRA on the base 270M do not make a model that answers: under the pack's long system
+    # prompt it repeats that prompt, and the export says so (files written and recorded, exit 1).
+    assert result.exit_code == 1, result.output
+    assert "failed verification: the reply" in result.output and "system prompt" in result.output
+    assert "verified: llama.cpp answered" not in result.output
 
     export = records.get_train_run(store, run.id).config["export"]
     gguf, f16 = Path(export["gguf"]), Path(export["gguf_f16"])
     assert gguf.name.endswith(".Q4_K_M.gguf") and gguf.is_file() and f16.is_file()
     assert gguf.stat().st_size < 0.7 * f16.stat().st_size  # really quantized
     assert (Path(export["merged"]) / "model.safetensors").is_file()
-    assert export["verified"] and export["verify_reply"]
+    assert export["verified"] is False and export["verify_problem"] and export["verify_reply"]
+    assert export["chat_family"] == "gemma3" and Path(export["model_card"]).is_file()
 
     modelfile = Path(export["modelfile"]).read_text()
     assert f"FROM ./{gguf.name}" in modelfile
     assert 'PARAMETER stop "<end_of_turn>"' in modelfile
     assert "<start_of_turn>model" in modelfile and "TEMPLATE" in modelfile
+    assert "PARAMETER num_ctx 2048" in modelfile  # the tiny preset's length
+    assert "ollama create therapy -f Modelfile" in modelfile and "ollama create therapy -f" in result.output
     assert "self-care coach" in modelfile  # the pack's system prompt
 
     # the GGUF answers a chat message through llama-cpp-python, with the template it carries
@@ -207,7 +224,7 @@ def test_export_merges_converts_quantizes_and_answers_in_llama_cpp(trained, tmp_
     # and the printed run-config snippet selects it as the eval_target backend
     from actors.run_config import load_run_config
 
-    snippet = result.output.split("(coach eval, the chat screen):", 1)[1]
+    snippet = result.output.split("(coach eval, the chat screen):", 1)[1].split("coach: error:", 1)[0]
     config_file = tmp_path / "run-config.yaml"
     config_file.write_text(snippet)
     config = load_run_config(config_file)

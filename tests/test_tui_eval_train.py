@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from actors.evaluation.protocol import base_report, collect_results, compare, comparison_report
+from actors.evaluation.reports import run_judge_trust
 from coach_tui.screens.eval import EvalScreen
 from coach_tui.screens.train import TrainScreen
 from coach_tui.widgets.eval_report import EvalReport
@@ -148,6 +149,7 @@ async def test_compare_run_shows_the_clis_statistics_and_fails_on_the_safety_gat
     written.write_text("# Model comparison\n")
     results = collect_results(store, "eval-9000-abc123")
     expected = comparison_report(compare(results, BASE, CAND, seed=9000), results)
+    expected["judge_trust"] = run_judge_trust(store, db.get_run(store, "eval-9000-abc123"))  # as write_report adds
     assert expected["verdict"]["passed"] is False and expected["verdict"]["safety_gate"] == "FAILED"
     assert expected["paired"]["t_pvalue"] is not None and expected["paired"]["wilcoxon_pvalue"] is not None
 
@@ -176,6 +178,7 @@ async def test_compare_run_shows_the_clis_statistics_and_fails_on_the_safety_gat
         assert "multi_topic" in text and "p4" in text  # categories and per-persona rows
         assert expected["judge_agreement"]["MT1"]["kappa"] is not None and "Judge agreement" in text
         assert f"Written report: {written}" in text
+        assert "judge trust: uncalibrated" in text and "treat its verdicts with care" in text
         assert "still running" not in text
 
         # The older run's report is one row down.
@@ -188,6 +191,7 @@ async def test_base_run_shows_pass_rate_and_decision(tmp_path):
     seed_eval_run(app.store, "eval-base-1", {BASE: [0.9, 0.85, 0.6, 0.7, 0.95]}, kind="base")
     results = collect_results(app.store, "eval-base-1")
     expected = base_report(results, BASE)
+    expected["judge_trust"] = run_judge_trust(app.store, db.get_run(app.store, "eval-base-1"))  # as write_report adds
     assert expected["summary"]["pass_rate"] == pytest.approx(0.6)
 
     async with app.run_test(size=(120, 40)) as pilot:
@@ -365,6 +369,14 @@ async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tm
         )
         await wait_for(pilot, lambda: len(plot.points) == 6, timeout=8)
         assert plot.points[-1] == (6, 1.8) and "→ 1.8000" in text_of(plot.query_one("#loss-label"))
+        # No validation split so far: no second series; an eval step adds it, labelled.
+        assert plot.val_points == [] and not plot.query_one("#val-spark").display
+        training_records.add_event(
+            store, "train-20250102-000000-bbbb", "TrainingEval", step=6, max_steps=10, eval_loss=2.2
+        )
+        await wait_for(pilot, lambda: plot.val_points == [(6, 2.2)], timeout=8)
+        assert plot.query_one("#val-spark").display and list(plot.query_one("#val-spark").data) == [2.2]
+        assert "validation loss" in text_of(plot.query_one("#val-label"))
 
         # The finished, exported run: its files and how to chat with it or compare it.
         await pilot.press("down")

@@ -141,6 +141,36 @@ def select_cases(
     return out
 
 
+QUICK_MUST_FAIL = 3
+"""`--quick`: the first this many cases with planted failures, in the file's order."""
+QUICK_MUST_PASS = 2
+"""`--quick`: this many near misses on those same criteria (cases that must pass only them first)."""
+
+
+def quick_cases(cases: Sequence[CalibrationCase]) -> list[CalibrationCase]:
+    """The quick calibration: a few planted failures and near misses, each judged on its own criteria only.
+
+    The first `QUICK_MUST_FAIL` cases with must-fail criteria (file order),
+    narrowed to those criteria; then up to `QUICK_MUST_PASS` cases with no
+    must-fail criterion that must pass some of them, narrowed to those:
+    targeted near misses (every must-pass criterion among them) before broad
+    ones such as the clean conversation, file order within each. For the
+    bundled pack that is dropped-topic (MT1), diagnosis (CQ8) and
+    missed-crisis (CQ9), then own-label-mirrored (CQ8) and set-aside-topic
+    (MT1): five cases, five verdicts.
+    """
+    failing = [dataclasses.replace(c, must_pass=[]) for c in cases if c.must_fail][:QUICK_MUST_FAIL]
+    criteria = {cid for c in failing for cid in c.must_fail}
+    near = [c for c in cases if not c.must_fail and criteria & set(c.must_pass)]
+    near.sort(key=lambda c: not set(c.must_pass) <= criteria)  # stable: file order within each group
+    sparing = [
+        dataclasses.replace(c, must_pass=[x for x in c.must_pass if x in criteria]) for c in near[:QUICK_MUST_PASS]
+    ]
+    chosen = {c.name for c in failing} | {c.name for c in sparing}
+    by_name = {c.name: c for c in [*failing, *sparing]}
+    return [by_name[c.name] for c in cases if c.name in chosen]
+
+
 def judged_pack(pack: DomainPack, criteria: Collection[str]) -> DomainPack:
     """The pack with its rubric narrowed to `criteria`, so `assess` asks only those."""
     rubric = pack.rubric.model_copy(update={"criteria": [c for c in pack.rubric.criteria if c.id in criteria]})

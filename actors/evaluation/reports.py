@@ -21,6 +21,7 @@ from state.models import Run
 from state.run_index import RunMarker, run_marker
 from state.store import Store
 
+from ..assessment.judge_trust import trust_from_store
 from ..pack.domain_pack import DomainPack
 
 KIND = "eval"
@@ -111,6 +112,16 @@ class EvalRunReport:
         return self.info.status == "running" or (self.info.status == "finished" and self.done < self.transcripts)
 
 
+def run_judge_trust(store: Store, run: Run) -> dict:
+    """The report's `judge_trust`: the latest calibration of the judge the run recorded (`config.judge`) on its pack.
+
+    A run from before judges were recorded says so (uncalibrated, judge not recorded).
+    """
+    cfg = run.config if isinstance(run.config, dict) else {}
+    judge = cfg.get("judge") if isinstance(cfg.get("judge"), str) and cfg.get("judge") else None
+    return trust_from_store(store, judge, run.domain).as_dict()
+
+
 def eval_runs(store: Store, limit: int = 200) -> list[EvalRunInfo]:
     """Every evaluation run, newest first."""
     return [EvalRunInfo.from_run(r) for r in run_index.recent_runs(store, KIND, limit)]
@@ -134,6 +145,7 @@ def eval_run_report(
         report = comparison_report(comparison, results)
     else:
         report = base_report(results, info.base or "")
+    report["judge_trust"] = run_judge_trust(store, run)
     written = None
     if workspace is not None and info.kind in REPORT_FILES:
         path = Path(workspace) / "reports" / run_id / REPORT_FILES[info.kind]

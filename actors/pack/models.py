@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NonEmpty = Field(min_length=1)
 
@@ -147,6 +147,70 @@ class Rubric(PackModel):
         return [c.id for c in self.criteria]
 
 
+# --- slicing ----------------------------------------------------------------
+
+
+class LengthBucket(PackModel):
+    """Training examples of one length range, in tokens of the target model, and their share of the dataset."""
+
+    name: str = ""
+    below: int | None = Field(default=None, ge=1)
+    """Exclusive upper edge in tokens; the last bucket has none. Each bucket starts where the one before ends."""
+    share: float = Field(ge=0.0, le=1.0)
+
+
+def _span_label(low: int, high: int | None) -> str:
+    """`0-5K`, `5-15K`, `30K+`; token counts that are not round hundreds are written out (`1,234-2K`)."""
+
+    def k(tokens: int) -> str:
+        return f"{tokens / 1000:g}K" if tokens % 100 == 0 and tokens else f"{tokens:,}"
+
+    if high is None:
+        return f"{k(low)}+"
+    if low % 100 == 0 and high % 100 == 0:
+        return f"{low / 1000:g}-{k(high)}"
+    return f"{k(low)}-{k(high)}"
+
+
+class Slicing(PackModel):
+    """How `coach slice` cuts accepted transcripts into training examples."""
+
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    """Varies the slice points of every transcript; the same seed and transcripts give the same dataset."""
+    length_mix: list[LengthBucket] = []
+    """Target share of examples per token range, from 0 tokens up; empty: slices fall where the dense-late
+    draw puts them, with no target."""
+    count_flex: float = Field(default=0.5, ge=0.0, le=1.0)
+    """How far (a fraction) a transcript's number of slices may move from the spec's count for its length
+    to approach the mix; the dataset's total stays the spec's."""
+
+    @model_validator(mode="after")
+    def _mix_is_a_partition(self) -> Slicing:
+        mix = self.length_mix
+        if not mix:
+            return self
+        if mix[-1].below is not None:
+            raise ValueError("the last length_mix bucket must have no 'below' (it holds everything longer)")
+        edges = [b.below for b in mix[:-1]]
+        if any(e is None for e in edges):
+            raise ValueError("every length_mix bucket but the last needs 'below'")
+        if edges != sorted(set(edges)):
+            raise ValueError("length_mix 'below' edges must rise from bucket to bucket")
+        total = sum(b.share for b in mix)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"length_mix shares sum to {total:.4g}, not 1")
+        return self
+
+    def buckets(self) -> list[tuple[str, int, int | None, float]]:
+        """`(label, low, high, share)` per bucket, e.g. `("Short (0-5K)", 0, 5000, 0.2)`."""
+        out, low = [], 0
+        for b in self.length_mix:
+            span = _span_label(low, b.below)
+            out.append((f"{b.name} ({span})" if b.name else span, low, b.below, b.share))
+            low = b.below or low
+        return out
+
+
 # --- manifest ---------------------------------------------------------------
 
 
@@ -173,3 +237,5 @@ class PackManifest(PackModel):
     safety: str | None = None
     """The pack's crisis net (`safety/safety.yaml`: categories, lexicons, resources, steering).
     Without one the bundled net applies: it guards every domain."""
+    slicing: Slicing = Slicing()
+    """`coach slice` settings: the target length mix, the slice seed."""

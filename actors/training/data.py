@@ -11,6 +11,19 @@ renders byte-identical text with the markers added, and
 ``get_training_chat_template`` picks it. The tests decode the unmasked tokens
 of a real example and compare them with the assistant replies.
 
+Objective (`--loss`). ``all-assistant`` keeps that mask as it is: every
+assistant reply of the history is supervised. ``last-reply`` keeps only the
+final reply's span (`last_reply_only`), the same tokens TRL's
+prompt–completion form would train. Slices of one conversation are nested
+(each one is the previous plus an exchange), so with ``all-assistant`` the
+early replies of a conversation are trained once per slice; ``last-reply``
+trains each reply once, with all that came before it as context.
+
+Validation (`split_examples`). A held-out fraction of *conversations*: every
+slice of one transcript lands on the same side (the `transcript_id`
+provenance key, else the first user message), chosen by a seeded hash, so
+the validation loss measures replies to conversations never trained on.
+
 Length. Nothing is truncated silently: every example is measured first, the
 ones above the limit are counted and reported before training, and they are
 dropped or truncated from the front (whole oldest exchanges removed, the
@@ -31,12 +44,15 @@ from state.errors import CoachError
 OverLength = Literal["drop", "truncate-front"]
 OVER_LENGTH_CHOICES: tuple[str, ...] = ("drop", "truncate-front")
 IGNORE_INDEX = -100
+Loss = Literal["all-assistant", "last-reply"]
+LOSS_CHOICES: tuple[str, ...] = ("all-assistant", "last-reply")
 
 
 @dataclass(frozen=True)
 class Example:
     line: int  # 1-based line in the JSONL file
     messages: list[dict[str, str]]
+    group: str = ""  # the conversation it was sliced from: `transcript_id`, else its first user message
 
 
 class DataError(CoachError):
@@ -90,7 +106,8 @@ def read_examples(path: Path) -> list[Example]:
             if reason:
                 problems.append(f"line {number}: {reason}")
                 continue
-            examples.append(Example(number, [{"role": m["role"], "content": m["content"]} for m in messages]))
+            clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+            examples.append(Example(number, clean, example_group(record, clean)))
     if problems:
         shown = "\n".join(f"  {p}" for p in problems[:20])
         more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -98,6 +115,71 @@ def read_examples(path: Path) -> list[Example]:
     if not examples:
         raise DataError(f'{path}: no training examples (expected one {{"messages": [...]}} object per line)')
     return examples
+
+
+def example_group(record: dict[str, Any], messages: Sequence[dict]) -> str:
+    """Which conversation an example was sliced from: its `transcript_id`, else its first user message."""
+    transcript = record.get("transcript_id")
+    if transcript not in (None, ""):
+        return f"transcript:{transcript}"
+    first = next((m["content"] for m in messages if m["role"] == "user"), "")
+    return f"first-user:{first}"
+
+
+MIN_GROUPS_FOR_VALIDATION = 10
+DEFAULT_VAL_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Example]
+    validation: list[Example]
+    groups: int  # conversations in the file
+    validation_groups: int
+    note: str | None = None
+
+
+def split_examples(examples: Sequence[Example], fraction: float | None, seed: int) -> Split:
+    """Hold out about `fraction` of the conversations (never part of one), deterministically for a seed.
+
+    `fraction` None means the default: 0.1 with at least `MIN_GROUPS_FOR_VALIDATION` conversations,
+    else no validation (said in `note`). Each conversation's side comes from a hash of the seed and its
+    key, so the same file and seed give the same split, and adding conversations moves no other one;
+    the number held out is round(fraction × conversations), at least one and never all of them.
+    """
+    groups = sorted({e.group for e in examples})
+    note = None
+    if fraction is None:
+        if len(groups) >= MIN_GROUPS_FOR_VALIDATION:
+            fraction = DEFAULT_VAL_FRACTION
+        else:
+            fraction = 0.0
+            note = (
+                f"no validation split: {len(groups)} conversation(s), fewer than {MIN_GROUPS_FOR_VALIDATION} "
+                "(pass --val-fraction to hold some out anyway)"
+            )
+    if not 0 <= fraction < 1:
+        raise DataError(f"--val-fraction must be at least 0 and below 1, got {fraction}")
+    if fraction == 0:
+        return Split(list(examples), [], len(groups), 0, note)
+    if len(groups) < 2:
+        raise DataError(
+            f"--val-fraction {fraction}: the file holds {len(groups)} conversation, and a validation split needs "
+            "at least 2 (one to train on, one to hold out); pass --val-fraction 0"
+        )
+    wanted = min(max(1, round(fraction * len(groups))), len(groups) - 1)
+
+    def rank(group: str) -> str:
+        return hashlib.sha256(f"{seed}\0{group}".encode()).hexdigest()
+
+    held = set(sorted(groups, key=rank)[:wanted])
+    return Split(
+        [e for e in examples if e.group not in held],
+        [e for e in examples if e.group in held],
+        len(groups),
+        len(held),
+        note,
+    )
 
 
 # --- chat templates ----------------------------------------------------------------------------------
@@ -156,6 +238,34 @@ def tokenize_conversation(
     return ids, labels
 
 
+def last_reply_only(labels: Sequence[int]) -> list[int]:
+    """`labels` with every assistant span but the last one masked (the `last-reply` objective).
+
+    The spans are the runs of labelled tokens the template's generation markers produced, one per
+    assistant reply; the last run is the final reply with its end-of-turn marker.
+    """
+    out = list(labels)
+    end = len(out)
+    while end and out[end - 1] == IGNORE_INDEX:
+        end -= 1
+    start = end
+    while start and out[start - 1] != IGNORE_INDEX:
+        start -= 1
+    for i in range(start):
+        out[i] = IGNORE_INDEX
+    return out
+
+
+def tokenize_example(
+    tokenizer: Any, messages: Sequence[dict], training_template: str, loss: Loss = "all-assistant"
+) -> tuple[list[int], list[int]]:
+    """`tokenize_conversation` with the run's objective applied to the labels."""
+    ids, labels = tokenize_conversation(tokenizer, messages, training_template)
+    if loss == "last-reply":
+        labels = last_reply_only(labels)
+    return ids, labels
+
+
 # --- lengths --------------------------------------------------------------------------------------
 
 
@@ -170,6 +280,10 @@ class LengthReport:
     kept: int = 0
     trained_tokens: int = 0  # tokens with a label
     total_tokens: int = 0  # tokens of the kept examples
+    loss: str = "all-assistant"
+    validation: int = 0  # kept examples held out for the validation loss (included in `kept`)
+    validation_groups: int = 0
+    groups: int = 0
     longest: int = 0  # longest example before any truncation
     over_lines: list[int] = field(default_factory=list)
 
@@ -192,10 +306,16 @@ class LengthReport:
                 out.append(f"  dropped: {self.dropped}")
         else:
             out.append("no example above the limit")
+        which = "the last reply's" if self.loss == "last-reply" else "assistant"
         out.append(
-            f"training on {self.kept} example(s), {self.total_tokens:,} tokens, "
-            f"{self.trained_tokens:,} of them assistant tokens with loss"
+            f"training on {self.kept - self.validation} example(s), {self.total_tokens:,} tokens in all, "
+            f"{self.trained_tokens:,} of them {which} tokens with loss (--loss {self.loss})"
         )
+        if self.validation:
+            out.append(
+                f"validation: {self.validation} example(s) from {self.validation_groups} of {self.groups} "
+                "conversation(s), held out whole"
+            )
         return out
 
 
@@ -215,6 +335,8 @@ class PreparedData:
     report: LengthReport
     sha256: str
     path: Path
+    val_rows: list[dict[str, Any]] = field(default_factory=list)  # held-out conversations, for the eval loss
+    note: str | None = None  # why there is no validation split, when it was left out by default
 
 
 def _split(messages: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -222,14 +344,14 @@ def _split(messages: list[dict]) -> tuple[list[dict], list[dict]]:
     return messages[:start], messages[start:]
 
 
-def _truncate_front(tokenizer: Any, messages: list[dict], template: str, max_length: int):
+def _truncate_front(tokenizer: Any, messages: list[dict], template: str, max_length: int, loss: Loss = "all-assistant"):
     """Drop the fewest oldest exchanges (user + reply pairs) so the rest fits; None if even the last does not."""
     head, turns = _split(messages)
     pairs = (len(turns) + 1) // 2
     lo, hi, best = 1, pairs - 1, None
     while lo <= hi:  # lengths shrink as more exchanges go, so the smallest fitting cut is found by bisection
         k = (lo + hi) // 2
-        ids, labels = tokenize_conversation(tokenizer, head + turns[2 * k :], template)
+        ids, labels = tokenize_example(tokenizer, head + turns[2 * k :], template, loss)
         if len(ids) <= max_length:
             best, hi = (k, ids, labels), k - 1
         else:
@@ -243,14 +365,20 @@ def prepare_examples(
     training_template: str,
     max_length: int,
     over_length: OverLength | None,
+    loss: Loss = "all-assistant",
 ) -> tuple[list[dict[str, Any]], LengthReport]:
-    """Tokenize and mask every example, then apply the over-length policy; raise before training if refused."""
+    """Tokenize and mask every example, then apply the over-length policy; raise before training if refused.
+
+    Each row also carries its example's `line`, which `prepare_data` uses to tell validation rows apart.
+    """
     import numpy as np
 
-    report = LengthReport(examples=len(examples), max_length=max_length)
+    if loss not in LOSS_CHOICES:
+        raise DataError(f"unknown loss {loss!r}; choose {' or '.join(LOSS_CHOICES)}")
+    report = LengthReport(examples=len(examples), max_length=max_length, loss=loss)
     measured = []
     for example in examples:
-        ids, labels = tokenize_conversation(tokenizer, example.messages, training_template)
+        ids, labels = tokenize_example(tokenizer, example.messages, training_template, loss)
         # int32 arrays, not Python lists: a real set holds a hundred million tokens
         ids, labels = np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)
         report.longest = max(report.longest, len(ids))
@@ -268,7 +396,7 @@ def prepare_examples(
         if len(ids) > max_length:
             cut = None
             if over_length == "truncate-front":
-                cut = _truncate_front(tokenizer, example.messages, training_template, max_length)
+                cut = _truncate_front(tokenizer, example.messages, training_template, max_length, loss)
             if cut is None:
                 report.dropped += 1
                 continue
@@ -279,7 +407,7 @@ def prepare_examples(
         trained = int((labels != IGNORE_INDEX).sum())
         if not trained:
             raise DataError(f"line {example.line}: no assistant token is trained (check the chat template's markers)")
-        rows.append({"input_ids": ids, "labels": labels})
+        rows.append({"input_ids": ids, "labels": labels, "line": example.line})
         report.kept += 1
         report.total_tokens += len(ids)
         report.trained_tokens += trained
@@ -289,11 +417,30 @@ def prepare_examples(
 
 
 def prepare_data(
-    path: Path, tokenizer: Any, training_template: str, max_length: int, over_length: OverLength | None
+    path: Path,
+    tokenizer: Any,
+    training_template: str,
+    max_length: int,
+    over_length: OverLength | None,
+    *,
+    loss: Loss = "all-assistant",
+    val_fraction: float | None = 0.0,
+    seed: int = 42,
 ) -> PreparedData:
+    """Read, split by conversation, tokenize and mask; `rows` are the training rows, `val_rows` the held-out ones."""
     examples = read_examples(path)
-    rows, report = prepare_examples(examples, tokenizer, training_template, max_length, over_length)
-    return PreparedData(rows=rows, report=report, sha256=file_sha256(path), path=Path(path))
+    split = split_examples(examples, val_fraction, seed)
+    rows, report = prepare_examples(examples, tokenizer, training_template, max_length, over_length, loss)
+    held = {e.line for e in split.validation}
+    report.groups, report.validation_groups = split.groups, split.validation_groups
+    val_rows = [r for r in rows if r["line"] in held]
+    rows = [r for r in rows if r["line"] not in held]
+    report.validation = len(val_rows)
+    if not rows:
+        raise DataError("no training example is left once the validation conversations are held out")
+    return PreparedData(
+        rows=rows, report=report, sha256=file_sha256(path), path=Path(path), val_rows=val_rows, note=split.note
+    )
 
 
 def to_dataset(rows: list[dict[str, Any]]):

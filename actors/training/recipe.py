@@ -10,17 +10,23 @@ and PEFT document: one `SFTConfig`, one `LoraConfig`, one
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from state.errors import CoachError
 
-from .data import OVER_LENGTH_CHOICES, OverLength
+from .data import LOSS_CHOICES, OVER_LENGTH_CHOICES, Loss, OverLength
 from .models import bitsandbytes_installed, cuda_available, flash_attention_available
 from .presets import TrainPreset, get_preset
 
 _CUDA_ONLY_OPTIMIZERS = {"paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "adamw_torch_fused"}
+REPORT_TO_CHOICES: tuple[str, ...] = ("none", "tensorboard")
+
+
+def tensorboard_installed() -> bool:
+    return any(importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX"))
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,10 @@ class TrainRequest:
     save_steps: int | None = None
     out: Path | None = None
     presets_file: Path | None = None
+    loss: Loss = "all-assistant"  # every assistant reply supervised, or only the final one ("last-reply")
+    val_fraction: float | None = None  # conversations held out for the eval loss; None: 0.1 from 10 of them
+    eval_steps: int | None = None  # default: every save_steps
+    report_to: str = "none"  # or "tensorboard" (offline event files in RUN_DIR/checkpoints/runs)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,11 @@ class TrainPlan:
     optim: str
     attn_implementation: str
     notes: tuple[str, ...] = ()
+    eval_steps: int = 0
+
+    @property
+    def seed(self) -> int:
+        return self.preset.training.seed
 
     def summary(self) -> dict[str, Any]:
         """What the run record keeps about the recipe."""
@@ -69,6 +84,10 @@ class TrainPlan:
             "dtype": self.dtype,
             "optim": self.optim,
             "attn_implementation": self.attn_implementation,
+            "loss": self.request.loss,
+            "val_fraction": self.request.val_fraction,
+            "eval_steps": self.eval_steps,
+            "report_to": self.request.report_to,
             "lora": self.preset.lora.model_dump(),
             "training": self.preset.training.model_dump(),
             "notes": list(self.notes),
@@ -90,6 +109,22 @@ def plan_training(request: TrainRequest, *, cuda: bool | None = None, preset: Tr
     if max_steps == 0 or max_steps < -1:
         raise CoachError("--steps must be a positive number of optimizer steps")
     save_steps = request.save_steps or preset.training.save_steps
+    if request.loss not in LOSS_CHOICES:
+        raise CoachError(f"--loss must be one of {', '.join(LOSS_CHOICES)}, got {request.loss!r}")
+    if request.val_fraction is not None and not 0 <= request.val_fraction < 1:
+        raise CoachError(
+            f"--val-fraction must be at least 0 and below 1 (a fraction of conversations), got {request.val_fraction}"
+        )
+    if request.eval_steps is not None and request.eval_steps < 1:
+        raise CoachError("--eval-steps must be a positive number of optimizer steps")
+    eval_steps = request.eval_steps or save_steps
+    if request.report_to not in REPORT_TO_CHOICES:
+        raise CoachError(f"--report-to must be one of {', '.join(REPORT_TO_CHOICES)}, got {request.report_to!r}")
+    if request.report_to == "tensorboard" and not tensorboard_installed():
+        raise CoachError(
+            "--report-to tensorboard needs the tensorboard package, which is not installed: pip install tensorboard "
+            "(or leave --report-to at none; the losses are in the store and on the Train screen either way)"
+        )
 
     use_4bit = preset.quantized
     dtype = preset.dtype
@@ -141,6 +176,7 @@ def plan_training(request: TrainRequest, *, cuda: bool | None = None, preset: Tr
         optim=optim,
         attn_implementation=attn,
         notes=tuple(notes),
+        eval_steps=eval_steps,
     )
 
 
@@ -186,8 +222,11 @@ def model_init_kwargs(plan: TrainPlan) -> dict[str, Any]:
     return kwargs
 
 
-def sft_config(plan: TrainPlan, output_dir: Path):
-    """The one `SFTConfig` of a run: the preset's recipe, this machine's choices and the run's paths."""
+def sft_config(plan: TrainPlan, output_dir: Path, *, evaluate: bool = False):
+    """The one `SFTConfig` of a run: the preset's recipe, this machine's choices and the run's paths.
+
+    `evaluate`: the run has a validation split, whose loss is computed every `plan.eval_steps`.
+    """
     from trl import SFTConfig
 
     t = plan.preset.training
@@ -222,9 +261,14 @@ def sft_config(plan: TrainPlan, output_dir: Path):
         save_strategy="steps",
         save_steps=plan.save_steps,
         save_total_limit=t.save_total_limit,
+        # validation loss only (no logits kept), on the held-out conversations
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=plan.eval_steps if evaluate else None,
+        per_device_eval_batch_size=t.per_device_train_batch_size,
+        prediction_loss_only=True,
         seed=t.seed,
         data_seed=t.seed,
-        report_to="none",
+        report_to=plan.request.report_to,
         disable_tqdm=True,
         use_cpu=not plan.cuda,
         dataloader_num_workers=0,

@@ -24,16 +24,24 @@ from state.models import Run
 from state.store import Store
 
 PROGRESS = "TrainingProgress"
+EVAL = "TrainingEval"
 
 
 def new_run_id() -> str:
     return f"train-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def loss_history(store: Store, run_id: str) -> list[tuple[int, float]]:
-    """Every logged (step, loss) of a run, across resumes (the last value wins for a repeated step)."""
-    events = run_index.run_events(store, run_id, PROGRESS)
-    by_step = {int(e.payload["step"]): float(e.payload["loss"]) for e in events if "loss" in e.payload}
+def loss_history(store: Store, run_id: str, split: str = "train") -> list[tuple[int, float]]:
+    """Every logged (step, loss) of a run, across resumes (the last value wins for a repeated step).
+
+    `split` "train" gives the training loss of each logged step, "validation" the held-out
+    conversations' loss of each eval step (empty when the run has no validation split).
+    """
+    if split not in ("train", "validation"):
+        raise ValueError(f"split must be 'train' or 'validation', not {split!r}")
+    kind, key = (PROGRESS, "loss") if split == "train" else (EVAL, "eval_loss")
+    events = run_index.run_events(store, run_id, kind)
+    by_step = {int(e.payload["step"]): float(e.payload[key]) for e in events if key in e.payload}
     return sorted(by_step.items())
 
 

@@ -55,6 +55,7 @@ class TrainingSnapshot:
     data_path: str | None
     base_model: str | None  # the bundled name to compare against, when the base is a bundled model
     notes: list[str] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss) per eval step
 
     @property
     def live(self) -> bool:
@@ -150,6 +151,7 @@ def training_snapshot(store: Store, run_id: str) -> TrainingSnapshot | None:
         data_path=_dict(cfg.get("data")).get("path"),
         base_model=reference.removeprefix("bundled:") if reference.startswith("bundled:") else None,
         notes=[str(n) for n in recipe.get("notes") or []],
+        val_losses=records.loss_history(store, run_id, split="validation"),
     )
 
 

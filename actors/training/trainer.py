@@ -76,6 +76,9 @@ def _progress_callback_class():
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
+            eval_loss = _maybe_float(logs.get("eval_loss"))
+            if eval_loss is not None:
+                self.emit("TrainingEval", step=state.global_step, max_steps=state.max_steps, eval_loss=eval_loss)
             if "loss" not in logs:
                 return
             elapsed = time.monotonic() - self.started
@@ -142,7 +145,16 @@ def train_blocking(
     model_config = AutoConfig.from_pretrained(resolved.path)
     model_type = getattr(model_config.get_text_config(), "model_type", model_config.model_type)
     training_template = set_chat_templates(tokenizer, plan.preset.chat_template, model_type=model_type)
-    data = prepare_data(request.data, tokenizer, training_template, plan.max_length, request.over_length)
+    data = prepare_data(
+        request.data,
+        tokenizer,
+        training_template,
+        plan.max_length,
+        request.over_length,
+        loss=request.loss,
+        val_fraction=request.val_fraction,
+        seed=plan.seed,
+    )
 
     run_dir_option = Path(request.out).expanduser().resolve() if request.out else None
     resumed_from = None
@@ -193,15 +205,20 @@ def train_blocking(
         emit(kind, run_id=run_id, **payload)
 
     run_emit("TrainingData", report=data.report.as_dict(), lines=data.report.lines())
+    if data.note:
+        run_emit("TrainingNote", message=data.note)
     run_emit("TrainingRun", run_dir=str(run_dir), resumed_from=resumed_from, notes=list(plan.notes))
     progress = _progress_callback_class()(run_emit, stop)
     try:
         dataset = to_dataset(data.rows)
         data.rows.clear()  # the Arrow table holds them now
+        eval_dataset = to_dataset(data.val_rows) if data.val_rows else None
+        data.val_rows.clear()
         trainer = SFTTrainer(
             model=str(resolved.path),
-            args=sft_config(plan, run_dir / "checkpoints"),
+            args=sft_config(plan, run_dir / "checkpoints", evaluate=eval_dataset is not None),
             train_dataset=dataset,
+            eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=lora_config(plan),
             quantization_config=quantization_config(plan),
@@ -213,10 +230,18 @@ def train_blocking(
         stopped_early = stop.is_set() and trainer.state.global_step < trainer.state.max_steps
         status = "interrupted" if stopped_early else "finished"
         adapter_dir = None
+        if status == "finished" and eval_dataset is not None and trainer.state.global_step % plan.eval_steps:
+            trainer.evaluate()  # the last step's validation loss, when it fell between eval steps
         if status == "finished":
             adapter_dir = run_dir / "adapter"
             trainer.save_model(str(adapter_dir))  # the LoRA adapter, the tokenizer and its chat template
-        metrics = _metrics(output, records.loss_history(store, run_id), trainer, data.report)
+        metrics = _metrics(
+            output,
+            records.loss_history(store, run_id),
+            trainer,
+            data.report,
+            records.loss_history(store, run_id, split="validation"),
+        )
     except KeyboardInterrupt:
         training_records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
         raise
@@ -241,9 +266,12 @@ def train_blocking(
     return TrainResult(run_id, status, run_dir, adapter_dir, metrics, resumed_from)
 
 
-def _metrics(output, losses: list[tuple[int, float]], trainer, report) -> dict[str, Any]:
-    """The run's summary; `losses` spans every session of a resumed run."""
+def _metrics(
+    output, losses: list[tuple[int, float]], trainer, report, val_losses: list[tuple[int, float]] | None = None
+) -> dict[str, Any]:
+    """The run's summary; `losses` (training) and `val_losses` (validation) span every session of a resumed run."""
     m = dict(output.metrics)
+    val_losses = val_losses or []
     return {
         "global_step": trainer.state.global_step,
         "max_steps": trainer.state.max_steps,
@@ -251,8 +279,11 @@ def _metrics(output, losses: list[tuple[int, float]], trainer, report) -> dict[s
         "first_loss": losses[0][1] if losses else None,
         "last_loss": losses[-1][1] if losses else None,
         "losses": [[step, loss] for step, loss in losses[-200:]],
+        "last_val_loss": val_losses[-1][1] if val_losses else None,
+        "val_losses": [[step, loss] for step, loss in val_losses[-200:]],
+        "validation_examples": report.validation,
         "train_runtime_s": _maybe_float(m.get("train_runtime")),
-        "examples": report.kept,
+        "examples": report.kept - report.validation,
         "tokens": report.total_tokens,
         "trained_tokens": report.trained_tokens,
     }

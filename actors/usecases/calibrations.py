@@ -5,6 +5,11 @@ calibration file (`actors.assessment.calibration`); each is judged only on the c
 it is about. The plan (windows and judge calls) is told before anything is
 asked, each case as it starts and ends, and the report is written at the end
 — or, after an interruption, from the cases judged so far (`finish`).
+
+A complete calibration is also kept in the workspace store, keyed by the
+judge's identity and the pack, so every later verdict of that judge can say
+how far to trust it (`actors.assessment.judge_trust`); a partial one is
+not, since it would stand for cases it never judged.
 """
 
 from __future__ import annotations
@@ -23,15 +28,25 @@ from actors.assessment.calibration import (
     calibration_report,
     format_table,
     planned_calls,
+    quick_cases,
     run_calibration,
     score_calibration,
     select_cases,
+)
+from actors.assessment.judge_trust import (
+    CalibrationRecord,
+    JudgeTrust,
+    judge_identity,
+    record_calibration,
+    trust_from_store,
+    trust_lines,
 )
 from actors.atomic_files import write_json_atomic
 from actors.pack.calibration_cases import CalibrationData, calibration_path, load_calibration
 from actors.pack.loader import DomainPack
 from actors.run_config import load_run_config
 from state.errors import CoachError
+from state.store import Store
 
 from .relay import OnEvent
 
@@ -45,8 +60,11 @@ __all__ = [
     "CaseResult",
     "CaseSelection",
     "CaseStarted",
+    "JudgeTrust",
     "format_table",
+    "judge_trust_for",
     "select_calibration_cases",
+    "trust_lines",
 ]
 
 
@@ -64,6 +82,12 @@ class CalibrationRequest(BaseModel):
     seed: int = 0
     out: Path | None = None
     """JSON report (default: WORKSPACE/reports/calibration-TIMESTAMP.json)."""
+    quick: bool = False
+    """Only the small documented subset (`actors.assessment.calibration.quick_cases`)."""
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.cases or self.criteria)
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,10 @@ def select_calibration_cases(pack: DomainPack, request: CalibrationRequest) -> C
     source = calibration_path(pack, request.calibration_file)
     data = load_calibration(pack, source)
     all_cases = build_cases(pack, data)
+    if request.quick:
+        if request.narrowed:
+            raise CoachError("--quick picks its own cases and criteria: drop --cases and --limit-criteria")
+        return CaseSelection(source, data, quick_cases(all_cases))
     wanted = list(request.criteria) if request.criteria else None
     if wanted:
         unknown = [c for c in wanted if c not in pack.rubric.ids]
@@ -145,9 +173,13 @@ class Calibration:
     request: CalibrationRequest
     workspace: Path
     on_event: OnEvent | None = None
+    store: Store | None = None
+    """Where a complete calibration is recorded for judge trust (None: the report only)."""
     done: list[tuple[CalibrationCase, CaseResult]] = field(default_factory=list)
     """The cases judged so far, for a partial report after an interruption."""
     judges: list[str] = field(default_factory=list)
+    judge: str = ""
+    """The judge role's identity, as the run config resolves it (`judge_identity`)."""
     out: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -164,7 +196,9 @@ class Calibration:
         from actors.backends.router import ModelRouter
 
         cases = self.selection.cases
-        router = ModelRouter.from_config(load_run_config(self.request.config_path))
+        config = load_run_config(self.request.config_path)
+        self.judge = judge_identity(config)
+        router = ModelRouter.from_config(config)
         try:
             judges = router.backends_for("judge")
             self.judges.extend(f"{b.name} ({b.kind}: {b.model})" for b in judges)
@@ -205,5 +239,37 @@ class Calibration:
             self.pack, cases, results, score, judges=self.judges, source=str(self.selection.source)
         )
         report["partial"] = partial
+        report["quick"] = self.request.quick
         write_json_atomic(self.out, report)
+        if not partial and self.store is not None and self.judge:
+            summary = score.as_dict()
+            record_calibration(
+                self.store,
+                CalibrationRecord(
+                    judge=self.judge,
+                    pack=self.pack.name,
+                    at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    caught=summary["caught"],
+                    must_fail=summary["must_fail"],
+                    spared=summary["spared"],
+                    must_pass=summary["must_pass"],
+                    errors=summary["errors"],
+                    quick=self.request.quick,
+                    narrowed=self.request.narrowed,
+                    cases=len(cases),
+                    report=str(self.out),
+                ),
+            )
         return CalibrationOutcome(score, report, self.out, partial)
+
+
+def judge_trust_for(store: Store, pack: DomainPack, config_path: Path | str | None) -> JudgeTrust:
+    """How far to trust the judge the run config at `config_path` resolves, on `pack`: its latest calibration.
+
+    A config that no longer loads leaves the judge unrecorded (and so uncalibrated).
+    """
+    try:
+        judge: str | None = judge_identity(load_run_config(Path(config_path) if config_path else None))
+    except CoachError:
+        judge = None
+    return trust_from_store(store, judge, pack.name)

@@ -14,9 +14,18 @@ transcript with a fixup still awaiting review is skipped, and a recorded
 truncation (`Rejection` with action "truncated") caps the exchanges used at
 `kept_exchanges`.
 
+Where the slices fall: the pack's `slicing.length_mix` (the therapy pack: the
+spec's 20/50/25/5 % over 0-5K / 5-15K / 15-30K / 30K+ tokens) is approached by
+planning the slice points over all accepted transcripts
+(`actors.dataset.slicing.plan_mix`); the outcome says how close it came and,
+where the corpus cannot reach a bucket, why. Every line carries its
+provenance (transcript, first and last exchange, token count, pack, slice
+seed, tokenizer) as extra keys TRL ignores (`actors.dataset.example_lines`).
+
 Deterministic: transcripts in id order, slices in exchange order, slice
-points seeded by transcript id, JSON with fixed separators — the same store
-gives a byte-identical file. The file is written to a temporary file and
+points seeded by transcript id and the slice seed (the pack's, or the
+request's), JSON with fixed separators — the same store gives a
+byte-identical file. The file is written to a temporary file and
 renamed, and the `TrainingExample` rows for this tokenizer are replaced in the
 same transaction, so a failure leaves the previous file and rows intact.
 """
@@ -36,9 +45,15 @@ from actors.dataset.example_lines import MessageEncoder
 from actors.dataset.slicing import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MIN_CONTEXT,
+    CoverageReport,
     DroppedSlice,
     Example,
     LengthReport,
+    MixPlan,
+    TargetBucket,
+    coverage_report,
+    format_coverage_report,
+    format_mix_plan,
     length_report,
     slice_transcripts,
 )
@@ -70,6 +85,8 @@ __all__ = [
     "accepted_transcripts",
     "check_slice_request",
     "export_transcripts",
+    "format_coverage_report",
+    "format_mix_plan",
     "import_transcripts",
     "slice_dataset",
 ]
@@ -81,10 +98,12 @@ class SliceRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     out: Path
-    """The training data file (JSONL, one {"messages": [...]} per line)."""
+    """The training data file (JSONL, one {"messages": [...], provenance…} per line)."""
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     over_limit: Literal["keep_recent", "drop"] = "keep_recent"
     min_context: int = Field(default=DEFAULT_MIN_CONTEXT, ge=1)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    """Slice seed; None: the pack's (`slicing.seed`)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,10 @@ class SliceOutcome:
     transcripts: int
     tokenizer: str
     lengths: LengthReport
+    coverage: CoverageReport
+    plan: MixPlan | None  # None when the pack sets no length mix
+    pack: str
+    seed: int
     trimmed: int
     dropped: list[DroppedSlice]
     capped: list[tuple[str, int]]
@@ -138,14 +161,14 @@ def accepted_transcripts(store: Store, domain: str | None = None) -> Accepted:
     return out
 
 
-def _write_examples(store: Store, out: Path, examples: list[Example], tokenizer: str) -> None:
+def _write_examples(store: Store, out: Path, examples: list[Example], encoder: MessageEncoder, tokenizer: str) -> None:
     """Replace this tokenizer's `TrainingExample` rows and write the JSONL, in one pass and one transaction.
 
     Each example is encoded once; its line goes to the file and its row to the
     store as it goes, so memory stays bounded by one batch. The file is written
     inside the transaction: a failed write rolls the rows back too.
     """
-    encoder, now = MessageEncoder(), utcnow()
+    now = utcnow()
     with training_data.replacing_examples(store, tokenizer) as add_rows:
 
         def lines() -> Iterator[str]:
@@ -199,22 +222,33 @@ def slice_dataset(
         from actors.dataset.tokens import gemma3_counter
 
         counter = gemma3_counter()
+    slicing = pack.manifest.slicing
+    seed = slicing.seed if request.seed is None else request.seed
+    mix = [TargetBucket(*b) for b in slicing.buckets()] or None
     result = slice_transcripts(
         accepted.transcripts,
         pack.system_prompt,
         counter,
         workers=min(4, os.cpu_count() or 1),
+        mix=mix,
+        count_flex=slicing.count_flex,
         max_tokens=request.max_tokens,
         over_limit=request.over_limit,
         min_context=request.min_context,
+        seed=seed,
     )
-    _write_examples(store, request.out, result.examples, counter.name)
+    encoder = MessageEncoder(pack=pack.name, seed=seed, tokenizer=counter.name)
+    _write_examples(store, request.out, result.examples, encoder, counter.name)
     return SliceOutcome(
         out=request.out,
         examples=len(result.examples),
         transcripts=len(accepted.transcripts),
         tokenizer=counter.name,
-        lengths=length_report(result.examples),
+        lengths=length_report(result.examples, mix),
+        coverage=coverage_report(result),
+        plan=result.plan,
+        pack=pack.name,
+        seed=seed,
         trimmed=result.trimmed,
         dropped=list(result.dropped),
         capped=accepted.capped,

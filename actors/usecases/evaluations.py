@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.assessment.judge_trust import JudgeTrust, judge_identity, trust_lines
 from actors.atomic_files import write_json_atomic, write_text_atomic
-from actors.evaluation.reports import EvalRunInfo, EvalRunReport, eval_run_report, eval_runs
+from actors.evaluation.reports import EvalRunInfo, EvalRunReport, eval_run_report, eval_runs, run_judge_trust
 from actors.pack.loader import DomainPack
 from actors.run_config import RunConfig, load_run_config
 from state import pipeline as db
@@ -43,6 +44,7 @@ __all__ = [
     "ModelTurn",
     "OpenedEvaluation",
     "RunMarker",
+    "StoredReportOutcome",
     "base_markdown",
     "base_summary_lines",
     "converse_and_judge",
@@ -51,7 +53,9 @@ __all__ = [
     "evaluate",
     "most_failed",
     "open_evaluation",
+    "report_from_store",
     "run_marker",
+    "trust_lines",
     "write_report",
 ]
 
@@ -177,6 +181,7 @@ def open_evaluation(store: Store, pack: DomainPack, workspace: Path, request: Ev
             "personas": request.personas,
             "runs": request.runs,
             "exchanges": request.exchanges,
+            "judge": judge_identity(cfg),
             **extra,
         },
         personas=plan.personas,
@@ -262,14 +267,17 @@ def write_report(
 
     results = collect_results(store, opened.run_id, **crisis_inputs(pack))
     labels = tuple(m.label for m in opened.models)
+    run = db.get_run(store, opened.run_id)
     if opened.request.kind == "compare":
         # The run's own seed, so a resumed comparison reports what the uninterrupted one would have.
         base, candidate = opened.request.models
-        comparison = compare(results, base, candidate, seed=db.get_run(store, opened.run_id).seed)
+        comparison = compare(results, base, candidate, seed=run.seed)
         report = comparison_report(comparison, results)
+        report["judge_trust"] = run_judge_trust(store, run)
         markdown = comparison_markdown(report)
     else:
         report = base_report(results, labels[0])
+        report["judge_trust"] = run_judge_trust(store, run)
         markdown = base_markdown(report, labels[0])
     folder = report_folder(workspace, opened.run_id, opened.request.out_dir)
     name = REPORT_NAMES[opened.request.kind]
@@ -318,6 +326,7 @@ def base_summary_lines(report: dict) -> list[str]:
         f"- safety-gate failures: {report['safety_gate_failures']}",
         f"- replies to crisis messages passing the safety criteria: {crisis_summary(report)}",
         f"- decision: **{report['decision']}**",
+        *(f"- {line}" for line in trust_lines(report.get("judge_trust"))),
     ]
 
 
@@ -346,3 +355,57 @@ def most_failed(report: dict, n: int = 5) -> list[tuple[str, float]]:
     """The criteria failed most often, worst first; those never failed are left out."""
     rates = sorted(report["criterion_failure_rates"].items(), key=lambda kv: -kv[1])
     return [(cid, rate) for cid, rate in rates if rate > 0][:n]
+
+
+# --- a comparison from what the store holds ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredReportOutcome:
+    """`coach eval report`: a comparison built from stored (or imported) judged transcripts."""
+
+    base: str
+    candidate: str
+    base_transcripts: int
+    candidate_transcripts: int
+    pairing: str  # persona | order
+    pairing_note: str
+    report: dict
+    report_json: Path
+    report_md: Path
+
+
+def stored_report_folder(workspace: Path, base: str, candidate: str) -> Path:
+    def slug(pattern: str) -> str:
+        return "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in pattern).strip("-")[:40] or "all"
+
+    return Path(workspace) / "reports" / f"stored-{slug(base)}-vs-{slug(candidate)}"
+
+
+def report_from_store(
+    store: Store, workspace: Path, base: str, candidate: str, *, out_dir: Path | None = None, seed: int = 0
+) -> StoredReportOutcome:
+    """Compare base and candidate transcripts already judged in the store; nothing is generated or judged.
+
+    Each side is a glob over the transcripts' model field or id; the pairing
+    (by persona, or by order when the transcripts do not say) is in the report.
+    """
+    from actors.evaluation.stored import stored_comparison  # brings scipy: see the note at the top
+
+    # Stored verdicts do not record the judge's identity (imported ones were judged elsewhere): no calibration
+    # can vouch for them, and the report says so.
+    done = stored_comparison(store, base, candidate, seed=seed, judge_trust=JudgeTrust(None, None).as_dict())
+    folder = out_dir or stored_report_folder(workspace, base, candidate)
+    write_json_atomic(folder / "comparison_report.json", done.report)
+    write_text_atomic(folder / "comparison_report.md", done.markdown)
+    return StoredReportOutcome(
+        base,
+        candidate,
+        done.base_transcripts,
+        done.candidate_transcripts,
+        done.pairing.by,
+        done.pairing.note,
+        done.report,
+        folder / "comparison_report.json",
+        folder / "comparison_report.md",
+    )

@@ -1,9 +1,11 @@
 """Exporting a trained model: merge the adapter, convert to GGUF, quantize, write a Modelfile, check it answers.
 
-`coach export-model` is the face today; the files are named after the domain
-pack, so exports of different domains never look alike. The export is
-recorded on the training run before it is verified, so a model that loads
-but says nothing is still on record (and reported as a clear error).
+`coach export-model` is the face today; the files, and the Ollama model
+(`ollama create NAME`), are named after the domain pack, so exports of
+different domains never look alike. The export is recorded on the training
+run whatever its verification says, so a model that loads but does not
+answer (empty, an echo of its prompt, template tokens) is still on record,
+and reported as a clear error with the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from state.store import Store
 if TYPE_CHECKING:
     from actors.training.export import ExportResult
 
-__all__ = ["ExportRequest", "export_model"]
+__all__ = ["ExportNotVerified", "ExportRequest", "export_model"]
+
+
+class ExportNotVerified(CoachError):
+    """The export is written and recorded, but the GGUF's reply failed the check; `result` holds it all."""
+
+    def __init__(self, message: str, result: ExportResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class ExportRequest(BaseModel):
@@ -40,13 +50,22 @@ class ExportRequest(BaseModel):
 
 
 def export_model(
-    store: Store, pack: DomainPack, request: ExportRequest, *, note: Callable[[str], None] = lambda _: None
+    store: Store,
+    pack: DomainPack,
+    request: ExportRequest,
+    *,
+    note: Callable[[str], None] = lambda _: None,
+    workspace: Path | None = None,
 ) -> ExportResult:
-    """Export the training run `request.run`; returns the `ExportResult` (paths, quantization, the reply)."""
+    """Export the training run `request.run`; returns the `ExportResult` (paths, quantization, the reply).
+
+    `workspace`: where the model card looks for the latest comparison report.
+    """
     from actors.training.models import calm_cpu_threads, require_training_stack
 
     calm_cpu_threads()
     require_training_stack()
+    from actors.training.export import VERIFY_PROMPT
     from actors.training.export import export_model as run_export
 
     result = run_export(
@@ -59,7 +78,15 @@ def export_model(
         note=note,
         verify=request.verify,
         hub_repo=request.hub_repo,
+        workspace=workspace,
     )
     if request.verify and not result.verified:
-        raise CoachError(f"the exported GGUF {result.gguf} loaded but generated nothing")
+        pushed = " Nothing was pushed to the Hub." if request.hub_repo else ""
+        raise ExportNotVerified(
+            f"the exported GGUF {result.gguf} failed verification: {result.verify_problem}.\n"
+            f"llama.cpp replied {result.reply[:200]!r} to {VERIFY_PROMPT!r}.\n"
+            f"The files are written and recorded ({result.out_dir}); train longer or on more data, "
+            f"or export with --no-verify to keep this model anyway.{pushed}",
+            result,
+        )
     return result

@@ -3,8 +3,11 @@
 The cases come from the domain pack's calibration file (see
 `actors.assessment.calibration`). Each case is judged only on the criteria it is about,
 which is what makes a full run on the embedded model bearable; `--cases` and
-`--limit-criteria` narrow it further. The judge-call estimate is printed
-before anything is asked.
+`--limit-criteria` narrow it further, and `--quick` takes a small documented
+subset (`actors.assessment.calibration.quick_cases`). The judge-call
+estimate is printed before anything is asked. A complete calibration is
+kept in the workspace store: runs and evaluations show it beside their
+verdicts (judge trust).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from actors.usecases.calibrations import (
     CaseResult,
     CaseStarted,
     format_table,
+    judge_trust_for,
     select_calibration_cases,
+    trust_lines,
 )
 
 from ..context import AppContext, pass_app
@@ -104,6 +109,11 @@ def _minutes(seconds: float) -> str:
     help="Calibration file (default: the one the domain pack names).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed passed to the judge.")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Only 3 planted failures and 2 near misses, each on its own criteria: a fraction of the full run.",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the cases and what they expect; judge nothing.")
 @pass_app
 def calibrate_cmd(
@@ -114,6 +124,7 @@ def calibrate_cmd(
     out_path: Path | None,
     calibration_file: Path | None,
     seed: int,
+    quick: bool,
     list_only: bool,
 ) -> None:
     """Check the judge against cases with known answers.
@@ -123,6 +134,12 @@ def calibrate_cmd(
     near miss that must not be penalized. Prints, per criterion, how often
     the judge caught the must-fail cases and spared the must-pass ones, and
     writes a JSON report with every answer and the judge's reasons.
+
+    A complete calibration is stored in the workspace as the judge's latest
+    on this pack; `coach run` and `coach eval` show it beside their verdicts,
+    with a warning when the judge missed a planted failure. --quick judges
+    only the first 3 cases with a planted failure and 2 near misses on the
+    same criteria, each on those criteria alone.
     """
     pack = app.pack()
     request = CalibrationRequest(
@@ -132,6 +149,7 @@ def calibrate_cmd(
         calibration_file=calibration_file,
         seed=seed,
         out=out_path,
+        quick=quick,
     )
     selection = select_calibration_cases(pack, request)
     cases = selection.cases
@@ -142,7 +160,9 @@ def calibrate_cmd(
             click.echo(f"  {c.name:<26} {_where(c):<32} {_expectation(c)}")
         return
 
-    calibration = Calibration(pack, selection, request, app.workspace, _ProgressLines(len(cases)).on_event)
+    calibration = Calibration(
+        pack, selection, request, app.workspace, _ProgressLines(len(cases)).on_event, store=app.store
+    )
     try:
         outcome = anyio.run(calibration.run)
     except KeyboardInterrupt:
@@ -156,6 +176,8 @@ def calibrate_cmd(
         )
         raise SystemExit(130) from None
     _print_outcome(outcome)
+    for line in trust_lines(judge_trust_for(app.store, pack, config_path).as_dict()):
+        click.echo(line)
 
 
 class _ProgressLines:

@@ -16,6 +16,7 @@ from actors.usecases.evaluations import (
     base_summary_lines,
     evaluate,
     most_failed,
+    trust_lines,
 )
 
 from ..context import AppContext, pass_app
@@ -155,7 +156,22 @@ def eval_compare(
     in_flight: int,
     resume_id: str | None,
 ) -> None:
-    """Base vs candidate on the same new personas: paired statistics and a safety non-regression gate."""
+    """Base vs candidate on the same new personas: paired statistics and a safety non-regression gate.
+
+    The unit of analysis is the persona: with --runs above 1, each persona's
+    score per model is the mean of its runs, and the t-test, Wilcoxon, d_z
+    and the (cluster) bootstrap CI are over those persona means. Run-level
+    figures are shown only as a secondary, since runs of one persona are not
+    independent.
+
+    \b
+    Exit status, so the command can gate a pipeline:
+      0  PASS: improvement of at least 10 % with paired t-test p < 0.05 over
+         personas, and no safety-gate failure the base did not have
+      1  FAIL: a safety-gate regression, or no significant improvement of
+         10 %; or INCONCLUSIVE: no test was possible (fewer than two
+         personas assessed for both models, or every persona differed alike)
+    """
     outcome = _execute(
         app,
         EvalRequest(
@@ -173,13 +189,21 @@ def eval_compare(
         ),
     )
     report = outcome.report
-    p = report["paired"]
+    p, verdict = report["paired"], report["verdict"]
     click.echo(
         f"base {report['base']['mean']!s:.6} vs candidate {report['candidate']['mean']!s:.6} over "
-        f"{p['n_pairs']} pairs; t-test p = {p['t_pvalue']}, Wilcoxon p = {p['wilcoxon_pvalue']}"
+        f"{p['n_pairs']} persona(s) ({p['n_run_pairs']} run pairs); "
+        f"t-test p = {p['t_pvalue']}, Wilcoxon p = {p['wilcoxon_pvalue']}"
     )
-    click.echo(
-        f"safety gate: {report['verdict']['safety_gate']} — verdict: "
-        f"{'PASS' if report['verdict']['passed'] else 'FAIL'}"
-    )
+    run = report.get("run_level")
+    if run:
+        click.echo(
+            f"run level (secondary, runs of one persona are not independent): {run['n_pairs']} run pairs, "
+            f"t-test p = {run['t_pvalue']}"
+        )
+    click.echo(f"safety gate: {verdict['safety_gate']} — verdict: {verdict['outcome']} ({verdict['reason']})")
+    for line in trust_lines(report.get("judge_trust")):
+        click.echo(line)
     click.echo(f"report: {outcome.report_md}")
+    if verdict["outcome"] != "PASS":
+        raise SystemExit(1)

@@ -9,6 +9,7 @@ SIGTERM stopped it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,7 @@ import click
 from actors.generation.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX
 from actors.supervisor import RunSummary
 from actors.usecases import runs
+from actors.usecases.calibrations import judge_trust_for, trust_lines
 from actors.usecases.run_settings import RunSettings, parse_pairs
 from state.status import TranscriptStatus
 
@@ -164,7 +166,7 @@ def run_cmd(
         while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
             cause = cause.exceptions[0]
         raise cause from None
-    _print_summary(summary, settings.pilot)
+    _print_summary(summary, settings.pilot, trust_lines(judge_trust_for(store, pack, settings.run_config).as_dict()))
     if summary.status == "stopped":
         click.echo(f"continue with: coach run --resume {run_id}", err=True)
     ctx.exit(runs.exit_status(summary, signum))
@@ -183,7 +185,8 @@ def _signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
-def _print_summary(summary: RunSummary, pilot: bool) -> None:
+def _print_summary(summary: RunSummary, pilot: bool, trust: Sequence[str] = ()) -> None:
+    """`trust`: the judge trust lines, shown beside the pass rate (the judge's verdicts)."""
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     click.echo(f"run {summary.run_id} {summary.status} in {summary.elapsed_s:.0f} s: {counts or 'nothing to do'}")
     if summary.error:
@@ -196,5 +199,7 @@ def _print_summary(summary: RunSummary, pilot: bool) -> None:
         click.echo(f"pass rate {summary.pass_rate:.0%}")
         if pilot:
             click.echo(f"pilot decision: {pilot_decision(summary.pass_rate)}")
+        for line in trust:
+            click.echo(line)
     if summary.failed:
         click.echo(f"continue the failed transcripts with: coach run --resume {summary.run_id}")

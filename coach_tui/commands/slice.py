@@ -18,6 +18,8 @@ from actors.usecases.datasets import (
     SkippedForReview,
     SliceRequest,
     check_slice_request,
+    format_coverage_report,
+    format_mix_plan,
     slice_dataset,
 )
 
@@ -35,7 +37,7 @@ def _note(event) -> None:
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help='Training data file to write (JSONL, one {"messages": [...]} per line).',
+    help='Training data file to write (JSONL, one {"messages": [...]} per line, with its provenance).',
 )
 @click.option(
     "--max-tokens",
@@ -58,23 +60,44 @@ def _note(event) -> None:
     show_default=True,
     help="No slice ends before this exchange (shorter transcripts give one slice, at their end).",
 )
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=None,
+    help="Slice seed (default: the pack's slicing.seed): the same seed and transcripts give the same file.",
+)
 @pass_app
-def slice_cmd(app: AppContext, out_path: Path, max_tokens: int, over_limit: str, min_context: int) -> None:
+def slice_cmd(
+    app: AppContext, out_path: Path, max_tokens: int, over_limit: str, min_context: int, seed: int | None
+) -> None:
     """Slice passed transcripts into long-context training examples.
 
     Each example is the system prompt, the conversation so far and the
     assistant reply to predict. Slice points are seeded by the transcript id
-    and denser toward the end. Token counts use the target model's tokenizer
-    and chat template (Gemma 3). Re-running replaces the previous examples.
+    and the slice seed, denser toward the end, and placed to approach the
+    pack's target length mix; buckets the transcripts cannot reach are named,
+    with why. Token counts use the target model's tokenizer and chat template
+    (Gemma 3). Every line carries its provenance. Re-running replaces the
+    previous examples.
     """
     request = SliceRequest(
-        out=out_path, max_tokens=max_tokens, over_limit=over_limit.replace("-", "_"), min_context=min_context
+        out=out_path,
+        max_tokens=max_tokens,
+        over_limit=over_limit.replace("-", "_"),
+        min_context=min_context,
+        seed=seed,
     )
     check_slice_request(request)  # before the store is opened: a plain option mistake creates nothing
     result = slice_dataset(app.store, app.pack(), request, _note)
     click.echo(format_length_report(result.lengths))
+    if result.plan is not None:
+        click.echo(format_mix_plan(result.plan))
+    click.echo(format_coverage_report(result.coverage))
     click.echo(f"{result.examples} examples from {result.transcripts} transcripts → {result.out}")
-    click.echo(f"tokenizer  {result.tokenizer}; limit {max_tokens:,} tokens; min context {min_context}")
+    click.echo(
+        f"tokenizer  {result.tokenizer}; limit {max_tokens:,} tokens; min context {min_context}; "
+        f"pack {result.pack}; slice seed {result.seed}"
+    )
     if result.trimmed:
         click.echo(f"trimmed    {result.trimmed} over-long slices to their most recent exchanges under the limit")
     if result.dropped:

@@ -14,12 +14,13 @@ from actors.events import (
     TrainingBegan,
     TrainingCheckpoint,
     TrainingData,
+    TrainingEval,
     TrainingFinished,
     TrainingNote,
     TrainingProgress,
     TrainingRun,
 )
-from actors.usecases.models import ExportRequest, export_model
+from actors.usecases.models import ExportNotVerified, ExportRequest, export_model
 from actors.usecases.training import Training, TrainRequest, plan_training_run
 
 from ..context import AppContext, pass_app
@@ -54,6 +55,8 @@ class TrainProgressView:
                     f"step {ev.step}/{ev.max_steps}  loss {ev.loss:.4f}  lr {ev.lr:.2e}  {speed}  "
                     f"ETA {duration(ev.eta_s)}"
                 )
+            case TrainingEval(step=step, max_steps=max_steps, eval_loss=eval_loss):
+                self._line(f"step {step}/{max_steps}  validation loss {eval_loss:.4f}")
             case TrainingCheckpoint(path=path):
                 self._line(f"checkpoint saved: {path}")
             case TrainingFinished(status=status):
@@ -105,6 +108,37 @@ class TrainProgressView:
     help="Run folder for checkpoints and the adapter (default: WORKSPACE/train/RUN).",
 )
 @click.option(
+    "--loss",
+    "objective",
+    type=click.Choice(["all-assistant", "last-reply"]),
+    default="all-assistant",
+    show_default=True,
+    help="Which tokens are supervised. all-assistant: every assistant reply of the example's history "
+    "(slices of one conversation are nested, so its early replies are trained once per slice: more "
+    "signal, weighted toward openings). last-reply: only the final reply, with everything before it as "
+    "context (each reply trained once, as in TRL's prompt-completion form; fewer tokens with loss).",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    help="Fraction of conversations held out for a validation loss; all slices of one conversation "
+    "(same transcript_id, else same first user message) stay on one side. Default: 0.1 with at least "
+    "10 conversations, else 0. The split is fixed by the preset's seed.",
+)
+@click.option(
+    "--eval-steps",
+    type=click.IntRange(min=1),
+    help="Validation loss every N steps (default: with each checkpoint, --save-steps), and at the end.",
+)
+@click.option(
+    "--report-to",
+    type=click.Choice(["none", "tensorboard"]),
+    default="none",
+    show_default=True,
+    help="Also write the logged losses as TensorBoard event files (offline, under RUN_DIR/checkpoints/runs; "
+    "needs pip install tensorboard). The store and the Train screen have them either way.",
+)
+@click.option(
     "--presets",
     "presets_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -125,10 +159,16 @@ def train_cmd(
     save_steps: int | None,
     out: Path | None,
     presets_file: Path | None,
+    objective: str,
+    val_fraction: float | None,
+    eval_steps: int | None,
+    report_to: str,
 ) -> None:
     """Fine-tune a model on training examples with LoRA (QLoRA on a CUDA GPU).
 
-    Loss is on every assistant turn only; examples above the max length are
+    Loss is on assistant tokens only (every reply, or the last one with
+    --loss last-reply); a validation split of whole conversations is held out
+    when there are enough of them. Examples above the max length are
     counted and reported before training. Checkpoints are saved every few
     steps: after a kill or Ctrl-C, run the same command with --resume.
     """
@@ -145,6 +185,10 @@ def train_cmd(
         save_steps=save_steps,
         out=out,
         presets_file=presets_file,
+        loss=objective,
+        val_fraction=val_fraction,
+        eval_steps=eval_steps,
+        report_to=report_to,
     )
     plan = plan_training_run(request)
     steps_text = "epochs" if plan.max_steps == -1 else f"{plan.max_steps} steps"
@@ -177,6 +221,7 @@ def train_cmd(
     click.echo(
         f"run {result.run_id} {result.status} at step {m.get('global_step')}/{m.get('max_steps')}: "
         f"loss {loss(m.get('first_loss'))} → {loss(m.get('last_loss'))}"
+        + (f", validation loss {loss(m.get('last_val_loss'))}" if m.get("last_val_loss") is not None else "")
     )
     if result.adapter_dir:
         click.echo(f"adapter: {result.adapter_dir}")
@@ -219,12 +264,22 @@ def export_model_cmd(
         click.echo(f"[{time.monotonic() - started:7.1f}s] {text}")
 
     request = ExportRequest(run=run, quant=quant, out=out, hub_repo=hub_repo, verify=not no_verify)
-    result = export_model(app.store, app.pack(check_rubric_doc=False), request, note=note)
+    try:
+        result = export_model(app.store, app.pack(check_rubric_doc=False), request, note=note, workspace=app.workspace)
+    except ExportNotVerified as err:  # the files exist: say where, then fail with the reason
+        _print_export(err.result)
+        raise
     if request.verify:
         click.echo(f"verified: llama.cpp answered {result.reply[:160]!r}")
+    _print_export(result)
+
+
+def _print_export(result) -> None:
     click.echo(f"merged checkpoint: {result.merged_dir}")
     click.echo(f"GGUF f16:          {result.gguf_f16}")
     click.echo(f"GGUF {result.quant}:{' ' * max(1, 13 - len(result.quant))}{result.gguf}")
-    click.echo(f"Ollama Modelfile:  {result.modelfile}  (ollama create coach -f {result.modelfile})")
+    click.echo(f"Ollama Modelfile:  {result.modelfile}  ({result.family.name} chat format, num_ctx {result.num_ctx})")
+    click.echo(f"model card:        {result.model_card}")
+    click.echo(f"run it in Ollama:  {result.ollama_command}   then   ollama run {result.ollama_name}")
     click.echo("\nrun-config snippet to chat with it or evaluate it (coach eval, the chat screen):\n")
     click.echo(result.run_config_snippet())

@@ -84,7 +84,7 @@ class TrainScreen(RunFollowingScreen):
             self.query_one(LossPlot).show([])
             detail.show_problem(run_id, problem)
             return
-        self.query_one(LossPlot).show(snap.losses)
+        self.query_one(LossPlot).show(snap.losses, snap.val_losses)
         detail.show(snap)
         self.live = snap.live
 

@@ -5,7 +5,9 @@ returns, the one `coach eval` writes as JSON, so this pane and the written
 report cannot disagree. A statistic the data leaves undefined (too few
 pairs, every pair differing alike) shows as "—" beside the reason the
 statistics module gave, and a run still in progress says that what is shown
-covers only the conversations assessed so far.
+covers only the conversations assessed so far. Under the verdict, judge
+trust: the latest calibration of the judge that gave it, or "uncalibrated",
+with a warning when that judge missed planted failures.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ EMPTY = Text.assemble(
 PASS_BADGE = ("  PASS  ", "bold black on green")
 FAIL_BADGE = ("  FAIL  ", "bold white on red")
 PENDING_BADGE = ("  NO VERDICT YET  ", "bold black on yellow")
+INCONCLUSIVE_BADGE = ("  INCONCLUSIVE  ", "bold black on yellow")
 
 
 def fmt(value: float | None, spec: str = ".3f") -> str:
@@ -42,6 +45,20 @@ def crisis_cell(side: dict) -> Text:
         return Text("none flagged", style="dim")
     share = crisis["share"]
     return Text(f"{crisis['passed_safety']}/{crisis['flagged']} ({share:.0%})", style="" if share == 1 else "red")
+
+
+def judge_trust_text(trust: dict | None) -> Text | None:
+    """The report's `judge_trust` entry as one line, and its warning in red on the next; None for a report without."""
+    if not trust:
+        return None
+    text = Text.assemble(
+        ("judge trust: ", "dim"),
+        (str(trust.get("summary") or "uncalibrated"), "" if trust.get("status") == "calibrated" else "yellow"),
+        (f" — judge {trust.get('judge') or 'not recorded'}", "dim"),
+    )
+    if trust.get("warning"):
+        text.append(f"\n⚠ {trust['warning']}", style="bold red")
+    return text
 
 
 def _heading(text: str) -> Text:
@@ -149,8 +166,10 @@ class EvalReport(VerticalScroll):
         if not p["n_pairs"]:
             line = Text.assemble(PENDING_BADGE, ("  no conversation is assessed for both models yet", "yellow"))
         else:
+            outcome = verdict.get("outcome") or ("PASS" if verdict["passed"] else "FAIL")
+            badge = {"PASS": PASS_BADGE, "INCONCLUSIVE": INCONCLUSIVE_BADGE}.get(outcome, FAIL_BADGE)
             line = Text.assemble(
-                PASS_BADGE if verdict["passed"] else FAIL_BADGE,
+                badge,
                 ("  so far" if found.unfinished else "", "yellow"),
                 "  safety gate: ",
                 (verdict["safety_gate"], "bold red" if gate_failed else "green"),
@@ -180,9 +199,10 @@ class EvalReport(VerticalScroll):
         stats.add_column(style="dim")
         stats.add_column()
         improvement = f" ({fmt(p['improvement_pct'], '+.1f')} %)" if p["improvement_pct"] is not None else ""
-        stats.add_row("pairs", str(p["n_pairs"]))
+        stats.add_row("unit of analysis", str(r.get("unit_of_analysis", "persona")))
+        stats.add_row("persona pairs", f"{p['n_pairs']} ({p.get('n_run_pairs', p['n_pairs'])} run pairs)")
         stats.add_row("mean difference", f"{fmt(p['mean_difference'], '+.3f')}{improvement}")
-        stats.add_row("bootstrap 95 % CI", f"[{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]")
+        stats.add_row("cluster bootstrap 95 % CI", f"[{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]")
         stats.add_row("paired t-test", f"t = {fmt(p['t_statistic'])}, p = {fmt(p['t_pvalue'], '.4f')}")
         stats.add_row(
             "Wilcoxon signed-rank", f"W = {fmt(p['wilcoxon_statistic'])}, p = {fmt(p['wilcoxon_pvalue'], '.4f')}"
@@ -190,10 +210,20 @@ class EvalReport(VerticalScroll):
         stats.add_row("effect size (Cohen's d_z)", fmt(p["effect_size_dz"], ".2f"))
         for note in p["notes"]:
             stats.add_row("note", Text(note, style="yellow"))
+        run = r.get("run_level")
+        if run:
+            stats.add_row(
+                "run level (secondary)",
+                Text(
+                    f"{run['n_pairs']} run pairs, t-test p = {fmt(run['t_pvalue'], '.4f')} — {run['warning']}",
+                    style="yellow",
+                ),
+            )
 
         parts: list[RenderableType] = [
             head,
             line,
+            *filter(None, [judge_trust_text(r.get("judge_trust"))]),
             rule,
             self._progress(found),
             self._written(found),
@@ -276,6 +306,7 @@ class EvalReport(VerticalScroll):
         parts: list[RenderableType] = [
             head,
             decision,
+            *filter(None, [judge_trust_text(r.get("judge_trust"))]),
             self._progress(found),
             self._written(found),
             _heading("Summary"),
