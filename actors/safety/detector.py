@@ -127,8 +127,11 @@ class SafetyNet:
 
         corrected, fixes = self.fuzzy.apply(folded)
         if fixes:
+            # Only a sentence the corrections changed can match anew: the others were just read.
+            unchanged = set(segs)
+            changed = [seg for seg in segments(corrected) if seg not in unchanged]
             fixed_hits = self.lexicon.patterns.hits(
-                segments(corrected), self.lexicon.negation, skip={h.category for h in hits}, language=guessed
+                changed, self.lexicon.negation, skip={h.category for h in hits}, language=guessed
             )
             read_as = ", ".join(f"{a}→{b}" for a, b in fixes[:3])
             for hit in fixed_hits:
