@@ -237,6 +237,32 @@ async def test_real_bundled_model_streams_a_reply(tmp_path):
         assert reply.role == "assistant" and reply.content and "first token" in reply.meta["note"]
 
 
+@pytest.mark.slow
+async def test_esc_stops_a_real_reply_cleanly_and_the_model_answers_again(tmp_path):
+    """Esc mid-reply ends the generation at its next token: the partial reply is kept, marked
+    "stopped", with no "Chat failed: generator already executing", and the model's context is
+    free for the next message (the thread that held it handed it back)."""
+    from actors.chat.engine import chat_backend
+
+    app = make_app(tmp_path, chat_backend=chat_backend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        await wait_for(pilot, lambda: not screen.workers, timeout=240)  # warm-up done
+        await say(pilot, screen, "Tell me, in detail, how to plan a calm week with many meetings.")
+        await wait_for(
+            pilot, lambda: screen.query(AssistantSaid) and screen.query_one(AssistantSaid).source.strip(), timeout=240
+        )
+        screen.action_escape()
+        await wait_for(pilot, lambda: not screen.generating and not screen.workers, timeout=60)
+        stopped = screen.conversation.messages[-1]
+        assert stopped.role == "assistant" and stopped.content and stopped.meta["note"] == "stopped"
+        failures = [n.message for n in app._notifications if "failed" in n.message.lower()]
+        assert not failures
+        await say(pilot, screen, "Thanks. One short tip?")
+        await wait_for(pilot, lambda: len(screen.conversation.messages) == 4, timeout=240)
+        assert screen.conversation.messages[-1].content
+
+
 async def test_the_model_picker_offers_bundled_and_exported_models(tmp_path):
     from textual.widgets import OptionList
 
