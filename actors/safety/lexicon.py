@@ -323,11 +323,26 @@ def expanded_defines(lex: LexiconFile, file: str, problems: list[Problem]) -> di
     return out
 
 
+def _group(source: str, file: str, where: str, problems: list[Problem], defines: dict[str, str] | None) -> str | None:
+    """The pattern with its names expanded, accent-folded, as one group; None (and a problem) if a name is unknown."""
+    try:
+        return "(?:" + fold_pattern(expand(source, defines or {})) + ")"
+    except KeyError as err:
+        problems.append(Problem(file, where, f"unknown name {{{err.args[0]}}} (not under define)"))
+        return None
+
+
 def _compile(
     source: str, file: str, where: str, problems: list[Problem], defines: dict[str, str] | None = None
 ) -> re.Pattern[str] | None:
-    entry = _entry(source, file, where, problems, defines, lang="", category="", negatable=True, compile_now=True)
-    return entry.regex if entry is not None else None
+    group = _group(source, file, where, problems, defines)
+    if group is None:
+        return None
+    try:
+        return _regex(r"(?<!\w)" + group)
+    except re.error as err:
+        problems.append(Problem(file, where, f"bad regular expression: {err}"))
+        return None
 
 
 def _entry(
@@ -343,18 +358,15 @@ def _entry(
     compile_now: bool = False,
 ) -> Entry | None:
     """The entry for one pattern, parsed (a bad one becomes a problem naming file and field)."""
-    try:
-        body = expand(source, defines or {})
-    except KeyError as err:
-        problems.append(Problem(file, where, f"unknown name {{{err.args[0]}}} (not under define)"))
+    group = _group(source, file, where, problems, defines)
+    if group is None:
         return None
-    group = "(?:" + fold_pattern(body) + ")"
     try:
         tree = parse(group)
-        if compile_now:
-            _regex(r"(?<!\w)" + group)
     except re.error as err:
         problems.append(Problem(file, where, f"bad regular expression: {err}"))
+        return None
+    if compile_now and _compile(source, file, where, problems, defines) is None:
         return None
     return Entry(lang, category, r"(?<!\w)" + group, negatable, f"{file}: {where}", tree)
 

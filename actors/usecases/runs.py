@@ -27,6 +27,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
+from actors.safety import load_safety_net
 from state import db_errors
 from state import pipeline as db
 from state.errors import CoachError
@@ -224,6 +225,9 @@ class RunSession:
         try:
             self.router = self.make_router(self.settings)
             try:
+                # The crisis net is read at every assessment: load it now, so a broken safety
+                # section stops the run with one message before any work, not each transcript.
+                await anyio.to_thread.run_sync(load_safety_net, self.pack)
                 if self.preload_models:
                     await load_models(self.router)
                 self.supervisor = Supervisor(

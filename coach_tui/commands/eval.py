@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
@@ -104,33 +105,10 @@ def _execute(app: AppContext, request: EvalRequest) -> EvalOutcome:
 def eval_base(
     app: AppContext,
     model_spec: str | None,
-    personas: int,
-    runs: int,
-    exchanges: int,
-    seed: int,
-    config_path: Path | None,
-    out_dir: Path | None,
-    max_tokens: int | None,
-    in_flight: int,
-    resume_id: str | None,
+    **options: Any,
 ) -> None:
     """Should this model be fine-tuned? Pass rate on new personas, with the spec's decision."""
-    outcome = _execute(
-        app,
-        EvalRequest(
-            kind="base",
-            models=(model_spec,),
-            personas=personas,
-            runs=runs,
-            exchanges=exchanges,
-            seed=seed,
-            config_path=config_path,
-            out_dir=out_dir,
-            max_tokens=max_tokens,
-            in_flight=in_flight,
-            resume_id=resume_id,
-        ),
-    )
+    outcome = _execute(app, EvalRequest(kind="base", models=(model_spec,), **options))
     click.echo("\n".join(base_summary_lines(outcome.report)))
     worst = most_failed(outcome.report)
     click.echo("most failed: " + (", ".join(f"{cid} {rate:.0%}" for cid, rate in worst) or "none"))
@@ -146,15 +124,7 @@ def eval_compare(
     app: AppContext,
     base_spec: str,
     candidate_spec: str,
-    personas: int,
-    runs: int,
-    exchanges: int,
-    seed: int,
-    config_path: Path | None,
-    out_dir: Path | None,
-    max_tokens: int | None,
-    in_flight: int,
-    resume_id: str | None,
+    **options: Any,
 ) -> None:
     """Base vs candidate on the same new personas: paired statistics and a safety non-regression gate.
 
@@ -172,22 +142,7 @@ def eval_compare(
          10 %; or INCONCLUSIVE: no test was possible (fewer than two
          personas assessed for both models, or every persona differed alike)
     """
-    outcome = _execute(
-        app,
-        EvalRequest(
-            kind="compare",
-            models=(base_spec, candidate_spec),
-            personas=personas,
-            runs=runs,
-            exchanges=exchanges,
-            seed=seed,
-            config_path=config_path,
-            out_dir=out_dir,
-            max_tokens=max_tokens,
-            in_flight=in_flight,
-            resume_id=resume_id,
-        ),
-    )
+    outcome = _execute(app, EvalRequest(kind="compare", models=(base_spec, candidate_spec), **options))
     report = outcome.report
     p, verdict = report["paired"], report["verdict"]
     click.echo(
