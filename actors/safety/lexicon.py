@@ -156,46 +156,62 @@ def _negated(
 _WORDS = re.compile(r"\w+")
 
 
-def _required_words(literals: frozenset[str]) -> tuple[frozenset[str], frozenset[str]] | None:
+def _required_words(literals: frozenset[str]) -> tuple[frozenset[str], frozenset[str], frozenset[str]] | None:
     """Per literal, one word any segment holding it must show: as a whole token (an inner word of
-    the literal) or as the start of a token (a word the literal begins at a word boundary but
-    may cut short). Returns (whole words, word starts); None when a literal offers neither."""
+    the literal), as the start of a token (a word the literal begins at a word boundary but may
+    cut short), or at least inside a token (a word at the literal's start, which may be the tail
+    of a longer token). Returns (whole words, word starts, word parts); None when a literal holds
+    no word at all."""
     whole: set[str] = set()
     starts: set[str] = set()
+    parts: set[str] = set()
     for literal in literals:
-        best: tuple[int, str, bool] | None = None
+        best: tuple[int, str, set[str]] | None = None
         for m in _WORDS.finditer(literal):
             a, b = m.start(), m.end()
             word = m.group(0)
             if a > 0 and b < len(literal):
-                option = (len(word) * 2 + 1, word, True)
+                option = (len(word) * 3 + 2, word, whole)
             elif a > 0:
-                option = (len(word) * 2, word, False)
+                option = (len(word) * 3 + 1, word, starts)
             else:
-                continue
+                option = (len(word) * 2, word, parts)
             if best is None or option[0] > best[0]:
                 best = option
         if best is None:
             return None
-        (whole if best[2] else starts).add(best[1])
-    return frozenset(whole), frozenset(starts)
+        best[2].add(best[1])
+    return frozenset(whole), frozenset(starts), frozenset(parts)
+
+
+_TOKEN_CACHE = 100_000
 
 
 class PatternSet:
-    """Entries indexed by the keys their matches start with (see `prefilter`)."""
+    """Entries indexed by the keys their matches start with (see `prefilter`) and by the words
+    their matches must contain, so a segment runs only the few regexes it could satisfy."""
 
     def __init__(self, entries: Sequence[Entry]) -> None:
         self.entries = tuple(entries)
         self._by_key: dict[str, list[int]] = {}
         self._always: list[int] = []
-        self._literals: list[str | None] = []
-        """Per entry, an alternation of the words every match contains (compiled when first used)."""
-        self._words: list[tuple[frozenset[str], frozenset[str]] | None] = []
+        self._by_whole: dict[str, set[int]] = {}
+        self._by_start: dict[str, set[int]] = {}
+        self._by_part: dict[str, set[int]] = {}
+        self._untestable: set[int] = set()
+        """Entries with no required word (no literal, or a literal without a word character)."""
+        self._by_token: dict[str, frozenset[int]] = {}
+        """Per token seen, the entries whose required words it shows (tokens repeat across messages)."""
         for i, entry in enumerate(self.entries):
             tree = entry.tree if entry.tree is not None else parse(entry.source.removeprefix(r"(?<!\w)"))
             literals = required_literals(tree)
-            self._literals.append("|".join(map(re.escape, sorted(literals, key=len))) if literals else None)
-            self._words.append(_required_words(literals) if literals else None)
+            words = _required_words(literals) if literals else None
+            if words is None:
+                self._untestable.add(i)
+            else:
+                for index, required in zip((self._by_whole, self._by_start, self._by_part), words, strict=True):
+                    for word in required:
+                        index.setdefault(word, set()).add(i)
             keys = start_keys(tree)
             if keys is None:
                 self._always.append(i)
@@ -206,11 +222,31 @@ class PatternSet:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def candidates(self, segment_tokens: Iterable[str]) -> list[int]:
-        found = set(self._always)
+    def candidates(self, segment_tokens: Sequence[str]) -> list[int]:
+        """Entries, in order, whose start key and required words the segment's tokens show."""
+        keyed = set(self._always)
         for key in text_keys(segment_tokens):
-            found.update(self._by_key.get(key, ()))
-        return sorted(found)
+            keyed.update(self._by_key.get(key, ()))
+        shown = set(self._untestable)
+        for token in set(segment_tokens):
+            shown.update(self._shown_by(token))
+        return sorted(keyed & shown)
+
+    def _shown_by(self, token: str) -> frozenset[int]:
+        """Entries one of whose required words this token shows: as itself, as its start, or inside it."""
+        found = self._by_token.get(token)
+        if found is None:
+            entries: set[int] = set()
+            entries.update(self._by_whole.get(token, ()))
+            for k in range(1, len(token) + 1):
+                entries.update(self._by_start.get(token[:k], ()))
+                for a in range(k):
+                    entries.update(self._by_part.get(token[a:k], ()))
+            found = frozenset(entries)
+            if len(self._by_token) >= _TOKEN_CACHE:
+                self._by_token.clear()
+            self._by_token[token] = found
+        return found
 
     def hits(
         self,
@@ -226,27 +262,10 @@ class PatternSet:
         done = set(skip)
         out: list[Hit] = []
         for segment in segments:
-            words = tokens(segment)
-            present = set(words)
-            starts: set[str] | None = None
-            for i in self.candidates(words):
+            for i in self.candidates(tokens(segment)):
                 entry = self.entries[i]
                 if entry.category in done:
                     continue
-                needed = self._words[i]
-                if needed is not None:
-                    whole, prefixes = needed
-                    if whole.isdisjoint(present):
-                        if not prefixes:
-                            continue
-                        if starts is None:
-                            starts = {w[:k] for w in present for k in range(1, len(w) + 1)}
-                        if prefixes.isdisjoint(starts):
-                            continue
-                else:
-                    literals = self._literals[i]
-                    if literals is not None and _regex(literals).search(segment) is None:
-                        continue
                 for match in entry.regex.finditer(segment):
                     if entry.negatable and _negated(negation, entry.language, segment, match, language):
                         if negated is not None:
