@@ -117,7 +117,19 @@ class OpenAIConfig(_BackendBase):
 
     kind: Literal["openai"] = "openai"
     model: str
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str | list[str] = Field(
+        default="https://api.openai.com/v1",
+        description="the server's URL, or a list of replicas of one model (calls go to the least busy)",
+    )
+    replica_rest_s: float = Field(
+        default=30.0, gt=0, description="how long a replica that failed is left out before it is tried again"
+    )
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens", description="max_completion_tokens for models that refuse max_tokens"
+    )
+    stream_usage: bool = Field(
+        default=False, description="ask for token usage at the end of a stream (stream_options.include_usage)"
+    )
     api_key_env: str | None = Field(
         default=None, description="environment variable holding the key; none for local servers"
     )
@@ -125,6 +137,19 @@ class OpenAIConfig(_BackendBase):
         default="json_schema",
         description="json_schema (OpenAI, vLLM, Ollama, llama.cpp server) or json_object+schema (llama-cpp-python's server)",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: str | list[str]) -> str | list[str]:
+        from actors.backends.urls import public  # here: the backends package imports this module
+
+        urls = [value] if isinstance(value, str) else value
+        if not urls:
+            raise ValueError("give at least one URL")
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{public(url)!r} is not an http(s) URL")
+        return value
 
 
 class AnthropicConfig(_BackendBase):

@@ -26,6 +26,7 @@ tell a busy database from a full one (`state.db_errors`); at the edge,
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -72,14 +73,36 @@ class SchemaPlan:
     reason: str = ""  # for refuse: the whole message
 
 
+_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """A database URL as a message may show it: the password masked, even in one SQLAlchemy cannot parse."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def driver_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3, the driver coach ships (SQLAlchemy's default is psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
 class Store:
     def __init__(self, url: str, *, private_file: Path | None = None, script_location: Path = migrations.HERE):
+        url = driver_url(url)
         self.url = url
         self.script_location = script_location
         try:
             self.engine: Engine = create_engine(url, connect_args=self._connect_args(url))
+        except ModuleNotFoundError as err:
+            hint = " (pip install 'coach[postgres]')" if url.startswith("postgresql") else ""
+            raise CoachError(
+                f"cannot open database {shown_url(url)}: its driver {err.name!r} is not installed{hint}"
+            ) from None
         except (SQLAlchemyError, ValueError) as err:
-            raise CoachError(f"cannot open database {url!r}: {err}") from None
+            raise CoachError(f"cannot open database {shown_url(url)}: {shown_url(str(err))}") from None
         self.file = self._sqlite_file()
         self.where = str(self.file) if self.file else self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":

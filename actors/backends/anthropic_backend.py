@@ -35,6 +35,7 @@ from .errors import BackendError
 from .http_base import HttpBackend, decode_event, token_count
 from .structured import check_object
 from .types import Message, Reply, Usage
+from .urls import join, public
 
 TOOL_NAME = "answer"
 EPHEMERAL = {"type": "ephemeral"}
@@ -47,8 +48,8 @@ class AnthropicBackend(HttpBackend):
 
     config: AnthropicConfig
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}/v1/{path.lstrip('/')}"
+    def url(self, path: str, base: str | None = None) -> str:
+        return join(base or self.base_url, f"v1/{path.lstrip('/')}")
 
     def headers(self) -> dict[str, str]:
         return {
@@ -179,7 +180,7 @@ class AnthropicBackend(HttpBackend):
         body = await self.get_json("models")
         ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
         listed = "listed" if self.model in ids else "not in the first page of models"
-        return f"{self.base_url} answers; {self.model!r} {listed}"
+        return f"{public(self.base_url)} answers; {self.model!r} {listed}"
 
 
 def _usage(backend: str, raw: Any) -> Usage:

@@ -22,7 +22,9 @@ import httpx
 from .base import Backend
 from .errors import BackendError
 from .http_faults import status_error, transport_error
+from .replicas import ReplicaSet
 from .sse import ServerEvent, aiter_events
+from .urls import join, public
 from .windows import default_window
 
 if TYPE_CHECKING:
@@ -41,7 +43,9 @@ class HttpBackend(Backend):
             max_concurrency=config.max_concurrency,
             context_window=config.context_window or default_window(self.kind, config.model),
         )
-        self.base_url = config.base_url.rstrip("/")
+        urls = [config.base_url] if isinstance(config.base_url, str) else list(config.base_url)
+        self.replicas = ReplicaSet(urls, rest_s=getattr(config, "replica_rest_s", 30.0))
+        self.base_url = self.replicas.replicas[0].base_url
         self.timeout_s = config.timeout_s
         self.api_key_env = config.api_key_env
         self._clients: list[httpx.AsyncClient] = []
@@ -83,8 +87,13 @@ class HttpBackend(Backend):
     def headers(self) -> dict[str, str]:
         return {}
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}/{path.lstrip('/')}"
+    def url(self, path: str, base: str | None = None) -> str:
+        return join(base or self.base_url, path)
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL(s) as they may be printed: secrets masked."""
+        return ", ".join(public(r.base_url) for r in self.replicas.replicas)
 
     def _parsed_url(self, url: str) -> httpx.URL:
         """Parsed once per endpoint: httpx parses a string URL on every request."""
@@ -93,13 +102,20 @@ class HttpBackend(Backend):
             parsed = self._parsed[url] = httpx.URL(url)
         return parsed
 
-    async def post_json(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        url = self.url(path)
+    async def post_json(self, path: str, payload: dict[str, Any], *, affinity: str | None = None) -> dict[str, Any]:
+        replica = self.replicas.pick(affinity)
+        self.replicas.begin(replica)
+        broken = False  # a transport failure or a 5xx rests the replica; a 4xx is the request's fault
+        url = self.url(path, replica.base_url)
         try:
             async with self._lease() as client:
                 response = await client.post(self._parsed_url(url), json=payload, headers=self.headers())
+            broken = response.status_code >= 500
         except httpx.HTTPError as err:
-            raise transport_error(self.name, err, url) from err
+            broken = True
+            raise transport_error(self.name, err, public(url)) from err
+        finally:
+            self.replicas.end(replica, failed=broken)
         if response.is_error:
             raise status_error(self.name, response)
         try:
@@ -110,35 +126,56 @@ class HttpBackend(Backend):
             raise BackendError(self.name, f"{url} answered with JSON that is not an object", retryable=True)
         return body
 
-    async def get_json(self, path: str) -> dict[str, Any]:
-        url = self.url(path)
+    async def get_json(self, path: str, base: str | None = None) -> dict[str, Any]:
+        url = self.url(path, base)
         try:
             async with self._lease() as client:
                 response = await client.get(url, headers=self.headers())
         except httpx.HTTPError as err:
-            raise transport_error(self.name, err, url) from err
+            raise transport_error(self.name, err, public(url)) from err
         if response.is_error:
             raise status_error(self.name, response)
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise BackendError(self.name, f"{url} answered with invalid JSON") from err
+            raise BackendError(self.name, f"{public(url)} answered with invalid JSON") from err
 
     @asynccontextmanager
-    async def open_events(self, path: str, payload: dict[str, Any]) -> AsyncIterator[AsyncIterator[ServerEvent]]:
+    async def open_events(
+        self, path: str, payload: dict[str, Any], *, affinity: str | None = None
+    ) -> AsyncIterator[AsyncIterator[ServerEvent]]:
         """POST with streaming on; yields the server's events once the status is known to be good."""
-        url = self.url(path)
+        replica = self.replicas.pick(affinity)
+        self.replicas.begin(replica)
+        broken = False
+        url = self.url(path, replica.base_url)
         try:
             async with (
                 self._lease() as client,
                 client.stream("POST", url, json=payload, headers=self.headers()) as response,
             ):
                 if response.is_error:
+                    broken = response.status_code >= 500
                     await response.aread()
                     raise status_error(self.name, response)
                 yield aiter_events(response)
         except httpx.HTTPError as err:
-            raise transport_error(self.name, err, url) from err
+            broken = True
+            raise transport_error(self.name, err, public(url)) from err
+        finally:
+            self.replicas.end(replica, failed=broken)
+
+    async def health_of_replicas(self, check: Any) -> str:
+        """``check(base_url)`` for every replica; one line each when there are several."""
+        if len(self.replicas) == 1:
+            return await check(self.base_url)
+        lines = []
+        for replica in self.replicas.replicas:
+            try:
+                lines.append(await check(replica.base_url))
+            except BackendError as err:
+                lines.append(f"{public(replica.base_url)}: {err.cause}")
+        return "; ".join(lines)
 
     async def aclose(self) -> None:
         clients, self._clients, self._in_flight = self._clients, [], []

@@ -16,6 +16,7 @@ import time
 import httpx
 
 from .errors import BackendError
+from .urls import public
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -61,7 +62,7 @@ def status_error(backend: str, response: httpx.Response) -> BackendError:
     status = response.status_code
     return BackendError(
         backend,
-        f"HTTP {status} from {response.request.url}: {error_detail(response)}",
+        f"HTTP {status} from {public(response.request.url)}: {error_detail(response)}",
         retryable=is_retryable_status(status),
         retry_after=retry_after(response),
     )

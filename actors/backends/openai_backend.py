@@ -21,12 +21,15 @@ from .errors import BackendError
 from .http_base import HttpBackend, decode_event, token_count
 from .structured import parse_structured
 from .types import Message, Reply, Usage
+from .urls import public
 
 
 class OpenAIBackend(HttpBackend):
     kind = "openai"
 
     config: OpenAIConfig
+    last_stream_usage: Usage | None = None
+    """Token usage the server sent at the end of the last stream (with ``stream_usage``)."""
 
     def headers(self) -> dict[str, str]:
         key = self.api_key(required=True)
@@ -44,7 +47,7 @@ class OpenAIBackend(HttpBackend):
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": max_tokens,
+            self.config.token_limit_field: max_tokens,
             "temperature": temperature,
         }
         if seed is not None:
@@ -77,6 +80,7 @@ class OpenAIBackend(HttpBackend):
         body = await self.post_json(
             "chat/completions",
             self.payload(messages, schema=schema, max_tokens=max_tokens, temperature=temperature, seed=seed),
+            affinity=affinity(messages),
         )
         try:
             choice = body["choices"][0]
@@ -115,26 +119,44 @@ class OpenAIBackend(HttpBackend):
     ) -> AsyncIterator[str]:
         payload = self.payload(messages, schema=None, max_tokens=max_tokens, temperature=temperature, seed=seed)
         payload["stream"] = True
-        async with self.open_events("chat/completions", payload) as events:
+        if self.config.stream_usage:
+            payload["stream_options"] = {"include_usage": True}
+        self.last_stream_usage = None
+        async with self.open_events("chat/completions", payload, affinity=affinity(messages)) as events:
             async for event in events:
                 if event.data.strip() == "[DONE]":
                     return
                 chunk = decode_event(self.name, event)
                 if "error" in chunk:
                     raise BackendError(self.name, f"stream failed: {chunk['error']}")
+                if chunk.get("usage"):
+                    self.last_stream_usage = _usage(self.name, chunk["usage"])
                 for choice in chunk.get("choices") or []:
                     if piece := (choice.get("delta") or {}).get("content"):
                         yield piece
 
     async def health(self) -> str:
-        body = await self.get_json("models")
-        ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
-        served = (
-            "serves it"
-            if self.model in ids
-            else f"does not list it (serves {', '.join(map(str, ids[:3])) or 'nothing'})"
-        )
-        return f"{self.base_url} answers; {self.model!r}: {served}"
+        async def check(base: str) -> str:
+            body = await self.get_json("models", base)
+            ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
+            served = (
+                "serves it"
+                if self.model in ids
+                else f"does not list it (serves {', '.join(map(str, ids[:3])) or 'nothing'})"
+            )
+            return f"{public(base)} answers; {self.model!r}: {served}"
+
+        return await self.health_of_replicas(check)
+
+
+AFFINITY_CHARS = 2048
+
+
+def affinity(messages: Sequence[Message]) -> str:
+    """What a call shares with its neighbours: the start of its first two messages (a judge's rubric
+    and transcript, an assistant's system prompt and the conversation's opening), so calls that can
+    reuse a server's prefix cache go to the same replica."""
+    return "\x00".join(m.content[:AFFINITY_CHARS] for m in messages[:2])
 
 
 def _usage(backend: str, raw: Any) -> Usage:
