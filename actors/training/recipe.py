@@ -18,6 +18,7 @@ from typing import Any
 from state.errors import CoachError
 
 from .data import LOSS_CHOICES, OVER_LENGTH_CHOICES, Loss, OverLength
+from .distributed import device_map, fsdp_enabled, ranks_from_environment
 from .models import bitsandbytes_installed, cuda_available, flash_attention_available
 from .presets import TrainPreset, get_preset
 
@@ -191,11 +192,14 @@ def quantization_config(plan: TrainPlan):
     from transformers import BitsAndBytesConfig
 
     q = plan.preset.quantization
+    compute = getattr(torch, q.compute_dtype)
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=q.quant_type,
         bnb_4bit_use_double_quant=q.double_quant,
-        bnb_4bit_compute_dtype=getattr(torch, q.compute_dtype),
+        bnb_4bit_compute_dtype=compute,
+        # FSDP shards parameters of one dtype: the 4-bit weights are stored in the compute dtype
+        bnb_4bit_quant_storage=compute if fsdp_enabled() else torch.uint8,
     )
 
 
@@ -217,8 +221,9 @@ def lora_config(plan: TrainPlan):
 def model_init_kwargs(plan: TrainPlan) -> dict[str, Any]:
     """`from_pretrained` arguments; SFTTrainer loads the model itself from these (SFTConfig.model_init_kwargs)."""
     kwargs: dict[str, Any] = {"dtype": plan.dtype, "attn_implementation": plan.attn_implementation}
-    if plan.cuda:
-        kwargs["device_map"] = {"": 0}  # one GPU; `auto` would spread a 4-bit model over CPU too
+    if plan.cuda and not fsdp_enabled():  # under FSDP the wrapper places the shards itself
+        # the whole model on this rank's GPU; `auto` would spread a 4-bit model over CPU too
+        kwargs["device_map"] = device_map(ranks_from_environment())
     return kwargs
 
 
@@ -272,4 +277,6 @@ def sft_config(plan: TrainPlan, output_dir: Path, *, evaluate: bool = False):
         disable_tqdm=True,
         use_cpu=not plan.cuda,
         dataloader_num_workers=0,
+        # LoRA trains every adapter it adds: DDP need not search the graph for unused ones each step
+        ddp_find_unused_parameters=False,
     )

@@ -41,6 +41,7 @@ from state.store import Store
 from ..events import event_from
 from . import records
 from .data import prepare_data, set_chat_templates, to_dataset
+from .distributed import from_main, ranks_from_environment
 from .models import quiet_libraries, require_training_stack, resolve_model, stack_versions
 from .recipe import TrainPlan, TrainRequest, lora_config, plan_training, quantization_config, sft_config
 
@@ -133,9 +134,11 @@ def train_blocking(
     quiet_libraries()
     stop = stop or threading.Event()
     request = plan.request
+    ranks = ranks_from_environment()
+    if not ranks.is_main:  # one training, recorded once: only the main rank writes to the store
+        emit = _silent
 
     from transformers import AutoConfig, AutoTokenizer, PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     resolved = resolve_model(
@@ -157,6 +160,96 @@ def train_blocking(
     )
 
     run_dir_option = Path(request.out).expanduser().resolve() if request.out else None
+    opened: tuple = ()
+    if ranks.is_main:
+        try:
+            run_id, run_dir, resumed_from = _open_run(store, plan, request, data, resolved, runs_root, run_dir_option)
+            opened = (run_id, str(run_dir), resumed_from)
+        except CoachError as err:
+            from_main(ranks, (str(err),))  # the other ranks stop with the same message
+            raise
+    opened = from_main(ranks, opened)
+    if len(opened) == 1:
+        raise CoachError(opened[0])
+    run_id, run_dir, resumed_from = opened[0], Path(opened[1]), opened[2]
+
+    def run_emit(kind: str, **payload: Any) -> None:
+        emit(kind, run_id=run_id, **payload)
+
+    run_emit("TrainingData", report=data.report.as_dict(), lines=data.report.lines())
+    if data.note:
+        run_emit("TrainingNote", message=data.note)
+    run_emit("TrainingRun", run_dir=str(run_dir), resumed_from=resumed_from, notes=list(plan.notes))
+    progress = _progress_callback_class()(run_emit, stop)
+    try:
+        dataset = to_dataset(data.rows)
+        data.rows.clear()  # the Arrow table holds them now
+        eval_dataset = to_dataset(data.val_rows) if data.val_rows else None
+        data.val_rows.clear()
+        trainer = SFTTrainer(
+            model=str(resolved.path),
+            args=sft_config(plan, run_dir / "checkpoints", evaluate=eval_dataset is not None),
+            train_dataset=dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(plan),
+            quantization_config=quantization_config(plan),
+            callbacks=[progress, *(extra_callbacks or [])],
+        )
+        # Progress goes through our events; the stock printer would dump raw log dicts on stdout.
+        trainer.remove_callback(PrinterCallback)
+        output = trainer.train(resume_from_checkpoint=resumed_from)
+        stopped_early = stop.is_set() and trainer.state.global_step < trainer.state.max_steps
+        status = "interrupted" if stopped_early else "finished"
+        adapter_dir = None
+        if status == "finished" and eval_dataset is not None and trainer.state.global_step % plan.eval_steps:
+            trainer.evaluate()  # the last step's validation loss, when it fell between eval steps
+        if status == "finished":
+            adapter_dir = run_dir / "adapter"
+            trainer.save_model(str(adapter_dir))  # the LoRA adapter, the tokenizer and its chat template
+        metrics = _metrics(
+            output,
+            records.loss_history(store, run_id),
+            trainer,
+            data.report,
+            records.loss_history(store, run_id, split="validation"),
+        )
+    except KeyboardInterrupt:
+        if ranks.is_main:
+            training_records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
+        raise
+    except BaseException as err:
+        if ranks.is_main:
+            training_records.update_run(
+                store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000]
+            )
+        raise
+    paths = {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")}
+    if adapter_dir:
+        paths["adapter"] = str(adapter_dir)
+    if not ranks.is_main:
+        return TrainResult(run_id, status, run_dir, adapter_dir, metrics, resumed_from)
+    training_records.update_run(
+        store,
+        run_id,
+        status=status,
+        event=f"Training{status.capitalize()}",
+        metrics=metrics,
+        paths=paths,
+        versions=stack_versions(),
+    )
+    run_emit("TrainingFinished", status=status, metrics=metrics, adapter=str(adapter_dir) if adapter_dir else None)
+    return TrainResult(run_id, status, run_dir, adapter_dir, metrics, resumed_from)
+
+
+def _silent(kind: str, **payload: Any) -> None:
+    """A rank other than the main one reports nothing: the main rank speaks for the training."""
+
+
+def _open_run(store: Store, plan: TrainPlan, request: TrainRequest, data, resolved, runs_root: Path, run_dir_option):
+    """The run record: reopened for --resume (with its last checkpoint), else created; (id, folder, checkpoint)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
     resumed_from = None
     if request.resume:
         run = records.find_resumable(
@@ -201,69 +294,7 @@ def train_blocking(
             },
         )
 
-    def run_emit(kind: str, **payload: Any) -> None:
-        emit(kind, run_id=run_id, **payload)
-
-    run_emit("TrainingData", report=data.report.as_dict(), lines=data.report.lines())
-    if data.note:
-        run_emit("TrainingNote", message=data.note)
-    run_emit("TrainingRun", run_dir=str(run_dir), resumed_from=resumed_from, notes=list(plan.notes))
-    progress = _progress_callback_class()(run_emit, stop)
-    try:
-        dataset = to_dataset(data.rows)
-        data.rows.clear()  # the Arrow table holds them now
-        eval_dataset = to_dataset(data.val_rows) if data.val_rows else None
-        data.val_rows.clear()
-        trainer = SFTTrainer(
-            model=str(resolved.path),
-            args=sft_config(plan, run_dir / "checkpoints", evaluate=eval_dataset is not None),
-            train_dataset=dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(plan),
-            quantization_config=quantization_config(plan),
-            callbacks=[progress, *(extra_callbacks or [])],
-        )
-        # Progress goes through our events; the stock printer would dump raw log dicts on stdout.
-        trainer.remove_callback(PrinterCallback)
-        output = trainer.train(resume_from_checkpoint=resumed_from)
-        stopped_early = stop.is_set() and trainer.state.global_step < trainer.state.max_steps
-        status = "interrupted" if stopped_early else "finished"
-        adapter_dir = None
-        if status == "finished" and eval_dataset is not None and trainer.state.global_step % plan.eval_steps:
-            trainer.evaluate()  # the last step's validation loss, when it fell between eval steps
-        if status == "finished":
-            adapter_dir = run_dir / "adapter"
-            trainer.save_model(str(adapter_dir))  # the LoRA adapter, the tokenizer and its chat template
-        metrics = _metrics(
-            output,
-            records.loss_history(store, run_id),
-            trainer,
-            data.report,
-            records.loss_history(store, run_id, split="validation"),
-        )
-    except KeyboardInterrupt:
-        training_records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
-        raise
-    except BaseException as err:
-        training_records.update_run(
-            store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000]
-        )
-        raise
-    paths = {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")}
-    if adapter_dir:
-        paths["adapter"] = str(adapter_dir)
-    training_records.update_run(
-        store,
-        run_id,
-        status=status,
-        event=f"Training{status.capitalize()}",
-        metrics=metrics,
-        paths=paths,
-        versions=stack_versions(),
-    )
-    run_emit("TrainingFinished", status=status, metrics=metrics, adapter=str(adapter_dir) if adapter_dir else None)
-    return TrainResult(run_id, status, run_dir, adapter_dir, metrics, resumed_from)
+    return run_id, run_dir, resumed_from
 
 
 def _metrics(
@@ -286,6 +317,8 @@ def _metrics(
         "examples": report.kept - report.validation,
         "tokens": report.total_tokens,
         "trained_tokens": report.trained_tokens,
+        # the processes that trained together (data parallel under `accelerate launch`), as the trainer saw them
+        "processes": trainer.accelerator.num_processes,
     }
 
 
