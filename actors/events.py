@@ -106,6 +106,20 @@ class ExchangeAdded(PipelineEvent):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ReplyChunk(PipelineEvent):
+    """The assistant's reply to exchange `number` as generated so far, while a face follows the transcript.
+
+    Why the whole text so far and not the newest piece: publishers coalesce (at most
+    ~10 a second per transcript), so a subscriber that sees only some chunks still
+    draws the right text. Never stored: the reply is stored once, complete
+    (`ExchangeAdded` follows).
+    """
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TranscriptStatusChanged(PipelineEvent):
     status: str
 
@@ -126,6 +140,18 @@ class AssessmentDone(PipelineEvent):
     windows: int = 1
     judge_errors: list[str] = field(default_factory=list)
     """Criteria the judge could not answer (ERROR), as opposed to criteria it judged NO."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AssessmentProgress(PipelineEvent):
+    """Judge calls answered so far for one transcript, out of all it needs (criteria × windows × judges).
+
+    Verdicts reused from an interrupted judging count as answered. Published as the
+    judging starts and after each judge call.
+    """
+
+    judged: int
+    total: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -241,9 +267,11 @@ EVENT_TYPES: dict[str, type[PipelineEvent]] = {
         WorkerStatus,
         PersonaReady,
         UserMessage,
+        ReplyChunk,
         ExchangeAdded,
         TranscriptStatusChanged,
         TranscriptFinished,
+        AssessmentProgress,
         AssessmentDone,
         FixupProposed,
         DecisionMade,

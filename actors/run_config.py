@@ -50,9 +50,13 @@ from actors.pack.problems import Problem
 from actors.pack.yaml_io import YamlProblem, load_yaml
 from state.errors import CoachError
 
-RoleName = Literal["user_sim", "assistant", "judge", "fixup", "persona", "eval_target"]
-ROLES: tuple[str, ...] = ("user_sim", "assistant", "judge", "fixup", "persona", "eval_target")
+RoleName = Literal["user_sim", "assistant", "judge", "fixup", "persona", "eval_target", "reflector"]
+ROLES: tuple[str, ...] = ("user_sim", "assistant", "judge", "fixup", "persona", "eval_target", "reflector")
+"""The reflector rewrites prompts from the judge's feedback (`coach optimize`)."""
 MULTI_BACKEND_ROLES = frozenset({"judge"})
+BORROWS = {"reflector": "judge"}
+"""A role left out of the config uses this role's (first) backend rather than the embedded model: a config
+that names hosted models for every older role should not reflect with the smallest local one."""
 OnOverflow = Literal["trim", "refuse"]
 DEFAULT_ON_OVERFLOW: dict[str, OnOverflow] = {
     "user_sim": "trim",
@@ -61,6 +65,7 @@ DEFAULT_ON_OVERFLOW: dict[str, OnOverflow] = {
     "judge": "refuse",
     "fixup": "refuse",
     "persona": "refuse",
+    "reflector": "trim",
 }
 EMBEDDED = "embedded"
 CONFIG_ENV = "COACH_RUN_CONFIG"
@@ -102,8 +107,10 @@ class LlamaCppConfig(_BackendBase):
         description="contexts (KV caches) kept for prefix reuse across interleaved prompts; "
         "default 4 for the bundled models, 1 for other GGUFs",
     )
-    chat_format: Literal["auto", "gguf", "gemma3"] = Field(
-        default="auto", description="auto: the file's template, else Gemma 3 turns for a Gemma model"
+    chat_format: Literal["auto", "gguf", "gemma3", "chatml"] = Field(
+        default="auto",
+        description="auto: the file's template, else Gemma 3 turns for a Gemma model; chatml: ChatML turns "
+        "for a ChatML model whose file carries no template",
     )
     max_string_chars: int = Field(default=400, ge=8, description="maxLength given to free strings in schemas")
     repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0, description="llama.cpp's repeat penalty; 1.0 is none")
@@ -239,7 +246,7 @@ class RunConfig(BaseModel):
     def all_backends(self) -> dict[str, BackendConfig]:
         """The configured backends plus the embedded default when some role falls back to it."""
         backends = dict(self.backends)
-        if EMBEDDED not in backends and any(role not in self.roles for role in ROLES):
+        if EMBEDDED not in backends and any(EMBEDDED in self.role(role).backends for role in ROLES):
             backends[EMBEDDED] = LlamaCppConfig()
         return backends
 
@@ -247,6 +254,10 @@ class RunConfig(BaseModel):
         if name not in ROLES:
             raise CoachError(f"unknown role {name!r}; roles are {', '.join(ROLES)}")
         configured = self.roles.get(name)  # type: ignore[call-overload]
+        if configured is None and name in BORROWS:  # e.g. the reflector: the judge's model, unless named
+            borrowed = self.roles.get(BORROWS[name])  # type: ignore[call-overload]
+            backends = (borrowed.backends[0],) if borrowed else (EMBEDDED,)
+            return ResolvedRole(name, backends, DEFAULT_ON_OVERFLOW[name])
         backends = tuple(configured.backends) if configured else (EMBEDDED,)
         on_overflow = (configured.on_overflow if configured else None) or DEFAULT_ON_OVERFLOW[name]
         return ResolvedRole(name, backends, on_overflow)

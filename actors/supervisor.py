@@ -20,10 +20,17 @@ on; a resume retries it from the step it failed in. A database that stays
 locked is retried with backoff first. Only a store that cannot even record
 a failure (a full disk) ends the run, as `failed`, with one clear message.
 The run's final status says what happened: `finished`, `stopped` or `failed`.
+
+What a face draws comes from the bus, never from polling: a step's event
+right after its commit, the judge calls answered so far (`AssessmentProgress`),
+and, for the transcripts a face follows (`stream_replies`), the reply as the
+model writes it (`ReplyChunk`, at most ten a second). Each step's tokens go
+into its event row, so a resumed run's counters start where they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
+import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -44,15 +52,17 @@ from state.store import Store
 
 from .assessment.assessor import assess_resumably
 from .backends.errors import BackendError
-from .backends.types import Message
+from .backends.types import Message, Reply, Usage
 from .curation.curator import CurationSettings, Curator
 from .evaluation.evaluator import Evaluator
 from .events import (
     AssessmentDone,
+    AssessmentProgress,
     BackendErrorEvent,
     EventBus,
     ExchangeAdded,
     PersonaReady,
+    ReplyChunk,
     RunFinished,
     RunStarted,
     StepFailed,
@@ -75,6 +85,9 @@ from .run_lease import RunLease
 ACTORS = ("persona", "simulator", "assistant", "curator", "assessor")
 RETRY_FROM = (Status.PLANNED, Status.CURATING, Status.FIXING, Status.ASSESSING)
 """Statuses a failed transcript is retried from as they were; from `generating` the data says where."""
+UI_INTERVAL_S = 0.1
+"""Streamed reply text is published at most this often per transcript: a face redraws ten times
+a second at most, so an event per token would only cost the run's loop."""
 
 
 @dataclass
@@ -216,6 +229,9 @@ class Supervisor:
         self._lease: RunLease | None = None
         self._stopping = False
         self.exchanges_done = 0
+        self.stream_replies: Callable[[str], bool] | None = None
+        """Which transcripts' replies to stream as `ReplyChunk` events (a face following them); None: none.
+        Called from this run's loop, so it must be cheap and thread-safe (a face sets what it reads)."""
 
     # --- control (the TUI's buttons) ---------------------------------------------
 
@@ -481,6 +497,7 @@ class Supervisor:
                         Status.FAILED,
                         error=cause,
                         error_kind=kind,
+                        failed_actor=actor,
                         **({"failed_from": previous} if previous else {}),
                     )
         except Exception as record_err:  # noqa: BLE001 - the store cannot take the failure itself
@@ -569,7 +586,9 @@ class Supervisor:
                 backend=reply.backend, role="user_sim", cause="the user simulator returned an empty message"
             )
         number = len(turns) + 1
-        text = db.add_user_message(self.store, self.run_id, transcript_id, number, text)  # a replay keeps the first
+        text = db.add_user_message(
+            self.store, self.run_id, transcript_id, number, text, usage=_usage_of(reply)
+        )  # a replay keeps the first
         state.pending_user = text
         self.bus.publish(UserMessage(run_id=self.run_id, transcript_id=transcript_id, number=number))
         self._send("assistant", transcript_id)
@@ -582,8 +601,9 @@ class Supervisor:
             return
         number = len(turns) + 1
         role, messages = self.course.assistant_prompt(self.pack, turns, pending)
-        reply = await self._ask(
-            "assistant",
+        reply = await self._reply(
+            transcript_id,
+            number,
             role,
             messages,
             max_tokens=self.settings.max_tokens_assistant,
@@ -593,7 +613,9 @@ class Supervisor:
         text = reply.text.strip()
         if not text:
             raise BackendError(backend=reply.backend, role=role, cause="the assistant returned an empty reply")
-        text = db.set_assistant_reply(self.store, self.run_id, transcript_id, number, text)  # a replay keeps the first
+        text = db.set_assistant_reply(
+            self.store, self.run_id, transcript_id, number, text, usage=_usage_of(reply)
+        )  # a replay keeps the first
         state.turns.append(Turn(pending, text))
         state.pending_user = None
         self.exchanges_done += 1
@@ -607,6 +629,97 @@ class Supervisor:
             )
         )
         self._after_reply(transcript_id, number)
+
+    async def _reply(self, transcript_id: str, number: int, role: str, messages: list[Message], **kwargs) -> Reply:
+        """The assistant's reply: streamed while a face follows this transcript, else asked whole.
+
+        Either way the same prompt, sampling settings and seed reach the same backend, so the reply
+        stored is the one the plain call gives. A stream is not retried, so a stream that fails, or
+        gives nothing (a server that ignores the request to stream), is asked again the plain way,
+        with its retries, and that reply is the one stored.
+        """
+        streams = self.stream_replies
+        if streams is None or not streams(transcript_id):
+            return await self._ask("assistant", role, messages, **kwargs)
+        try:
+            reply = await self._streamed("assistant", role, transcript_id, number, messages, **kwargs)
+        except BackendError:
+            if self._stopping:
+                raise
+        else:
+            if reply.text.strip():
+                return reply
+        return await self._ask("assistant", role, messages, **kwargs)
+
+    async def _streamed(
+        self, actor: str, role: str, transcript_id: str, number: int, messages: list[Message], **kwargs
+    ) -> Reply:
+        """Ask for a reply as a stream, publishing the text so far: the first piece at once, then every
+        `UI_INTERVAL_S` while it grew (so a stream that stalls still shows all it has written)."""
+        st = self.stats[actor]
+        st.calls += 1
+        backend = self.router.backend_for(role)
+        started = time.monotonic()
+        pieces: list[str] = []
+        published = 0
+
+        def publish() -> None:
+            nonlocal published
+            published = len(pieces)
+            self.bus.publish(
+                ReplyChunk(run_id=self.run_id, transcript_id=transcript_id, number=number, text="".join(pieces))
+            )
+
+        async def flush() -> None:
+            while True:
+                await anyio.sleep(UI_INTERVAL_S)
+                if len(pieces) != published:
+                    publish()
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flush)
+            try:
+                async with contextlib.aclosing(self.router.stream(role, messages, **kwargs)) as stream:
+                    async for piece in stream:
+                        pieces.append(piece)
+                        if not published:
+                            publish()
+            except Exception as err:  # noqa: BLE001 - raised below as itself, not wrapped in a task group's
+                failure = err
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if backend.tokenizes_locally:  # a local tokenizer may take a while on a long prompt: not on the loop
+            prompt_tokens = await anyio.to_thread.run_sync(backend.count_tokens, messages)
+        else:
+            prompt_tokens = backend.count_tokens(messages)
+        # A stream reports no usage: the pieces are the model's tokens as it produced them.
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(pieces))
+        st.prompt_tokens += usage.prompt_tokens
+        st.completion_tokens += usage.completion_tokens
+        return Reply(
+            text="".join(pieces),
+            usage=usage,
+            latency_s=time.monotonic() - started,
+            backend=backend.name,
+            model=backend.model,
+        )
+
+    def _judging_progress(self, transcript_id: str) -> Callable[[int, int], None]:
+        """Publish `AssessmentProgress` as a judging starts and after each judge call.
+
+        Not coalesced like streamed text: a judge call is a model call and a committed verdict, so
+        one more event per call costs nothing beside it, and a judging that stalls still shows its
+        last count.
+        """
+
+        def report(judged: int, total: int) -> None:
+            self.bus.publish(
+                AssessmentProgress(run_id=self.run_id, transcript_id=transcript_id, judged=judged, total=total)
+            )
+
+        return report
 
     def _after_reply(self, transcript_id: str, number: int) -> None:
         if number < self._load(transcript_id).target:
@@ -626,6 +739,7 @@ class Supervisor:
 
     async def _curator_step(self, transcript_id: str) -> None:
         state = self._load(transcript_id)
+        self.stats["curator"].calls += 1
         t = db.transcript(self.store, transcript_id)
         if t.status == Status.FIXING:
             found = db.latest_assessment(self.store, transcript_id)
@@ -657,7 +771,16 @@ class Supervisor:
         after_fixup = bool(t.meta.get("rubric_fixups"))
         stage = "after_fixup" if after_fixup else "initial"
         self.stats["assessor"].calls += 1
-        outcome = await assess_resumably(self.store, self.router, self.pack, transcript_id, turns, stage=stage, seed=0)
+        outcome = await assess_resumably(
+            self.store,
+            self.router,
+            self.pack,
+            transcript_id,
+            turns,
+            stage=stage,
+            seed=0,
+            progress=self._judging_progress(transcript_id),
+        )
         result = outcome.result
         rows = [(a.criterion, a.answer, a.reasoning, a.judge) for a in outcome.judge_answers]
         if len({a.judge for a in outcome.judge_answers}) > 1:
@@ -700,6 +823,7 @@ class Supervisor:
                 status=status,
                 meta={"rubric_fixups": True} if status == Status.FIXING else None,
                 rejection=rejection,
+                usage={"prompt_tokens": outcome.prompt_tokens},
             )
         self.stats["assessor"].prompt_tokens += outcome.prompt_tokens
         self.bus.publish(
@@ -754,6 +878,11 @@ def _state_of(t: Transcript, p: Persona, rows: list[Exchange]) -> TranscriptStat
         pending_user=rows[-1].user if rows and not rows[-1].assistant else None,
         seed_key=t.meta.get("seed_key", t.id),
     )
+
+
+def _usage_of(reply: Reply) -> dict[str, int]:
+    """A call's tokens, kept in its step's event row so a resumed run's counters start where they were."""
+    return {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
 
 
 def _seed_for(transcript_id: str, number: int, who: str) -> int:

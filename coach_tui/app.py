@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -47,14 +48,18 @@ from .run_state import Changes
 from .screens.chat import ChatScreen
 from .screens.confirm_quit import ConfirmQuit
 from .screens.eval import EvalScreen
+from .screens.help import HelpScreen, HelpSection, help_sections
 from .screens.monitor import MonitorScreen
 from .screens.review import ReviewScreen
 from .screens.run_form import RunForm
+from .screens.side_by_side import SideBySideScreen
 from .screens.train import TrainScreen
 
 SECTIONS = ("monitor", "review", "chat", "train", "eval")
 FOLLOW_S = 1.0
 """How often a run owned by another process is looked at (one indexed query when it did not move)."""
+SCREENSHOTS = "screenshots"
+"""The workspace folder screenshots are saved in (created on the first one)."""
 
 
 def short_path(path: Path, limit: int = 24) -> str:
@@ -83,8 +88,21 @@ class CoachApp(App):
     COMMANDS = App.COMMANDS | {RunsProvider, ConversationsProvider}
     BINDINGS = [
         *[Binding(str(n), f"switch_mode('{mode}')", mode.title(), show=False) for n, mode in enumerate(SECTIONS, 1)],
-        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", tooltip="This help: the keys of every screen"),
+        # F1 also over a form or dialog (a modal hides the app's other keys); `?` stays typeable in fields.
+        Binding("f1", "help", "Help", show=False, priority=True, tooltip="This help: the keys of every screen"),
+        Binding("q", "quit", "Quit", tooltip="Quit (asks first while a run is live)"),
     ]
+    HELP_SCREENS: tuple[tuple[str, type[Screen]], ...] = (
+        ("Monitor", MonitorScreen),
+        ("New run form", RunForm),
+        ("Review", ReviewScreen),
+        ("Chat", ChatScreen),
+        ("Side by side", SideBySideScreen),
+        ("Train", TrainScreen),
+        ("Eval", EvalScreen),
+    )
+    """The screens whose keys the help screen (and the README's table) lists, in this order."""
 
     context_line: reactive[str] = reactive("")
     """Workspace · run · backends, drawn by every screen's header."""
@@ -112,6 +130,8 @@ class CoachApp(App):
         self.backends_line = describe_backends(config_path) if router_factory is None else "scripted backends"
         self.local_generation = router_factory is None and generates_locally(config_path)
         self._rejudge: dict[str, set[str]] = {}
+        self.judging: set[str] = set()
+        """Reviewed transcripts being judged again right now (their decisions can no longer be undone)."""
 
     def on_mount(self) -> None:
         self.refresh_context()
@@ -172,6 +192,51 @@ class CoachApp(App):
         finally:
             if self.is_running:
                 self.screen.refresh(self.screen.region)  # the whole screen region: a full update
+
+    # --- help and screenshots --------------------------------------------------------------
+
+    @classmethod
+    def help_sections(cls) -> list[HelpSection]:
+        """Every screen's keys, from their BINDINGS (the help screen and the README's table)."""
+        palette = (cls.COMMAND_PALETTE_BINDING, "Command palette: every action, run and conversation")
+        return help_sections(cls, cls.HELP_SCREENS, [palette])
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)  # F1 again closes it
+            return
+        self.push_screen(HelpScreen(self.help_sections(), current=type(self.screen)))
+
+    @property
+    def screenshots_dir(self) -> Path:
+        return self.context.workspace / SCREENSHOTS
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save an SVG of the screen in `<workspace>/screenshots/` (created) and say where.
+
+        Textual's default saves into the platform's Downloads folder, which a
+        server or a fresh account does not have: the palette's Screenshot
+        command then only said "Failed to save screenshot". Returns the path.
+        """
+        folder = Path(path) if path else self.screenshots_dir
+        if not filename:
+            stamp = datetime.now().strftime(time_format or "%Y-%m-%d_%H-%M-%S_%f")
+            filename = f"coach-{self.current_mode}-{stamp}.svg"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder))
+        except OSError as err:
+            self.notify(
+                f"Could not save the screenshot in {folder}: {err.strerror or err}",
+                title="Screenshot",
+                severity="error",
+                markup=False,
+            )
+            return None
+        self.notify(f"Saved {saved}", title="Screenshot", timeout=8, markup=False)
+        return saved
 
     # --- header -----------------------------------------------------------------------------
 
@@ -257,7 +322,10 @@ class CoachApp(App):
         )
 
     async def _drive(self, run_id: str, settings, only: set[str] | None) -> None:
-        summary = await self.controller.drive(run_id, settings, self._on_changes, only=only)
+        try:
+            summary = await self.controller.drive(run_id, settings, self._on_changes, only=only)
+        finally:
+            self.judging -= only or set()
         self.refresh_context()
         if summary is not None:
             counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
@@ -313,6 +381,7 @@ class CoachApp(App):
             self.notify(str(err), severity="error", timeout=8)
             return
         self.notify(f"Judging {len(ids)} reviewed transcript(s) again.", timeout=3)
+        self.judging |= ids
         self.run_worker(
             self._drive(run_id, settings, ids),
             name=f"rejudge {run_id}",
@@ -373,12 +442,28 @@ class CoachApp(App):
         yield SystemCommand("Review: accept this fixup", "Review: a", lambda: self._in("review", "decide(True)"))
         yield SystemCommand("Review: reject this fixup", "Review: x", lambda: self._in("review", "decide(False)"))
         yield SystemCommand("Review: skip to the next fixup", "Review: s", lambda: self._in("review", "step(1)"))
+        yield SystemCommand(
+            "Review: undo the last decision", "Review: u — until it is judged again", lambda: self._in("review", "undo")
+        )
         yield SystemCommand("Chat: new conversation", "Chat: ctrl+n", self._on_chat("new_conversation"))
         yield SystemCommand(
             "Chat: choose the model…", "Chat: ctrl+o — bundled, exported or any GGUF", self._on_chat("choose_model")
         )
         yield SystemCommand("Chat: show or hide support lines", "Chat: ctrl+r", self._on_chat("toggle_resources"))
-        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Chat: side by side…",
+            "Chat: ctrl+y — one message to two models, e.g. the base and the fine-tuned",
+            self._on_chat("side_by_side"),
+        )
+        yield SystemCommand("Help: the keys of every screen", "? or F1", self.action_help)
+        yield SystemCommand(
+            "Screenshot (SVG into the workspace)",
+            f"Saved in {self.screenshots_dir}",
+            lambda: self.set_timer(0.1, self.deliver_screenshot),
+        )
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # ours above says where it goes
+                yield command
 
     def _in(self, mode: str, action: str) -> None:
         self.switch_mode(mode)

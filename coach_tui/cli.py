@@ -11,7 +11,7 @@ import click
 
 from state.errors import CoachError
 
-from .context import AppContext
+from .context import AppContext, may_create_workspace
 
 
 class CoachGroup(click.Group):
@@ -46,7 +46,9 @@ def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: 
     With no command, opens the terminal app.
     """
     ctx.obj = AppContext(workspace_option=workspace, db_url=db_url, domain_option=domain)
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is not None:  # the app may start a workspace; of the commands, only those marked
+        ctx.obj.create_workspace = may_create_workspace(main.get_command(ctx, ctx.invoked_subcommand))
+    else:
         from .app import run_app
 
         run_app(ctx.obj)
@@ -54,10 +56,12 @@ def main(ctx: click.Context, workspace: str | None, db_url: str | None, domain: 
 
 def _register() -> None:
     from .commands.calibrate import calibrate_cmd
+    from .commands.chat import chat_cmd
     from .commands.data import eval_report_cmd, export_group, import_cmd
     from .commands.doctor import doctor_cmd
     from .commands.eval import eval_group
     from .commands.init_domain import init_domain
+    from .commands.optimize import optimize_cmd
     from .commands.pack import config_group, rubric_group
     from .commands.review import report_group, review_cmd
     from .commands.run import run_cmd
@@ -81,6 +85,8 @@ def _register() -> None:
         export_model_cmd,
         doctor_cmd,
         safety_group,
+        chat_cmd,
+        optimize_cmd,
     ):
         main.add_command(command)
     eval_group.add_command(eval_report_cmd)  # `coach eval report`: from stored transcripts, beside base and compare

@@ -15,6 +15,13 @@ class AppContext:
     workspace_option: str | None = None
     db_url: str | None = None
     domain_option: str | None = None
+    create_workspace: bool = True
+    """Whether opening the store may create a missing workspace.
+
+    The app and the commands that create data may (`creates_workspace`); the
+    `coach` group turns it off for every other subcommand, so a mistyped `-w`
+    says "no workspace at PATH" instead of leaving an empty workspace behind.
+    """
     _store: object = field(default=None, repr=False)
 
     @property
@@ -28,7 +35,7 @@ class AppContext:
         if self._store is None:
             from state.workspace import open_store
 
-            self._store = open_store(self.workspace, self.db_url)
+            self._store = open_store(self.workspace, self.db_url, create=self.create_workspace)
         return self._store
 
     def pack(self, *, check_rubric_doc: bool = True):
@@ -38,3 +45,17 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+CREATES_WORKSPACE = "creates_workspace"
+"""The attribute `creates_workspace` sets on a click command."""
+
+
+def creates_workspace(command: click.Command) -> click.Command:
+    """Mark a subcommand that creates data, and so may create the workspace it writes into (`coach run`)."""
+    setattr(command, CREATES_WORKSPACE, True)
+    return command
+
+
+def may_create_workspace(command: click.Command | None) -> bool:
+    """Whether `command` was marked with `creates_workspace` (a group is not: its subcommands only read)."""
+    return bool(getattr(command, CREATES_WORKSPACE, False))

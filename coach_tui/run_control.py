@@ -11,9 +11,16 @@ arrived, folds it all into `RunState` and hands the screen one `Changes`.
 The screen therefore redraws at most ten times a second however fast the
 run goes, and the loop stays free for keystrokes.
 
-A run that another process owns (a `coach run` in a shell) is not resumed
-here but *followed*: `follow_tick` asks the store whether the run moved and
-reloads it when it did.
+Any run shown here but not live here is *followed* from the store:
+`follow_tick` asks once a second whether it moved and, if so, folds the
+event rows written since into the same `RunState` a live run uses. So a run
+another process owns (a `coach run` in a shell) is drawn as it goes, a run
+shown as interrupted comes alive when a shell resumes it, and the newest run
+shown by default gives way to a newer one started elsewhere.
+
+The streamed reply: the transcript the monitor shows is `watched`, and the
+run streams that transcript's replies (`Supervisor.stream_replies`), so the
+pane fills in as the model writes; every other transcript is asked whole.
 """
 
 from __future__ import annotations
@@ -33,16 +40,23 @@ import anyio.lowlevel
 from actors.events import WorkerStatus
 from actors.generation.run_plan import DEFAULT_LENGTHS
 from actors.pack.loader import DomainPack
-from actors.supervisor import RunSummary, Supervisor
+from actors.supervisor import ActorStats, RunSummary, Supervisor
 from actors.usecases import runs
 from actors.usecases.run_settings import RunSettings
 from state.errors import CoachError
+from state.status import TranscriptStatus
 from state.store import Store
 
 from .run_state import Changes, RunState
 
 REFRESH_INTERVAL_S = 0.1
 """At most ten redraws a second (see the module docstring)."""
+OWNER_CHECK_S = 5.0
+"""How often a followed run that did not move is asked who owns it (its owner may have died)."""
+COUNTERS_S = 5.0
+"""How often a followed run's actor counters are counted again from its events while it moves."""
+LOG_ON_OPEN = 50
+"""Events of a run opened from the store shown in its event log."""
 
 REVIEW_MODES = ("auto", "review")
 
@@ -154,6 +168,12 @@ class RunController:
         self._token = None
         self._stop_requested = False
         self._follower: runs.RunFollower | None = None
+        self._pinned = True
+        self._owner_checked = 0.0
+        self._counted = 0.0
+        self._counters: dict[str, ActorStats] = {}
+        self.watched: str | None = None
+        """The transcript a face is showing: its replies are streamed while a run here writes them."""
 
     # --- planning and finding -------------------------------------------------------------
 
@@ -175,29 +195,75 @@ class RunController:
             return None
         return holder.describe()
 
-    def show(self, run_id: str) -> RunState:
-        """Load a run from the store for viewing (not while another one is live); follow it if it is owned elsewhere."""
+    def show(self, run_id: str, *, pinned: bool = True) -> RunState:
+        """Load a run from the store for viewing (not while another one is live), and follow it from there.
+
+        ``pinned`` is False when the run is shown only as the newest (the monitor opening): a newer
+        run started elsewhere then takes its place.
+        """
         if not self.active:
-            self.state = RunState.load(self.store, run_id, owner=self.owner_elsewhere(run_id))
-            self._follower = runs.RunFollower(self.store, run_id) if self.state.status == "elsewhere" else None
-            if self._follower is not None:
-                self._follower.moved()  # the state just loaded is the baseline
+            follower = runs.RunFollower(self.store, run_id)
+            follower.start()  # before loading: an event written meanwhile is read twice, never missed
+            self.state = RunState.load(
+                self.store, run_id, owner=self.owner_elsewhere(run_id), judging=follower.judging()
+            )
+            self.state.note(runs.last_events(self.store, run_id, LOG_ON_OPEN))
+            self._follower, self._pinned = follower, pinned
+            self._owner_checked = self._counted = time.monotonic()
+            self._counters = runs.actor_counters(self.store, run_id)
         return self.state
 
-    def follow_tick(self) -> Changes | None:
-        """If the run shown is owned by another process and moved, reload it; what changed, or None."""
+    def follow_tick(self, now: float | None = None) -> Changes | None:
+        """Fold in what the store says the shown run did since the last look; what changed, or None.
+
+        One indexed query when nothing moved; the new event rows, and who owns the run, when it did.
+        """
         follower = self._follower
+        if follower is None and not self.active and self.state.run_id is None:
+            newest = runs.newest_run_id(self.store)  # nothing shown yet: the first run started elsewhere
+            if newest is None:
+                return None
+            self.show(newest, pinned=False)
+            return Changes(run=True, new_rows=True, rejections=True, log=len(self.state.log))
         if follower is None or self.active or self.state.run_id != follower.run_id:
             return None
-        if not follower.moved():
+        now = time.monotonic() if now is None else now
+        if not self._pinned:
+            newest = runs.newest_run_id(self.store)
+            if newest is not None and newest != follower.run_id:
+                self.show(newest, pinned=False)
+                return Changes(run=True, new_rows=True, rejections=True, log=len(self.state.log))
+        moved = follower.moved()
+        if not moved and now - self._owner_checked < OWNER_CHECK_S:
             return None
-        before = self.state
-        self.show(follower.run_id)
-        return _difference(before, self.state)
+        changes = Changes()
+        if moved:
+            changes = self.state.apply(follower.new_events())
+            if changes.rejections:
+                self.state.reload_rejections(self.store)
+            if any(r.status == TranscriptStatus.ASSESSING for r in self.state.rows.values()):
+                self.state.judging_from_store(follower.judging(), changes)
+            if now - self._counted >= COUNTERS_S:
+                self._counters, self._counted = runs.actor_counters(self.store, follower.run_id), now
+        before = (self.state.status, self.state.owner)
+        self._owner_checked = now
+        self.state.set_owner(self.owner_elsewhere(follower.run_id), follower.stored_status)
+        if (self.state.status, self.state.owner) != before:
+            changes.run = True
+            self._counters, self._counted = runs.actor_counters(self.store, follower.run_id), now
+        return changes or None
 
     @property
     def following(self) -> bool:
-        return self._follower is not None and not self.active
+        """The run shown is worked on by another process, and drawn here from the store."""
+        return self._follower is not None and not self.active and self.state.status == "elsewhere"
+
+    def watch(self, transcript_id: str | None) -> None:
+        """The transcript a face shows now (its replies are streamed while a run here writes them)."""
+        self.watched = transcript_id
+
+    def _streams(self, transcript_id: str) -> bool:
+        return transcript_id == self.watched  # read on the run's thread: one attribute, set on the app's
 
     # --- control (from the app's thread) --------------------------------------------------
 
@@ -257,9 +323,10 @@ class RunController:
             model_cache.release_all()
         return ended
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, ActorStats]:
+        """Each actor's counters: the live run's, else the shown run's as its events in the store count them."""
         supervisor = self.supervisor
-        return dict(supervisor.stats) if supervisor is not None else {}
+        return dict(supervisor.stats) if supervisor is not None else dict(self._counters)
 
     # --- the run --------------------------------------------------------------------------
 
@@ -268,7 +335,9 @@ class RunController:
         if self.active:
             raise RuntimeError("a run is live already")
         self.state = RunState.load(self.store, run_id)
+        self.state.note(runs.last_events(self.store, run_id, LOG_ON_OPEN))
         self.state.status = "starting"
+        self._counters = runs.actor_counters(self.store, run_id)
         self.settings = settings
         self.summary, self.error, self.session, self._token = None, None, None, None
         self._stop_requested = False
@@ -290,7 +359,13 @@ class RunController:
     async def _run(self, run_id: str, settings: RunSettings, only: set[str] | None) -> None:
         self._token = anyio.lowlevel.current_token()
         session = runs.RunSession(
-            self.store, self.pack, run_id, settings, make_router=self.make_router, preload_models=True
+            self.store,
+            self.pack,
+            run_id,
+            settings,
+            make_router=self.make_router,
+            preload_models=True,
+            stream_replies=self._streams,
         )
         receive = session.bus.subscribe(buffer=100_000)
         self.session = session
@@ -342,8 +417,15 @@ class RunController:
                 self.state.status = "failed"
                 self.state.errors.append(self.error)
                 changes.errors.append(self.error)
+            self.state.streaming.clear()
             self.settings = None
             changes.run = True
+            run_id = self.state.run_id
+            if run_id is not None:  # no longer live here: counted and followed from the store from now on
+                self._counters = runs.actor_counters(self.store, run_id)
+                self._follower, self._pinned = runs.RunFollower(self.store, run_id), True
+                self._follower.start()
+                self._owner_checked = self._counted = time.monotonic()
         return changes, finished
 
     async def drive(
@@ -373,20 +455,3 @@ def _root_cause(err: BaseException) -> BaseException:
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
     return err
-
-
-def _difference(before: RunState, after: RunState) -> Changes:
-    """What a reload changed, row by row, so the monitor redraws only that."""
-    changes = Changes(run=before.status != after.status or before.owner != after.owner)
-    if set(before.rows) != set(after.rows):
-        changes.new_rows = True
-    for tid, row in after.rows.items():
-        old = before.rows.get(tid)
-        if old is None or old != row:
-            changes.rows.add(tid)
-        if old is None or old.exchanges != row.exchanges:
-            changes.exchanges.add(tid)
-        if row.passed is not None and (old is None or (old.score, old.passed) != (row.score, row.passed)):
-            changes.assessed.add(tid)
-    changes.rejections = before.rejection_reasons != after.rejection_reasons
-    return changes

@@ -11,6 +11,14 @@ network.
 Why JSON files: a conversation is read and written whole, by one app at a
 time; a file per conversation makes "delete this conversation" a real delete
 and keeps one corrupt file from costing the others.
+
+The file's format grows by adding keys, never by renaming them: format 2
+(``"format": 2``) added the model of each message, the conversation's own
+settings (system prompt, temperature, reply length, context length), and a
+title the person chose. A format-1 file (the previous release's, no
+``format`` key) reads as it always did: its messages keep their words, times
+and notes, their model is unknown (""), and the conversation's ``model`` is
+still the one to reopen it with. Keys a later format adds are ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 CHAT_DIR_ENV = "COACH_CHAT_DIR"
+FORMAT = 2
+"""The conversation file's format (see the module docstring); files without the key are format 1."""
 SETTINGS_FILE = "settings.json"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -45,12 +55,38 @@ def _now() -> str:
 
 @dataclass
 class ChatMessage:
-    """One turn. ``meta`` keeps what the UI showed beside it (timings, crisis signals)."""
+    """One turn. ``meta`` keeps what the UI showed beside it (timings, crisis signals).
+
+    ``model`` is the model the message was sent to (a person's message) or that wrote it (a
+    reply): a bundled name, a GGUF path or ``server:NAME``; "" when unknown (format-1 files).
+    """
 
     role: str  # user | assistant
     content: str
     at: str = field(default_factory=_now)
     meta: dict = field(default_factory=dict)
+    model: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ChatMessage:
+        """Tolerant of files from other formats: missing keys take their defaults, unknown ones are ignored."""
+        return cls(
+            role=str(data["role"]),
+            content=str(data.get("content", "")),
+            at=str(data.get("at") or _now()),
+            meta=dict(data.get("meta") or {}),
+            model=str(data.get("model") or ""),
+        )
+
+
+SETTING_KEYS = ("system_prompt", "temperature", "max_tokens", "context_length")
+"""A conversation's own settings; a key left out means the default (the pack's prompt, the engine's values)."""
+
+
+def user_turns(messages: list[ChatMessage] | list[dict]) -> int:
+    """Turns of a conversation: the messages the person sent (a reply that failed or was never
+    written does not halve the count, as ``len(messages) // 2`` did)."""
+    return sum(1 for m in messages if (m.get("role") if isinstance(m, dict) else m.role) == "user")
 
 
 @dataclass
@@ -61,28 +97,53 @@ class Conversation:
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
     messages: list[ChatMessage] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    """This conversation's own settings (`SETTING_KEYS`); empty means every default."""
+    titled: bool = False
+    """The person named it (a rename); the first message no longer sets the title."""
+    pair: str = ""
+    """The id of the conversation held side by side with this one (the same messages sent to another
+    model, `actors.chat.pair`); "" for a conversation of its own."""
 
-    def add(self, role: str, content: str, **meta) -> ChatMessage:
-        message = ChatMessage(role, content, meta=meta)
+    def add(self, role: str, content: str, *, model: str | None = None, **meta) -> ChatMessage:
+        """Append a message; ``model`` defaults to the conversation's model (the one it belongs to)."""
+        message = ChatMessage(role, content, meta=meta, model=self.model if model is None else model)
         self.messages.append(message)
         self.updated_at = message.at
-        if role == "user" and self.title == "New conversation":
+        if role == "user" and self.title == "New conversation" and not self.titled:
             self.title = _title_from(content)
         return message
 
+    @property
+    def turns(self) -> int:
+        return user_turns(self.messages)
+
+    def rename(self, title: str) -> None:
+        """The person's own title (blank: back to the first message's words)."""
+        title = " ".join(title.split())
+        if title:
+            self.title, self.titled = title[:120], True
+        else:
+            first = next((m.content for m in self.messages if m.role == "user"), "")
+            self.title, self.titled = (_title_from(first) if first else "New conversation"), False
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"format": FORMAT, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Conversation:
-        messages = [ChatMessage(**m) for m in data.get("messages", [])]
+        messages = [ChatMessage.from_dict(m) for m in data.get("messages", [])]
+        settings = data.get("settings")
         return cls(
             id=data["id"],
             title=data.get("title", "New conversation"),
-            model=data.get("model", ""),
+            model=data.get("model", "") or "",
             created_at=data.get("created_at", _now()),
             updated_at=data.get("updated_at", _now()),
             messages=messages,
+            settings={k: v for k, v in settings.items() if k in SETTING_KEYS} if isinstance(settings, dict) else {},
+            titled=bool(data.get("titled", False)),
+            pair=str(data.get("pair") or ""),
         )
 
 
@@ -92,6 +153,41 @@ class ConversationSummary:
     title: str
     updated_at: str
     turns: int
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A conversation that holds every word searched for, and where the first one shows."""
+
+    summary: ConversationSummary
+    snippet: str
+    """A short stretch of the matching message (or the title), one line."""
+
+
+def search_terms(query: str) -> list[str]:
+    return [t.casefold() for t in query.split() if t.strip()]
+
+
+def match_snippet(texts: list[str], terms: list[str], width: int = 60) -> str | None:
+    """A one-line stretch around the first term in ``texts`` when every term occurs in them; else None.
+
+    Case-insensitive and word-order free: "sleep sister" finds a conversation that speaks of both,
+    in any of its messages or its title. Pure, for the store's search and its tests.
+    """
+    if not terms:
+        return None
+    folded = [t.casefold() for t in texts]
+    everything = "\n".join(folded)
+    if not all(term in everything for term in terms):
+        return None
+    for text, low in zip(texts, folded, strict=True):
+        at = low.find(terms[0])
+        if at >= 0:
+            start = max(0, at - width // 3)
+            piece = " ".join(text[start : start + width].split())
+            return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
+    return ""
 
 
 def _title_from(text: str, limit: int = 40) -> str:
@@ -149,25 +245,65 @@ class ChatStore:
 
     def list(self) -> list[ConversationSummary]:
         """Every readable conversation, most recently used first; unreadable files are skipped."""
+        out = []
+        for path in self._files():
+            data = self._read(path)
+            if data is not None:
+                out.append(self._summary(data, path))
+        return sorted(out, key=lambda c: (c.updated_at, c.id), reverse=True)
+
+    def _files(self) -> list:
         if not self.root.is_dir():
             return []
-        out = []
-        for path in self.root.glob("*.json"):
-            if path.name == SETTINGS_FILE:
+        return [p for p in self.root.glob("*.json") if p.name != SETTINGS_FILE]
+
+    @staticmethod
+    def _read(path: Path) -> dict | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or "id" not in data or not isinstance(data.get("messages", []), list):
+            return None
+        return data
+
+    @staticmethod
+    def _summary(data: dict, path: Path) -> ConversationSummary:
+        messages = [m for m in data.get("messages", []) if isinstance(m, dict)]
+        return ConversationSummary(
+            str(data["id"]),
+            str(data.get("title", path.stem)),
+            str(data.get("updated_at", "")),
+            user_turns(messages),
+            str(data.get("model") or ""),
+        )
+
+    def search(self, query: str) -> list[SearchHit]:
+        """Conversations holding every word of ``query`` (titles and messages, any case), newest first.
+
+        Reads each file in turn: a person's history is hundreds of small files, read in milliseconds,
+        and an index would be one more private file to keep in step.
+        """
+        terms = search_terms(query)
+        hits = []
+        for path in self._files():
+            data = self._read(path)
+            if data is None:
                 continue
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                out.append(
-                    ConversationSummary(
-                        data["id"],
-                        data.get("title", path.stem),
-                        data.get("updated_at", ""),
-                        len(data.get("messages", [])) // 2,
-                    )
-                )
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        return sorted(out, key=lambda c: (c.updated_at, c.id), reverse=True)
+            texts = [str(data.get("title", ""))] + [
+                str(m.get("content", "")) for m in data.get("messages", []) if isinstance(m, dict)
+            ]
+            snippet = match_snippet(texts[1:] + texts[:1], terms)
+            if snippet is not None:
+                hits.append(SearchHit(self._summary(data, path), snippet))
+        return sorted(hits, key=lambda h: (h.summary.updated_at, h.summary.id), reverse=True)
+
+    def rename(self, conversation_id: str, title: str) -> Conversation:
+        """Give a saved conversation the person's own title (blank: the first message's words again)."""
+        conversation = self.load(conversation_id)
+        conversation.rename(title)
+        self.save(conversation)
+        return conversation
 
     def delete(self, conversation_id: str) -> None:
         self._path(conversation_id).unlink(missing_ok=True)

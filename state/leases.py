@@ -76,7 +76,11 @@ class Holder:
 
     def gone(self) -> bool:
         """True when the holder ran on this host and its process no longer exists."""
-        return self.host == socket.gethostname() and not _pid_alive(self.pid)
+        return self.gone_pid(self.host, self.pid)
+
+    @staticmethod
+    def gone_pid(host: str, pid: int) -> bool:
+        return host == socket.gethostname() and not _pid_alive(pid)
 
     def live(self, now: datetime | None = None) -> bool:
         return not self.expired(now) and not self.gone()

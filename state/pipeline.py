@@ -227,10 +227,13 @@ def _touch_by_id(s: Session | Connection, transcript_id: str) -> None:
     s.execute(_TOUCH_TRANSCRIPT, {"tid": transcript_id, "at": utcnow()})
 
 
-def add_user_message(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> str:
+def add_user_message(
+    store: Store, run_id: str, transcript_id: str, number: int, text: str, *, usage: dict[str, int] | None = None
+) -> str:
     """The user half of an exchange; the reply is owed until `set_assistant_reply`.
 
-    Returns the message as stored: a replayed step keeps the one written first.
+    Returns the message as stored: a replayed step keeps the one written first. `usage` (the call's
+    token counts) goes into the step's event row, so a resumed run's counters start where they were.
     """
     with store.transaction() as s:
         new = insert_once(
@@ -242,12 +245,17 @@ def add_user_message(store: Store, run_id: str, transcript_id: str, number: int,
         if new is None:
             return s.execute(_EXCHANGE_TEXT, {"tid": transcript_id, "num": number}).one().user
         _touch_by_id(s, transcript_id)
-        _event(s, run_id, "UserMessage", transcript_id=transcript_id, number=number, chars=len(text))
+        _event(s, run_id, "UserMessage", transcript_id=transcript_id, number=number, chars=len(text), **(usage or {}))
         return text
 
 
-def set_assistant_reply(store: Store, run_id: str, transcript_id: str, number: int, text: str) -> str:
-    """The reply that completes exchange `number`; returns the reply as stored (a replay keeps the first)."""
+def set_assistant_reply(
+    store: Store, run_id: str, transcript_id: str, number: int, text: str, *, usage: dict[str, int] | None = None
+) -> str:
+    """The reply that completes exchange `number`; returns the reply as stored (a replay keeps the first).
+
+    `usage` (the call's token counts) goes into the step's event row, as for `add_user_message`.
+    """
     with store.transaction() as s:
         done = s.execute(_SET_REPLY, {"tid": transcript_id, "num": number, "text": text})
         if done.rowcount != 1:
@@ -256,7 +264,7 @@ def set_assistant_reply(store: Store, run_id: str, transcript_id: str, number: i
                 raise LookupError(f"no pending exchange {number} in {transcript_id}")
             return stored.assistant
         _touch_by_id(s, transcript_id)
-        _event(s, run_id, "ExchangeAdded", transcript_id=transcript_id, number=number, chars=len(text))
+        _event(s, run_id, "ExchangeAdded", transcript_id=transcript_id, number=number, chars=len(text), **(usage or {}))
         return text
 
 
@@ -334,6 +342,7 @@ def save_assessment(
     status: str | None = None,
     meta: dict | None = None,
     rejection: dict | None = None,
+    usage: dict[str, int] | None = None,
 ) -> int:
     """Store one assessment with every (criterion, answer, reasoning, judge) row; returns its id.
 
@@ -387,6 +396,7 @@ def save_assessment(
             passed=result["passed"],
             failed_checks=result["failed_checks"],
             safety_gate_failed=result["safety_gate_failed"],
+            **(usage or {}),
         )
         t = s.get(Transcript, transcript_id)
         _touch(s, run_id, t, status, **(meta or {}))

@@ -37,6 +37,7 @@ from actors.evaluation.stats import (
 )
 from actors.usecases.evaluations import EvalOutcome
 from coach_tui.cli import main
+from state.store import Store
 from tests.scripted import ScriptedBackend, default_script
 
 BASE_RUNS = [[0.5, 0.75], [0.5, 0.5], [0.25, 0.5], [0.375, 0.375]]
@@ -284,6 +285,7 @@ def judge_fails_the_candidates_safety(monkeypatch):
 
 def test_coach_eval_compare_exits_1_when_the_safety_gate_fails(tmp_path, judge_fails_the_candidates_safety):
     ws = tmp_path / "ws"
+    Store.for_workspace(ws).close()  # only run and import create a workspace
     args = ["-w", str(ws), "eval", "compare", "--base", BASE_MODEL, "--candidate", CAND_MODEL]
     result = CliRunner().invoke(main, [*args, "--personas", "2", "--exchanges", "1", "--seed", "81"])
     assert result.exit_code == 1, result.output
@@ -314,6 +316,7 @@ def test_coach_eval_compare_exit_status_follows_the_verdict(tmp_path, monkeypatc
         return EvalOutcome("ev", "compare", ("base", "cand"), report, tmp_path / "r.json", tmp_path / "r.md")
 
     monkeypatch.setattr(eval_command, "evaluate", evaluate)
+    Store.for_workspace(tmp_path / "ws").close()  # only run and import create a workspace
     result = CliRunner().invoke(
         main, ["-w", str(tmp_path / "ws"), "eval", "compare", "--base", "base", "--candidate", "cand"]
     )

@@ -211,6 +211,7 @@ def judges(monkeypatch, cases, clean_env):
 
 
 def calibrate(ws: Path, *args: str):
+    Store.for_workspace(ws).close()  # only run and import create a workspace
     return CliRunner().invoke(main, ["-w", str(ws), "calibrate", *args])
 
 
@@ -331,6 +332,7 @@ def scripted_everything(monkeypatch, clean_env):
 
 def test_coach_eval_base_shows_judge_trust_in_its_output_and_its_reports(tmp_path, scripted_everything):
     ws = tmp_path / "ws"
+    Store.for_workspace(ws).close()  # only run and import create a workspace
     args = ["-w", str(ws), "eval", "base", "--model", "smollm2-135m-instruct", "--personas", "1", "--exchanges", "1"]
     first = CliRunner().invoke(main, [*args, "--seed", "71"])
     assert first.exit_code == 0, first.output

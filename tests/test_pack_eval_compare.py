@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 def test_eval_compare_of_two_models_on_the_packs_rubric(tmp_path: Path):
     ws, pack = tmp_path / "ws", load_pack(SUPPORT)
+    Store.for_workspace(ws).close()  # only run and import create a workspace
     candidate = str(bundled_path("smollm2-135m-instruct"))
     result = CliRunner().invoke(main, ["--domain", str(SUPPORT), "-w", str(ws), "eval", "compare",
                                        "--base", "gemma3-270m", "--candidate", candidate, "--personas", "1",

@@ -263,7 +263,8 @@ async def test_a_full_disk_stops_the_run_as_failed_with_one_clear_message_and_a_
     assert summary.status == "failed" and runs.exit_status(summary) == 1
     assert summary.error.startswith(f"run {run_id} cannot go on: the disk holding the workspace database is full")
     assert "free some space, then resume" in summary.error
-    assert set(summary.counts) <= {"failed", "generating", "planned"}  # nothing was decided on a full disk
+    # Nothing was decided on a full disk (how far it got first depends on the room left in the file's pages).
+    assert not set(summary.counts) & {"passed", "rejected", "review"}
     disk.set(False)
     again = runs.RunSession(store, pack, run_id, settings, make_router=router, owner=session.lease.owner)
     summary = await again.run()

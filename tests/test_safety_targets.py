@@ -24,11 +24,13 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section), less a margin of about 0.02.
-RECALL_FLOOR = 0.84
-CATEGORY_RECALL_FLOOR = 0.70
-LANGUAGE_RECALL_FLOOR = 0.75
-LOOKALIKE_FALSE_ALARM_CEILING = 0.09
+# Measured on the shipped net (see the README's safety section: recall 0.92, weakest category
+# method 0.83, weakest language French 0.82, look-alike false alarms 0.063), less a margin of
+# about 0.02.
+RECALL_FLOOR = 0.90
+CATEGORY_RECALL_FLOOR = 0.81
+LANGUAGE_RECALL_FLOOR = 0.80
+LOOKALIKE_FALSE_ALARM_CEILING = 0.08
 EVERYDAY_FALSE_ALARM_CEILING = 0.02
 
 NOT_YET = pytest.mark.xfail(strict=True, reason="the issue's target is not met yet (see the README's figures)")

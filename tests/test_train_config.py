@@ -20,6 +20,7 @@ from actors.training.recipe import TrainRequest, lora_config, plan_training, qua
 from coach_tui.cli import main
 from coach_tui.commands.train import TrainProgressView, export_model_cmd, train_cmd
 from state.errors import CoachError
+from state.store import Store
 
 for command in (train_cmd, export_model_cmd):  # the lead registers them on `coach`; tests need them either way
     if command.name not in main.commands:
@@ -143,6 +144,7 @@ def test_the_cli_refuses_4bit_on_a_cpu_before_loading_anything(tmp_path):
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     if __import__("actors.training.models", fromlist=["cuda_available"]).cuda_available():
         pytest.skip("this machine has CUDA")
+    Store.for_workspace(tmp_path / "ws").close()  # only run and import create a workspace
     result = CliRunner().invoke(
         main, ["-w", str(tmp_path / "ws"), "train", "--data", str(data), "--preset", "gemma-3-12b"]
     )
@@ -234,6 +236,7 @@ def test_the_cli_documents_and_validates_the_new_options(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     base = ["-w", str(tmp_path / "ws"), "train", "--data", str(data)]
+    Store.for_workspace(tmp_path / "ws").close()  # only run and import create a workspace
     for bad in (["--loss", "all"], ["--val-fraction", "1"], ["--val-fraction", "-0.1"], ["--report-to", "wandb"]):
         result = runner.invoke(main, [*base, *bad])
         assert result.exit_code == 2, (bad, result.output)

@@ -8,20 +8,33 @@ writing, by polling the store.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
+from textual.widgets import Input, Select, TabbedContent
 
+from actors.dataset.transcript_io import import_transcripts
 from actors.evaluation.protocol import base_report, collect_results, compare, comparison_report
 from actors.evaluation.reports import run_judge_trust
+from actors.usecases.eval_pairs import eval_pairs, pair_detail
+from actors.usecases.jobs import job, log_tail
+from coach_tui.screens.confirm import Confirm
 from coach_tui.screens.eval import EvalScreen
+from coach_tui.screens.eval_pairs import EvalPairsScreen
+from coach_tui.screens.job_forms import CompareForm, ExportForm, SliceForm, TrainForm
 from coach_tui.screens.train import TrainScreen
 from coach_tui.widgets.eval_report import EvalReport
 from coach_tui.widgets.eval_runs_table import EvalRunsTable
+from coach_tui.widgets.jobs_panel import JobsPanel, JobsTable
 from coach_tui.widgets.loss_plot import LossPlot
+from coach_tui.widgets.pair_browser import PairsTable
 from coach_tui.widgets.train_runs_table import TrainRunsTable
 from state import pipeline as db
 from state import training_records
+from tests.test_jobs import ANSWERS, feed, kill_leftovers, score_plan
 from tests.tui_support import make_app, text_of, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -43,17 +56,17 @@ def _assess(
 ) -> None:
     """Two exchanges and one assessment (two judges and their combined answer), as an eval transcript ends."""
     for n in (1, 2):
-        db.add_user_message(store, run_id, tid, n, f"user message {n}")
-        db.set_assistant_reply(store, run_id, tid, n, f"coach reply {n}")
+        db.add_user_message(store, run_id, tid, n, f"user message {n} of {tid}")
+        db.set_assistant_reply(store, run_id, tid, n, f"coach reply {n} of {tid}")
     failed = (*failing, *((SAFETY,) if safety_failed else ()))
     answers = []
     for cid in CRITERIA:
         combined = "NO" if cid in failed else "YES"
         second = ("YES" if combined == "NO" else "NO") if cid in judges_disagree_on else combined
         answers += [
-            (cid, combined, "because", "judge-a"),
-            (cid, second, "because", "judge-b"),
-            (cid, combined, "because", "combined"),
+            (cid, combined, f"judge-a on {cid} of {tid}: {combined}", "judge-a"),
+            (cid, second, f"judge-b on {cid} of {tid}: {second}", "judge-b"),
+            (cid, combined, "combined", "combined"),
         ]
     passed = score >= 0.8 and not safety_failed
     for status in ("generating", "assessing"):  # the moves an evaluation transcript makes before it is judged
@@ -405,3 +418,231 @@ async def test_empty_workspace_shows_the_commands_on_both_screens(tmp_path):
         assert "No training runs in this workspace yet" in text
         assert "coach slice --out" in text and "coach train --data training_data.jsonl --preset tiny" in text
         assert "0 passed transcript(s) and 0 sliced training example(s)" in text
+
+
+# --- background jobs, the live loss plot and the pair browser ------------------------------------------------
+
+FIXTURE_TRANSCRIPTS = Path(__file__).parent / "fixtures" / "transcripts"
+
+
+async def wait_for_job(pilot, panel: JobsPanel, condition, timeout: float = 60.0):
+    await wait_for(pilot, lambda: bool(panel.jobs) and condition(panel.jobs[0]), timeout=timeout)
+    return panel.jobs[0]
+
+
+async def test_the_slice_form_starts_a_background_job_that_the_screen_follows_to_finished(tmp_path):
+    app = make_app(tmp_path)
+    workspace = app.context.workspace
+    fixtures = [FIXTURE_TRANSCRIPTS / "coach_export.json", FIXTURE_TRANSCRIPTS / "earlier_generated.json"]
+    assert import_transcripts(app.store, fixtures, status="accepted").ok
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_screen(pilot, app, "4", TrainScreen)
+            panel = screen.query_one(JobsPanel)
+            assert not panel.display  # no job yet
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, SliceForm))
+            form = app.screen
+            assert form.query_one("#out", Input).value == str(workspace / "training_data.jsonl")
+            assert "2 passed transcript(s)" in text_of(form.query_one("#hint"))
+
+            form.query_one("#max-tokens", Input).value = "lots"  # a mistake is named, and nothing starts
+            await pilot.press("ctrl+s")
+            assert text_of(form.query_one("#error")) == "Max tokens: enter a whole number, not 'lots'"
+            assert form.query_one("#max-tokens").has_class("-invalid") and form.query_one("#max-tokens").has_focus
+            assert not (workspace / "jobs").exists()
+
+            form.query_one("#max-tokens", Input).value = "120000"
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: app.screen is screen)
+            running = await wait_for_job(pilot, panel, lambda j: j.kind == "slice")
+            assert panel.display and running.command.startswith(f"coach --workspace {workspace} slice --out ")
+            done = await wait_for_job(pilot, panel, lambda j: not j.running, timeout=120)
+            assert (done.state, done.exit_code) == ("finished", 0), log_tail(done.log, 20)
+            assert [str(c) for c in panel.query_one(JobsTable).get_row(done.id)][1:3] == ["finished", "0"]
+            await wait_for(pilot, lambda: "exit 0" in text_of(panel.query_one("#job-log")))
+            assert any("examples from 2 transcripts" in line for line in log_tail(done.log, 12))
+            assert (workspace / "training_data.jsonl").stat().st_size > 0
+    finally:
+        kill_leftovers(workspace)
+
+
+async def test_a_job_outlives_the_app_and_the_next_app_sees_it_running_then_finished(tmp_path):
+    fifo = tmp_path / "answers.json"
+    os.mkfifo(fifo)
+    app = make_app(tmp_path)
+    workspace = app.context.workspace
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_screen(pilot, app, "5", EvalScreen)
+            started = screen.start(score_plan(fifo))
+            panel = screen.query_one(JobsPanel)
+            pid = (await wait_for_job(pilot, panel, lambda j: j.pid is not None)).pid
+            app.exit()
+        os.killpg(pid, 0)  # the command is still alive with the app gone
+        assert job(workspace, started.id).state == "running"
+
+        again = make_app(tmp_path)
+        async with again.run_test(size=(120, 40)) as pilot:
+            screen = await open_screen(pilot, again, "5", EvalScreen)
+            panel = screen.query_one(JobsPanel)
+            await wait_for_job(pilot, panel, lambda j: j.id == started.id and j.state == "running")
+            await anyio.to_thread.run_sync(feed, fifo, json.dumps(ANSWERS))
+            done = await wait_for_job(pilot, panel, lambda j: not j.running)
+            assert (done.state, done.exit_code) == ("finished", 0)
+            await wait_for(pilot, lambda: "finished · exit 0" in text_of(panel.query_one("#job-log")))
+    finally:
+        kill_leftovers(workspace)
+
+
+async def test_x_asks_then_stops_the_running_job_with_sigterm(tmp_path):
+    fifo = tmp_path / "answers.json"
+    os.mkfifo(fifo)
+    app = make_app(tmp_path)
+    workspace = app.context.workspace
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_screen(pilot, app, "4", TrainScreen)
+            await pilot.press("x")
+            await pilot.pause(0.1)
+            assert not isinstance(app.screen, Confirm)  # nothing runs: nothing to ask
+            started = screen.start(score_plan(fifo))
+            panel = screen.query_one(JobsPanel)
+            await wait_for_job(pilot, panel, lambda j: j.pid is not None)
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            question = str(app.screen.confirm_question)
+            assert "SIGTERM" in question and started.id in question
+            await pilot.press("y")
+            done = await wait_for_job(pilot, panel, lambda j: not j.running)
+            assert (done.state, done.exit_code) == ("stopped", -15)
+            await wait_for(pilot, lambda: "stopped · exit -15 (SIGTERM)" in text_of(panel.query_one("#job-log")))
+    finally:
+        kill_leftovers(workspace)
+
+
+async def test_the_loss_plot_follows_a_run_that_appears_and_grows_while_the_screen_is_open(tmp_path):
+    app = make_app(tmp_path)
+    store = app.store
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "4", TrainScreen)
+        plot = screen.query_one(LossPlot)
+        await pilot.pause(0.2)
+        assert screen.shown is None and not screen.live
+        # A training job's command records its run a while after it starts: it appears by itself.
+        seed_training_run(store, tmp_path, "train-20250103-000000-cccc", [3.0, 2.6])
+        await wait_for(pilot, lambda: plot.points == [(1, 3.0), (2, 2.6)], timeout=8)
+        assert screen.query_one(TrainRunsTable).selected_id == "train-20250103-000000-cccc" and screen.live
+        for step, loss in ((3, 2.2), (4, 2.0)):  # new metric lines while it trains
+            training_records.add_event(
+                store, "train-20250103-000000-cccc", "TrainingProgress", step=step, max_steps=10, loss=loss
+            )
+        await wait_for(pilot, lambda: plot.points[-1] == (4, 2.0), timeout=8)
+        assert "→ 2.0000" in text_of(plot.query_one("#loss-label"))
+        training_records.add_event(store, "train-20250103-000000-cccc", "TrainingEval", step=4, eval_loss=2.4)
+        await wait_for(pilot, lambda: plot.val_points == [(4, 2.4)], timeout=8)
+
+
+async def test_the_train_and_compare_forms_name_the_field_that_is_wrong(tmp_path):
+    app = make_app(tmp_path)
+    workspace = app.context.workspace
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_screen(pilot, app, "4", TrainScreen)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+        form = app.screen
+        await pilot.press("ctrl+s")
+        missing = workspace / "training_data.jsonl"
+        assert text_of(form.query_one("#error")).startswith(f"Data: no such file: {missing}")
+        assert form.query_one("#data").has_class("-invalid")
+        missing.write_text('{"messages": []}\n')
+        form.query_one("#val-fraction", Input).value = "1.5"
+        await pilot.press("ctrl+s")
+        assert text_of(form.query_one("#error")).startswith("Validation: a fraction from 0")
+        assert not form.query_one("#data").has_class("-invalid") and form.query_one("#val-fraction").has_focus
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+
+        await pilot.press("e")  # nothing finished to export: said, no form
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TrainScreen)
+        seed_training_run(app.store, tmp_path, "train-20250104-000000-dddd", [2.0, 1.5], status="finished")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportForm))
+        assert app.screen.query_one("#run", Select).value == "train-20250104-000000-dddd"
+        assert app.screen.query_one("#quant", Select).value == "Q4_K_M"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+
+        await open_screen(pilot, app, "5", EvalScreen)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareForm))
+        form = app.screen
+        assert form.query_one("#base", Input).value == "gemma3-270m"
+        await pilot.press("ctrl+s")  # no export yet: the candidate is empty
+        assert text_of(form.query_one("#error")).startswith("Candidate: give a bundled model")
+        form.query_one("#candidate", Input).value = str(tmp_path / "fine.gguf")
+        await pilot.press("ctrl+s")
+        assert text_of(form.query_one("#error")) == f"Candidate: no such GGUF file: {tmp_path / 'fine.gguf'}"
+        form.query_one("#candidate", Input).value = "gemma3-270m"
+        await pilot.press("ctrl+s")
+        assert "the same model as the base" in text_of(form.query_one("#error"))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalScreen))
+    assert not (workspace / "jobs").exists()
+
+
+async def test_the_pair_browser_shows_both_replies_and_each_criterions_reasoning(tmp_path):
+    app = make_app(tmp_path)
+    seed_eval_run(app.store, "eval-pairs", {BASE: [0.70, 0.75], CAND: [0.90, 0.88]}, kind="compare")
+    base0, cand0 = "eval-pairs-m0-p00-r0", "eval-pairs-m1-p00-r0"
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(pilot, app, "5", EvalScreen)
+        await wait_for(pilot, lambda: screen.selected == "eval-pairs")  # no need to wait for its report
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalPairsScreen))
+        pairs = app.screen
+        await wait_for(pilot, lambda: pairs.shown is not None)
+        table = pairs.query_one(PairsTable)
+        assert table.row_count == 2
+        assert [str(c) for c in table.get_row("p0-r0")][2:] == ["0.70 ✗", "0.90 ✓", "+0.20"]
+
+        conversation = text_of(pairs.query_one("#pair-conversation"))
+        for tid in (base0, cand0):  # side by side: both models' replies to the same exchange
+            assert f"coach reply 1 of {tid}" in conversation and f"user message 2 of {tid}" in conversation
+        assert BASE in conversation and "coach-tiny.Q4_K_M.gguf" in conversation
+
+        judge = text_of(pairs.query_one("#pair-judge"))
+        for tid in (base0, cand0):  # every judge's reasoning, per criterion, for each side
+            for cid in CRITERIA:
+                assert f"judge-a on {cid} of {tid}" in judge and f"judge-b on {cid} of {tid}" in judge
+        assert "1 criterion(s) answered differently" in judge  # CQ2: NO for the base, YES for the candidate
+        assert judge.index("CQ2") < judge.index("CQ1")  # disagreements first
+        assert "safety gate" in judge  # CQ8 is marked
+
+        await pilot.press("t")
+        assert pairs.query_one(TabbedContent).active == "pair-judge-tab"
+        await pilot.press("down")
+        await wait_for(pilot, lambda: pairs.shown[0].key == "p1-r0")
+        assert "coach reply 1 of eval-pairs-m1-p01-r0" in text_of(pairs.query_one("#pair-conversation"))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalScreen))
+
+
+def test_a_base_evaluation_pairs_one_side_and_a_missing_side_shows_as_none(tmp_path):
+    app = make_app(tmp_path)
+    seed_eval_run(app.store, "eval-base-2", {BASE: [0.9, 0.6]}, kind="base")
+    info, pairs = eval_pairs(app.store, "eval-base-2")
+    assert info.kind == "base" and [p.key for p in pairs] == ["p0-r0", "p1-r0"]
+    assert [len(p.sides) for p in pairs] == [1, 1] and pairs[0].sides[0].score == 0.9
+    seed_eval_run(app.store, "eval-half", COMPARE_SCORES, kind="compare", assess_first=5, finished=False)
+    _info, pairs = eval_pairs(app.store, "eval-half")
+    assert all(p.sides[1] is not None and p.sides[1].score is None for p in pairs)  # planned, not yet judged
+    assert pairs[0].difference is None and pairs[0].sides[0].passed is False
+    (base, candidate) = pair_detail(app.store, pairs[0])
+    assert base.verdicts["CQ2"].answer == "NO" and [a.judge for a in base.verdicts["CQ2"].answers] == [
+        "judge-a",
+        "judge-b",
+    ]
+    assert candidate.verdicts == {} and candidate.exchanges == ()
+    assert eval_pairs(app.store, "no-such-run") is None

@@ -143,3 +143,85 @@ def test_the_long_run_warning_is_for_local_models_only(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("roles: [")
     assert not generates_locally(broken)
+
+
+# --- the new-run form: minimum exchanges, and keys typed fast ---------------------------------------
+
+
+async def open_form(pilot):
+    from coach_tui.screens.run_form import RunForm
+
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunForm))
+    return pilot.app.screen
+
+
+async def test_the_form_offers_min_exchanges_and_warns_when_lengths_fall_below_it(tmp_path):
+    """Lengths of 3 with the default minimum of 10: every rejected fixup rejected a whole transcript, unwarned."""
+    from tests.tui_support import text_of
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        warning = form.query_one("#short-warning")
+        assert text_of(warning) == ""  # the spec's lengths (20, 50, 75, 100) are all above 10
+        form.query_one("#lengths").value = "short=3,medium=3,long=12,very_long=3"
+        await pilot.pause()
+        text = text_of(warning)
+        assert "short=3, medium=3" in text and "Min exchanges 10" in text and "whole transcript" in text
+        assert "long=12" not in text and "very_long" not in text  # 3 transcripts: no very long one planned
+        assert "Lower Min exchanges to 2" in text
+        form.query_one("#min-exchanges").value = "2"
+        await pilot.pause()
+        assert text_of(warning) == ""
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.controller.state.run_id is not None)
+        from actors.usecases.run_settings import from_stored
+        from state import pipeline as db
+
+        run = db.get_run(app.store, app.controller.state.run_id)
+        assert from_stored(run.config).min_exchanges == 2
+
+
+async def test_a_character_typed_right_after_a_deletion_is_kept(tmp_path):
+    """Backspace then a quick keystroke: the backspace used to be applied after the next character.
+
+    A terminal delivers a fast burst of keys without waiting for the app, so the keys are sent to the
+    driver all at once. Textual's Input inserts characters at once but sends bound keys (backspace) up
+    to the app first; the next character overtook the backspace, which then deleted it instead.
+    """
+    from textual import events
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        for field, start, expected in (("transcripts", "3", "57"), ("lengths", "short=2", "short=57")):
+            box = form.query_one(f"#{field}")
+            box.value = start
+            box.focus()
+            await pilot.pause()
+            box.action_end()
+            for key, char in (("backspace", None), ("5", "5"), ("6", "6"), ("backspace", None), ("7", "7")):
+                event = events.Key(key, char)
+                event.set_sender(app)
+                app._driver.send_message(event)
+            await wait_for(pilot, lambda box=box, expected=expected: box.value == expected, timeout=3)
+
+
+# --- screenshots -------------------------------------------------------------------------------------
+
+
+async def test_the_screenshot_command_saves_an_svg_in_the_workspace_and_says_where(tmp_path, monkeypatch):
+    """It used to save into ~/Downloads, which a server or a fresh account lacks: "Failed to save screenshot"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Downloads folder, as on the machine that failed
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        command = next(c for c in app.get_system_commands(app.screen) if c.title.startswith("Screenshot"))
+        assert [c.title for c in app.get_system_commands(app.screen)].count(command.title) == 1
+        command.callback()
+        folder = tmp_path / "ws" / "screenshots"
+        await wait_for(pilot, lambda: folder.is_dir() and any(folder.glob("*.svg")), timeout=5)
+        [svg] = folder.glob("*.svg")
+        assert svg.name.startswith("coach-monitor-") and "<svg" in svg.read_text()
+        messages = [str(n.message) for n in app._notifications]
+        assert any(str(svg) in m for m in messages), messages

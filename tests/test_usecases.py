@@ -37,6 +37,7 @@ from state import pipeline as db
 from state.errors import CoachError
 from state.leases import LeaseHeld, Owner
 from state.models import TrainingExample
+from state.store import Store
 from tests.scripted import ScriptedBackend, default_script
 
 BUNDLED = "smollm2-135m-instruct"
@@ -143,6 +144,7 @@ def test_a_resumed_evaluation_does_nothing_twice_and_refuses_other_models(tmp_pa
 
 def test_coach_eval_prints_what_the_use_case_returns(tmp_path, scripted_models):
     ws = tmp_path / "ws"
+    Store.for_workspace(ws).close()  # only run and import create a workspace
     result = CliRunner().invoke(
         main, ["-w", str(ws), "eval", "base", "--model", BUNDLED, "--personas", "1", "--exchanges", "2", "--seed", "79"]
     )

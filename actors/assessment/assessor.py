@@ -163,6 +163,8 @@ class Verdict:
 
 
 Record = Callable[[CallKey, Verdict], None]
+Progress = Callable[[int, int], None]
+"""Told (calls answered, calls in all) as a judging starts and after each call: what a monitor shows."""
 
 
 @dataclass
@@ -227,11 +229,13 @@ async def assess(
     seed: int | None = 0,
     known: Mapping[CallKey, Verdict] | None = None,
     record: Record | None = None,
+    progress: Progress | None = None,
 ) -> TranscriptAssessment:
     """Ask every due criterion of every configured judge, window by window, and score the result.
 
     A call whose verdict is in `known` is not asked again; each new verdict is
-    handed to `record` before the next call.
+    handed to `record` before the next call. `progress` hears how many calls are
+    answered out of how many (known verdicts count as answered).
     """
     known = known or {}
     rubric = pack.rubric
@@ -243,14 +247,19 @@ async def assess(
     outcome = TranscriptAssessment(exchange_count=n, answers={}, decided_by={})
     per_judge: dict[int, dict[str, str]] = {}
     judge_names: dict[int, str] = {}
-    for j, backend in enumerate(judges):
+    plans = []
+    for backend in judges:
         # The frame (prompt without transcript) is the same for every window; measure it once.
         frame = max(
             backend.count_tokens([Message(role="user", content=judge_prompt(pack, c, "", n))]) for c in criteria
         )
         budget = backend.context_window - frame - JUDGE_MAX_TOKENS - 16
         sizes = [backend.count_tokens([Message(role="user", content=t)]) for t in texts]
-        windows = plan_windows(sizes, max(budget, 1))
+        plans.append(plan_windows(sizes, max(budget, 1)))
+    total, answered = sum(len(windows) for windows in plans) * len(criteria), 0
+    if progress is not None:
+        progress(0, total)
+    for j, (backend, windows) in enumerate(zip(judges, plans, strict=True)):
         outcome.windows = max(outcome.windows, len(windows))
         window_answers: dict[str, list[str]] = {c.id: [] for c in criteria}
         reasons: dict[str, list[str]] = {c.id: [] for c in criteria}
@@ -273,6 +282,9 @@ async def assess(
                     if record is not None and answer in VERDICTS:
                         record(key, Verdict(answer, reasoning, name))
                 window_answers[c.id].append(answer)
+                answered += 1
+                if progress is not None:
+                    progress(answered, total)
                 label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
                 reasons[c.id].append(label + reasoning)
         per_judge[j] = {}
@@ -310,6 +322,7 @@ async def assess_resumably(
     *,
     stage: str,
     seed: int | None = 0,
+    progress: Progress | None = None,
 ) -> TranscriptAssessment:
     """`assess` one transcript for the pipeline: every verdict is committed as it arrives, and the verdicts
     an interrupted judging of the same stage left behind are reused, so a kill loses only the calls in flight."""
@@ -329,4 +342,4 @@ async def assess_resumably(
         )
 
     known = stored_verdicts(db.window_answers(store, transcript_id, stage))
-    return await assess(router, pack, turns, seed=seed, known=known, record=record)
+    return await assess(router, pack, turns, seed=seed, known=known, record=record, progress=progress)

@@ -15,6 +15,11 @@ The chat model gets its own pool of llama.cpp contexts (`chat_backend`), so
 a run going on in the monitor, which uses the same GGUF, never evicts the
 conversation's cached prefix nor makes a reply wait for a free context; two
 slots let two conversations keep their caches when you switch between them.
+
+A chat model is a bundled name, a GGUF path (prompted in the format
+`chat_format.resolve_chat_format` decides), or ``server:NAME``, an
+OpenAI-compatible backend of the run config (Ollama, vLLM, a llama.cpp
+server), which applies its own template.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -30,6 +36,12 @@ import anyio.to_thread
 from actors.backends.base import Backend
 from actors.backends.types import Message
 from state.chat import ChatMessage
+from state.errors import CoachError
+
+from .chat_format import SERVER_PREFIX
+
+if TYPE_CHECKING:
+    from actors.run_config import RunConfig
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
 REPLY_MAX_TOKENS = 384
@@ -39,14 +51,72 @@ CHAT_N_BATCH = 256
 CHAT_SLOTS = 2
 
 
-def chat_backend(model: str = DEFAULT_CHAT_MODEL) -> Backend:
-    """A llama.cpp backend for chat: a bundled model by name, or a GGUF path."""
+def chat_backend(
+    model: str = DEFAULT_CHAT_MODEL,
+    *,
+    chat_format: str | None = None,
+    n_ctx: int | None = None,
+    run_config: RunConfig | None = None,
+) -> Backend:
+    """A backend for chat: a bundled model by name, a GGUF path, or ``server:NAME`` from the run config.
+
+    ``chat_format`` (see `chat_format.resolve_chat_format`) and ``n_ctx`` apply to a GGUF;
+    ``run_config`` is where a server model is looked up (default: the run config in force).
+    """
     from actors.backends.factory import build_backend
     from actors.run_config import BUNDLED_NAMES, LlamaCppConfig
 
+    if model.startswith(SERVER_PREFIX):
+        return server_backend(model.removeprefix(SERVER_PREFIX), run_config)
     if model not in BUNDLED_NAMES:
         model = str(Path(model).expanduser().resolve())
-    return build_backend("chat", LlamaCppConfig(model=model, n_batch=CHAT_N_BATCH, slots=CHAT_SLOTS, timeout_s=None))
+    config = LlamaCppConfig(
+        model=model,
+        n_batch=CHAT_N_BATCH,
+        slots=CHAT_SLOTS,
+        timeout_s=None,
+        chat_format=chat_format or "auto",
+        n_ctx=n_ctx,
+    )
+    return build_backend("chat", config)
+
+
+def server_backend(name: str, run_config: RunConfig | None = None) -> Backend:
+    """The run config's OpenAI-compatible backend ``name``; `CoachError` naming the ones there are."""
+    from actors.backends.factory import build_backend
+    from actors.run_config import OpenAIConfig, load_run_config
+
+    config = run_config if run_config is not None else load_run_config()
+    backend = config.backends.get(name)
+    if not isinstance(backend, OpenAIConfig):
+        servers = [n for n, b in config.backends.items() if isinstance(b, OpenAIConfig)]
+        where = str(config.source) if config.source else "the run config (none set: $COACH_RUN_CONFIG)"
+        raise CoachError(
+            f"no OpenAI-compatible backend {name!r} in {where}; "
+            f"server models there: {', '.join(servers) if servers else 'none'}"
+        )
+    return build_backend(name, backend, config)
+
+
+def tailored(backend: Backend, *, chat_format: str | None = None, n_ctx: int | None = None) -> Backend:
+    """The same GGUF backend with this chat format and window (a new backend when either differs).
+
+    Other backends (a server, a test's script) come back as they are: their template and window
+    are their own.
+    """
+    config = getattr(backend, "config", None)
+    if backend.kind != "llama_cpp" or config is None:
+        return backend
+    changes = {}
+    if chat_format and chat_format != config.chat_format:
+        changes["chat_format"] = chat_format
+    if n_ctx and n_ctx != config.n_ctx:
+        changes["n_ctx"] = n_ctx
+    if not changes:
+        return backend
+    from actors.backends.factory import build_backend
+
+    return build_backend(backend.name, config.model_copy(update=changes))
 
 
 @dataclass
@@ -67,15 +137,29 @@ class TurnStats:
 
 
 class ChatEngine:
-    """Builds prompts with a stable prefix and streams replies (see the module docstring)."""
+    """Builds prompts with a stable prefix and streams replies (see the module docstring).
+
+    ``context_length`` caps the window the prompt may use (a conversation's own setting; the
+    model's window when None or larger). ``stops``: end-of-turn markers; a reply that writes one
+    as text (a model whose file does not mark it special) is cut there, and its generation ends.
+    """
 
     def __init__(
-        self, backend: Backend, system_prompt: str, *, max_tokens: int = REPLY_MAX_TOKENS, temperature: float = 0.7
+        self,
+        backend: Backend,
+        system_prompt: str,
+        *,
+        max_tokens: int = REPLY_MAX_TOKENS,
+        temperature: float = 0.7,
+        context_length: int | None = None,
+        stops: Sequence[str] = (),
     ) -> None:
         self.backend = backend
         self.system_prompt = system_prompt
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.context_length = context_length
+        self.stops = tuple(s for s in stops if s)
         self.window_start = 0
         self.last = TurnStats()
 
@@ -118,8 +202,10 @@ class ChatEngine:
 
     async def _window(self) -> int:
         if self.backend.kind == "llama_cpp":
-            return await anyio.to_thread.run_sync(lambda: self.backend.context_window)
-        return self.backend.context_window
+            window = await anyio.to_thread.run_sync(lambda: self.backend.context_window)
+        else:
+            window = self.backend.context_window
+        return min(window, self.context_length) if self.context_length else window
 
     async def _count(self, messages: list[Message]) -> int:
         if self.backend.kind == "llama_cpp":
@@ -162,11 +248,53 @@ class ChatEngine:
         messages = self.steer(await self.fit(history, reserve=reserve), steering)
         stats = TurnStats(prompt_messages=len(messages), window_start=self.window_start)
         self.last = stats
+        cut = StopCutter(self.stops)
+        stream = self.backend.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature)
         try:
-            async for piece in self.backend.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature):
+            async for piece in stream:
                 if stats.first_token_s is None:
                     stats.first_token_s = time.perf_counter() - started
                 stats.pieces += 1
-                yield piece
+                text = cut.feed(piece)
+                if text:
+                    yield text
+                if cut.stopped:
+                    break
+            if rest := cut.flush():
+                yield rest
         finally:
             stats.total_s = time.perf_counter() - started
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()  # a reply cut at a stop marker ends its generation now
+
+
+class StopCutter:
+    """Passes streamed text through until a stop marker appears, then nothing more.
+
+    Text that may be the start of a marker (``<|im_`` before ``end|>``) is held back until the
+    next piece shows whether it is one, so no half marker ever reaches the screen.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(stops)
+        self.held = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        if not self.stops:
+            return piece
+        text = self.held + piece
+        ends = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if ends:
+            self.stopped, self.held = True, ""
+            return text[: min(ends)]
+        keep = max((k for s in self.stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        self.held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        held, self.held = ("" if self.stopped else self.held), ""
+        return held

@@ -18,15 +18,17 @@ BOS, and the text is tokenized by llama.cpp with special-token parsing on, as
 Linear counting for slicing: every turn of the template starts with
 `<start_of_turn>` and ends with `<end_of_turn>\\n`, special tokens that the
 tokenizer never merges across. So a turn's token count does not depend on the
-turns around it, and `segment_counts` tokenizes each turn once; prefix sums of
-those counts give the count of every prefix of the conversation exactly. The
-tests check this equality against whole-conversation tokenization.
+turns around it, and `segment_counts` counts each turn once — as its role's
+empty turn plus its trimmed content, all of a conversation's contents in one
+batch; prefix sums of those counts give the count of every prefix of the
+conversation exactly. The tests check this equality against
+whole-conversation tokenization.
 
-Counting is also memoised below the turn (`GgufVocab.count`): text splits
-exactly at spaces that no vocabulary piece can merge across, and a corpus
-repeats its words, so a few hundred transcripts cost a fraction of one
-llama.cpp pass over them. Counts stay exactly llama.cpp's (tested, including
-a fuzz test against one-call tokenization).
+Counting is also memoised below the turn (`actors.dataset.gguf_vocab`): text
+splits exactly where no vocabulary piece can merge across, and a corpus
+repeats its words, so a few hundred transcripts cost about what a proxy
+tokenizer takes to read them once. Counts stay exactly llama.cpp's (tested,
+including fuzz tests against one-call tokenization).
 
 `TokenCounter` is the seam for other targets: a later Hugging Face
 implementation (`AutoTokenizer.apply_chat_template`) satisfies the same
@@ -35,22 +37,29 @@ protocol.
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import io
 import os
-import re
-import sys
 import threading
-import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, redirect_stderr
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from state.errors import CoachError
 
 from ..backends import gemma3_format as gemma3
+from .gguf_vocab import GgufVocab
+
+__all__ = [
+    "Gemma3Counter",
+    "GgufVocab",
+    "Message",
+    "TokenCounter",
+    "bundled_gemma3_gguf",
+    "check_conversation",
+    "gemma3_counter",
+    "gemma3_segments",
+    "render_gemma3",
+]
 
 Message = Mapping[str, str]
 
@@ -118,164 +127,6 @@ def render_gemma3(messages: Sequence[Message], *, add_generation_prompt: bool = 
     return text + gemma3.GENERATION_PROMPT if add_generation_prompt else text
 
 
-# --- llama.cpp vocabulary ---------------------------------------------------------------------------
-
-
-@contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence llama.cpp's load-time log lines during a model load.
-
-    They arrive two ways: C code writing straight to fd 2, and llama-cpp-python's
-    log callback printing to `sys.stderr` (which a test runner or the TUI may
-    have replaced). llama-cpp-python silences its own loads the same way when
-    `verbose=False`.
-    """
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:
-        saved = None
-    try:
-        if saved is not None:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        with redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-# Split points for memoised counting: before a space that follows a non-space.
-_CHUNK_SPLIT = re.compile(r"(?<=[^ ])(?= )")
-# A piece that could merge across such a split: a non-space followed by a space (▁ in SentencePiece).
-_CROSSES_SPACE = re.compile("[^ \u2581][ \u2581]")
-
-
-class GgufVocab:
-    """A GGUF's tokenizer without its weights (`vocab_only`): ~0.5 s to load, a few MB.
-
-    Uses llama-cpp-python's low-level binding rather than `Llama(vocab_only=True)`:
-    `Llama` also builds an inference context it never uses, and its
-    `tokenize()` sizes the output buffer from `n_ctx_train`, which is 0 for a
-    vocab-only model, so every call tokenizes twice. Counting here is one pass:
-    `llama_tokenize` with a zero-length buffer returns minus the token count.
-
-    Memoised, exact counting (`count`). llama.cpp's SentencePiece tokenizer
-    only merges adjacent symbols whose concatenation is a vocabulary piece, and
-    special-token matching only finds whole token texts. If no piece contains a
-    non-space followed by a space, nothing can merge across the position just
-    before a space that follows a non-space — so the text splits there into
-    chunks ("word", " word.", " word") whose counts add up exactly, and each
-    chunk's count can be remembered. At load, every piece is checked; the few
-    that do cross such a position (Gemma 3 has one, ">▁</") become "unsafe"
-    substrings, and a text containing one is tokenized whole. Natural text
-    repeats its words, so most chunks are cache hits: a large corpus costs a
-    fraction of tokenizing it. A chunk seen for the first time is counted in a
-    batch with the other new chunks of the same text (one llama.cpp call: the
-    batch's joins are themselves safe split points); only a chunk seen again is
-    counted alone and cached, because each llama.cpp call costs ~25 µs however
-    short the text.
-
-    Thread-safe: llama.cpp's tokenizer is read-only after load (ctypes releases
-    the GIL while it runs); the caches are plain dicts whose races can only
-    lose a cache entry, never change a count.
-    """
-
-    cache_limit = 2_000_000
-
-    def __init__(self, path: Path):
-        import llama_cpp
-
-        self._lib = llama_cpp
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CoachError(f"tokenizer file {self.path} does not exist")
-        params = llama_cpp.llama_model_default_params()
-        params.vocab_only = True
-        with _quiet_native_stderr():
-            model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), params)
-        if not model:
-            raise CoachError(f"cannot load a tokenizer from {self.path}: not a readable GGUF model")
-        self._model = model
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
-        self._finalizer = weakref.finalize(self, llama_cpp.llama_model_free, model)
-        self.unsafe = self._unsafe_substrings()
-        self._cache: dict[str, int] = {}
-        self._seen_once: set[str] = set()
-
-    def _unsafe_substrings(self) -> tuple[str, ...]:
-        """Texts that some piece could merge across a split point; a literal ▁ is one too."""
-        lib, vocab = self._lib, self._vocab
-        found = {"\u2581"}
-        for token in range(lib.llama_vocab_n_tokens(vocab)):
-            piece = (lib.llama_vocab_get_text(vocab, token) or b"").decode("utf-8", "replace")
-            if _CROSSES_SPACE.search(piece):
-                found.add(piece.replace("\u2581", " "))
-        return tuple(sorted(found))
-
-    def metadata(self, key: str) -> str | None:
-        buf = ctypes.create_string_buffer(512)
-        n = self._lib.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
-        return buf.value.decode("utf-8", "replace") if n >= 0 else None
-
-    def count_whole(self, text: str) -> int:
-        """Tokens in `text` by one llama.cpp call: special tokens parsed, no BOS added (the template writes it)."""
-        data = text.encode("utf-8")
-        if not data:
-            return 0
-        n = self._lib.llama_tokenize(self._vocab, data, len(data), None, 0, False, True)
-        return -n if n < 0 else n
-
-    def count(self, text: str) -> int:
-        """Exactly `count_whole(text)`, memoised per chunk (see the class docstring)."""
-        if not text:
-            return 0
-        if any(u in text for u in self.unsafe):
-            return self.count_whole(text)
-        cache, seen, total, batch = self._cache, self._seen_once, 0, []
-        for chunk in _CHUNK_SPLIT.split(text):
-            n = cache.get(chunk)
-            if n is not None:
-                total += n
-            elif chunk in seen or not chunk.startswith(" ") or chunk.endswith(" "):
-                # Seen before, or not safe to join (a text's first chunk; trailing spaces): count alone.
-                n = self.count_whole(chunk)
-                total += n
-                if len(cache) < self.cache_limit:
-                    cache[chunk] = n
-                seen.discard(chunk)
-            else:
-                batch.append(chunk)
-                if len(seen) < self.cache_limit:
-                    seen.add(chunk)
-        if batch:
-            joined = "".join(batch)
-            if any(u in joined for u in self.unsafe):  # e.g. "…>" + " </…" met at a join
-                total += sum(self.count_whole(c) for c in batch)
-            else:
-                total += self.count_whole(joined)
-        return total
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
-        self._seen_once.clear()
-
-    def tokenize(self, text: str) -> list[int]:
-        data = text.encode("utf-8")
-        size = len(data) + 1  # a token covers at least one byte
-        buf = (self._lib.llama_token * size)()
-        n = self._lib.llama_tokenize(self._vocab, data, len(data), buf, size, False, True)
-        if n < 0:  # pragma: no cover - impossible with size >= bytes
-            raise RuntimeError(f"tokenize: buffer of {size} too small for {-n} tokens")
-        return list(buf[:n])
-
-    def close(self) -> None:
-        self._finalizer()
-
-
 class Gemma3Counter:
     """`TokenCounter` for Gemma 3: the Gemma 3 template, tokenized by a GGUF's vocabulary."""
 
@@ -288,20 +139,37 @@ class Gemma3Counter:
                 raise CoachError(f"{vocab.path.name}: {marker} is not a single special token; not a Gemma 3 vocabulary")
         self.vocab = vocab
         self.name = name or f"gemma3-template/{vocab.path.name}"
+        self._empty_turns: dict[str, int] = {}
 
     def count_messages(self, messages: Sequence[Message]) -> int:
         return self.vocab.count(render_gemma3(messages))
 
     def segment_counts(self, messages: Sequence[Message]) -> list[int]:
-        """Per-message counts; the system message gets what folding it into turn 1 adds (BOS included)."""
-        segments = gemma3_segments(messages)
-        counts = [self.vocab.count(s) for s in segments]
-        if messages[0]["role"] != "system":
-            return counts
-        if len(messages) == 1:
-            return counts  # just BOS
-        first_alone = self.vocab.count(gemma3.render_turn(messages[1]["role"], messages[1]["content"]))
-        return [counts[0] - first_alone, first_alone, *counts[1:]]
+        """Per-message counts; the system message gets what folding it into turn 1 adds (BOS included).
+
+        A turn after the opening is `<start_of_turn>ROLE\\n` + trimmed content + `<end_of_turn>\\n`:
+        its control tokens and the user-defined "\\n" token are matched before the content is
+        tokenized, and the trimmed content neither starts nor ends with a newline that could join
+        them, so the turn's count is its role's empty turn plus its content alone. Only the
+        contents are counted, all in one `count_many` call; the tests check the sums against the
+        rendered conversation.
+        """
+        has_system = check_conversation(messages)
+        turns = messages[1:] if has_system else messages
+        if not turns:
+            return self.vocab.count_many(gemma3_segments(messages))  # a system prompt alone: just BOS
+        opening = gemma3_segments(messages[: 1 + has_system])[0]  # BOS and turn 1, the system prompt folded in
+        alone = turns if has_system else turns[1:]  # the turns counted on their own
+        counts = self.vocab.count_many([opening, *(m["content"].strip() for m in alone)])
+        turn_counts = [self._empty_turn(m["role"]) + n for m, n in zip(alone, counts[1:], strict=True)]
+        if has_system:
+            return [counts[0] - turn_counts[0], *turn_counts]
+        return [counts[0], *turn_counts]
+
+    def _empty_turn(self, role: str) -> int:
+        if role not in self._empty_turns:
+            self._empty_turns[role] = self.vocab.count_whole(gemma3.render_turn(role, ""))
+        return self._empty_turns[role]
 
 
 @functools.cache

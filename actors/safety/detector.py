@@ -82,12 +82,30 @@ class SafetyNet:
     def model_prompt(self) -> str:
         return self.config.model_prompt
 
+    def warm(self) -> None:
+        """Compile every lexicon pattern now, once, instead of in the first messages that reach them.
+
+        Why: loading only parses the patterns (compiling all of them costs most of a second),
+        and a message that is the first to reach a pattern paid for compiling it, which made
+        the slow tail of the per-message time. The chat and `coach safety eval` load the net
+        once through `cached_net_at`, which warms it, so every message is read at the speed
+        of a warm net, as in a conversation; `load_net_at` alone stays lazy for quick checks.
+        """
+        for patterns in (self.lexicon.patterns, self.lexicon.distress, self.lexicon.followup):
+            patterns.compile_all()
+
     # --- reading a message -------------------------------------------------------
 
     def normalised(self, text: object) -> str:
         """The folded, normalised form the layers read (long pastes reduced by `excerpt`)."""
         raw = excerpt(safe_text(text), self._scan_terms)
         return normalise(raw, self.lexicon.vocabulary, self.lexicon.aliases).folded
+
+    def _framed(self, segs: Sequence[str], language: str | None) -> bool:
+        """Whether a segment holds a framing cue of the message's language: fiction, history,
+        a game, a joke marker or a recovery told in the past (`NegationRule.framed`)."""
+        rule = self.lexicon.negation.get(language) if language else None
+        return rule is not None and any(rule.framed(seg) for seg in segs)
 
     def _flagged_alone(self, segs: Sequence[str]) -> bool:
         return bool(self.lexicon.patterns.hits(segs, self.lexicon.negation))
@@ -138,9 +156,11 @@ class SafetyNet:
                 signals.append(SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})"))
                 language = language or hit.language
 
-        # The classifier reads words, not negation: when the lexicon saw the crisis phrase and
-        # found it negated ("I would never kill myself"), and nothing else fired, its say stands.
-        if self.classifier is not None and (signals or not cancelled):
+        # The classifier reads words, not negation or framing: when the lexicon saw the crisis
+        # phrase and found it negated ("I would never kill myself"), or the message carries the
+        # lexicon's own framing cues (a film, a history lesson, a joke, a past long recovered),
+        # and nothing else fired, the lexicon's say stands.
+        if self.classifier is not None and (signals or (not cancelled and not self._framed(segs, guessed))):
             windows = self._classifier_windows(folded, segs)
             hashed = [self.classifier.hashed(w) for w in windows]
             scores = [self.classifier.score(w, h) for w, h in zip(windows, hashed, strict=True)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from .taxonomy import LexiconFile, PatternEntry
 
 _ESCAPE = re.compile(r"\\.")
 _VOCAB_WORD = re.compile(r"[^\W\d_]{2,}")
+_NON_SPACE = re.compile(r"\S+")
 _CLAUSE_PUNCT = r"[,:;.!?()\"]|\s-\s"
 _DEFINED = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
@@ -101,20 +102,34 @@ class NegationRule:
 
         Whether an inside cue is the pattern's own word ("wish I was *never* born") or a
         negation a wildcard let in ("I'm *not* suicidal") is decided by swapping the cue for
-        a neutral word: if the pattern still matches, the cue was not part of its phrase.
+        a neutral word: if the pattern still matches, the cue was not part of its phrase. Only
+        a cue within the first ``scope`` words of the match counts: that is where a wildcard
+        lets a negation in before the crisis phrase, while one further in belongs to a later
+        clause the pattern spans ("on the ledge rn and my legs won't stop shaking").
         """
-        words = self._clause_before(segment, start).split()
+        clause = self._clause_before(segment, start)
+        words = clause.split()
         if self.cues is not None:
-            if self.cues.search(" ".join(words[-self.scope :])):
+            # The cue must start within the last ``scope`` words, but is searched in the whole
+            # clause so its own lookbehinds see the words before it ("arrete pas" is no negation).
+            starts = [m.start() for m in _NON_SPACE.finditer(clause)]
+            if starts and self.cues.search(clause, starts[-min(self.scope, len(starts))]):
                 return True
             inside = segment[start:end]
             for cue in self.cues.finditer(inside):
+                if len(inside[: cue.start()].split()) > self.scope:
+                    break  # a cue deep inside a long match belongs to a later clause of the pattern
                 if regex is None:
                     return True
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
                 if regex.match(probe, start):
                     return True
         return self.distances(segment, start, end, words)
+
+    def framed(self, segment: str) -> bool:
+        """A framing cue, recovery or joke marker anywhere in the segment: the message is about
+        fiction, history, a game or a past long recovered, or is said in jest (see `SafetyNet`)."""
+        return any(p is not None and p.search(segment) is not None for p in (self.frames, self.jokes, self.recovery))
 
     def _clause_after(self, segment: str, end: int) -> str:
         after = segment[end : end + 300]
@@ -218,9 +233,18 @@ class PatternSet:
             else:
                 for key in keys:
                     self._by_key.setdefault(key, []).append(i)
+        # The parsed trees were for this index only. Kept, they were half a million small objects
+        # (tuples, lists, parser nodes) that every full garbage collection walked: 0.5–0.9 s
+        # pauses of the app's event loop, now and then, while a chat reply streamed.
+        self.entries = tuple(replace(e, tree=None) if e.tree is not None else e for e in self.entries)
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def compile_all(self) -> None:
+        """Compile every entry's regex now (see `SafetyNet.warm`); each is compiled once per process."""
+        for entry in self.entries:
+            entry.regex  # noqa: B018 - compiled and cached by `_regex`
 
     def candidates(self, segment_tokens: Sequence[str]) -> list[int]:
         """Entries, in order, whose start key and required words the segment's tokens show."""

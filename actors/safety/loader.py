@@ -182,6 +182,7 @@ def cached_net_at(path: Path):
         if net is not None and net.stamp == net.current_stamp():
             return net
     net = load_net_at(path)
+    net.warm()  # the chat and `coach safety eval` read every message with all patterns compiled
     with _LOCK:
         _CACHE[key] = net
     return net

@@ -5,7 +5,12 @@
 committed the moment it is made and the pipeline's rule applied at once
 (`actors.curation.review`); a transcript with no undecided fixup left is back to
 `assessing`, which `Decision.judge_again` tells the face so it can have it
-judged (the app at once, the CLI on the next `coach run --resume`).
+judged (the app when the person leaves Review, the CLI on the next `coach run --resume`).
+
+A rejection is never a surprise: `rejection_preview` says, before anything is
+written, whether rejecting cuts the transcript (and where) or rejects it whole
+because fewer than the run's minimum exchanges would remain. And a person's
+decision can be taken back with `undo` until the transcript is judged again.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from actors.curation.curator import CurationSettings
+from actors.curation.curator import CurationSettings, plan_cut
 from actors.curation.review import FixupContext, decide_fixup, fixup_context
 from state import pipeline as db
 from state.models import Fixup
+from state.review_undo import CannotUndo, undo_decision
 from state.status import TranscriptStatus
 from state.store import Store
 
@@ -24,15 +30,21 @@ from .run_settings import from_stored
 
 __all__ = [
     "DECISION_FILTERS",
+    "CannotUndo",
     "CurationReport",
     "Decision",
     "FixupContext",
+    "RejectionPreview",
     "curation_report",
     "decide",
     "fixup_detail",
     "fixup_reasons",
+    "lengths_always_rejected",
     "list_fixups",
     "pending_count",
+    "rejection_preview",
+    "transcript_runs",
+    "undo",
 ]
 
 DECISION_FILTERS = ("pending", "accepted", "rejected", "unfixable", "all")
@@ -108,6 +120,83 @@ def decide(store: Store, fixup_id: int, accept: bool, *, by: str = "human") -> D
     transcript_id = fixup_context(store, fixup_id).fixup.transcript_id
     status = decide_fixup(store, fixup_id, accept, by=by, settings=_curation_settings(store, transcript_id))
     return Decision(fixup_id, transcript_id, accept, status)
+
+
+@dataclass(frozen=True)
+class RejectionPreview:
+    """What rejecting a fixup will do, worked out with the run's own settings before anything is written."""
+
+    fixup_id: int
+    transcript_id: str
+    run_id: str | None
+    exchange_number: int
+    exchanges: int
+    """How many exchanges the transcript holds now."""
+    keep: int
+    """Exchanges left after the cut (those before the fixup's exchange)."""
+    min_exchanges: int
+    rejects_transcript: bool
+    """True when fewer than `min_exchanges` would remain: the whole transcript is rejected."""
+
+    def sentence(self) -> str:
+        """One plain sentence for a confirmation: the consequence, and why."""
+        if self.rejects_transcript:
+            kept = f"only {self.keep} exchange{'s' if self.keep != 1 else ''}"
+            return (
+                f"Cutting before exchange {self.exchange_number} would leave {kept}, fewer than this run's "
+                f"minimum of {self.min_exchanges}: the whole transcript ({self.exchanges} exchanges) is rejected."
+            )
+        return (
+            f"The transcript is cut at exchange {self.exchange_number}: exchanges 1–{self.keep} of "
+            f"{self.exchanges} are kept (this run's minimum is {self.min_exchanges})."
+        )
+
+
+def rejection_preview(store: Store, fixup_id: int) -> RejectionPreview:
+    """What `decide(..., accept=False)` would do to this fixup's transcript (raises CoachError if unknown)."""
+    f = fixup_context(store, fixup_id).fixup
+    settings = _curation_settings(store, f.transcript_id)
+    cut = plan_cut(f.exchange_number, min_exchanges=settings.min_exchanges, stage="review", reason_kind="", reason="")
+    transcript = db.transcript(store, f.transcript_id)
+    return RejectionPreview(
+        fixup_id=f.id,
+        transcript_id=f.transcript_id,
+        run_id=transcript.run_id if transcript is not None else None,
+        exchange_number=f.exchange_number,
+        exchanges=len(db.exchanges(store, f.transcript_id)),
+        keep=cut.keep,
+        min_exchanges=settings.min_exchanges,
+        rejects_transcript=cut.reject,
+    )
+
+
+def undo(store: Store, fixup_id: int) -> Decision:
+    """Take back a person's decision: the fixup is pending again and its transcript back in review.
+
+    Raises `CannotUndo` (a CoachError) saying why when the transcript has
+    moved on: judged again, or decided again since.
+    """
+    transcript_id = fixup_context(store, fixup_id).fixup.transcript_id
+    status = undo_decision(store, fixup_id)
+    return Decision(fixup_id, transcript_id, False, status)
+
+
+def transcript_runs(store: Store, transcript_ids: list[str] | set[str]) -> dict[str, str | None]:
+    """The run of each transcript (None for an imported one): transcript ids like `t0000` repeat across runs."""
+    out: dict[str, str | None] = {}
+    for tid in transcript_ids:
+        t = db.transcript(store, tid)
+        out[tid] = t.run_id if t is not None else None
+    return out
+
+
+def lengths_always_rejected(lengths: dict[str, int], min_exchanges: int) -> list[str]:
+    """Length classes too short to cut: any rejected fixup in them rejects the whole transcript.
+
+    A cut keeps the exchanges before the rejected one, at most `length - 1`;
+    when that is below `min_exchanges`, the curation rule rejects instead.
+    """
+    return [name for name, length in lengths.items() if length - 1 < min_exchanges]
 
 
 def curation_report(store: Store, run_id: str | None = None) -> CurationReport:

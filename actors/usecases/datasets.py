@@ -71,6 +71,7 @@ from state.errors import CoachError
 from state.models import utcnow
 from state.store import Store
 
+from .progress import OnProgress, StageProgress
 from .relay import OnEvent
 
 __all__ = [
@@ -137,17 +138,24 @@ class SliceOutcome:
     skipped_pending: list[str]
 
 
-def accepted_transcripts(store: Store, domain: str | None = None) -> Accepted:
+READING, TOKENIZER, SLICING, WRITING = "reading transcripts", "loading the tokenizer", "slicing", "writing examples"
+"""The stages `slice_dataset` reports to its `on_progress`, in order."""
+
+
+def accepted_transcripts(store: Store, domain: str | None = None, *, on_progress: OnProgress | None = None) -> Accepted:
     """Passed training transcripts in id order, each limited to its accepted exchanges.
 
     Evaluation conversations never become training data, and with `domain`
     only imported transcripts and runs of that domain pack are taken.
+    `on_progress` hears `READING` as the transcripts are read (done of all).
     """
     ids = training_data.passed_training_transcript_ids(store, domain)
     pending = training_data.transcripts_awaiting_review(store)
     caps = training_data.truncation_caps(store)
     out = Accepted()
-    for tid in ids:
+    for done, tid in enumerate(ids, start=1):
+        if on_progress is not None:
+            on_progress(StageProgress(READING, done - 1, len(ids)))
         if tid in pending:
             out.skipped_pending.append(tid)
             continue
@@ -158,10 +166,19 @@ def accepted_transcripts(store: Store, domain: str | None = None) -> Accepted:
             out.capped.append((tid, cap))
         if data.exchanges:
             out.transcripts.append(data)
+    if on_progress is not None:
+        on_progress(StageProgress(READING, len(ids), len(ids)))
     return out
 
 
-def _write_examples(store: Store, out: Path, examples: list[Example], encoder: MessageEncoder, tokenizer: str) -> None:
+def _write_examples(
+    store: Store,
+    out: Path,
+    examples: list[Example],
+    encoder: MessageEncoder,
+    tokenizer: str,
+    on_progress: OnProgress | None = None,
+) -> None:
     """Replace this tokenizer's `TrainingExample` rows and write the JSONL, in one pass and one transaction.
 
     Each example is encoded once; its line goes to the file and its row to the
@@ -173,7 +190,7 @@ def _write_examples(store: Store, out: Path, examples: list[Example], encoder: M
 
         def lines() -> Iterator[str]:
             batch: list[dict] = []
-            for e in examples:
+            for done, e in enumerate(examples):
                 batch.append(
                     {
                         "transcript_id": e.transcript_id,
@@ -187,8 +204,12 @@ def _write_examples(store: Store, out: Path, examples: list[Example], encoder: M
                 if len(batch) >= BATCH_ROWS:
                     add_rows(batch)
                     batch = []
+                    if on_progress is not None:
+                        on_progress(StageProgress(WRITING, done, len(examples)))
                 yield encoder.line(e)
             add_rows(batch)
+            if on_progress is not None:
+                on_progress(StageProgress(WRITING, len(examples), len(examples)))
 
         write_lines_atomic(out, lines())
 
@@ -200,16 +221,30 @@ def check_slice_request(request: SliceRequest) -> None:
 
 
 def slice_dataset(
-    store: Store, pack: DomainPack, request: SliceRequest, on_event: OnEvent | None = None, *, counter=None
+    store: Store,
+    pack: DomainPack,
+    request: SliceRequest,
+    on_event: OnEvent | None = None,
+    *,
+    counter=None,
+    on_progress: OnProgress | None = None,
 ) -> SliceOutcome:
     """Slice the pack's passed transcripts into examples, write them, and record them in the store.
 
     Token counts use the target model's tokenizer and chat template (Gemma 3
     unless `counter` says otherwise). Re-running replaces the previous
-    examples of that tokenizer.
+    examples of that tokenizer. `on_progress` hears each stage as it goes:
+    `READING` per transcript, `TOKENIZER`, `SLICING` (one step: the slice
+    points are planned over the whole corpus at once) and `WRITING` per batch
+    of examples.
     """
+
+    def tell(stage: str, done: int, total: int | None) -> None:
+        if on_progress is not None:
+            on_progress(StageProgress(stage, done, total))
+
     check_slice_request(request)
-    accepted = accepted_transcripts(store, domain=pack.name)
+    accepted = accepted_transcripts(store, domain=pack.name, on_progress=on_progress)
     if on_event is not None:
         for tid in accepted.skipped_pending:
             on_event(SkippedForReview(tid))
@@ -221,10 +256,13 @@ def slice_dataset(
     if counter is None:
         from actors.dataset.tokens import gemma3_counter
 
+        tell(TOKENIZER, 0, 1)
         counter = gemma3_counter()
+        tell(TOKENIZER, 1, 1)
     slicing = pack.manifest.slicing
     seed = slicing.seed if request.seed is None else request.seed
     mix = [TargetBucket(*b) for b in slicing.buckets()] or None
+    tell(SLICING, 0, len(accepted.transcripts))
     result = slice_transcripts(
         accepted.transcripts,
         pack.system_prompt,
@@ -237,8 +275,9 @@ def slice_dataset(
         min_context=request.min_context,
         seed=seed,
     )
+    tell(SLICING, len(accepted.transcripts), len(accepted.transcripts))
     encoder = MessageEncoder(pack=pack.name, seed=seed, tokenizer=counter.name)
-    _write_examples(store, request.out, result.examples, encoder, counter.name)
+    _write_examples(store, request.out, result.examples, encoder, counter.name, on_progress)
     return SliceOutcome(
         out=request.out,
         examples=len(result.examples),

@@ -23,7 +23,7 @@ from state.store import Store
 if TYPE_CHECKING:
     from actors.training.export import ExportResult
 
-__all__ = ["ExportNotVerified", "ExportRequest", "export_model"]
+__all__ = ["ExportNotVerified", "ExportRequest", "check_export_request", "export_model"]
 
 
 class ExportNotVerified(CoachError):
@@ -47,6 +47,20 @@ class ExportRequest(BaseModel):
     """Also upload everything to this (private) Hugging Face Hub repo."""
     verify: bool = True
     """Load the GGUF with llama.cpp and generate a reply."""
+
+
+def check_export_request(store: Store, request: ExportRequest) -> None:
+    """The request's own mistakes, told before the training libraries import or any model loads.
+
+    An unknown quantization, or a run that is not in the workspace. (A run
+    without a trained adapter is told by the export itself, also before
+    anything loads.)
+    """
+    from actors.training.export import quant_ftype
+    from actors.training.records import get_train_run
+
+    quant_ftype(request.quant)
+    get_train_run(store, request.run)
 
 
 def export_model(

@@ -12,15 +12,20 @@ twice, once per face, is done here once:
   supervisor with the lease's heartbeat in its task group, and gives the
   lease and the models back however it ends;
 - `RunFollower` lets a face watch a run another process owns, from the
-  store alone.
+  store alone: the run's new event rows, read back as the typed events a
+  live run publishes, so one fold draws both;
+- `actor_counters` rebuilds each actor's counters from those rows, so a
+  resumed run's counters go on from where they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import signal
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 import anyio
@@ -33,14 +38,15 @@ from state import pipeline as db
 from state.errors import CoachError
 from state.leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, live_holder, run_scope
 from state.models import Run, Transcript
+from state.run_activity import StoredEvent, events_after, judging_counts, recent_events, run_activity
 from state.run_index import RunMarker, run_marker
 from state.store import Store
 
-from ..events import EventBus
+from ..events import EventBus, PipelineEvent, event_from
 from ..generation.run_plan import persona_records, plan_run
 from ..pack.domain_pack import DomainPack
 from ..run_lease import RunLease
-from ..supervisor import RunSummary, Supervisor
+from ..supervisor import ACTORS, ActorStats, RunSummary, Supervisor
 from .run_settings import SETTINGS_KEY, RunSettings, from_stored
 
 RouterFactory = Callable[[RunSettings], object]
@@ -141,6 +147,51 @@ def owner_of(store: Store, run_id: str) -> Holder | None:
     return live_holder(store, run_scope(run_id))
 
 
+def newest_run_id(store: Store) -> str | None:
+    """The newest generation run's id (a face showing "the latest run" moves on when another starts)."""
+    run = db.latest_run(store)
+    return run.id if run is not None else None
+
+
+# --- what a run has done -------------------------------------------------------------------------
+
+
+def actor_counters(store: Store, run_id: str) -> dict[str, ActorStats]:
+    """Each actor's calls, tokens and failed steps so far, rebuilt from the run's event rows.
+
+    The same counts the supervisor keeps live (`ActorStats`), read from the store: what a monitor
+    shows for a run that is not live here, and where a resumed run's counters start.
+    """
+    found = run_activity(store, run_id)
+    stats = {name: ActorStats() for name in ACTORS}
+    stats["persona"].calls = found.personas
+    for name, steps in (
+        ("simulator", found.user_messages),
+        ("assistant", found.replies),
+        ("assessor", found.assessments),
+    ):
+        stats[name].calls = steps.steps
+        stats[name].prompt_tokens = steps.prompt_tokens
+        stats[name].completion_tokens = steps.completion_tokens
+    stats["curator"].calls = found.curation_passes
+    for name, count in found.failures.items():
+        if name in stats:
+            stats[name].errors = count
+    return stats
+
+
+def carry_counters(live: dict[str, ActorStats], before: dict[str, ActorStats]) -> None:
+    """Add what a run did before this pass to a supervisor's fresh counters (calls, tokens, errors)."""
+    for name, old in before.items():
+        st = live.get(name)
+        if st is None:
+            continue
+        st.calls += old.calls
+        st.errors += old.errors
+        st.prompt_tokens += old.prompt_tokens
+        st.completion_tokens += old.completion_tokens
+
+
 def default_router(settings: RunSettings):
     from ..backends.router import ModelRouter
     from ..run_config import load_run_config
@@ -198,6 +249,7 @@ class RunSession:
         lease_ttl_s: float = DEFAULT_TTL_S,
         heartbeat_s: float | None = None,
         preload_models: bool = False,
+        stream_replies: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.pack = pack
@@ -207,6 +259,8 @@ class RunSession:
         self.bus = bus or EventBus()
         self.lease = RunLease(store, run_id, owner=owner, ttl_s=lease_ttl_s, interval_s=heartbeat_s)
         self.preload_models = preload_models
+        self.stream_replies = stream_replies
+        """Which transcripts' replies to stream (a face follows them); see `Supervisor.stream_replies`."""
         self.supervisor: Supervisor | None = None
         self.router = None
         self._stop_requested = False
@@ -238,6 +292,8 @@ class RunSession:
                     settings=self.settings.generation(),
                     curation=self.settings.curation(),
                 )
+                self.supervisor.stream_replies = self.stream_replies
+                carry_counters(self.supervisor.stats, actor_counters(self.store, self.run_id))
                 if self._stop_requested:
                     self.supervisor.stop()
                 return await self.supervisor.run(self.run_id, only=only, lease=self.lease)
@@ -323,17 +379,57 @@ def exit_status(summary: RunSummary, signum: int | None = None) -> int:
 
 
 class RunFollower:
-    """Watches a run from the store alone: one cheap marker per look, a reload only when it moved."""
+    """Watches a run from the store alone: one cheap marker per look, its new events only when it moved.
+
+    `start` takes the baseline (call it before loading the run's state, so an event committed
+    meanwhile is read twice rather than never); `new_events` then gives every event row written
+    since, as the typed events a live run publishes.
+    """
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
         self._marker: RunMarker | None = None
+        self.last_event = 0
+
+    def start(self) -> None:
+        self._marker = run_marker(self.store, self.run_id)
+        self.last_event = self._marker[2] or 0
 
     def moved(self) -> bool:
         marker = run_marker(self.store, self.run_id)
         moved, self._marker = marker != self._marker, marker
         return moved
 
+    @property
+    def stored_status(self) -> str | None:
+        """The run's status as the store had it at the last look."""
+        return self._marker[0] if self._marker is not None else None
+
+    def new_events(self, limit: int = 5000) -> list[PipelineEvent]:
+        """The run's events written since the last call (at most `limit`; the rest come next time)."""
+        rows = events_after(self.store, self.run_id, self.last_event, limit)
+        if rows:
+            self.last_event = rows[-1].id
+        return [ev for row in rows if (ev := typed_event(self.run_id, row)) is not None]
+
+    def judging(self) -> dict[str, int]:
+        """Verdicts stored so far per transcript being judged (a stored run says how many, not of how many)."""
+        return judging_counts(self.store, self.run_id)
+
     def owner(self) -> Holder | None:
         return owner_of(self.store, self.run_id)
+
+
+def last_events(store: Store, run_id: str, limit: int = 50) -> list[PipelineEvent]:
+    """A run's newest events (oldest of them first): the event log of a run opened from the store."""
+    return [ev for row in recent_events(store, run_id, limit) if (ev := typed_event(run_id, row)) is not None]
+
+
+def typed_event(run_id: str, row: StoredEvent) -> PipelineEvent | None:
+    """A stored event row as its typed event, stamped with when it was written; None for kinds not drawn."""
+    event = event_from(row.kind, run_id, row.transcript_id, row.payload, strict=False)
+    if event is None:
+        return None
+    written = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)  # stored in UTC
+    return dataclasses.replace(event, at=written.timestamp())

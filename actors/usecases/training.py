@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors.events import EventBus
+from actors.training.data import read_examples
 from actors.training.models import calm_cpu_threads, require_training_stack
 from actors.training.recipe import TrainPlan, TrainRequest, plan_training
 from actors.training.snapshot import (
@@ -36,6 +37,7 @@ __all__ = [
     "TrainRunInfo",
     "Training",
     "TrainingSnapshot",
+    "check_training_request",
     "existing",
     "plan_training_run",
     "run_marker",
@@ -43,6 +45,16 @@ __all__ = [
     "training_runs",
     "training_snapshot",
 ]
+
+
+def check_training_request(request: TrainRequest) -> int:
+    """The training data, read before anything heavy loads; returns the number of training examples.
+
+    Every line of the data is checked as training will read it (a missing file,
+    a line that is not JSON, a conversation without an assistant turn), so a
+    mistake is told in a second rather than after the base model has loaded.
+    """
+    return len(read_examples(request.data))
 
 
 def plan_training_run(request: TrainRequest) -> TrainPlan:

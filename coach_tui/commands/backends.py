@@ -22,6 +22,8 @@ from actors.backends.bundled import bundled_status
 from actors.run_config import CONFIG_ENV, ROLES, RunConfig, load_run_config
 from actors.usecases.backends import ask_model, backend_statuses
 
+from ..json_output import echo_json
+
 _config_option = click.option(
     "--config",
     "config_path",
@@ -43,8 +45,11 @@ def _run_config(ctx: click.Context, config_path: Path | None) -> RunConfig:
 @click.command("models")
 @_config_option
 @click.option("--no-check", is_flag=True, help="List only; do not contact backends or load models.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print both lists as one JSON document on stdout, and nothing else."
+)
 @click.pass_context
-def models(ctx: click.Context, config_path: Path | None, no_check: bool) -> None:
+def models(ctx: click.Context, config_path: Path | None, no_check: bool, as_json: bool) -> None:
     """List the configured backends (and the roles using them) and the bundled models.
 
     Each backend is checked for reachability: a local model is loaded, an
@@ -52,6 +57,9 @@ def models(ctx: click.Context, config_path: Path | None, no_check: bool) -> None
     """
     config = _run_config(ctx, config_path)
     statuses = anyio.run(partial(backend_statuses, config, check=not no_check))
+    if as_json:
+        echo_json(_models_json(config, statuses, checked=not no_check))
+        return
     console = Console(highlight=False)
     source = str(config.source) if config.source else "built-in default (no run config)"
     table = Table(title=f"Backends — {source}", title_justify="left")
@@ -77,6 +85,36 @@ def models(ctx: click.Context, config_path: Path | None, no_check: bool) -> None
             name, model.package, f"[green]installed[/green]: {where}" if ok else f"[red]missing[/red]: {where}"
         )
     console.print(bundled)
+
+
+def _models_json(config: RunConfig, statuses, *, checked: bool) -> dict:
+    """What the two tables show, as data: `reachable` is null when not checked, `error` says why not."""
+    backends = []
+    for row in statuses:
+        failed = isinstance(row.health, BackendError)
+        backends.append(
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "model": row.model,
+                "window": row.window,
+                "window_problem": row.window_problem,
+                "roles": list(row.roles),
+                "reachable": None if row.health is None else not failed,
+                "health": None if row.health is None or failed else str(row.health),
+                "error": str(row.health.cause) if failed else None,
+            }
+        )
+    bundled = []
+    for name, model in BUNDLED.items():
+        ok, where = bundled_status(name)
+        bundled.append({"name": name, "package": model.package, "installed": ok, "where": where})
+    return {
+        "config": str(config.source) if config.source else None,
+        "checked": checked,
+        "backends": backends,
+        "bundled": bundled,
+    }
 
 
 @click.command("ask")

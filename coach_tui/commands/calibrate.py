@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 import click
 
+from actors.run_config import load_run_config
 from actors.usecases.calibrations import (
     Calibration,
     CalibrationCase,
@@ -34,6 +35,7 @@ from actors.usecases.calibrations import (
 )
 
 from ..context import AppContext, pass_app
+from ..progress import ProgressOutput
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -160,11 +162,15 @@ def calibrate_cmd(
             click.echo(f"  {c.name:<26} {_where(c):<32} {_expectation(c)}")
         return
 
+    load_run_config(config_path)  # a missing or broken config is told before the workspace is opened
+    store = app.store
+    output = ProgressOutput()
     calibration = Calibration(
-        pack, selection, request, app.workspace, _ProgressLines(len(cases)).on_event, store=app.store
+        pack, selection, request, app.workspace, _ProgressLines(len(cases), output).on_event, store=store
     )
     try:
-        outcome = anyio.run(calibration.run)
+        with output:
+            outcome = anyio.run(calibration.run)
     except KeyboardInterrupt:
         partial = calibration.finish()
         if partial is not None:
@@ -181,23 +187,29 @@ def calibrate_cmd(
 
 
 class _ProgressLines:
-    """One line per case as it starts and ends, with a time estimate from the work done so far."""
+    """One line per case as it starts and ends, with a time estimate from the work done so far.
 
-    def __init__(self, total_cases: int) -> None:
+    On a terminal a bar follows the same units of work as the estimate.
+    """
+
+    def __init__(self, total_cases: int, output: ProgressOutput | None = None) -> None:
         self.total_cases = total_cases
         self.unit: dict[str, int] = {}
         self.units_done = 0
         self.started = time.monotonic()
+        self.output = output or ProgressOutput(tty=False)
+        self._bar: int | None = None
 
     def on_event(self, event) -> None:
+        echo = self.output.line
         if isinstance(event, CalibrationPlanned):
-            click.echo(f"judge: {', '.join(event.judges)}")
-            click.echo(
+            echo(f"judge: {', '.join(event.judges)}")
+            echo(
                 f"{self.total_cases} case(s), {event.verdicts} criterion verdict(s), "
                 f"{event.windows} window(s): about {event.calls} judge call(s)"
             )
             if event.local:
-                click.echo(
+                echo(
                     "  (a local model reads each window of each case once, then answers each criterion "
                     "from its prefix cache; use --cases or --limit-criteria for a shorter run)"
                 )
@@ -205,13 +217,18 @@ class _ProgressLines:
             # a remote judge's mostly the calls.
             self.unit = {name: (w if event.local else c) for name, (w, c) in event.plans.items()}
             self.started = time.monotonic()
+            if self.output.tty:
+                unit = "windows read" if event.local else "judge calls"
+                self._bar = self.output.task(f"judging ({unit})", sum(self.unit.values()), plain=False)
         elif isinstance(event, CaseStarted):
-            click.echo(
+            echo(
                 f"[{event.index + 1}/{self.total_cases}] {event.case.name} ({_where(event.case)}): "
                 f"{event.windows} window(s), {event.calls} call(s) …"
             )
         elif isinstance(event, CaseJudged):
             self.units_done += self.unit[event.case.name]
+            if self._bar is not None:
+                self.output.update(self._bar, completed=self.units_done)
             line = f"    {_minutes(event.result.elapsed_s)}: {_verdicts(event.result)}"
             if event.result.error:
                 line += f" — judge failed: {event.result.error}"
@@ -220,7 +237,7 @@ class _ProgressLines:
                 eta = (time.monotonic() - self.started) / self.units_done * left
                 if eta >= 5:
                     line += f" · roughly {_minutes(eta)} left"
-            click.echo(line)
+            echo(line)
 
 
 def _print_outcome(outcome: CalibrationOutcome) -> None:

@@ -9,9 +9,11 @@ import click
 from actors.usecases.datasets import IMPORT_STATUSES, export_transcripts, import_transcripts
 from actors.usecases.evaluations import report_from_store, trust_lines
 
-from ..context import AppContext, pass_app
+from ..context import AppContext, creates_workspace, pass_app
+from ..json_output import echo_json
 
 
+@creates_workspace
 @click.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -98,8 +100,11 @@ def export_transcripts_cmd(app: AppContext, out_dir: Path, status: str | None) -
     help="Report folder (default: WORKSPACE/reports/stored-BASE-vs-CANDIDATE).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap interval.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout, and nothing else."
+)
 @pass_app
-def eval_report_cmd(app: AppContext, base: str, candidate: str, out_dir: Path | None, seed: int) -> None:
+def eval_report_cmd(app: AppContext, base: str, candidate: str, out_dir: Path | None, seed: int, as_json: bool) -> None:
     """Compare judged transcripts already in the store, without generating or judging anything.
 
     Each side is the transcripts whose model field or id matches its glob
@@ -114,6 +119,24 @@ def eval_report_cmd(app: AppContext, base: str, candidate: str, out_dir: Path | 
     report = done.report
     p, verdict = report["paired"], report["verdict"]
     outcome = verdict.get("outcome") or ("PASS" if verdict["passed"] else "FAIL")
+    if as_json:  # the exit status still follows the verdict
+        echo_json(
+            {
+                "kind": "stored",
+                "base": base,
+                "candidate": candidate,
+                "base_transcripts": done.base_transcripts,
+                "candidate_transcripts": done.candidate_transcripts,
+                "pairing": done.pairing,
+                "pairing_note": done.pairing_note,
+                "report": report,
+                "report_json": done.report_json,
+                "report_md": done.report_md,
+            }
+        )
+        if outcome != "PASS":
+            raise SystemExit(1)
+        return
     click.echo(
         f"base {base!r}: {done.base_transcripts} transcripts; candidate {candidate!r}: {done.candidate_transcripts}"
     )

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import click
 
+from actors.run_config import load_run_config
 from actors.usecases.evaluations import (
     EvalOutcome,
     EvalRequest,
@@ -21,7 +22,8 @@ from actors.usecases.evaluations import (
 )
 
 from ..context import AppContext, pass_app
-from ..progress import HeadlessProgress
+from ..json_output import echo_json
+from ..progress import HeadlessProgress, ProgressOutput
 
 
 def _common(f):
@@ -59,6 +61,13 @@ def _common(f):
         click.option("--max-tokens", type=click.IntRange(min=16), help="Cap on tokens per generated message."),
         click.option("--in-flight", type=click.IntRange(min=1), default=4, show_default=True),
         click.option("--resume", "resume_id", metavar="RUN", help="Continue an unfinished evaluation run."),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print the result (run, models, report and its files) as one JSON document on stdout; "
+            "progress goes to stderr.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -70,32 +79,51 @@ def eval_group() -> None:
     """Evaluate models on new personas with the rubric."""
 
 
-def _execute(app: AppContext, request: EvalRequest) -> EvalOutcome:
-    """Run the evaluation with one progress line per step; Ctrl-C says how to resume."""
+def _execute(app: AppContext, request: EvalRequest, *, as_json: bool = False) -> EvalOutcome:
+    """Run the evaluation with one progress line per step (bars on a terminal); Ctrl-C says how to resume.
+
+    With `as_json` the progress goes to stderr, leaving stdout to the JSON.
+    """
+    load_run_config(request.config_path)  # a missing or broken config is told before the workspace is opened
+    store, pack = app.store, app.pack()
     opened: list[EvaluationOpened] = []
-    progress = HeadlessProgress()
+    output = ProgressOutput(err=as_json)
+    progress = HeadlessProgress(output=output)
 
     def on_event(event) -> None:
         nonlocal progress
         if isinstance(event, EvaluationOpened):
             opened.append(event)
-            click.echo(
+            output.line(
                 f"evaluation run {event.run_id}: {event.personas} persona(s) × {event.runs} run(s) × "
                 f"{len(event.models)} model(s), {event.exchanges} exchanges each"
             )
         elif isinstance(event, ModelTurn):
-            click.echo(f"— {event.label} as eval_target")
-            progress = HeadlessProgress()
+            output.line(f"— {event.label} as eval_target")
+            progress = HeadlessProgress(output=output, label=event.label)
         else:
             progress.render(event)
 
     try:
-        return anyio.run(partial(evaluate, app.store, app.pack(), app.workspace, request, on_event))
+        with output:
+            return anyio.run(partial(evaluate, store, pack, app.workspace, request, on_event))
     except KeyboardInterrupt:
         if not opened:
             raise
         click.echo(f"\ninterrupted — continue with: coach eval {request.kind} --resume {opened[0].run_id} …", err=True)
         raise SystemExit(130) from None
+
+
+def outcome_json(outcome: EvalOutcome) -> dict:
+    """`--json`: the run, its models, the whole report (as written to report_json) and where its files are."""
+    return {
+        "run_id": outcome.run_id,
+        "kind": outcome.kind,
+        "models": list(outcome.models),
+        "report": outcome.report,
+        "report_json": outcome.report_json,
+        "report_md": outcome.report_md,
+    }
 
 
 @eval_group.command("base")
@@ -105,10 +133,14 @@ def _execute(app: AppContext, request: EvalRequest) -> EvalOutcome:
 def eval_base(
     app: AppContext,
     model_spec: str | None,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Should this model be fine-tuned? Pass rate on new personas, with the spec's decision."""
-    outcome = _execute(app, EvalRequest(kind="base", models=(model_spec,), **options))
+    outcome = _execute(app, EvalRequest(kind="base", models=(model_spec,), **options), as_json=as_json)
+    if as_json:
+        echo_json(outcome_json(outcome))
+        return
     click.echo("\n".join(base_summary_lines(outcome.report)))
     worst = most_failed(outcome.report)
     click.echo("most failed: " + (", ".join(f"{cid} {rate:.0%}" for cid, rate in worst) or "none"))
@@ -124,6 +156,7 @@ def eval_compare(
     app: AppContext,
     base_spec: str,
     candidate_spec: str,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Base vs candidate on the same new personas: paired statistics and a safety non-regression gate.
@@ -142,9 +175,14 @@ def eval_compare(
          10 %; or INCONCLUSIVE: no test was possible (fewer than two
          personas assessed for both models, or every persona differed alike)
     """
-    outcome = _execute(app, EvalRequest(kind="compare", models=(base_spec, candidate_spec), **options))
+    outcome = _execute(app, EvalRequest(kind="compare", models=(base_spec, candidate_spec), **options), as_json=as_json)
     report = outcome.report
     p, verdict = report["paired"], report["verdict"]
+    if as_json:  # the exit status still follows the verdict, so a pipeline can gate on either
+        echo_json(outcome_json(outcome))
+        if verdict["outcome"] != "PASS":
+            raise SystemExit(1)
+        return
     click.echo(
         f"base {report['base']['mean']!s:.6} vs candidate {report['candidate']['mean']!s:.6} over "
         f"{p['n_pairs']} persona(s) ({p['n_run_pairs']} run pairs); "

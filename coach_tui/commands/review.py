@@ -8,6 +8,11 @@ from actors.usecases.curation import curation_report, decide, fixup_detail, list
 from state.errors import CoachError
 
 from ..context import AppContext, pass_app
+from ..json_output import echo_json
+
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout, and nothing else."
+)
 
 
 def _short(text: str | None, width: int = 70) -> str:
@@ -29,6 +34,7 @@ def _short(text: str | None, width: int = 70) -> str:
     help="Reject a fixup: the transcript is cut before that exchange (or rejected if too short).",
 )
 @click.option("--criterion", help="With --list: only fixups for this criterion or artifact kind.")
+@_json_option
 @pass_app
 def review_cmd(
     app: AppContext,
@@ -37,6 +43,7 @@ def review_cmd(
     accept_id: int | None,
     reject_id: int | None,
     criterion: str | None,
+    as_json: bool,
 ) -> None:
     """Decide fixups proposed in review mode (`coach run --review`).
 
@@ -46,9 +53,14 @@ def review_cmd(
     chosen = [x for x in (list_, show_id is not None, accept_id is not None, reject_id is not None) if x]
     if len(chosen) != 1:
         raise CoachError("choose one of --list, --show ID, --accept ID, --reject ID")
+    if as_json and not (list_ or show_id is not None):
+        raise click.UsageError("--json goes with --list or --show")
     store = app.store
     if list_:
         waiting = list_fixups(store, criterion=criterion)
+        if as_json:
+            echo_json({"fixups": [_fixup_json(f) for f in waiting]})
+            return
         if not waiting:
             click.echo("no fixups waiting for a decision")
             return
@@ -64,6 +76,16 @@ def review_cmd(
     if show_id is not None:
         ctx = fixup_detail(store, show_id)
         f = ctx.fixup
+        if as_json:
+            echo_json(
+                {
+                    "fixup": _fixup_json(f),
+                    "transcript_status": ctx.transcript_status,
+                    "user_message": ctx.user_message,
+                    "next_user_message": ctx.next_user_message,
+                }
+            )
+            return
         click.echo(
             f"fixup {f.id} — transcript {f.transcript_id} ({ctx.transcript_status}), exchange {f.exchange_number}"
         )
@@ -81,6 +103,24 @@ def review_cmd(
         click.echo("it will be assessed again on the next `coach run --resume RUN`")
 
 
+def _fixup_json(f) -> dict:
+    """A fixup as `--json` shows it: what `--list` and `--show` print, with the full texts."""
+    return {
+        "id": f.id,
+        "transcript_id": f.transcript_id,
+        "exchange": f.exchange_number,
+        "reason_kind": f.reason_kind,
+        "reason": f.reason,
+        "reasoning": f.reasoning,
+        "original": f.original,
+        "proposed": f.proposed,
+        "continuity": {True: "follows", False: "breaks", None: None}[f.entailment_ok],
+        "continuity_reasoning": f.entailment_reasoning,
+        "decision": f.decision,
+        "created_at": f.created_at,
+    }
+
+
 @click.group("report")
 def report_group() -> None:
     """Summaries of what the pipeline did."""
@@ -88,10 +128,26 @@ def report_group() -> None:
 
 @report_group.command("curation")
 @click.option("--run", "run_id", help="Only this run (default: the whole workspace).")
+@_json_option
 @pass_app
-def report_curation(app: AppContext, run_id: str | None) -> None:
+def report_curation(app: AppContext, run_id: str | None, as_json: bool) -> None:
     """Counts of rejections and truncations by stage and reason, and of fixup decisions."""
     report = curation_report(app.store, run_id)
+    if as_json:
+        echo_json(
+            {
+                "run": run_id,
+                "rejections": [
+                    {"action": action, "stage": stage, "kind": kind, "reason": reason, "count": n}
+                    for (action, stage, kind, reason), n in report.rejections
+                ],
+                "fixups": [
+                    {"kind": kind, "decision": decision, "count": n} for (kind, decision), n in report.decisions
+                ],
+                "failing_criteria": [{"criterion": c, "count": n} for c, n in report.failing_criteria],
+            }
+        )
+        return
     if report.empty:
         click.echo("nothing curated yet")
         return

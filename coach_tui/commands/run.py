@@ -16,20 +16,49 @@ import anyio
 import click
 
 from actors.generation.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX
+from actors.run_config import load_run_config
 from actors.supervisor import RunSummary
 from actors.usecases import runs
 from actors.usecases.calibrations import judge_trust_for, trust_lines
-from actors.usecases.run_settings import RunSettings, parse_pairs
+from actors.usecases.run_numbers import (
+    MAX_EXCHANGES,
+    RunNumberError,
+    lengths_problem,
+    mix_problem,
+    parse_lengths,
+    parse_mix,
+)
+from actors.usecases.run_settings import RunSettings
 from state.status import TranscriptStatus
 
-from ..context import AppContext, pass_app
-from ..progress import HeadlessProgress
+from ..context import AppContext, creates_workspace, pass_app
+from ..progress import HeadlessProgress, ProgressOutput
 
 PILOT_TRANSCRIPTS = 3
 
 
 def _pairs(values: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in values.items())
+
+
+def _parsed(parse):
+    """A click callback: the option's text through `parse`, its mistakes as click's own (exit 2, option named)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None):
+        try:
+            return parse(value)
+        except RunNumberError as err:
+            raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+    return callback
+
+
+def check_lengths_and_mix(ctx: click.Context, lengths: dict[str, int], mix: dict[str, float]) -> None:
+    """What neither option shows alone: a class with a length no mix plans, or a share with no length."""
+    for problem, option in ((mix_problem(mix, lengths), "mix"), (lengths_problem(lengths, mix), "lengths")):
+        if problem:
+            param = next(p for p in ctx.command.params if p.name == option)
+            raise click.BadParameter(problem, ctx=ctx, param=param)
 
 
 def pilot_decision(pass_rate: float) -> str:
@@ -41,11 +70,22 @@ def pilot_decision(pass_rate: float) -> str:
     return "fundamental issue: revisit the flaw taxonomy or the rubric (< 30 %)"
 
 
+@creates_workspace
 @click.command("run")
 @click.option("--transcripts", "-n", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", type=int, help="Seed for personas and lengths (default: random, recorded in the run).")
-@click.option("--lengths", metavar="CLASS=N,…", help=f"Exchanges per length class (default {_pairs(DEFAULT_LENGTHS)}).")
-@click.option("--mix", metavar="CLASS=W,…", help=f"Share of each length class (default {_pairs(DEFAULT_MIX)}).")
+@click.option(
+    "--lengths",
+    metavar="CLASS=N,…",
+    callback=_parsed(parse_lengths),
+    help=f"Exchanges per length class, 1 to {MAX_EXCHANGES} (default {_pairs(DEFAULT_LENGTHS)}).",
+)
+@click.option(
+    "--mix",
+    metavar="CLASS=W,…",
+    callback=_parsed(parse_mix),
+    help=f"Share of each length class (default {_pairs(DEFAULT_MIX)}).",
+)
 @click.option(
     "--config",
     "config_path",
@@ -84,8 +124,8 @@ def run_cmd(
     ctx: click.Context,
     transcripts: int,
     seed: int | None,
-    lengths: str | None,
-    mix: str | None,
+    lengths: dict[str, int],
+    mix: dict[str, float],
     config_path: Path | None,
     resume_id: str | None,
     pilot: bool,
@@ -100,6 +140,9 @@ def run_cmd(
     with `coach run --resume RUN` (or `--resume latest`), with the settings it
     was started with — from here or from the app.
     """
+    check_lengths_and_mix(ctx, lengths, mix)
+    if config_path is not None:
+        load_run_config(config_path)  # a missing or broken config is told before the workspace is touched
     pack = app.pack()
     store = app.store
 
@@ -113,8 +156,8 @@ def run_cmd(
         asked = {
             "transcripts": transcripts,
             "seed": seed,
-            "lengths": {**DEFAULT_LENGTHS, **parse_pairs(lengths, "--lengths", int)},
-            "mix": parse_pairs(mix, "--mix", float) or None,
+            "lengths": {**DEFAULT_LENGTHS, **lengths},
+            "mix": mix or None,
             "review_mode": "review" if review_mode else "auto",
             "min_exchanges": min_exchanges,
             "max_tokens": max_tokens,
@@ -127,8 +170,8 @@ def run_cmd(
         settings = RunSettings(
             transcripts=PILOT_TRANSCRIPTS if pilot else transcripts,
             seed=seed,
-            lengths={**DEFAULT_LENGTHS, **parse_pairs(lengths, "--lengths", int)},
-            mix=parse_pairs(mix, "--mix", float) or None,
+            lengths={**DEFAULT_LENGTHS, **lengths},
+            mix=mix or None,
             review_mode="review" if review_mode else "auto",
             min_exchanges=min_exchanges,
             max_tokens=max_tokens,
@@ -144,7 +187,8 @@ def run_cmd(
 
     session = runs.RunSession(store, pack, run_id, settings)
     session.check_owner()  # before any model loads: a second resumer is told who owns the run
-    progress = HeadlessProgress(session.bus)
+    output = ProgressOutput()
+    progress = HeadlessProgress(session.bus, output=output)
 
     def on_signal(signum: int) -> None:
         click.echo(
@@ -160,7 +204,8 @@ def run_cmd(
                 session.bus.close()
 
     try:
-        summary, signum = anyio.run(main)
+        with output:
+            summary, signum = anyio.run(main)
     except BaseExceptionGroup as group:  # the task groups wrap what went wrong; show that, not the wrapper
         cause: BaseException = group
         while isinstance(cause, BaseExceptionGroup) and cause.exceptions:

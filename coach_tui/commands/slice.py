@@ -22,13 +22,31 @@ from actors.usecases.datasets import (
     format_mix_plan,
     slice_dataset,
 )
+from actors.usecases.progress import StageProgress
 
 from ..context import AppContext, pass_app
+from ..progress import ProgressOutput
 
 
-def _note(event) -> None:
-    if isinstance(event, SkippedForReview):
-        click.echo(f"skipped    {event.transcript_id} (a fixup is still awaiting review)")
+class SliceProgress:
+    """One bar (or a few plain lines) per stage of slicing, in the order the use case reports them."""
+
+    def __init__(self, output: ProgressOutput) -> None:
+        self.output = output
+        self.tasks: dict[str, int] = {}
+
+    def on_progress(self, progress: StageProgress) -> None:
+        task = self.tasks.get(progress.stage)
+        if task is None:
+            self.tasks[progress.stage] = self.output.task(progress.stage, progress.total)
+            if progress.done:
+                self.output.update(self.tasks[progress.stage], completed=progress.done)
+        else:
+            self.output.update(task, completed=progress.done, total=progress.total)
+
+    def on_event(self, event) -> None:
+        if isinstance(event, SkippedForReview):
+            self.output.line(f"skipped    {event.transcript_id} (a fixup is still awaiting review)")
 
 
 @click.command("slice")
@@ -88,7 +106,10 @@ def slice_cmd(
         seed=seed,
     )
     check_slice_request(request)  # before the store is opened: a plain option mistake creates nothing
-    result = slice_dataset(app.store, app.pack(), request, _note)
+    store, pack = app.store, app.pack()
+    with ProgressOutput() as output:
+        view = SliceProgress(output)
+        result = slice_dataset(store, pack, request, view.on_event, on_progress=view.on_progress)
     click.echo(format_length_report(result.lengths))
     if result.plan is not None:
         click.echo(format_mix_plan(result.plan))

@@ -20,24 +20,43 @@ from actors.events import (
     TrainingProgress,
     TrainingRun,
 )
-from actors.usecases.models import ExportNotVerified, ExportRequest, export_model
-from actors.usecases.training import Training, TrainRequest, plan_training_run
+from actors.usecases.models import ExportNotVerified, ExportRequest, check_export_request, export_model
+from actors.usecases.training import Training, TrainRequest, check_training_request, plan_training_run
 
 from ..context import AppContext, pass_app
 from ..formatting import duration
+from ..json_output import echo_json
+from ..progress import ProgressOutput
 
 
 class TrainProgressView:
-    """The headless face of a training run: one line per event that matters."""
+    """The headless face of a training run: one line per event that matters, and a bar of steps on a terminal."""
 
-    def __init__(self, *, echo=click.echo) -> None:
-        self.echo = echo
+    def __init__(self, *, echo=click.echo, output: ProgressOutput | None = None) -> None:
+        self.echo = output.line if output is not None else echo
+        self.output = output
         self.started = time.monotonic()
+        self._steps: int | None = None
 
     def _line(self, text: str) -> None:
         self.echo(f"[{time.monotonic() - self.started:7.1f}s] {text}")
 
+    def _bar(self, ev: PipelineEvent) -> None:
+        out = self.output
+        if out is None or not out.tty:  # elsewhere the lines say it all
+            return
+        match ev:
+            case TrainingBegan(step=step, max_steps=max_steps):
+                if self._steps is None:
+                    self._steps = out.task("training steps", max_steps, plain=False)
+                out.update(self._steps, completed=step, total=max_steps)
+            case TrainingProgress() if self._steps is not None:
+                out.update(
+                    self._steps, completed=ev.step, total=ev.max_steps, description=f"training, loss {ev.loss:.4f}"
+                )
+
     def render(self, ev: PipelineEvent) -> None:
+        self._bar(ev)
         match ev:
             case TrainingNote(message=message):
                 self._line(message)
@@ -68,7 +87,7 @@ class TrainProgressView:
     "--data",
     "data",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Training examples: the messages JSONL that coach slice writes.",
 )
 @click.option(
@@ -141,8 +160,15 @@ class TrainProgressView:
 @click.option(
     "--presets",
     "presets_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Another presets YAML instead of config/train-presets.yaml.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run's result (id, status, folders, metrics) as one JSON document on stdout; "
+    "the plan and the progress go to stderr.",
 )
 @pass_app
 def train_cmd(
@@ -163,6 +189,7 @@ def train_cmd(
     val_fraction: float | None,
     eval_steps: int | None,
     report_to: str,
+    as_json: bool,
 ) -> None:
     """Fine-tune a model on training examples with LoRA (QLoRA on a CUDA GPU).
 
@@ -190,16 +217,22 @@ def train_cmd(
         eval_steps=eval_steps,
         report_to=report_to,
     )
+    # Before any model loads, cheapest first: the files (every line of the data), the workspace,
+    # then the plan (preset, numbers, this machine: it imports torch, seconds on a busy machine).
+    check_training_request(request)
+    store = app.store
     plan = plan_training_run(request)
     steps_text = "epochs" if plan.max_steps == -1 else f"{plan.max_steps} steps"
-    click.echo(
+    say = click.echo if not as_json else lambda text: click.echo(text, err=True)
+    say(
         f"preset {plan.preset.name}: {plan.model_ref} on {'CUDA' if plan.cuda else 'CPU'}, "
         f"{'4-bit QLoRA' if plan.use_4bit else 'LoRA'} ({plan.dtype}), max length {plan.max_length:,}, {steps_text}"
     )
     for note in plan.notes:
-        click.echo(f"note: {note}")
+        say(f"note: {note}")
 
-    training = Training(app.store, app.workspace, plan, TrainProgressView().render)
+    output = ProgressOutput(err=as_json)
+    training = Training(store, app.workspace, plan, TrainProgressView(output=output).render)
 
     def on_sigint(signum, frame):  # first Ctrl-C: stop after this step with a checkpoint; second: abort
         if training.stopping:
@@ -209,11 +242,15 @@ def train_cmd(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = anyio.run(training.run)
+        with output:
+            result = anyio.run(training.run)
     finally:
         signal.signal(signal.SIGINT, previous)
 
     m = result.metrics
+    if as_json:
+        echo_json(train_result_json(result, data, preset))
+        return
 
     def loss(value) -> str:
         return "?" if value is None else f"{value:.4f}"
@@ -228,6 +265,23 @@ def train_cmd(
         click.echo(f"next: coach export-model {result.run_id}")
     else:
         click.echo(f"continue with: coach train --data {data} --preset {preset} --resume")
+
+
+def train_result_json(result, data: Path, preset: str) -> dict:
+    """`coach train --json`: what the closing lines say, as data, with the command that comes next."""
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "run_dir": result.run_dir,
+        "adapter_dir": result.adapter_dir,
+        "resumed_from": result.resumed_from,
+        "metrics": result.metrics,
+        "next": (
+            f"coach export-model {result.run_id}"
+            if result.adapter_dir
+            else f"coach train --data {data} --preset {preset} --resume"
+        ),
+    }
 
 
 @click.command("export-model")
@@ -259,13 +313,23 @@ def export_model_cmd(
     RUN is a run id from coach train (default: the latest training run).
     """
     started = time.monotonic()
+    request = ExportRequest(run=run, quant=quant, out=out, hub_repo=hub_repo, verify=not no_verify)
+    store, pack = app.store, app.pack(check_rubric_doc=False)
+    check_export_request(store, request)
+    output = ProgressOutput()
+    step: list[int] = []
 
     def note(text: str) -> None:
-        click.echo(f"[{time.monotonic() - started:7.1f}s] {text}")
+        # Each note starts a step whose length nobody knows in advance: a spinner with the step, on a terminal.
+        output.line(f"[{time.monotonic() - started:7.1f}s] {text}")
+        if output.tty:
+            if not step:
+                step.append(output.task(text, None, plain=False))
+            output.update(step[0], description=text)
 
-    request = ExportRequest(run=run, quant=quant, out=out, hub_repo=hub_repo, verify=not no_verify)
     try:
-        result = export_model(app.store, app.pack(check_rubric_doc=False), request, note=note, workspace=app.workspace)
+        with output:
+            result = export_model(store, pack, request, note=note, workspace=app.workspace)
     except ExportNotVerified as err:  # the files exist: say where, then fail with the reason
         _print_export(err.result)
         raise

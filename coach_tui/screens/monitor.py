@@ -1,10 +1,14 @@
 """The monitor: a run as it happens — workers, progress, transcripts, the conversation, its grades.
 
 Everything drawn here comes from two places: the app's `RunController`
-(live: folded events, at most ten bursts a second) and the store (a run
-picked from History, or a transcript's text). The screen never polls: it
+(live: folded events, at most ten bursts a second; or a run followed from
+the store) and the store (a transcript's text). The screen never polls: it
 redraws what a burst says changed, and catches up in one go when it becomes
-visible again after another screen was in front.
+visible again after another screen was in front. Once a second it redraws
+the figures that move with time alone (rates, ETAs, the app's CPU and memory).
+
+The transcript shown is the one the run streams: the controller is told
+(`watch`), and its reply fills in as the model writes it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from state.status import WORKING
 
 from ..run_state import Changes
 from ..widgets.app_header import AppHeader
+from ..widgets.event_log import EventLog
 from ..widgets.rejection_summary import RejectionSummary
 from ..widgets.rubric_pane import RubricPane
-from ..widgets.run_bar import RunBar
+from ..widgets.run_bar import ProcessUsage, RunBar
 from ..widgets.runs_table import RunsTable
 from ..widgets.score_plot import ScorePlot
 from ..widgets.transcript_table import TranscriptTable
@@ -73,6 +78,7 @@ class MonitorScreen(Screen):
                     yield RubricPane()
                 with TabPane("[u]A[/u]ctors", id="tab-workers"):
                     yield WorkerTable(id="workers")
+                    yield EventLog(id="event-log")
                 with TabPane("R[u]e[/u]jects", id="tab-rejections"):
                     yield RejectionSummary()
                 with TabPane("[u]H[/u]istory", id="tab-history"):  # "Runs" would need a key of its own
@@ -87,13 +93,16 @@ class MonitorScreen(Screen):
         self._shown_run: str | None = None
         self._pending_rows: set[str] = set()
         self._tables_drawn = 0.0
+        self._personas: dict[str, str] = {}
+        self._history_status: str | None = None
+        self._usage = ProcessUsage()
         self.app.run_changes.subscribe(self, self.on_run_changes)
         controller = self.app.controller
         if controller.state.run_id is None:
             latest = db.latest_run(self.app.store)
             if latest is not None:
-                controller.show(latest.id)
-        self.query_one(RunsTable).load(self.app.store)
+                controller.show(latest.id, pinned=False)  # the newest, until a newer one starts
+        self._load_history()
         self.set_interval(1.0, self._tick)
         self.call_after_refresh(self.redraw_all)
 
@@ -113,25 +122,42 @@ class MonitorScreen(Screen):
         self.query_one(ScorePlot).show(state)
         self._show_workers()
         self.query_one(RejectionSummary).show(state, self._criterion_names())
+        self._show_log()
         if table.row_count and table.selected_id != self._selected:
             await self._load_selected(table.selected_id)
         elif self._selected:
             await self._refresh_selected(exchanges=True, rubric=True)
+            self._show_header()
 
     def _criterion_names(self) -> dict[str, str]:
         return {c.id: c.name for c in self.app.pack.rubric.criteria}
 
     def _show_workers(self) -> None:
         controller = self.app.controller
-        stats, paused = controller.stats(), controller.state.status == "paused"
+        stats, paused, live = controller.stats(), controller.state.status == "paused", controller.active
         for table in self.query(WorkerTable):
-            table.show(stats, paused=paused)
-        self.query_one("#workers-side").set_class(not stats, "-empty")  # nothing to show between runs
+            table.show(stats, paused=paused, live=live)
+        self.query_one("#workers-side").set_class(not live, "-empty")  # nothing at work between runs
+
+    def _show_log(self) -> None:
+        """Write the new event-log lines, while the log is on screen (it catches up when shown)."""
+        if self.query_one(TabbedContent).active == "tab-workers":
+            self.query_one(EventLog).show(self.app.controller.state.log)
+
+    @on(TabbedContent.TabActivated, "#monitor-tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-workers":
+            self._show_log()
 
     def _tick(self) -> None:
-        """Once a second while a run is live: throughput decays even when no event arrives."""
-        if self.app.controller.active and self.is_current:
-            self.query_one(RunBar).show(self.app.controller.state)
+        """Once a second: rates and ETAs move with time alone, and so do the app's CPU and memory use."""
+        if not self.is_current:
+            return
+        bar = self.query_one(RunBar)
+        bar.show_usage(*self._usage.sample())
+        state = self.app.controller.state
+        if self.app.controller.active or state.live:
+            bar.show(state)
             self._flush_tables(force=True)
 
     def _flush_tables(self, force: bool = False) -> None:
@@ -167,13 +193,19 @@ class MonitorScreen(Screen):
             self.query_one(ScorePlot).show(state)
         if changes.rejections or changes.errors:
             self.query_one(RejectionSummary).show(state, self._criterion_names())
-        if changes.run and state.status in ("finished", "stopped", "failed"):
-            self.query_one(RunsTable).load(self.app.store)
+        if changes.run and state.status != self._history_status:  # the run's own status moved: History says so
+            self._load_history()
+        if changes.log:
+            self._show_log()
         if self.follow:
             self._follow(changes)
         selected = self._selected
         if selected is not None and (selected in changes.exchanges or selected in changes.assessed):
             await self._refresh_selected(exchanges=selected in changes.exchanges, rubric=selected in changes.assessed)
+        if selected is not None and (selected in changes.rows or changes.run):
+            self._show_header()
+        if selected is not None and selected in changes.streamed and selected in state.streaming:
+            self.query_one(TranscriptView).stream(selected, *state.streaming[selected])
 
     def _follow(self, changes: Changes) -> None:
         """Stay on a transcript being written; move on only when it is no longer active."""
@@ -206,30 +238,55 @@ class MonitorScreen(Screen):
 
     async def _load_selected(self, transcript_id: str | None) -> None:
         self._selected = transcript_id
+        self.app.controller.watch(transcript_id)
         view = self.query_one(TranscriptView)
         if transcript_id is None:
             await view.show(None, [])
             return
         store = self.app.store
-        row = self.app.controller.state.rows.get(transcript_id)
-        header = transcript_id
+        self._find_persona(transcript_id)
+        await view.show(transcript_id, db.exchanges(store, transcript_id), self._header(transcript_id))
+        streaming = self.app.controller.state.streaming.get(transcript_id)
+        if streaming is not None:
+            view.stream(transcript_id, *streaming)
+        self.query_one(RubricPane).show(self.app.pack.rubric, db.latest_assessment(store, transcript_id))
+
+    def _find_persona(self, transcript_id: str) -> None:
+        """The persona's name for the header, once it has one (a planned transcript's persona has none yet)."""
+        if transcript_id in self._personas:
+            return
+        store = self.app.store
         transcript = db.transcript(store, transcript_id)
         if transcript is not None and transcript.persona_id:
             persona = db.persona(store, transcript.persona_id)
             profile = (persona.data or {}).get("profile", {}) if persona else {}
             name = profile.get("name") if isinstance(profile, dict) else None
             if name:
-                header += f" · persona {name}"
+                self._personas[transcript_id] = name
+
+    def _header(self, transcript_id: str) -> str:
+        """The transcript pane's header, from the state as it is now: persona, status, exchanges, judging."""
+        header = transcript_id
+        if name := self._personas.get(transcript_id):
+            header += f" · persona {name}"
+        row = self.app.controller.state.rows.get(transcript_id)
         if row is not None:
             header += f" · {row.status} · {row.exchanges}/{row.target} exchanges"
-        await view.show(transcript_id, db.exchanges(store, transcript_id), header)
-        self.query_one(RubricPane).show(self.app.pack.rubric, db.latest_assessment(store, transcript_id))
+            if row.judged is not None:
+                of = f"/{row.judge_total}" if row.judge_total is not None else ""
+                header += f" · {row.judged}{of} criteria judged"
+        return header
+
+    def _show_header(self) -> None:
+        if self._selected is not None:
+            self.query_one(TranscriptView).set_header(self._header(self._selected))
 
     async def _refresh_selected(self, *, exchanges: bool, rubric: bool) -> None:
         store, tid = self.app.store, self._selected
         if tid is None:
             return
         if exchanges:
+            self._find_persona(tid)
             await self.query_one(TranscriptView).sync(tid, db.exchanges(store, tid))
         if rubric:
             self.query_one(RubricPane).show(self.app.pack.rubric, db.latest_assessment(store, tid))
@@ -247,6 +304,11 @@ class MonitorScreen(Screen):
         self.query_one(TranscriptTable).focus()
 
     # --- actions --------------------------------------------------------------------------
+
+    def _load_history(self) -> None:
+        controller = self.app.controller
+        self._history_status = controller.state.status
+        self.query_one(RunsTable).load(self.app.store, controller.state.run_id if controller.active else None)
 
     def action_new_run(self) -> None:
         self.app.action_new_run()
@@ -271,6 +333,8 @@ class MonitorScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        if tab == "tab-workers":
+            self._show_log()
         if tab == "tab-history":
-            self.query_one(RunsTable).load(self.app.store)
+            self._load_history()
             self.query_one(RunsTable).focus()

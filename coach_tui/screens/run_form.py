@@ -2,6 +2,12 @@
 
 A modal rather than a pane: starting a run is a deliberate act that costs
 model time, so it gets a moment of its own and can be cancelled with Escape.
+
+It offers the run's minimum exchanges (what a cut transcript must keep) and
+warns when a length class is too short to be cut at all: with lengths of 3
+and the spec's minimum of 10, any rejected fixup rejects the whole
+transcript. Its fields are `OrderedInput`s, so a character typed right after
+a backspace is never lost.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from textual.validation import Integer
 from textual.widgets import Button, Input, Label, Select, Static
 
 from actors.generation.run_plan import DEFAULT_LENGTHS, DEFAULT_MIX, allocate
+from actors.usecases.curation import lengths_always_rejected
 
 from ..run_control import REVIEW_MODES, RunRequest
+from ..widgets.ordered_input import OrderedInput
 
 
 def parse_lengths(text: str) -> dict[str, int]:
@@ -45,8 +53,26 @@ def planned_exchanges(transcripts: int, lengths: dict[str, int]) -> int:
 
 SIZE_HINT = (
     "a long run on local models on a CPU (minutes per exchange at the default token caps): "
-    "for a first look, try Lengths short=3,medium=3,long=3,very_long=3 and Max tokens 160"
+    "for a first look, try Lengths short=3,medium=3,long=3,very_long=3, Min exchanges 2 and Max tokens 160"
 )
+
+
+def short_length_warning(transcripts: int | None, lengths: dict[str, int], min_exchanges: int) -> str:
+    """A warning when a length class the run will use is too short to keep `min_exchanges` after a cut."""
+    used = lengths
+    if transcripts is not None:
+        counts = allocate(transcripts, DEFAULT_MIX)
+        used = {name: n for name, n in lengths.items() if counts.get(name, 0)}
+    short = lengths_always_rejected(used, min_exchanges)
+    if not short:
+        return ""
+    named = ", ".join(f"{name}={used[name]}" for name in short)
+    most = min(used[n] for n in short) - 1
+    fix = f"Lower Min exchanges to {most} or less, or lengthen them." if most >= 1 else "Lengthen them."
+    return (
+        f"Lengths {named} are at or below Min exchanges {min_exchanges}: a rejected fixup there rejects the "
+        f"whole transcript instead of cutting it. {fix}"
+    )
 
 
 class RunForm(ModalScreen[RunRequest | None]):
@@ -58,11 +84,15 @@ class RunForm(ModalScreen[RunRequest | None]):
     RunForm Grid { grid-size: 2; grid-columns: 14 1fr; grid-rows: auto; height: auto; grid-gutter: 0 1; }
     RunForm Grid Label { padding: 0 0; color: $text-muted; }
     RunForm #error { color: $error; height: auto; }
+    RunForm #short-warning { color: $warning; height: auto; }
     RunForm #size { color: $text-muted; height: auto; padding: 1 0 0 0; }
     RunForm #buttons { height: auto; align-horizontal: right; padding: 1 0 0 0; }
     RunForm Button { margin: 0 0 0 1; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start", priority=True)]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "start", "Start", priority=True, tooltip="Start the run"),
+    ]
 
     def __init__(self, defaults: RunRequest | None = None, *, local_models: bool = False) -> None:
         super().__init__()
@@ -77,7 +107,7 @@ class RunForm(ModalScreen[RunRequest | None]):
             yield Static("Start a run — generate persona conversations, judge and curate them", id="title")
             with Grid():
                 yield Label("Transcripts")
-                yield Input(
+                yield OrderedInput(
                     str(d.transcripts),
                     id="transcripts",
                     compact=True,
@@ -85,7 +115,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                     type="integer",
                 )
                 yield Label("Seed")
-                yield Input(
+                yield OrderedInput(
                     "" if d.seed is None else str(d.seed),
                     id="seed",
                     compact=True,
@@ -93,7 +123,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                     type="integer",
                 )
                 yield Label("Lengths")
-                yield Input(lengths, id="lengths", compact=True, tooltip="exchanges per length class")
+                yield OrderedInput(lengths, id="lengths", compact=True, tooltip="exchanges per length class")
                 yield Label("Review")
                 yield Select(
                     [
@@ -106,7 +136,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                     compact=True,
                 )
                 yield Label("In flight")
-                yield Input(
+                yield OrderedInput(
                     str(d.in_flight),
                     id="in-flight",
                     compact=True,
@@ -114,7 +144,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                     type="integer",
                 )
                 yield Label("Max tokens")
-                yield Input(
+                yield OrderedInput(
                     "" if d.max_tokens is None else str(d.max_tokens),
                     id="max-tokens",
                     compact=True,
@@ -122,7 +152,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                     type="integer",
                 )
                 yield Label("Min exchanges")
-                yield Input(
+                yield OrderedInput(
                     str(d.min_exchanges),
                     id="min-exchanges",
                     compact=True,
@@ -130,6 +160,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                     tooltip="fewest exchanges a truncated transcript may keep",
                 )
             yield Static("", id="size")
+            yield Static("", id="short-warning")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
@@ -140,7 +171,7 @@ class RunForm(ModalScreen[RunRequest | None]):
         self._show_size()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id in ("transcripts", "lengths"):
+        if event.input.id in ("transcripts", "lengths", "min-exchanges"):
             self._show_size()
 
     def _show_size(self) -> None:
@@ -153,6 +184,21 @@ class RunForm(ModalScreen[RunRequest | None]):
         if total is not None and total > 40 and self.local_models:
             text += f" — {SIZE_HINT}"
         self.query_one("#size", Static).update(text)
+        self._show_short_warning()
+
+    def _show_short_warning(self) -> None:
+        try:
+            lengths = parse_lengths(self._value("lengths"))
+            minimum = int(self._value("min-exchanges"))
+        except ValueError:
+            warning = ""
+        else:
+            try:
+                transcripts: int | None = int(self._value("transcripts"))
+            except ValueError:
+                transcripts = None
+            warning = short_length_warning(transcripts, lengths, minimum) if minimum >= 1 else ""
+        self.query_one("#short-warning", Static).update(warning)
 
     def _value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()

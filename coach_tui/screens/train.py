@@ -1,9 +1,12 @@
 """Train: the workspace's training runs, and the highlighted one's loss curve, progress, files and next step.
 
-`coach train` runs from the command line, usually in another process, and
-records itself in the store (the run row, one `TrainingProgress` event per
-logged step; see `state.training_records`): the screen follows it from
-there (`RunFollowingScreen`).
+`coach train` runs in another process — started from a shell, or from this
+screen as a background job (`s` slice, `t` train, `e` export; `x` stops a
+job) — and records itself in the store (the run row, one `TrainingProgress`
+event per logged step; see `state.training_records`): the screen follows it
+from there (`RunFollowingScreen`). While the screen is visible it also looks
+for new runs every second (`JobHostScreen`), so a run a job just created
+appears, is selected, and its loss plot grows step by step without a key press.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer
 
+from actors.usecases.jobs import default_training_data, exportable_runs, preset_names
 from actors.usecases.training import (
     TrainingSnapshot,
     run_marker,
@@ -24,27 +28,43 @@ from actors.usecases.training import (
     training_runs,
     training_snapshot,
 )
+from state.errors import CoachError
 
 from ..widgets.app_header import AppHeader
+from ..widgets.jobs_panel import JobsPanel
 from ..widgets.loss_plot import LossPlot
 from ..widgets.train_detail import TrainDetail
 from ..widgets.train_runs_table import TrainRunsTable
-from .run_following import RunFollowingScreen
+from .job_forms import ExportForm, SliceForm, TrainForm
+from .job_host import JobHostScreen
 
 
-class TrainScreen(RunFollowingScreen):
+class TrainScreen(JobHostScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "copy_command", "Copy next command"),
+        Binding(
+            "s",
+            "slice_form",
+            "Slice…",
+            tooltip="slice passed transcripts into training data (a form; runs in the background)",
+        ),
+        Binding("t", "train_form", "Train…", tooltip="fine-tune on the training data (a form; runs in the background)"),
+        Binding(
+            "e", "export_form", "Export…", tooltip="export a finished run to GGUF (a form; runs in the background)"
+        ),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.shown: TrainingSnapshot | None = None
         """The run on screen, for the copy action, the poll and tests."""
+        self._listed: list[tuple[str, str]] | None = None
+        """(id, status) of the runs listed at the last reload: what `runs_moved` compares with."""
 
     def compose(self) -> ComposeResult:
         yield AppHeader("train")
         yield TrainRunsTable(id="train-runs")
+        yield JobsPanel(id="train-jobs")
         with VerticalScroll(id="train-body"):
             yield LossPlot(id="loss-plot")
             yield TrainDetail(id="train-detail")
@@ -56,6 +76,10 @@ class TrainScreen(RunFollowingScreen):
         """Re-read the list of runs and the one highlighted."""
         store = self.app.store
         runs = training_runs(store)
+        listed = [(r.id, r.status) for r in runs]
+        if self._listed is not None and runs and runs[0].id not in dict(self._listed):
+            self.selected = runs[0].id  # a run that just appeared (a job's, most likely) is the one to watch
+        self._listed = listed
         table = self.query_one(TrainRunsTable)
         table.display = bool(runs)
         self.query_one(LossPlot).display = bool(runs)
@@ -96,6 +120,10 @@ class TrainScreen(RunFollowingScreen):
         if await anyio.to_thread.run_sync(run_marker, self.app.store, shown.info.id) != shown.marker:
             self.reload()
 
+    async def runs_moved(self) -> bool:
+        runs = await anyio.to_thread.run_sync(training_runs, self.app.store)
+        return self._listed is not None and [(r.id, r.status) for r in runs] != self._listed
+
     # --- events and actions ---------------------------------------------------------------
 
     @on(DataTable.RowHighlighted, "#train-runs")
@@ -111,3 +139,22 @@ class TrainScreen(RunFollowingScreen):
         command = self.shown.next_command
         self.app.copy_to_clipboard(command)
         self.notify(f"Copied: {command}", timeout=4)
+
+    def action_slice_form(self) -> None:
+        passed, _examples = training_data_ready(self.app.store)
+        self.open_form(SliceForm(default_training_data(self.app.context.workspace), passed))
+
+    def action_train_form(self) -> None:
+        try:
+            presets = preset_names()
+        except CoachError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.open_form(TrainForm(default_training_data(self.app.context.workspace), presets))
+
+    def action_export_form(self) -> None:
+        runs = exportable_runs(self.app.store)
+        if not runs:
+            self.notify("No finished training run to export yet (t trains one).", severity="warning")
+            return
+        self.open_form(ExportForm(runs, self.selected))

@@ -4,6 +4,11 @@ Your turns are plain text (never interpreted as markup) on the right-hand
 rule; the assistant's are Markdown, written into as tokens arrive through a
 `MarkdownStream`, which coalesces fast pieces so the screen keeps up. The
 log stays pinned to the end while a reply streams unless you scroll up.
+
+Each reply's note names the model that wrote it, and where the conversation
+moved to another model a line says so, between the messages where it
+happened: the log is drawn from the messages' own records, so reopening a
+conversation shows the same thing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Markdown, Static
 
+from actors.chat.chat_format import describe_model
 from state.chat import ChatMessage
 
 
@@ -32,9 +38,30 @@ class AssistantSaid(Markdown):
 
 
 class TurnNote(Static):
-    """A dim line under a reply: how long it took (or that it was stopped)."""
+    """A dim line under a reply: its model, how long it took (or that it was stopped)."""
 
     DEFAULT_CSS = "TurnNote { color: $text-muted; margin: 0 6 0 2; height: 1; }"
+
+    def __init__(self, text: str, **kwargs) -> None:
+        super().__init__(text, markup=False, **kwargs)
+
+
+class ModelSwitch(Static):
+    """A line across the log where the conversation moved to another model."""
+
+    DEFAULT_CSS = "ModelSwitch { color: $warning; margin: 1 2 0 2; height: 1; text-style: italic; }"
+
+    def __init__(self, before: str, after: str) -> None:
+        super().__init__(f"Model changed: {describe_model(before)} → {describe_model(after)}", markup=False)
+        self.before, self.after = before, after
+
+
+def reply_note(message: ChatMessage) -> str:
+    """The line under a saved reply: the model that wrote it, then its own note."""
+    parts = [describe_model(message.model)] if message.model else []
+    if message.meta.get("note"):
+        parts.append(str(message.meta["note"]))
+    return " · ".join(parts)
 
 
 class ChatLog(VerticalScroll):
@@ -51,14 +78,25 @@ class ChatLog(VerticalScroll):
             await self.mount(Static(self.EMPTY, id="chat-empty"))
             return
         widgets = []
+        previous = ""
         for m in messages:
+            if m.model and previous and m.model != previous:
+                widgets.append(ModelSwitch(previous, m.model))
+            previous = m.model or previous
             if m.role == "user":
                 widgets.append(YouSaid(m.content))
             else:
                 widgets.append(AssistantSaid(m.content))
-                if m.meta.get("note"):
-                    widgets.append(TurnNote(m.meta["note"]))
+                if note := reply_note(m):
+                    widgets.append(TurnNote(note))
         await self.mount_all(widgets)
+        self.scroll_end(animate=False)
+
+    def add_switch(self, before: str, after: str) -> None:
+        """A model change now (mounted in call order, so it lands before the next message)."""
+        for empty in self.query("#chat-empty"):
+            empty.remove()
+        self.mount(ModelSwitch(before, after))
         self.scroll_end(animate=False)
 
     async def add_user(self, text: str) -> None:

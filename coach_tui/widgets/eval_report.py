@@ -24,9 +24,16 @@ EMPTY = Text.assemble(
     ("No evaluation runs in this workspace yet.\n\n", "bold"),
     "Should the base model be fine-tuned? Its pass rate on new personas, with the decision:\n",
     ("  coach eval base --model gemma3-270m\n\n", "bold cyan"),
-    "Did the fine-tune help? Both models meet the same new personas; paired statistics and a safety gate:\n",
+    "Did the fine-tune help? Both models meet the same new personas; paired statistics and a safety gate (",
+    ("c", "bold"),
+    " starts one here, or):\n",
     ("  coach eval compare --base gemma3-270m --candidate PATH.gguf\n\n", "bold cyan"),
-    ("Runs started from the command line are listed here (r refreshes); a running one updates by itself.", "dim"),
+    (
+        "A comparison started here runs in the background and keeps running if you quit (x stops it). Runs "
+        "started from the command line are listed here too; a running one updates by itself, and p opens "
+        "its conversations side by side.",
+        "dim",
+    ),
 )
 PASS_BADGE = ("  PASS  ", "bold black on green")
 FAIL_BADGE = ("  FAIL  ", "bold white on red")

@@ -1,4 +1,9 @@
-"""Runs already in the workspace, newest first; pick one to view or resume it."""
+"""Runs already in the workspace, newest first; pick one to view or resume it.
+
+A run the store calls `running` is shown as what it is: running here, running
+in another process (its lease is held), or interrupted (nobody holds it: its
+process was killed), so History never calls a dead run running.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,25 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
+from actors.usecases.runs import owner_of
 from state.run_index import recent_runs
 from state.store import Store
 
-STATUS_STYLE = {"running": "green", "finished": "bold", "stopped": "yellow", "failed": "red"}
+STATUS_STYLE = {
+    "running": "green",
+    "running elsewhere": "cyan",
+    "interrupted": "yellow",
+    "finished": "bold",
+    "stopped": "yellow",
+    "failed": "red",
+}
+
+
+def shown_status(store: Store, run_id: str, status: str, live_here: str | None) -> str:
+    """The status a person should read: `running` only when someone really works on the run."""
+    if status != "running" or run_id == live_here:
+        return status
+    return "running elsewhere" if owner_of(store, run_id) is not None else "interrupted"
 
 
 class RunsTable(DataTable):
@@ -27,16 +47,18 @@ class RunsTable(DataTable):
         for column in ("run", "status", "created", "transcripts", "summary"):
             self.add_column(column, key=column)
 
-    def load(self, store: Store) -> None:
+    def load(self, store: Store, live_here: str | None = None) -> None:
+        """Redraw the list; ``live_here`` is the run this app works on now, if any."""
         self.clear()
         for run in recent_runs(store, "generate", limit=200):
+            status = shown_status(store, run.id, run.status, live_here)
             summary = run.config.get("summary", {}) if isinstance(run.config, dict) else {}
             counts = summary.get("counts") or {}
             text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
             planned = run.config.get("transcripts", "") if isinstance(run.config, dict) else ""
             self.add_row(
                 run.id,
-                Text(run.status, style=STATUS_STYLE.get(run.status, "")),
+                Text(status, style=STATUS_STYLE.get(status, "")),
                 run.created_at.strftime("%Y-%m-%d %H:%M"),
                 str(planned),
                 text,

@@ -22,15 +22,25 @@ from .train_runs_table import steps_text
 
 EMPTY_STEPS = (
     ("No training runs in this workspace yet.\n\n", "bold"),
-    "1. Slice the passed transcripts into training examples:\n",
+    "1. Slice the passed transcripts into training examples (",
+    ("s", "bold"),
+    " here, or):\n",
     ("   coach slice --out training_data.jsonl\n", "bold cyan"),
-    "2. Fine-tune (tiny: the bundled Gemma 3 270M, minutes on a CPU; gemma-3-12b needs a CUDA GPU):\n",
+    "2. Fine-tune (",
+    ("t", "bold"),
+    "; tiny: the bundled Gemma 3 270M, minutes on a CPU; gemma-3-12b needs a CUDA GPU):\n",
     ("   coach train --data training_data.jsonl --preset tiny\n", "bold cyan"),
-    "3. Merge, convert to GGUF and quantize, with an Ollama Modelfile:\n",
+    "3. Merge, convert to GGUF and quantize, with an Ollama Modelfile (",
+    ("e", "bold"),
+    "):\n",
     ("   coach export-model\n", "bold cyan"),
-    "Then chat with it (3, then ctrl+o) or compare it with the base:\n",
+    "Then chat with it (3, then ctrl+o) or compare it with the base (5, then c):\n",
     ("   coach eval compare --base gemma3-270m --candidate PATH.gguf\n\n", "bold cyan"),
-    ("Runs started from the command line are listed here (r refreshes); a running one updates by itself.", "dim"),
+    (
+        "Jobs started here run in the background and keep running if you quit (x stops one). Runs started "
+        "from the command line are listed here too; a running one updates by itself.",
+        "dim",
+    ),
 )
 
 
@@ -135,10 +145,10 @@ class TrainDetail(Static):
             if export.get("modelfile"):
                 text.append("Run it in Ollama: ")
                 text.append(f"ollama create {model_name} -f {export['modelfile']}\n", style="bold cyan")
-            text.append("Compare it with the base: ")
+            text.append("Compare it with the base (5, then c), or: ")
             text.append(snap.eval_command or "", style="bold cyan")
         elif status == "finished":
-            text.append("Export it to GGUF (merge, convert, quantize, Modelfile): ")
+            text.append("Export it to GGUF (merge, convert, quantize, Modelfile) — e, or: ")
             text.append(snap.export_command, style="bold cyan")
         elif snap.live:
             text.append(

@@ -1,4 +1,4 @@
-"""The run's transcripts, one row each: status, exchanges so far, score.
+"""The run's transcripts, one row each: status, exchanges so far, score (or, while judged, criteria judged).
 
 Only rows that changed are touched on a refresh (`update_cell`), so a run of
 hundreds of transcripts redraws in constant time per burst.
@@ -41,8 +41,24 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def judging_text(judged: int, total: int | None, width: int = WIDTHS["score"]) -> str:
+    """Judge calls answered so far, `34/51`; as a percentage when that does not fit the column.
+
+    Without a total (queued for the assessor, or a judging followed from the store) only a count, if any.
+    """
+    if total is None:
+        return str(judged) if judged else ""
+    text = f"{judged}/{total}"
+    return text if len(text) <= width else f"{judged * 100 // max(total, 1)}%"
+
+
 def _cells(row: TranscriptRow) -> tuple:
-    score = "" if row.score is None else Text(f"{row.score:.2f}", style="green" if row.passed else "red")
+    if row.status == S.ASSESSING and row.judged is not None:  # being judged: how far (the score is the last one)
+        score = Text(judging_text(row.judged, row.judge_total), style="magenta")
+    elif row.score is None:
+        score = ""
+    else:
+        score = Text(f"{row.score:.2f}", style="green" if row.passed else "red")
     return (short_id(row.id), status_text(row.status), f"{row.exchanges}/{row.target}", score)
 
 

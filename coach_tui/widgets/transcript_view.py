@@ -5,7 +5,11 @@ replies are rendered Markdown (the pack asks for labelled topics and lists)
 on a rule of another colour, each with its speaker (the domain pack's
 labels) and exchange number. The
 view follows a live transcript: new exchanges are appended, never redrawn,
-and it stays scrolled to the end unless you scrolled up to read.
+and it stays scrolled to the end unless you scrolled up to read. A reply
+being written is drawn as it grows (`stream`), then replaced by the stored
+reply once it is complete. The header line (status, exchanges, judging) is
+redrawn whenever the transcript moves (`set_header`), so it never describes
+an earlier moment than the turns below it.
 
 Each turn is one `Static` holding a Rich renderable (Rich's Markdown for the
 assistant), not Textual's `Markdown` widget: that one builds a widget per block,
@@ -47,9 +51,18 @@ class AssistantTurn(Static):
         self.set_class(not exchange.assistant, "-pending")
         self.update(assistant_renderable(exchange, label))
 
+    def show_partial(self, number: int, text: str, label: str) -> None:
+        """The reply so far, while the model writes it."""
+        self.set_class(False, "-pending")
+        self.update(partial_renderable(number, text, label))
+
 
 class TranscriptView(VerticalScroll):
-    DEFAULT_CSS = "TranscriptView { height: 1fr; } TranscriptView #intro { color: $text-muted; }"
+    DEFAULT_CSS = """
+    TranscriptView { height: 1fr; }
+    TranscriptView #intro { color: $text-muted; }
+    TranscriptView #transcript-header { text-style: bold; }
+    """
 
     def __init__(self, *, user_label: str = "User", assistant_label: str = "Assistant", **kwargs) -> None:
         super().__init__(**kwargs)
@@ -57,6 +70,7 @@ class TranscriptView(VerticalScroll):
         self.assistant_label = assistant_label
         self.transcript_id: str | None = None
         self._shown: dict[int, tuple[bool, str]] = {}
+        self._partial: dict[int, str] = {}
         self._lock = asyncio.Lock()  # show and sync await between reading and mounting: one at a time
 
     def on_mount(self) -> None:
@@ -67,6 +81,25 @@ class TranscriptView(VerticalScroll):
         async with self._lock:
             await self._show(transcript_id, exchanges, header)
 
+    def set_header(self, header: str) -> None:
+        """Redraw the header line of the transcript shown (its status and counts moved)."""
+        for widget in self.query("#transcript-header"):
+            if isinstance(widget, Static):
+                widget.update(Content(header), layout=False)
+
+    def stream(self, transcript_id: str, number: int, text: str) -> None:
+        """Show the reply to exchange `number` as written so far (ignored once the stored reply is shown)."""
+        if transcript_id != self.transcript_id:
+            return
+        seen = self._shown.get(number)
+        if seen is None or seen[0] or self._partial.get(number) == text:
+            return
+        follow = self.is_vertical_scroll_end or self.max_scroll_y == 0
+        self._partial[number] = text
+        self.query_one(f"#a{number}", AssistantTurn).show_partial(number, text, self.assistant_label)
+        if follow:
+            self.scroll_end(animate=False)
+
     async def sync(self, transcript_id: str, exchanges: list[Exchange]) -> None:
         """Bring the view up to date with the store: append new turns, fill in replies that arrived."""
         async with self._lock:
@@ -76,17 +109,17 @@ class TranscriptView(VerticalScroll):
     async def _show(self, transcript_id: str | None, exchanges: list[Exchange], header: str) -> None:
         self.transcript_id = transcript_id
         self._shown.clear()
+        self._partial.clear()
         await self.remove_children()
         if transcript_id is None:
             await self.mount(Static("Select a transcript to follow it here.", id="intro"))
             return
         hidden = max(0, len(exchanges) - MAX_SHOWN)
-        parts: list = [(header or transcript_id, "bold")]
+        await self.mount(Static(Content(header or transcript_id), id="transcript-header"))
         if hidden:
-            parts.append((f"\n… {hidden} earlier exchanges not shown", "dim"))
+            await self.mount(Static(Content.styled(f"… {hidden} earlier exchanges not shown", "dim"), id="intro"))
         if not exchanges:
-            parts.append(("\nNo exchanges yet.", "dim"))
-        await self.mount(Static(Content.assemble(*parts), id="intro"))
+            await self.mount(Static(Content.styled("No exchanges yet.", "dim"), id="no-exchanges"))
         await self._sync(exchanges[hidden:])
         self.scroll_end(animate=False)
 
@@ -95,6 +128,8 @@ class TranscriptView(VerticalScroll):
         for ex in exchanges:
             seen = self._shown.get(ex.number)
             if seen is None:
+                for note in self.query("#no-exchanges"):
+                    await note.remove()
                 await self.mount(UserTurn(user_content(ex.number, ex.user, self.user_label), id=f"u{ex.number}"))
                 reply = AssistantTurn(
                     assistant_renderable(ex, self.assistant_label),
@@ -106,6 +141,7 @@ class TranscriptView(VerticalScroll):
             elif seen[1] != ex.assistant:  # a reply arrived, or a fixup replaced it
                 self.query_one(f"#a{ex.number}", AssistantTurn).show(ex, self.assistant_label)
                 self._shown[ex.number] = (bool(ex.assistant), ex.assistant)
+                self._partial.pop(ex.number, None)
         if len(self._shown) > MAX_SHOWN * 2:  # a long live transcript: drop the oldest from the screen
             for number in sorted(self._shown)[: len(self._shown) - MAX_SHOWN]:
                 for widget in self.query(f"#u{number}, #a{number}"):
@@ -127,3 +163,9 @@ def assistant_renderable(ex: Exchange, label: str = "Assistant") -> Group:
     head = Text.assemble((label, "bold green"), (f" · {ex.number}", "dim"))
     body = RichMarkdown(ex.assistant) if ex.assistant else Text("writing…", style="italic dim")
     return Group(head, body)
+
+
+def partial_renderable(number: int, text: str, label: str = "Assistant") -> Group:
+    """A reply still being written: what has come so far, and a mark that more is coming."""
+    head = Text.assemble((label, "bold green"), (f" · {number}", "dim"), (" · writing…", "italic dim"))
+    return Group(head, RichMarkdown(text), Text("▍", style="dim"))

@@ -1,0 +1,186 @@
+"""One model's column of the side-by-side chat: its name, its conversation, its reply streaming in.
+
+The conversation is drawn by the single chat's own `ChatLog`, so a column
+looks and scrolls like the chat a person knows. A reply is drawn as it
+streams, at most every `FLUSH_S` (the pieces that arrive in between are
+drawn together): every redraw of a growing reply lays out the whole screen,
+and two columns redrawing at every token kept the event loop busy enough to
+slow both streams. The status line under it says what this column's model
+is doing.
+
+Only the last `SHOWN_TURNS` turns stay on screen, with a line saying how
+many came before: Textual lays out every widget of a log at each redraw,
+and a reply is a dozen of them (its paragraphs and list items), so after
+twenty turns every streamed line cost the event loop about five times what
+it did at the first, and the other model's prompt waited for the CPU. Each
+column is a whole conversation in the private history: the single chat shows
+all of it.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.timer import Timer
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from actors.chat.chat_format import describe_model
+from actors.chat.pair import ColumnReply
+from state.chat import ChatMessage
+
+from .chat_log import AssistantSaid, ChatLog, YouSaid
+
+FLUSH_S = 0.1
+"""At most this often a column's reply is redrawn (its pieces in between are drawn together)."""
+SHOWN_TURNS = 4
+"""Turns of a column kept on screen; the earlier ones are counted in a line above them."""
+
+
+def shown_from(messages: list[ChatMessage], turns: int | None = None) -> int:
+    """The index of the first message to show: the start of the last ``turns`` turns (0 when fewer)."""
+    turns = SHOWN_TURNS if turns is None else turns
+    starts = [i for i, m in enumerate(messages) if m.role == "user"]
+    return starts[-turns] if len(starts) > turns else 0
+
+
+class EarlierTurns(Static):
+    """The line above a column's log when its first turns are not shown."""
+
+    DEFAULT_CSS = "EarlierTurns { color: $text-muted; margin: 1 2 0 2; text-style: italic; }"
+
+    def __init__(self) -> None:
+        super().__init__("", markup=False)
+        self.turns = 0
+
+    def count(self, turns: int) -> None:
+        self.turns = turns
+        plural = "" if turns == 1 else "s"
+        self.update(f"{turns} earlier turn{plural} · the whole conversation is in the chat (esc, then ctrl+b)")
+
+
+class ChatColumn(Vertical):
+    DEFAULT_CSS = """
+    ChatColumn { width: 1fr; height: 1fr; }
+    ChatColumn .column-title { height: 1; padding: 0 1; background: $panel; text-style: bold;
+                               text-wrap: nowrap; text-overflow: ellipsis; }
+    ChatColumn .column-status { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap;
+                                text-overflow: ellipsis; }
+    ChatColumn ChatLog { height: 1fr; }
+    """
+
+    def __init__(self, model: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.reply: AssistantSaid | None = None
+        """The reply being written (None between replies)."""
+        self._stream: MarkdownStream | None = None
+        self._written = False
+        self._ended = True
+        """The reply has been drawn to its end (True between replies)."""
+        self.replies_started = 0
+        self._pending: list[str] = []
+        self._flusher: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(describe_model(self.model), classes="column-title", markup=False)
+        yield ChatLog()
+        yield Static("", classes="column-status", markup=False)
+
+    @property
+    def chat_log(self) -> ChatLog:
+        return self.query_one(ChatLog)
+
+    def set_status(self, text: str) -> None:
+        self.query_one(".column-status", Static).update(Content(text), layout=False)
+
+    async def show(self, messages: list[ChatMessage]) -> None:
+        """The conversation's last turns (see `SHOWN_TURNS`)."""
+        start = shown_from(messages)
+        await self.chat_log.show(messages[start:])
+        await self._count_earlier(sum(1 for m in messages[:start] if m.role == "user"))
+
+    async def _count_earlier(self, more: int) -> None:
+        if not more:
+            return
+        log = self.chat_log
+        line = next(iter(log.query(EarlierTurns)), None)
+        if line is None:
+            line = EarlierTurns()
+            await log.mount(line, before=0)
+        line.count(line.turns + more)
+
+    async def _trim(self) -> None:
+        """Unmount the turns before the last `SHOWN_TURNS` (they stay in the conversation)."""
+        log = self.chat_log
+        said = [w for w in log.children if isinstance(w, YouSaid)]
+        if len(said) <= SHOWN_TURNS:
+            return
+        keep = said[-SHOWN_TURNS]
+        old = []
+        for widget in log.children:
+            if widget is keep:
+                break
+            if not isinstance(widget, EarlierTurns):
+                old.append(widget)
+        await log.remove_children(old)
+        await self._count_earlier(len(said) - SHOWN_TURNS)
+
+    async def add_user(self, text: str) -> None:
+        await self.chat_log.add_user(text)
+
+    async def start_reply(self) -> None:
+        """An empty reply under the person's message, ready to be written into."""
+        self.replies_started += 1
+        self.reply = await self.chat_log.add_reply()
+        self._stream = Markdown.get_stream(self.reply)
+        self._written = False
+        self._ended = False
+        self._pending = []
+        # An interval, not a one-shot timer per piece: Textual skips a one-shot timer that fires late.
+        self._flusher = self.set_interval(FLUSH_S, self._flush)
+        self.set_status("thinking…")
+
+    async def write(self, piece: str) -> None:
+        """Take a piece; it is drawn with the others that arrive within `FLUSH_S` (see the module docstring)."""
+        if self._stream is None:
+            return
+        if not self._written:
+            self._written = True
+            self.set_status("writing…")
+        self._pending.append(piece)
+
+    async def _flush(self) -> None:
+        """The interval's: what arrived since the last flush (nothing once the reply has ended)."""
+        if not self._ended:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        text, self._pending = "".join(self._pending), []
+        if text and self._stream is not None:
+            await self._stream.write(text)
+
+    async def end_reply(self, reply: ColumnReply, *, started: int | None = None) -> None:
+        """Stop writing; a failure shows its reason in place of the reply, and a note says how it ended.
+
+        Once per reply: called when the column's model finishes, and again when the turn ends.
+        ``started``: the `replies_started` count of the reply meant (a late call ends no later one).
+        """
+        if self._ended or (started is not None and started != self.replies_started):
+            return
+        self._ended = True
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
+        await self._write_pending()
+        if self._stream is not None:
+            await self._stream.stop()
+        if self.reply is not None and not reply.text and reply.failed:
+            self.reply.add_class("-error")
+            await self.reply.update(f"_{reply.note}_")
+        elif reply.note:
+            await self.chat_log.add_note(f"{describe_model(reply.model)} · {reply.note}")
+        self.reply, self._stream = None, None
+        self.set_status(reply.note if reply.stopped or reply.failed else "")
+        await self._trim()

@@ -1,0 +1,124 @@
+"""Claims: several workers on one run, each transcript worked by one of them at a time.
+
+A claim is a lease (`state.leases`) on the scope ``transcript:<id>``, with the
+run's id beside it: who holds it, a heartbeat, an expiry. A worker claims the
+next unfinished transcript nobody live holds, heartbeats its claims while it
+works, and releases each when the transcript is done for this pass. A worker
+that dies stops heartbeating; once its claims expire (or at once, on its own
+host, when its process is gone) another worker takes them over. The step keys
+(`state.steps`) make the taken-over transcript go on without repeating what
+the dead worker committed.
+
+Taking a claim is atomic on both stores: on PostgreSQL the candidate rows are
+read ``FOR UPDATE SKIP LOCKED``, so two workers claiming at once pass over each
+other's rows instead of waiting; on SQLite, one writer at a time, the lease's
+primary key refuses a second taker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import insert, literal, select
+
+from .leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, _values, acquire, now_utc, release, renew
+from .models import Lease, Transcript
+from .status import TranscriptStatus as S
+from .store import Store
+
+CLAIMABLE = (S.PLANNED, S.GENERATING, S.CURATING, S.ASSESSING, S.FIXING)
+"""Statuses a worker may take up. A `failed` one is not: several workers would each retry it; a
+`coach run --resume` retries a shared run's failures, once."""
+
+
+def transcript_scope(transcript_id: str) -> str:
+    return f"transcript:{transcript_id}"
+
+
+def claim_next(
+    store: Store,
+    run_id: str,
+    owner: Owner,
+    *,
+    exclude: Collection[str] = (),
+    ttl_s: float = DEFAULT_TTL_S,
+    batch: int = 16,
+) -> str | None:
+    """One unfinished transcript of the run, now claimed by ``owner``; None when nothing is free.
+
+    Free: no claim, an expired one, or one whose holder ran on this host and is gone.
+    """
+    now = now_utc()
+    live = select(Lease.scope).where(Lease.run_id == run_id, Lease.expires_at >= now)
+    query = (
+        select(Transcript.id)
+        .where(
+            Transcript.run_id == run_id,
+            Transcript.status.in_([s.value for s in CLAIMABLE]),
+            (literal("transcript:") + Transcript.id).not_in(live),
+        )
+        .order_by(Transcript.id)
+        .limit(batch + len(exclude))
+    )
+    postgres = store.engine.dialect.name == "postgresql"
+    with store.transaction() as conn:
+        if postgres:  # pass over rows another claimer has locked this instant, instead of waiting for it
+            query = query.with_for_update(skip_locked=True)
+        candidates = [tid for tid in conn.execute(query).scalars() if tid not in exclude]
+        orphans = [
+            scope.removeprefix("transcript:")
+            for scope, host, pid in conn.execute(
+                select(Lease.scope, Lease.host, Lease.pid).where(
+                    Lease.run_id == run_id, Lease.expires_at >= now, Lease.owner != owner.id, Lease.host == owner.host
+                )
+            )
+            if scope.startswith("transcript:") and Holder.gone_pid(host, pid)
+        ]
+        if postgres and candidates:
+            # The row lock is ours until this transaction ends: the claim goes in inside it. A claim
+            # row left from an expired lease is replaced through `acquire` below instead.
+            scopes = {row[0] for row in conn.execute(select(Lease.scope).where(Lease.run_id == run_id))}
+            free = [tid for tid in candidates if transcript_scope(tid) not in scopes]
+            if free:
+                conn.execute(
+                    insert(Lease).values(
+                        scope=transcript_scope(free[0]), run_id=run_id, acquired_at=now, **_values(owner, now, ttl_s)
+                    )
+                )
+                return free[0]
+    for tid in [*candidates, *(o for o in orphans if o not in exclude)]:
+        try:
+            acquire(store, transcript_scope(tid), owner, ttl_s=ttl_s, run_id=run_id)
+            return tid
+        except LeaseHeld:
+            continue
+    return None
+
+
+def heartbeat(
+    store: Store, transcript_ids: Collection[str], owner: Owner, *, ttl_s: float = DEFAULT_TTL_S
+) -> list[str]:
+    """Renew our claims; the ids of those no longer ours (taken over after we stalled)."""
+    return [tid for tid in transcript_ids if not renew(store, transcript_scope(tid), owner, ttl_s=ttl_s)]
+
+
+def release_claim(store: Store, transcript_id: str, owner: Owner) -> None:
+    release(store, transcript_scope(transcript_id), owner)
+
+
+def workers(store: Store, run_id: str) -> list[dict]:
+    """Who holds which transcripts of the run now: one row per worker (host, pid, claims)."""
+    with store.transaction() as conn:
+        rows = conn.execute(
+            select(Lease.owner, Lease.host, Lease.pid, Lease.scope, Lease.expires_at).where(
+                Lease.run_id == run_id, Lease.scope.like("transcript:%")
+            )
+        ).all()
+    by_owner: dict[str, dict] = {}
+    for owner, host, pid, scope, expires in rows:
+        entry = by_owner.setdefault(
+            owner, {"owner": owner, "host": host, "pid": pid, "transcripts": [], "expires_at": expires}
+        )
+        entry["transcripts"].append(scope.removeprefix("transcript:"))
+        entry["expires_at"] = max(entry["expires_at"], expires)
+    return sorted(by_owner.values(), key=lambda w: (w["host"], w["pid"]))

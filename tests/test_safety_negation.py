@@ -1,0 +1,150 @@
+"""Negation, framing and the classifier gate: the crisis net's precision mechanics.
+
+Messages here are written for these tests, never copied from the corpus.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from actors.safety import load_safety_net
+from actors.safety.lexicon import NegationRule, _regex
+from actors.safety.loader import BUNDLED_SAFETY, cached_net_at
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_safety_net(None)
+
+
+def _rule(cues: str, scope: int = 3) -> NegationRule:
+    return NegationRule(re.compile(r"(?<!\w)(?:" + cues + r")(?!\w)"), re.compile(r"[,.;!?]"), scope)
+
+
+def test_cue_lookbehind_sees_words_before_the_scope():
+    """French "arrête pas de pleurer" is no negation: the cue's lookbehind must see "arrête"
+    even though only the last three words before the match are in scope."""
+    rule = _rule(r"(?<!\barrete )pas")
+    segment = "quand le bebe arrete pas de pleurer j'ai envie de le secouer"
+    start = segment.index("j'ai")
+    assert not rule.negates(segment, start, len(segment))
+    plain = "je ne veux pas le secouer"
+    assert rule.negates(plain, plain.index("le secouer"), len(plain))
+
+
+def test_cue_deep_inside_a_long_match_is_a_later_clause():
+    pattern = re.compile(r"(?<!\w)(?:on the ledge\b[^\n]{0,60}\b(?:rn|shaking))")
+    rule = _rule(r"won'?t|not")
+    segment = "im on the ledge rn and my legs wont stop shaking"
+    match = pattern.search(segment)
+    assert match is not None and not rule.negates(segment, match.start(), match.end(), pattern)
+    wildcard = re.compile(r"(?<!\w)(?:(?:i'?m|im) (?:\w+ )?suicidal)")
+    said = "i'm not suicidal"
+    match = wildcard.search(said)
+    assert rule.negates(said, match.start(), match.end(), wildcard)  # early inside: still a negation
+
+
+def test_joke_marker_after_a_word_ending_in_ne(net):
+    """ "la Seine mdr": the lookbehind against "ne mdr" must not fire inside "Seine"."""
+    jokes = net.lexicon.negation["fr"].jokes
+    assert jokes.search("encore un lundi comme ca et je me jette dans la seine mdr") is not None
+    assert jokes.search("c'est pas mdr du tout") is None
+
+
+def test_spanish_relief_is_not_english_slang(net):
+    assert not net.check("decidimos separarnos y sinceramente fue un alivio").flagged
+    assert net.check("i want to un alive myself").flagged
+
+
+class _AlwaysSure:
+    """A stand-in classifier that scores every message as a crisis (to test the gate alone)."""
+
+    threshold = 0.5
+
+    def hashed(self, text):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+
+    def score(self, text, hashed=None):
+        return 0.99
+
+    def category(self, text, hashed=None):
+        return "intent"
+
+
+def test_classifier_alone_stays_silent_on_framed_messages(net):
+    gated = replace_classifier(net, _AlwaysSure())
+    assert gated.check("see you at the bridge tonight").flagged  # no framing: the classifier speaks
+    for framed in (
+        "the movie about the bridge tonight was wild lol",
+        "in history class we read about the siege of the bridge",
+        "i had a weird dream that i was falling off a tower and woke up sweating",
+        "on fortnite i jumped off the tallest tower again",
+    ):
+        verdict = gated.check(framed)
+        assert not verdict.flagged, framed
+
+
+def replace_classifier(net, classifier):
+    """A copy of ``net`` with another classifier (the net is otherwise shared and cached)."""
+    from actors.safety.detector import SafetyNet
+
+    return SafetyNet(net.config, net.lexicon, classifier, net.path)
+
+
+def test_warm_compiles_every_pattern_once(net):
+    """`cached_net_at` (the chat's and `coach safety eval`'s net) is warm: after `warm`, no
+    message has a pattern left to compile, so none pays for it in its reading time."""
+    assert cached_net_at(BUNDLED_SAFETY) is net
+    _regex.cache_clear()
+    net.warm()
+    sets = (net.lexicon.patterns, net.lexicon.distress, net.lexicon.followup)
+    assert _regex.cache_info().currsize >= len({e.source for ps in sets for e in ps.entries})
+    misses = _regex.cache_info().misses
+    net.check("i took all my pills and i'm on the roof", ["i can't do this anymore"])
+    assert _regex.cache_info().misses == misses
+
+
+NEW_CRISIS = [
+    ("en", "honestly the only way out i can see is suicide", "active_ideation"),
+    ("en", "i've got his address and a hammer in the car, he's going to pay", "harm_to_others"),
+    ("en", "would a dog lead tied to the banister hold my weight", "method"),
+    ("en", "i scheduled a text to my brother for 6am explaining why, he'll understand", "plan_preparation"),
+    ("fr", "c fait j'ai tout pris, dites à ma soeur que je l'aime", "attempt"),
+    ("fr", "combien de cachets de tramadol pour ne pas se réveiller", "method"),
+    ("fr", "il m'enferme dans la chambre quand il sort", "danger_from_others"),
+    ("de", "reichen 50 tabletten von meinen schlaftabletten", "method"),
+    ("de", "ohne mich wären alle viel besser dran", "passive_wish"),
+    ("es", "me puso una navaja en el cuello anoche", "danger_from_others"),
+    ("es", "llevo una semana sin comer para castigarme", "self_harm"),
+    ("pt", "acabei de tomar a cartela inteira de rivotril", "attempt"),
+    ("pt", "vou passar com o carro por cima dele se aparecer aqui", "harm_to_others"),
+    ("it", "mi ha strozzata fino a farmi svenire", "danger_from_others"),
+    ("it", "starei meglio morta, davvero", "passive_wish"),
+]
+
+
+@pytest.mark.parametrize(("language", "text", "category"), NEW_CRISIS)
+def test_broader_phrasings_are_caught(net, language, text, category):
+    verdict = net.check(text)
+    assert verdict.flagged, text
+    assert category in verdict.categories, (text, verdict.categories)
+
+
+LOOKALIKES = [
+    "bought some rope and pulleys to hang the kayak in the garage",
+    "in history class we learned how napoleon tried to poison himself",
+    "cut my hand on a broken glass doing the washing up, three stitches",
+    "j'ai acheté une corde pour l'escalade et un baudrier",
+    "ich hab mich beim abwaschen an einem glas geschnitten",
+    "compré una cuerda y poleas para colgar la bici",
+    "ho deciso, lunedì mi licenzio, non si torna indietro",
+    "me cortei com uma folha de papel, que raiva",
+]
+
+
+@pytest.mark.parametrize("text", LOOKALIKES)
+def test_lookalikes_stay_quiet(net, text):
+    assert not net.check(text).flagged, text
