@@ -224,7 +224,7 @@ async def test_a_long_pair_keeps_its_last_turns_on_screen_and_every_turn_in_its_
         screen = await open_side_by_side(pilot)
         for n in range(3):
             await say(pilot, screen, f"Message {n}.")
-            await wait_for(pilot, lambda: not screen.generating and screen.pair.conversations[1].turns == n + 1)
+            await wait_for(pilot, lambda n=n: not screen.generating and screen.pair.conversations[1].turns == n + 1)
         await wait_for(pilot, lambda: len(screen.query(YouSaid)) == 4)  # two turns in each column
         for column in screen.query(ChatColumn):
             said = [text_of(w) for w in column.query(YouSaid)]
