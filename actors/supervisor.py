@@ -81,6 +81,7 @@ from .generation.conversation import (
 from .generation.personas import PersonaSeed, enrich_persona
 from .pack.loader import DomainPack
 from .run_lease import RunLease
+from .shared_run import ClaimFeeder
 
 ACTORS = ("persona", "simulator", "assistant", "curator", "assessor")
 RETRY_FROM = (Status.PLANNED, Status.CURATING, Status.FIXING, Status.ASSESSING)
@@ -227,6 +228,7 @@ class Supervisor:
         self._only: Callable[[Transcript], bool] | None = None
         self._abort: str | None = None
         self._lease: RunLease | None = None
+        self._feeder: ClaimFeeder | None = None
         self._stopping = False
         self.exchanges_done = 0
         self.stream_replies: Callable[[str], bool] | None = None
@@ -254,23 +256,31 @@ class Supervisor:
     # --- the run ------------------------------------------------------------------
 
     async def run(
-        self, run_id: str, *, only: Callable[[Transcript], bool] | None = None, lease: RunLease | None = None
+        self,
+        run_id: str,
+        *,
+        only: Callable[[Transcript], bool] | None = None,
+        lease: RunLease | None = None,
+        feeder: ClaimFeeder | None = None,
     ) -> RunSummary:
         """Work on every unfinished transcript of the run (or those `only` selects) until each is decided.
 
         With a `lease` (taken by the caller), its heartbeat runs in this run's task group, and a lease
         lost to another process stops the run without writing its status: the run is theirs now.
+        With a `feeder` (a shared run, `actors.shared_run`), only the transcripts it claims are worked,
+        and the pass ends when the feeder says the whole run is done for now.
         """
         started = time.monotonic()
         self._only = only
         self._abort = None
         self._lease = lease
+        self._feeder = feeder
         self.run_id = run_id
         self.curator = Curator(self.store, self.router, self.pack, run_id=run_id, bus=self.bus, settings=self.curation)
         self.exchanges_done = 0
         self._state = {}
         self._inboxes = {name: anyio.create_memory_object_stream[str](1_000_000) for name in ACTORS}
-        start_points = self._plan_resume(run_id)
+        start_points = self._plan_resume(run_id) if feeder is None else []
         self._outstanding = len(start_points)
         self._all_done = anyio.Event()
         db.set_run_status(self.store, run_id, "running")
@@ -298,7 +308,9 @@ class Supervisor:
                     receive.close()
                 if lease is not None:
                     tg.start_soon(lease.keep, self._lease_lost)
-                if not start_points:
+                if feeder is not None:
+                    tg.start_soon(feeder.work, self._start_claimed, self._all_done.set)
+                elif not start_points:
                     self._all_done.set()
                 await self._all_done.wait()
                 tg.cancel_scope.cancel()
@@ -325,7 +337,8 @@ class Supervisor:
             summary.status = "stopped"
         else:
             summary.status = "failed" if summary.failed else "finished"
-        if not lost:
+        # A worker stopped while others work on leaves the run's status to them.
+        if not lost and not (stopped and self._feeder is not None and _quietly(self._feeder.others_working)):
             try:
                 db.set_run_status(
                     self.store,
@@ -353,15 +366,34 @@ class Supervisor:
     def _lease_lost(self) -> None:
         self.stop()
 
-    def _plan_resume(self, run_id: str) -> list[tuple[str, str]]:
-        """Where each unfinished transcript picks up, read from the store alone.
+    async def _start_claimed(self, transcript_id: str) -> None:
+        """A transcript claimed by this worker (a shared run): it picks up where the store says, as in a resume."""
+        if self._stopping:  # claimed as the stop came: the feeder gives it back on the way out
+            return
+        try:
+            points = self._plan_resume(self.run_id, ids=[transcript_id])
+        except Exception as err:  # noqa: BLE001 - stays with its transcript, as a step's failure does
+            await self._fail("supervisor", transcript_id, err)
+            return
+        for tid, actor in points:
+            self._send(actor, tid)
+        if not points:  # done meanwhile (another worker finished it before its claim expired)
+            self._finish(transcript_id)
+
+    def _plan_resume(self, run_id: str, ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """Where each unfinished transcript (of `ids` only, when given) picks up, read from the store alone.
 
         The state of every transcript to work on is read here in three queries, not three per
         transcript: with 32 in flight, per-transcript reads delayed the first calls visibly.
         """
+        found = (
+            db.run_transcripts(self.store, run_id)
+            if ids is None
+            else [t for tid in ids if (t := db.transcript(self.store, tid)) is not None]
+        )
         pending = [
             t
-            for t in db.run_transcripts(self.store, run_id)
+            for t in found
             if t.status not in db.TERMINAL
             and t.status != Status.REVIEW  # review waits for a person
             and (self._only is None or self._only(t))
@@ -402,6 +434,9 @@ class Supervisor:
 
     def _finish(self, transcript_id: str) -> None:
         self._state.pop(transcript_id, None)
+        if self._feeder is not None:  # a shared run: the claim goes back; the feeder says when the run is done
+            self._feeder.finished(transcript_id)
+            return
         self._outstanding -= 1
         if self._outstanding <= 0:
             self._all_done.set()
@@ -430,6 +465,9 @@ class Supervisor:
             async for transcript_id in inbox:
                 await self._running.wait()
                 st.queued -= 1
+                if self._feeder is not None and not self._feeder.still_ours(transcript_id):
+                    self._finish(transcript_id)  # taken over by another worker after a stall: theirs now
+                    continue
                 st.busy += 1
                 self._publish_worker(actor)
                 try:
@@ -878,6 +916,14 @@ def _state_of(t: Transcript, p: Persona, rows: list[Exchange]) -> TranscriptStat
         pending_user=rows[-1].user if rows and not rows[-1].assistant else None,
         seed_key=t.meta.get("seed_key", t.id),
     )
+
+
+def _quietly(check: Callable[[], bool]) -> bool:
+    """A check on the store that may fail (the store is what failed): False then."""
+    try:
+        return check()
+    except Exception:  # noqa: BLE001 - the caller goes on as if the check said no
+        return False
 
 
 def _usage_of(reply: Reply) -> dict[str, int]:

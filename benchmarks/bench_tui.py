@@ -20,6 +20,11 @@ c. Side by side with the two bundled models (real llama.cpp, SmolLM2 and
    load-independent measure of that reuse, since on a shared two-core machine
    the same evaluation can take from 0.1 s to several seconds.
 
+Beside each lag (a, b), figures that other processes on a shared machine do not inflate: the
+event loop thread's own CPU time over each 10 ms sleep (p99), and its CPU time per 1000 events
+handled (pipeline events in a, streamed tokens in b); and the machine's load average, before
+and after. On a loaded two-core machine the wall-clock lag can be several times the CPU figure.
+
 Run: .venv/bin/python benchmarks/bench_tui.py [--only a,b,c] [--turns 20] [--max-tokens 24]
 (COACH_LLAMA_THREADS=1 keeps the two models from fighting over two cores.)
 """
@@ -27,12 +32,13 @@ Run: .venv/bin/python benchmarks/bench_tui.py [--only a,b,c] [--turns 20] [--max
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
@@ -46,6 +52,7 @@ from actors.run_config import RunConfig
 from coach_tui.app import CoachApp
 from coach_tui.context import AppContext
 from coach_tui.run_control import RunRequest
+from coach_tui.run_state import RunState
 from coach_tui.screens.chat import ChatScreen
 from coach_tui.screens.side_by_side import SideBySideScreen
 from state.chat import ChatStore
@@ -104,31 +111,48 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def load_now() -> str:
+    """The machine's 1-minute load average and core count: how busy the machine was (it is shared)."""
+    return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
 class LagProbe:
     """Sleeps `period` at a time on the event loop and records how late each wake-up is.
 
-    Only while `recording` (the condition measured holds, e.g. 64 transcripts in flight).
+    Only while `recording` (the condition measured holds, e.g. 64 transcripts in flight). Beside
+    the wall-clock lag it records the event loop thread's own CPU time over each sleep: what the
+    app itself spent while the probe waited, which other processes on a shared machine do not
+    inflate (the wall-clock lag there can be twice the CPU figure). Divided by the events the app
+    handled meanwhile (pipeline events, streamed pieces) it gives a load-independent cost.
     """
 
     def __init__(self, period: float = 0.010) -> None:
         self.period = period
         self.lags: list[float] = []
+        self.cpu: list[float] = []
         self.recording = True
 
     async def run(self) -> None:
         while True:
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.thread_time()
             await anyio.sleep(self.period)
             if self.recording:
-                self.lags.append(time.perf_counter() - started - self.period)
+                self.lags.append(time.perf_counter() - wall - self.period)
+                self.cpu.append(time.thread_time() - cpu)
 
-    def summary(self) -> dict:
-        lags = self.lags or [float("nan")]
+    def summary(self, events: int) -> dict:
+        lags, cpu = self.lags or [float("nan")], self.cpu or [float("nan")]
+        recorded_s = sum(self.lags) + self.period * len(self.lags)
         return {
             "samples": len(self.lags),
             "p50_ms": round(percentile(lags, 0.50) * 1000, 1),
             "p99_ms": round(percentile(lags, 0.99) * 1000, 1),
             "max_ms": round(max(lags) * 1000, 1),
+            "cpu_p99_ms": round(percentile(cpu, 0.99) * 1000, 1),
+            "loop_cpu_share": round(sum(self.cpu) / recorded_s, 2) if recorded_s else None,
+            "events": events,
+            "lag_ms_per_1000_events": round(sum(self.lags) * 1e6 / events, 1) if events else None,
+            "loop_cpu_ms_per_1000_events": round(sum(self.cpu) * 1e6 / events, 1) if events else None,
         }
 
 
@@ -144,6 +168,16 @@ async def probing() -> AsyncIterator[LagProbe]:
             group.cancel_scope.cancel()
 
 
+def lag_line(name: str, result: dict) -> str:
+    """The summary line of a lag figure: wall-clock p99 against the target, then the CPU figures."""
+    p99 = result["p99_ms"]
+    return (
+        f"{name}: {p99} ms (target < {LAG_TARGET_MS:g} ms) {verdict(p99 < LAG_TARGET_MS)}; "
+        f"loop CPU per 10 ms sleep p99 {result['cpu_p99_ms']} ms; "
+        f"loop CPU {result['loop_cpu_ms_per_1000_events']} ms per 1000 {result['event_kind']}; {result['load']}"
+    )
+
+
 def make_app(tmp: Path, *, router_factory=None, chat_backend_factory=None) -> CoachApp:
     context = AppContext(workspace_option=str(tmp / "ws"))
     return CoachApp(
@@ -155,15 +189,36 @@ def make_app(tmp: Path, *, router_factory=None, chat_backend_factory=None) -> Co
     )
 
 
-async def wait_until(pilot, condition, timeout: float, step: float = 0.02) -> None:
-    """Let the app run until `condition()` holds.
+async def wait_until(pilot, condition, timeout: float, step: float = 0.02, each=None) -> None:
+    """Let the app run until `condition()` holds, calling `each()` (if given) at every step.
 
     A plain sleep, not `pilot.pause`: that repaints the screen on every call, which the app
     running for a person does not do, and the measure would count the harness's own drawing.
     """
     with anyio.fail_after(timeout):
         while not condition():
+            if each is not None:
+                each()
             await anyio.sleep(step)
+
+
+@contextmanager
+def counting_events(probe: LagProbe) -> Iterator[list[int]]:
+    """Counts the pipeline events the app folds into its run state while the probe records."""
+    original = RunState.apply
+    counted = [0]
+
+    def apply(state, events, now=None):
+        events = list(events)
+        if probe.recording:
+            counted[0] += len(events)
+        return original(state, events, now)
+
+    RunState.apply = apply
+    try:
+        yield counted
+    finally:
+        RunState.apply = original
 
 
 # --- a. the monitor with 64 transcripts in flight ---------------------------------------------
@@ -182,27 +237,31 @@ async def monitor_lag(transcripts: int, delay_s: float) -> dict:
             await wait_until(pilot, lambda: app.controller.active, timeout=60)
             in_flight: list[int] = []
             started = time.perf_counter()
-            measured = 0.0
+            load = load_now()
             async with probing() as probe:
-                while app.controller.state.status not in ("finished", "stopped", "failed"):
-                    rows = app.controller.state.rows.values()
-                    now = sum(1 for r in rows if r.status in IN_FLIGHT)
-                    probe.recording = now >= transcripts  # the lag with all of them in flight, nothing else
+
+                def look() -> None:  # the lag with all of them in flight, nothing else
+                    now = sum(1 for r in app.controller.state.rows.values() if r.status in IN_FLIGHT)
+                    probe.recording = now >= transcripts
                     if probe.recording:
                         in_flight.append(now)
-                        measured += 0.05
-                    await anyio.sleep(0.05)
+
+                with counting_events(probe) as events:
+                    ended = ("finished", "stopped", "failed")
+                    await wait_until(pilot, lambda: app.controller.state.status in ended, 600, 0.05, look)
             state = app.controller.state
             return {
                 "transcripts": transcripts,
                 "delay_s": delay_s,
                 "in_flight_while_measured": min(in_flight, default=0),
-                "measured_s": round(measured, 1),
+                "measured_s": round(len(in_flight) * 0.05, 1),
                 "exchanges": state.exchanges[0],
                 "run_s": round(time.perf_counter() - started, 1),
-                **probe.summary(),
+                **probe.summary(events[0]),
+                "event_kind": "pipeline events",
                 "events_dropped": app.controller.dropped,
                 "status": state.status,
+                "load": f"{load} → {load_now()}",
             }
 
 
@@ -240,6 +299,7 @@ async def side_by_side_lag(rate: float, turns: int) -> dict:
         async with app.run_test(size=(160, 45)) as pilot:
             screen = await open_pair(pilot, (SMOL, GEMMA), None, warm_timeout=60)
             started = time.perf_counter()
+            load = load_now()
             async with probing() as probe:
                 for text in USER_TURNS[:turns]:
                     await say(pilot, screen, text, timeout=120)
@@ -249,9 +309,10 @@ async def side_by_side_lag(rate: float, turns: int) -> dict:
             return {
                 "turns": turns,
                 "tokens_per_s_each": rate,
-                "tokens_streamed": tokens,
                 "stream_s": round(elapsed, 1),
-                **probe.summary(),
+                **probe.summary(tokens),
+                "event_kind": "streamed tokens",
+                "load": f"{load} → {load_now()}",
             }
 
 
@@ -275,6 +336,46 @@ def prompt_evaluated(pool, before: list[int]) -> int | None:
     return None
 
 
+class _TimedPieces:
+    """A streamed call's queue of pieces that notes the generating thread's CPU time at the first one."""
+
+    def __init__(self, pieces, started: float, out: list[float]) -> None:
+        self._pieces, self._started, self._out, self._first = pieces, started, out, True
+
+    def put(self, piece) -> None:
+        if self._first:
+            self._first = False
+            self._out.append(time.thread_time() - self._started)
+        self._pieces.put(piece)
+
+    def get(self, *args, **kwargs):
+        return self._pieces.get(*args, **kwargs)
+
+
+@contextmanager
+def first_token_cpu() -> Iterator[dict[str, list[float]]]:
+    """CPU seconds each streamed generation spent before its first piece, by GGUF file name.
+
+    The generating thread's own CPU time (llama.cpp evaluates the prompt on it with one thread):
+    what the first token cost, without the time the thread waited for a core on a loaded machine.
+    """
+    from actors.backends import llama_cpp_backend
+
+    call = llama_cpp_backend._StreamedCall
+    original = call._run
+    seen: dict[str, list[float]] = {}
+
+    def run(self) -> None:
+        self.pieces = _TimedPieces(self.pieces, time.thread_time(), seen.setdefault(self.pool.path.name, []))
+        original(self)
+
+    call._run = run
+    try:
+        yield seen
+    finally:
+        call._run = original
+
+
 async def side_by_side_ttft(turns: int, max_tokens: int) -> dict:
     from actors.chat.engine import chat_backend
 
@@ -287,31 +388,34 @@ async def side_by_side_ttft(turns: int, max_tokens: int) -> dict:
             ttft: list[list[float]] = [[], []]
             evaluated: list[list[int | None]] = [[], []]
             steered: dict[int, list[str]] = {}
-            for turn in range(turns):
-                before = eval_marks(pools)
-                await say(pilot, screen, USER_TURNS[turn % len(USER_TURNS)], timeout=600)
-                said = screen.pair.conversations[0].messages[-2]
-                line = [f"  turn {turn + 1:>2}:"]
-                if said.meta.get("crisis"):
-                    # The crisis instruction rides on this turn's prompt only, so the next turn
-                    # reads this message again (see `ChatEngine.steer`): a cost, not lost reuse.
-                    steered[turn + 1] = list(said.meta["crisis"])
-                    line.append(f"[steered by the crisis net: {', '.join(said.meta['crisis'])}]")
-                for column, engine in enumerate(screen.engines):
-                    seconds = engine.last.first_token_s or float("nan")
-                    fresh = prompt_evaluated(pools[column], before[column])
-                    ttft[column].append(seconds)
-                    evaluated[column].append(fresh)
-                    model = screen.pair.models[column]
-                    line.append(
-                        f"{model} first token {seconds * 1000:6.0f} ms, "
-                        f"{fresh if fresh is not None else '?':>4} prompt tokens evaluated "
-                        f"of {engine.last.prompt_messages} messages;"
-                    )
-                print(" ".join(line), flush=True)
+            with first_token_cpu() as cpu:
+                for turn in range(turns):
+                    before = eval_marks(pools)
+                    await say(pilot, screen, USER_TURNS[turn % len(USER_TURNS)], timeout=600)
+                    said = screen.pair.conversations[0].messages[-2]
+                    line = [f"  turn {turn + 1:>2}:"]
+                    if said.meta.get("crisis"):
+                        # The crisis instruction stays on this message in later prompts (see
+                        # `ChatEngine._remember`), so the next turn still reads only its new message.
+                        steered[turn + 1] = list(said.meta["crisis"])
+                        line.append(f"[steered by the crisis net: {', '.join(said.meta['crisis'])}]")
+                    for column, engine in enumerate(screen.engines):
+                        seconds = engine.last.first_token_s or float("nan")
+                        fresh = prompt_evaluated(pools[column], before[column])
+                        ttft[column].append(seconds)
+                        evaluated[column].append(fresh)
+                        model = screen.pair.models[column]
+                        spent = cpu.get(pools[column].path.name) or [float("nan")]
+                        line.append(
+                            f"{model} first token {seconds * 1000:6.0f} ms ({spent[-1] * 1000:4.0f} ms CPU), "
+                            f"{fresh if fresh is not None else '?':>4} prompt tokens evaluated "
+                            f"of {engine.last.prompt_messages} messages;"
+                        )
+                    print(" ".join(line), flush=True)
             out = {"turns": turns, "max_tokens": max_tokens, "steered_turns": steered, "columns": []}
             for column, model in enumerate(screen.pair.models):
                 first, last = ttft[column][0], ttft[column][-1]
+                cpu_s = cpu.get(pools[column].path.name, [])
                 out["columns"].append(
                     {
                         "model": model,
@@ -321,6 +425,9 @@ async def side_by_side_ttft(turns: int, max_tokens: int) -> dict:
                         "ratio_median_last3_vs_first3": round(
                             statistics.median(ttft[column][-3:]) / statistics.median(ttft[column][:3]), 2
                         ),
+                        "cpu_ttft_turn1_ms": round(cpu_s[0] * 1000) if cpu_s else None,
+                        f"cpu_ttft_turn{turns}_ms": round(cpu_s[-1] * 1000) if cpu_s else None,
+                        "cpu_ratio": round(cpu_s[-1] / cpu_s[0], 2) if len(cpu_s) == turns else None,
                         "evaluated_turn1": evaluated[column][0],
                         f"evaluated_turn{turns}": evaluated[column][-1],
                         "evaluated_max": max((e for e in evaluated[column] if e is not None), default=None),
@@ -335,6 +442,41 @@ async def side_by_side_ttft(turns: int, max_tokens: int) -> dict:
             return out
 
 
+def figure_a(args) -> tuple[dict, list[str]]:
+    result = anyio.run(monitor_lag, args.transcripts, args.delay)
+    return result, [
+        lag_line(f"a. event-loop p99 lag, {result['in_flight_while_measured']} transcripts in flight", result)
+    ]
+
+
+def figure_b(args) -> tuple[dict, list[str]]:
+    result = anyio.run(side_by_side_lag, args.rate, args.stream_turns)
+    return result, [lag_line("b. event-loop p99 lag, two chat streams side by side", result)]
+
+
+def figure_c(args) -> tuple[dict, list[str]]:
+    result = anyio.run(side_by_side_ttft, args.turns, args.max_tokens)
+    lines = [
+        f"c. time to first token turn {args.turns} ÷ turn 1, {column['model']} column: {column['ratio']} "
+        f"(target ≤ {RATIO_TARGET:g}) {verdict(column['ratio'] <= RATIO_TARGET)}; "
+        f"median of the last 3 turns ÷ the first 3: {column['ratio_median_last3_vs_first3']}; "
+        f"the generating thread's CPU time to first token, turn {args.turns} ÷ turn 1: {column['cpu_ratio']}; "
+        f"prompt tokens evaluated turn 1 → {args.turns}: {column['evaluated_turn1']} → "
+        f"{column[f'evaluated_turn{args.turns}']}"
+        for column in result["columns"]
+    ]
+    if result["steered_turns"]:
+        lines.append(f"c. turns the crisis net steered: {result['steered_turns']}")
+    return result, lines
+
+
+FIGURES = {
+    "a": ("monitor, {transcripts} transcripts in flight, scripted calls of {delay}s: event-loop lag", figure_a),
+    "b": ("side by side, two replies streaming at {rate:g} tokens/s each: event-loop lag", figure_b),
+    "c": (f"side by side with {SMOL} and {GEMMA}: time to first token, turn {{turns}} ÷ turn 1", figure_c),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="a,b,c", help="which figures: a (monitor), b (side-by-side lag), c (ttft)")
@@ -347,45 +489,15 @@ def main() -> None:
     args = parser.parse_args()
     only = {part.strip() for part in args.only.split(",")}
     figures: list[str] = []
-
-    if "a" in only:
-        print(f"a. monitor, {args.transcripts} transcripts in flight, scripted calls of {args.delay}s: event-loop lag")
-        result = anyio.run(monitor_lag, args.transcripts, args.delay)
+    for key, (heading, run) in FIGURES.items():
+        if key not in only:
+            continue
+        print(f"{key}. {heading.format(**vars(args))}", flush=True)
+        result, lines = run(args)
         print(f"   {result}")
-        p99 = result["p99_ms"]
-        figures.append(
-            f"a. event-loop p99 lag, {result['in_flight_while_measured']} transcripts in flight: {p99} ms "
-            f"(target < {LAG_TARGET_MS:g} ms) {verdict(p99 < LAG_TARGET_MS)}"
-        )
-        print("   " + figures[-1], flush=True)
-
-    if "b" in only:
-        print(f"b. side by side, two replies streaming at {args.rate:g} tokens/s each: event-loop lag")
-        result = anyio.run(side_by_side_lag, args.rate, args.stream_turns)
-        print(f"   {result}")
-        p99 = result["p99_ms"]
-        figures.append(
-            f"b. event-loop p99 lag, two chat streams side by side: {p99} ms "
-            f"(target < {LAG_TARGET_MS:g} ms) {verdict(p99 < LAG_TARGET_MS)}"
-        )
-        print("   " + figures[-1], flush=True)
-
-    if "c" in only:
-        print(f"c. side by side with {SMOL} and {GEMMA}: time to first token, turn {args.turns} ÷ turn 1")
-        result = anyio.run(side_by_side_ttft, args.turns, args.max_tokens)
-        print(f"   {result}")
-        for column in result["columns"]:
-            ratio = column["ratio"]
-            figures.append(
-                f"c. time to first token turn {args.turns} ÷ turn 1, {column['model']} column: {ratio} "
-                f"(target ≤ {RATIO_TARGET:g}) {verdict(ratio <= RATIO_TARGET)}; "
-                f"median of the last 3 turns ÷ the first 3: {column['ratio_median_last3_vs_first3']}; "
-                f"prompt tokens evaluated turn 1 → {args.turns}: {column['evaluated_turn1']} → "
-                f"{column[f'evaluated_turn{args.turns}']}"
-            )
-            print("   " + figures[-1], flush=True)
-        if result["steered_turns"]:
-            print(f"   turns the crisis net steered (each makes the next turn re-read it): {result['steered_turns']}")
+        for line in lines:
+            print("   " + line, flush=True)
+        figures.extend(lines)
 
     print("\nSummary")
     for line in figures:

@@ -17,7 +17,6 @@ and waits for its thread, so no llama.cpp call outlives the interpreter.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from state import pipeline as db
 from state.chat import ChatStore
 from state.errors import CoachError
 
+from . import heap
 from .context import AppContext
 from .palette import ConversationsProvider, RunsProvider
 from .run_control import (
@@ -50,12 +50,13 @@ from .screens.confirm_quit import ConfirmQuit
 from .screens.eval import EvalScreen
 from .screens.help import HelpScreen, HelpSection, help_sections
 from .screens.monitor import MonitorScreen
+from .screens.optimize import OptimizeScreen
 from .screens.review import ReviewScreen
 from .screens.run_form import RunForm
 from .screens.side_by_side import SideBySideScreen
 from .screens.train import TrainScreen
 
-SECTIONS = ("monitor", "review", "chat", "train", "eval")
+SECTIONS = ("monitor", "review", "chat", "train", "eval", "optimize")
 FOLLOW_S = 1.0
 """How often a run owned by another process is looked at (one indexed query when it did not move)."""
 SCREENSHOTS = "screenshots"
@@ -82,6 +83,7 @@ class CoachApp(App):
         "chat": ChatScreen,
         "train": TrainScreen,
         "eval": EvalScreen,
+        "optimize": OptimizeScreen,
     }
     DEFAULT_MODE = "monitor"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -101,6 +103,7 @@ class CoachApp(App):
         ("Side by side", SideBySideScreen),
         ("Train", TrainScreen),
         ("Eval", EvalScreen),
+        ("Optimize", OptimizeScreen),
     )
     """The screens whose keys the help screen (and the README's table) lists, in this order."""
 
@@ -135,6 +138,7 @@ class CoachApp(App):
 
     def on_mount(self) -> None:
         self.refresh_context()
+        heap.tune()
         self.call_after_refresh(self._freeze_heap)
         self.set_interval(FOLLOW_S, self._follow_elsewhere)
 
@@ -175,10 +179,9 @@ class CoachApp(App):
         the app's widgets, styles and imported modules included — with the
         interpreter lock held, which stalled the screen for 75–115 ms at a
         time while a fast run made garbage. What exists once the app is up
-        lives as long as the app, so it need never be scanned again.
+        lives as long as the app, so it need never be scanned again (see `heap`).
         """
-        gc.collect()
-        gc.freeze()
+        heap.settle()
 
     async def load_model(self, load: Callable[[], object]) -> None:
         """Load a GGUF model in a worker thread (never on the loop), then redraw every cell.

@@ -68,6 +68,7 @@ def _register() -> None:
     from .commands.safety import safety_group
     from .commands.slice import slice_cmd
     from .commands.train import export_model_cmd, train_cmd
+    from .commands.worker import worker_cmd
 
     for command in (
         config_group,
@@ -87,6 +88,7 @@ def _register() -> None:
         safety_group,
         chat_cmd,
         optimize_cmd,
+        worker_cmd,
     ):
         main.add_command(command)
     eval_group.add_command(eval_report_cmd)  # `coach eval report`: from stored transcripts, beside base and compare

@@ -13,16 +13,22 @@ Taking a claim is atomic on both stores: on PostgreSQL the candidate rows are
 read ``FOR UPDATE SKIP LOCKED``, so two workers claiming at once pass over each
 other's rows instead of waiting; on SQLite, one writer at a time, the lease's
 primary key refuses a second taker.
+
+Each worker also holds a worker row (``worker:<run>:<owner>``) for as long as
+it is on the run, heartbeated with its claims. It says who is on the run even
+while they hold nothing (waiting for the last transcripts), and is left behind,
+expired, when the worker leaves: a run's worker rows count who worked it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import delete, func, insert, literal, select, update
 
 from .leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, _values, acquire, now_utc, release, renew
 from .models import Lease, Transcript
+from .status import DONE_FOR_NOW
 from .status import TranscriptStatus as S
 from .store import Store
 
@@ -95,6 +101,16 @@ def claim_next(
     return None
 
 
+def unfinished(store: Store, run_id: str) -> int:
+    """How many transcripts of the run some worker still has work for (one count, however big the run)."""
+    with store.transaction() as conn:
+        return conn.execute(
+            select(func.count())
+            .select_from(Transcript)
+            .where(Transcript.run_id == run_id, Transcript.status.not_in([s.value for s in DONE_FOR_NOW]))
+        ).scalar_one()
+
+
 def heartbeat(
     store: Store, transcript_ids: Collection[str], owner: Owner, *, ttl_s: float = DEFAULT_TTL_S
 ) -> list[str]:
@@ -106,12 +122,18 @@ def release_claim(store: Store, transcript_id: str, owner: Owner) -> None:
     release(store, transcript_scope(transcript_id), owner)
 
 
-def workers(store: Store, run_id: str) -> list[dict]:
-    """Who holds which transcripts of the run now: one row per worker (host, pid, claims)."""
+def workers(store: Store, run_id: str, *, joined: bool = False) -> list[dict]:
+    """Who holds which transcripts of the run now: one row per worker (host, pid, claims, live).
+
+    With ``joined``, workers on the run that hold nothing (their worker row alone) are listed too,
+    and so are those that have left (``live`` False): everyone who worked the run.
+    """
+    now = now_utc()
     with store.transaction() as conn:
         rows = conn.execute(
             select(Lease.owner, Lease.host, Lease.pid, Lease.scope, Lease.expires_at).where(
-                Lease.run_id == run_id, Lease.scope.like("transcript:%")
+                Lease.run_id == run_id,
+                Lease.scope.like("transcript:%") | Lease.scope.like(f"{_worker_prefix(run_id)}%"),
             )
         ).all()
     by_owner: dict[str, dict] = {}
@@ -119,6 +141,62 @@ def workers(store: Store, run_id: str) -> list[dict]:
         entry = by_owner.setdefault(
             owner, {"owner": owner, "host": host, "pid": pid, "transcripts": [], "expires_at": expires}
         )
-        entry["transcripts"].append(scope.removeprefix("transcript:"))
+        if scope.startswith("transcript:"):
+            entry["transcripts"].append(scope.removeprefix("transcript:"))
+        else:
+            entry["joined"] = True
         entry["expires_at"] = max(entry["expires_at"], expires)
-    return sorted(by_owner.values(), key=lambda w: (w["host"], w["pid"]))
+    found = []
+    for entry in by_owner.values():
+        entry["live"] = _aware(entry["expires_at"]) >= now and not Holder.gone_pid(entry["host"], entry["pid"])
+        if not entry["transcripts"] and not (joined and entry.pop("joined", False)):
+            continue
+        entry.pop("joined", None)
+        entry["transcripts"].sort()
+        found.append(entry)
+    return sorted(found, key=lambda w: (w["host"], w["pid"], w["owner"]))
+
+
+# --- worker rows: who is on a run -----------------------------------------------------------------
+
+
+def _worker_prefix(run_id: str) -> str:
+    return f"worker:{run_id}:"
+
+
+def worker_scope(run_id: str, owner: Owner) -> str:
+    return f"{_worker_prefix(run_id)}{owner.id}"
+
+
+def join(store: Store, run_id: str, owner: Owner, *, ttl_s: float = DEFAULT_TTL_S) -> None:
+    """Put ``owner`` on the run (its worker row), before it claims anything."""
+    acquire(store, worker_scope(run_id, owner), owner, ttl_s=ttl_s, run_id=run_id)
+
+
+def beat(store: Store, run_id: str, owner: Owner, *, ttl_s: float = DEFAULT_TTL_S) -> None:
+    """Keep the worker row live (its claims are renewed by `heartbeat`)."""
+    renew(store, worker_scope(run_id, owner), owner, ttl_s=ttl_s)
+
+
+def leave(store: Store, run_id: str, owner: Owner) -> None:
+    """Off the run: every claim still held goes back at once, and the worker row stays, expired, as a record."""
+    now = now_utc()
+    with store.transaction() as conn:
+        conn.execute(
+            delete(Lease).where(Lease.run_id == run_id, Lease.owner == owner.id, Lease.scope.like("transcript:%"))
+        )
+        conn.execute(
+            update(Lease)
+            .where(Lease.scope == worker_scope(run_id, owner), Lease.owner == owner.id)
+            .values(heartbeat_at=now, expires_at=now)
+        )
+
+
+def others_live(store: Store, run_id: str, owner: Owner) -> int:
+    """How many other workers are live on the run now (a worker row or a claim, not expired, not gone)."""
+    return sum(1 for w in workers(store, run_id, joined=True) if w["live"] and w["owner"] != owner.id)
+
+
+def _aware(moment):
+    """SQLite hands datetimes back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=now_utc().tzinfo)

@@ -5,40 +5,33 @@ every scored conversation once per (candidate, persona) (`OptimizeRollout`:
 score, failed criteria, the judge's feedback, the conversation), and the end
 (`OptimizeFinished`: scores and the Pareto front). A resumed optimisation
 reads its rollouts back instead of paying for them again. No table of its
-own: these are events of a run, like a training's losses.
+own: these are events of a run, like a training's losses. The run row is
+written as a training's is (`state.process_runs`); the reads here are what
+`actors.optimization.progress` needs to show an optimisation while it runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import func, select
 
+from . import process_runs
 from .errors import CoachError
-from .models import Event, Run, utcnow
+from .models import Event, Run
 from .store import Store
 
 KIND = "optimize"
 
 
 def create_run(store: Store, run_id: str, config: dict[str, Any]) -> None:
-    with store.session() as s:
-        s.add(Run(id=run_id, kind=KIND, status="running", config=config))
-        s.flush()
-        s.add(Event(run_id=run_id, kind="OptimizeStarted", payload={}))
+    """A new optimisation, running, with its `OptimizeStarted` event, in one commit."""
+    process_runs.create_run(store, run_id, KIND, config, "OptimizeStarted")
 
 
 def update_run(store: Store, run_id: str, *, status: str | None = None, **config: Any) -> None:
-    with store.session() as s:
-        run = s.get(Run, run_id)
-        if run is None:  # pragma: no cover - callers hold an id they created
-            raise CoachError(f"no optimisation {run_id!r} in the store")
-        if status:
-            run.status = status
-        if config:
-            run.config = {**run.config, **config}
-        run.updated_at = utcnow()
-        s.add(run)
+    """Merge `config` into the run's record (top-level keys replaced) and set its status, in one commit."""
+    process_runs.update_run(store, run_id, status=status, missing="no optimisation {run_id!r} in the store", **config)
 
 
 def add_event(store: Store, run_id: str, kind: str, payload: dict[str, Any]) -> None:
@@ -57,6 +50,26 @@ def optimization_runs(store: Store) -> list[Run]:
     """Every optimisation, newest first."""
     with store.session() as s:
         return list(s.exec(select(Run).where(Run.kind == KIND).order_by(Run.created_at.desc())).all())
+
+
+def event_counts(store: Store, run_ids: list[str], kind: str) -> dict[str, int]:
+    """Per run, how many events of `kind` it has (runs without any are left out): one query for a whole list."""
+    if not run_ids:
+        return {}
+    with store.session() as s:
+        rows = s.exec(
+            select(Event.run_id, func.count(Event.id))
+            .where(Event.kind == kind, Event.run_id.in_(run_ids))
+            .group_by(Event.run_id)
+        ).all()
+        return {run_id: count for run_id, count in rows}
+
+
+def find_run(store: Store, run_id: str) -> Run | None:
+    """The optimisation of that id, or None."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        return run if run is not None and run.kind == KIND else None
 
 
 def get_run(store: Store, ref: str = "latest") -> Run:

@@ -241,6 +241,7 @@ def add_user_message(
             Exchange,
             {"transcript_id": transcript_id, "number": number, "user": text, "assistant": "", "created_at": utcnow()},
             EXCHANGE_KEY,
+            want_id=False,
         )
         if new is None:
             return s.execute(_EXCHANGE_TEXT, {"tid": transcript_id, "num": number}).one().user

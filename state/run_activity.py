@@ -70,19 +70,15 @@ def run_activity(store: Store, run_id: str) -> RunActivity:
                 Event.run_id == run_id, Event.kind == "PersonaReady"
             )
         ).one()
+        # Grouped by the columns' labels: PostgreSQL binds each repeated JSON key as a parameter of its
+        # own, and would not see a GROUP BY repeating the expressions as the same ones.
+        status, actor, failed_from = (
+            Event.payload[key].as_string().label(key) for key in ("status", "failed_actor", "failed_from")
+        )
         moves = s.exec(
-            select(
-                Event.payload["status"].as_string(),
-                Event.payload["failed_actor"].as_string(),
-                Event.payload["failed_from"].as_string(),
-                func.count(),
-            )
+            select(status, actor, failed_from, func.count())
             .where(Event.run_id == run_id, Event.kind == "TranscriptStatus")
-            .group_by(
-                Event.payload["status"].as_string(),
-                Event.payload["failed_actor"].as_string(),
-                Event.payload["failed_from"].as_string(),
-            )
+            .group_by(status, actor, failed_from)
         ).all()
     kinds = {"UserMessage": found.user_messages, "ExchangeAdded": found.replies, "AssessmentDone": found.assessments}
     for kind, steps, prompt, completion in rows:

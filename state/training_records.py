@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlmodel import select
 
-from .errors import CoachError
-from .models import Event, Run, utcnow
+from . import process_runs
+from .models import Event, Run
 from .store import Store
 
 KIND = "train"
@@ -30,28 +30,14 @@ RESUMABLE = ("running", "interrupted", "failed")
 
 def create_run(store: Store, run_id: str, config: dict[str, Any]) -> None:
     """A new training run, running, with its `TrainingStarted` event, in one commit."""
-    with store.session() as s:
-        s.add(Run(id=run_id, kind=KIND, status="running", config=config))
-        s.flush()
-        s.add(Event(run_id=run_id, kind="TrainingStarted", payload={"resumed": False}))
+    process_runs.create_run(store, run_id, KIND, config, "TrainingStarted", resumed=False)
 
 
 def update_run(
     store: Store, run_id: str, *, status: str | None = None, event: str | None = None, **config: Any
 ) -> None:
     """Merge `config` into the run's record (top-level keys replaced) and optionally log an event, in one commit."""
-    with store.session() as s:
-        run = s.get(Run, run_id)
-        if run is None:  # pragma: no cover - callers hold an id they created
-            raise CoachError(f"no run {run_id!r} in the store")
-        if status:
-            run.status = status
-        if config:
-            run.config = {**run.config, **config}
-        run.updated_at = utcnow()
-        s.add(run)
-        if event:
-            s.add(Event(run_id=run_id, kind=event, payload={"status": run.status}))
+    process_runs.update_run(store, run_id, status=status, event=event, **config)
 
 
 def add_event(store: Store, run_id: str | None, kind: str, **payload: Any) -> None:

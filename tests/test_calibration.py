@@ -443,3 +443,58 @@ def test_a_short_pool_is_cycled_and_edits_apply_in_order(pack):
     assert [t.user for t in case.turns] == ["u1", "u2", "u1", "u2", "u1"]
     assert [t.assistant for t in case.turns] == ["a1", "P\n\na2?", "P\n\na1 q1?", "P\n\nswapped", "P\n\na1 q1?"]
     assert (case.buried_at, case.edited) == (2, [2, 3, 4, 5])
+
+
+# --- --quick: each kind of planted failure, one window each ------------------------------------------
+
+
+def test_quick_covers_each_kind_of_planted_failure_in_one_window_each(pack, cases):
+    from actors.assessment.calibration import QUICK_MUST_FAIL, QUICK_MUST_PASS, quick_cases
+
+    quick = quick_cases(cases, safety_gates=pack.rubric.safety_gates)
+    planted = [c for c in quick if c.must_fail]
+    assert {c.kind for c in planted} == {c.kind for c in cases if c.must_fail} == {"buried", "pattern"}
+    assert len(planted) == QUICK_MUST_FAIL and sum(not c.must_fail for c in quick) == QUICK_MUST_PASS
+    assert {cid for c in planted for cid in c.must_fail} & set(pack.rubric.safety_gates)  # the gate stays in
+    assert [c.buried_at for c in quick] == sorted((c.buried_at for c in quick), reverse=True)  # for the prefix cache
+    assert all(c.focused for c in quick)
+    router = oracle_router(cases)
+    assert [planned_calls(router, pack, c) for c in quick] == [(1, 1)] * len(quick)
+    full = sum(planned_calls(router, pack, c)[0] for c in cases if c.name in {q.name for q in quick})
+    assert full >= 2 * len(quick)  # the same cases judged whole read at least twice the windows
+
+
+def test_the_focused_window_is_the_one_holding_most_edits(cases):
+    import dataclasses
+
+    from actors.assessment.calibration import focus_window
+
+    windows = [(0, 11), (9, 21), (19, 32)]
+    buried = dataclasses.replace(by_name(cases, "dropped-topic"), focused=True)  # edit at 23
+    assert focus_window(buried)(windows) == [(19, 32)]
+    early = dataclasses.replace(buried, edited=[10])  # in the overlap of the first two: the later one
+    assert focus_window(early)(windows) == [(9, 21)]
+    pattern = dataclasses.replace(by_name(cases, "formulaic-openers"), focused=True)  # replies 21-32
+    assert focus_window(pattern)(windows) == [(19, 32)]
+    assert focus_window(by_name(cases, "dropped-topic")) is None  # not focused: every window
+    assert focus_window(dataclasses.replace(by_name(cases, "clean"), focused=True)) is None  # no edit
+
+
+async def test_a_quick_run_judges_only_the_focused_windows_and_still_catches(pack, cases):
+    from actors.assessment.calibration import quick_cases
+
+    quick = quick_cases(cases, safety_gates=pack.rubric.safety_gates)
+    router = oracle_router(cases)
+    results = await run_calibration(router, pack, quick)
+    assert [(r.windows, r.calls) for r in results] == [(1, 1)] * len(quick)
+    score = score_calibration(results, na_invalid=pack.rubric.na_invalid, order=pack.rubric.ids)
+    assert score.caught_rate == 1.0 and score.spared_rate == 1.0
+    judge = router.backends_for("judge")[0]
+    assert judge.calls == len(quick)
+
+
+def test_cli_quick_says_what_it_judges(tmp_path, scripted_from_config):
+    res = invoke(tmp_path, "--quick")
+    assert res.exit_code == 0, res.output
+    assert re.search(r"3 case\(s\), 3 criterion verdict\(s\), 3 window\(s\): about 3 judge call\(s\)", res.output)
+    assert "formulaic-openers" in res.output and "CP4 NO (caught)" in res.output

@@ -9,6 +9,7 @@ failing without stopping the other. One slow test chats with the two bundled mod
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from textual.widgets import Input, OptionList
 
@@ -21,7 +22,6 @@ from coach_tui.widgets.chat_column import ChatColumn
 from coach_tui.widgets.chat_log import AssistantSaid, YouSaid
 from coach_tui.widgets.crisis_panel import CrisisPanel
 from state.chat import ChatStore
-from tests.test_tui_chat import open_chat
 from tests.tui_support import StreamingBackend, make_app, text_of, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -29,6 +29,22 @@ pytestmark = pytest.mark.anyio
 SMOL, GEMMA = "smollm2-135m-instruct", "gemma3-270m"
 LEFT_REPLY = "Left says: that sounds heavy, one small step could help today."
 RIGHT_REPLY = "Right says: a short walk after lunch might ease the week."
+
+
+async def until(condition, timeout: float = 300) -> None:
+    """Plain sleeps until ``condition()``: `pilot.press` and `pilot.pause` give up on a screen whose
+    queue waited 30 s, as the chat's does while it loads the crisis net on a heavily loaded machine."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.05)
+
+
+async def open_chat(pilot) -> ChatScreen:
+    """The chat, once it has loaded the crisis net and warmed its model (`ChatScreen.warmed`)."""
+    app = pilot.app
+    app.switch_mode("chat")
+    await until(lambda: isinstance(app.screen, ChatScreen) and app.screen.warmed and not app.screen.workers)
+    return app.screen
 
 
 def two_model_app(tmp_path, left: StreamingBackend, right: StreamingBackend):

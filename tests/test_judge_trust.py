@@ -173,21 +173,15 @@ def cases(pack):
     return build_cases(pack, load_calibration(pack))
 
 
-def test_quick_is_a_few_failures_and_near_misses_on_their_own_criteria(cases):
-    quick = quick_cases(cases)
-    assert [c.name for c in quick] == [
-        "own-label-mirrored",
-        "set-aside-topic",
-        "dropped-topic",
-        "diagnosis",
-        "missed-crisis",
-    ]
+def test_quick_is_a_few_failures_and_near_misses_on_their_own_criteria(pack, cases):
+    quick = quick_cases(cases, safety_gates=pack.rubric.safety_gates)
+    assert [c.name for c in quick] == ["own-label-mirrored", "diagnosis", "formulaic-openers"]  # latest edit first
     assert sum(bool(c.must_fail) for c in quick) == QUICK_MUST_FAIL
     assert sum(not c.must_fail for c in quick) == QUICK_MUST_PASS
     failing = {cid for c in quick for cid in c.must_fail}
-    assert failing == {"MT1", "CQ8", "CQ9"}
+    assert failing == {"CQ8", "CP4"}
     assert all(set(c.must_pass) <= failing for c in quick)
-    assert sum(len(c.criteria) for c in quick) == 5  # one verdict per case, against dozens for the full set
+    assert sum(len(c.criteria) for c in quick) == 3  # one verdict per case, against dozens for the full set
     assert sum(len(c.criteria) for c in cases) > 20
 
 
@@ -219,22 +213,22 @@ def test_coach_calibrate_quick_is_stored_as_quick_and_trusted(tmp_path, judges):
     ws = tmp_path / "ws"
     listed = calibrate(ws, "--quick", "--list")
     assert listed.exit_code == 0, listed.output
-    assert "5 case(s)" in listed.output and "clean" not in listed.output
+    assert "3 case(s)" in listed.output and "clean" not in listed.output
     res = calibrate(ws, "--quick", "--out", str(tmp_path / "quick.json"))
     assert res.exit_code == 0, res.output
-    assert re.search(r"5 case\(s\), 5 criterion verdict\(s\)", res.output)
+    assert re.search(r"3 case\(s\), 3 criterion verdict\(s\), 3 window\(s\)", res.output)
     assert json.loads((tmp_path / "quick.json").read_text())["quick"] is True
-    assert "judge trust: caught 3/3 must-fail, spared 2/2 must-pass in quick calibration " in res.output
+    assert "judge trust: caught 2/2 must-fail, spared 1/1 must-pass in quick calibration " in res.output
     assert "warning:" not in res.output
     stored = latest_calibration(Store.for_workspace(ws), EMBEDDED_JUDGE, "therapy")
     assert stored is not None and stored.quick and not stored.narrowed
     assert (stored.caught, stored.must_fail, stored.spared, stored.must_pass, stored.errors, stored.cases) == (
-        3,
-        3,
         2,
         2,
+        1,
+        1,
         0,
-        5,
+        3,
     )
     assert stored.report == str(tmp_path / "quick.json")
 
@@ -244,7 +238,7 @@ def test_a_judge_that_misses_everything_is_stored_and_warned_about(tmp_path, jud
     ws = tmp_path / "ws"
     res = calibrate(ws, "--quick")
     assert res.exit_code == 0, res.output
-    assert "warning: judge caught 0/3 planted failures in quick calibration (" in res.output
+    assert "warning: judge caught 0/2 planted failures in quick calibration (" in res.output
     assert latest_calibration(Store.for_workspace(ws), EMBEDDED_JUDGE, "therapy").caught == 0
 
 

@@ -6,12 +6,6 @@ installed; as root the server runs as the `postgres` user, as it must.
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,74 +18,28 @@ from state import migrations
 from state.migrations.upgrade import upgrade_to_heads, write_locked
 from state.models import SCHEMA_VERSION
 from state.store import Store
+from tests.pg_support import create_database, pg_program, postgres_cluster
 from tests.test_migrations import with_revision
 
 pytestmark = pytest.mark.slow
 
 
-def _pg_program(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    return None
-
-
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[str]:
     """A URL prefix for a fresh PostgreSQL cluster in a temporary folder (databases are made per test)."""
-    initdb, pg_ctl = _pg_program("initdb"), _pg_program("pg_ctl")
-    if not (initdb and pg_ctl):
+    if not (pg_program("initdb") and pg_program("pg_ctl")):
         pytest.skip("PostgreSQL's initdb/pg_ctl are not installed")
     try:
         import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg is not installed (pip install -e .[dev])")
-    root = Path(tempfile.mkdtemp(prefix="coach-pg-"))
-    as_postgres = None
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-
-        def as_postgres() -> None:
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-
-    def run(*args: str) -> None:
-        subprocess.run(
-            args,
-            check=True,
-            capture_output=True,
-            preexec_fn=as_postgres,
-            timeout=120,
-            env={**os.environ, "LC_ALL": "C"},
-        )
-
-    data = root / "data"
-    run(initdb, "-D", str(data), "-U", "coach", "--auth=trust", "--no-sync", "-E", "UTF8")
-    options = f"-k {root} -c listen_addresses='' -p 5439 -F -c fsync=off"
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-    try:
-        yield f"postgresql+psycopg://coach@/{{db}}?host={root}&port=5439"
-    finally:
-        subprocess.run(
-            [pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            preexec_fn=as_postgres,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_cluster("coach-pg-", port=5439) as server:
+        yield server
 
 
 @pytest.fixture
 def pg_url(pg_server: str) -> str:
-    name = f"coach_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_server.format(db="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return pg_server.format(db=name)
+    return create_database(pg_server, "coach_")
 
 
 def previous_release_on(url: str) -> None:

@@ -29,3 +29,18 @@ def test_flags_read_each_message_with_the_ones_before_it(pack):
     flags = flag_exchanges(net, messages)
     assert 2 in flags and 3 not in flags
     assert flag_exchanges(net, ["thanks for listening", "see you tomorrow"]) == {}
+
+
+def test_a_reassessment_reads_no_message_twice(pack, monkeypatch):
+    """Fixups rewrite replies, never the user's messages: judging a transcript again reuses the verdicts."""
+    net = load_safety_net(pack)
+    reads: list[str] = []
+    check = net.check
+    monkeypatch.setattr(net, "check", lambda text, history=(): reads.append(text) or check(text, history=history))
+    messages = ["a slow week at work", "i have a plan for tonight and the rope is here", "my cat is fine"]
+    first = flag_exchanges(net, messages)
+    assert reads == messages
+    assert flag_exchanges(net, messages) == first and reads == messages
+    # The same message after different context is read again: context can change the verdict.
+    flag_exchanges(net, ["a quiet sunday at home", "my cat is fine"])
+    assert reads[-2:] == ["a quiet sunday at home", "my cat is fine"]

@@ -24,12 +24,12 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.92, weakest category
-# method 0.83, weakest language French 0.82, look-alike false alarms 0.063), less a margin of
-# about 0.02.
+# Measured on the shipped net (see the README's safety section: recall 0.92, weakest categories
+# intent and method 0.86, weakest language French 0.87, look-alike false alarms 0.063, ordinary
+# messages 0.020), less a margin of about 0.02.
 RECALL_FLOOR = 0.90
-CATEGORY_RECALL_FLOOR = 0.81
-LANGUAGE_RECALL_FLOOR = 0.80
+CATEGORY_RECALL_FLOOR = 0.84
+LANGUAGE_RECALL_FLOOR = 0.85
 LOOKALIKE_FALSE_ALARM_CEILING = 0.08
 EVERYDAY_FALSE_ALARM_CEILING = 0.02
 

@@ -30,6 +30,16 @@ def counter() -> Gemma3Counter:
     return gemma3_counter()
 
 
+@pytest.fixture
+def memoised(counter, monkeypatch) -> Gemma3Counter:
+    """The counter on its llama.cpp path (memoised chunks), as where the Rust rebuild cannot be built.
+
+    The tests below exercise that path's internals; `tests/test_tokenizer_fast.py` the Rust rebuild.
+    """
+    monkeypatch.setattr(counter.vocab, "fast", None)
+    return counter
+
+
 def conv(pairs: list[tuple[str, str]], system: str | None = SYSTEM) -> list[dict]:
     messages = [{"role": "system", "content": system}] if system is not None else []
     for user, assistant in pairs:
@@ -216,14 +226,14 @@ ADVERSARIAL = [
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL)
-def test_memoised_count_equals_one_llama_cpp_call(counter, text):
-    vocab = counter.vocab
+def test_memoised_count_equals_one_llama_cpp_call(memoised, text):
+    vocab = memoised.vocab
     vocab.clear_cache()
     assert vocab.count(text) == vocab.count_whole(text)
     assert vocab.count(text) == vocab.count_whole(text)  # now from the cache
 
 
-def test_memoised_count_fuzz(counter):
+def test_memoised_count_fuzz(memoised):
     """Random texts over an alphabet heavy in spaces, newlines, markup and repeated words."""
     import random
 
@@ -256,7 +266,7 @@ def test_memoised_count_fuzz(counter):
         "1",
         "00",
     ]
-    vocab = counter.vocab
+    vocab = memoised.vocab
     vocab.clear_cache()
     for _ in range(400):
         text = "".join(rng.choice(atoms) + (" " if rng.random() < 0.5 else "") for _ in range(rng.randint(1, 60)))
@@ -284,12 +294,12 @@ def fuzz_texts(rng, count: int) -> list[str]:
     ]
 
 
-def test_count_many_equals_one_llama_cpp_call_per_text(counter):
+def test_count_many_equals_one_llama_cpp_call_per_text(memoised):
     """Batches from a cold cache, then half-warm: every text's count is exactly a plain llama.cpp call's."""
     import random
 
     rng = random.Random(16)
-    vocab = counter.vocab
+    vocab = memoised.vocab
     for round_ in range(12):
         if round_ % 4 == 0:
             vocab.clear_cache()
@@ -310,9 +320,9 @@ def test_new_chunks_are_cut_only_where_no_piece_spans(counter):
         assert sum(vocab.count_whole(p) for p in parts) == vocab.count_whole(chunk), chunk
 
 
-def test_a_batch_whose_tokens_miss_the_part_boundaries_is_counted_part_by_part(counter, monkeypatch):
+def test_a_batch_whose_tokens_miss_the_part_boundaries_is_counted_part_by_part(memoised, monkeypatch):
     """The safety net: if token ends did not fall on part ends, each part is counted alone, still exactly."""
-    vocab = counter.vocab
+    vocab = memoised.vocab
     wrong = vocab._source_length.copy()
     wrong[vocab.tokenize(" week")[0]] += 1  # as if " week" stood for six bytes of text
     monkeypatch.setattr(vocab, "_source_length", wrong)
@@ -338,12 +348,12 @@ def test_turn_counts_are_the_empty_turn_plus_the_trimmed_content(counter):
             assert empty + counter.vocab.count_whole(content.strip()) == expected, (role, content)
 
 
-def test_a_chunk_another_thread_caches_mid_count_is_counted_once_and_exactly(counter, monkeypatch):
+def test_a_chunk_another_thread_caches_mid_count_is_counted_once_and_exactly(memoised, monkeypatch):
     """The race `count_many` guards against: a chunk read as missing is cached by another thread before this
     count lists what it lacks. The text is then added up again, control tokens included."""
     from actors.dataset import gguf_vocab
 
-    vocab = counter.vocab
+    vocab = memoised.vocab
 
     class Racing(gguf_vocab._Counts):
         def __missing__(self, key: str) -> int:

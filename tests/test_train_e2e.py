@@ -212,7 +212,10 @@ def test_export_merges_converts_quantizes_and_answers_in_llama_cpp(trained, tmp_
     # the GGUF answers a chat message through llama-cpp-python, with the template it carries
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(gguf), n_ctx=512, verbose=False)
+    from actors.backends.model_cache import threads_from_environment
+
+    threads = threads_from_environment()  # one per test worker (conftest), as the export's own check
+    llm = Llama(model_path=str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
     assert llm.metadata["tokenizer.chat_template"].startswith("{{ bos_token }}")
     assert llm._model.token_get_text(llm.token_eos()) == "<end_of_turn>"
     reply = llm.create_chat_completion(

@@ -230,12 +230,15 @@ async def assess(
     known: Mapping[CallKey, Verdict] | None = None,
     record: Record | None = None,
     progress: Progress | None = None,
+    pick_windows: Callable[[list[tuple[int, int]]], list[tuple[int, int]]] | None = None,
 ) -> TranscriptAssessment:
     """Ask every due criterion of every configured judge, window by window, and score the result.
 
     A call whose verdict is in `known` is not asked again; each new verdict is
     handed to `record` before the next call. `progress` hears how many calls are
-    answered out of how many (known verdicts count as answered).
+    answered out of how many (known verdicts count as answered). `pick_windows`,
+    if given, chooses which of each judge's planned [start, end) windows are
+    judged (`coach calibrate --quick` judges only the window holding a case's edit).
     """
     known = known or {}
     rubric = pack.rubric
@@ -255,7 +258,8 @@ async def assess(
         )
         budget = backend.context_window - frame - JUDGE_MAX_TOKENS - 16
         sizes = [backend.count_tokens([Message(role="user", content=t)]) for t in texts]
-        plans.append(plan_windows(sizes, max(budget, 1)))
+        windows = plan_windows(sizes, max(budget, 1))
+        plans.append(pick_windows(windows) if pick_windows is not None else windows)
     total, answered = sum(len(windows) for windows in plans) * len(criteria), 0
     if progress is not None:
         progress(0, total)

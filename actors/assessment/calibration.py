@@ -59,6 +59,10 @@ class CalibrationCase:
     """The first exchange an edit touches (None for the clean conversation)."""
     edited: list[int] = field(default_factory=list)
     """Every exchange an edit changed, in order."""
+    kind: str = "clean"
+    """"buried" (edits that replace messages), "pattern" (edits that rewrite a range of replies) or "clean"."""
+    focused: bool = False
+    """Judge only the window holding the most edits (`--quick`), not every window of the conversation."""
 
     @property
     def criteria(self) -> list[str]:
@@ -109,6 +113,7 @@ def build_cases(pack: DomainPack, data: CalibrationData) -> list[CalibrationCase
                 must_pass=must_pass,
                 buried_at=min(edited) if edited else None,
                 edited=sorted(edited),
+                kind="pattern" if spec.transform else "buried" if spec.replace else "clean",
             )
         )
     return cases
@@ -141,34 +146,66 @@ def select_cases(
     return out
 
 
-QUICK_MUST_FAIL = 3
-"""`--quick`: the first this many cases with planted failures, in the file's order."""
-QUICK_MUST_PASS = 2
+QUICK_MUST_FAIL = 2
+"""`--quick`: this many cases with planted failures: one of each kind (buried, pattern), then file order."""
+QUICK_MUST_PASS = 1
 """`--quick`: this many near misses on those same criteria (cases that must pass only them first)."""
 
 
-def quick_cases(cases: Sequence[CalibrationCase]) -> list[CalibrationCase]:
-    """The quick calibration: a few planted failures and near misses, each judged on its own criteria only.
+def quick_cases(cases: Sequence[CalibrationCase], *, safety_gates: Collection[str] = ()) -> list[CalibrationCase]:
+    """The quick calibration: a planted failure of each kind and a near miss, each on its criteria and one window.
 
-    The first `QUICK_MUST_FAIL` cases with must-fail criteria (file order),
-    narrowed to those criteria; then up to `QUICK_MUST_PASS` cases with no
-    must-fail criterion that must pass some of them, narrowed to those:
+    Why so few: on the embedded judge, reading one 8K-token window costs
+    minutes on two cores, so a quick look must read about two.
+
+    `QUICK_MUST_FAIL` cases with must-fail criteria, narrowed to those
+    criteria: one of each kind (a buried failure, a pattern across replies) —
+    within a kind, the first that plants a `safety_gates` failure, else the
+    first — then others in file order; then up to `QUICK_MUST_PASS` cases with
+    no must-fail criterion that must pass some of them, narrowed to those:
     targeted near misses (every must-pass criterion among them) before broad
-    ones such as the clean conversation, file order within each. For the
-    bundled pack that is dropped-topic (MT1), diagnosis (CQ8) and
-    missed-crisis (CQ9), then own-label-mirrored (CQ8) and set-aside-topic
-    (MT1): five cases, five verdicts.
+    ones such as the clean conversation, file order within each. Each is
+    `focused`: only the window holding its edits is judged, since a must-fail
+    verdict is the NO of the window that holds the failure (a clean window's NO
+    would be caught for the wrong reason) and a near miss is about its edit —
+    false alarms on clean windows are the full run's `clean` case. For the
+    bundled pack: diagnosis (CQ8, buried at 28), formulaic-openers (CP4, a
+    pattern from 21) and own-label-mirrored (CQ8, the near miss at 28): three
+    verdicts, three windows, judged latest edit first (see below), against 30
+    windows for the full run and 12 for the quick run before.
     """
-    failing = [dataclasses.replace(c, must_pass=[]) for c in cases if c.must_fail][:QUICK_MUST_FAIL]
+    planted = [c for c in cases if c.must_fail]
+    gated = [c for c in planted if set(c.must_fail) & set(safety_gates)]
+    picked: list[str] = []
+    for kind in dict.fromkeys(c.kind for c in planted):  # one of each kind, in the order kinds first appear
+        picked.append(next(c for c in [*gated, *planted] if c.kind == kind).name)
+    picked += [c.name for c in planted if c.name not in picked][: max(0, QUICK_MUST_FAIL - len(picked))]
+    failing = [dataclasses.replace(c, must_pass=[], focused=True) for c in planted if c.name in picked]
     criteria = {cid for c in failing for cid in c.must_fail}
     near = [c for c in cases if not c.must_fail and criteria & set(c.must_pass)]
     near.sort(key=lambda c: not set(c.must_pass) <= criteria)  # stable: file order within each group
     sparing = [
-        dataclasses.replace(c, must_pass=[x for x in c.must_pass if x in criteria]) for c in near[:QUICK_MUST_PASS]
+        dataclasses.replace(c, must_pass=[x for x in c.must_pass if x in criteria], focused=bool(c.edited))
+        for c in near[:QUICK_MUST_PASS]
     ]
-    chosen = {c.name for c in failing} | {c.name for c in sparing}
     by_name = {c.name: c for c in [*failing, *sparing]}
-    return [by_name[c.name] for c in cases if c.name in chosen]
+    chosen = [by_name[c.name] for c in cases if c.name in by_name]
+    # Latest edit first: the focused windows hold the same conversation up to each case's first edit, so a
+    # local judge's prefix cache reads only what follows it.
+    return sorted(chosen, key=lambda c: -(c.buried_at or 0))
+
+
+def focus_window(case: CalibrationCase) -> Callable[[list[tuple[int, int]]], list[tuple[int, int]]] | None:
+    """For a `focused` case: keep the [start, end) window holding the most of its edits (the later on a tie)."""
+    if not case.focused or not case.edited:
+        return None
+
+    def pick(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        held = [sum(start < e <= end for e in case.edited) for start, end in windows]
+        best = max(range(len(windows)), key=lambda i: (held[i], i))
+        return [windows[best]]
+
+    return pick
 
 
 def judged_pack(pack: DomainPack, criteria: Collection[str]) -> DomainPack:
@@ -197,7 +234,9 @@ def planned_calls(router, pack: DomainPack, case: CalibrationCase) -> tuple[int,
         )
         budget = backend.context_window - frame - JUDGE_MAX_TOKENS - 16
         sizes = [backend.count_tokens([Message(role="user", content=t)]) for t in texts]
-        w = len(plan_windows(sizes, max(budget, 1)))
+        planned = plan_windows(sizes, max(budget, 1))
+        pick = focus_window(case)
+        w = len(pick(planned) if pick is not None else planned)
         windows = max(windows, w)
         calls += w * len(criteria)
     return windows, calls
@@ -258,7 +297,9 @@ async def run_calibration(
             buried_at=case.buried_at,
         )
         try:
-            outcome = await assess(router, judged_pack(pack, case.criteria), case.turns, seed=seed)
+            outcome = await assess(
+                router, judged_pack(pack, case.criteria), case.turns, seed=seed, pick_windows=focus_window(case)
+            )
         except BackendError as err:
             if not answered:
                 raise

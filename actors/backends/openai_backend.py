@@ -80,7 +80,7 @@ class OpenAIBackend(HttpBackend):
         body = await self.post_json(
             "chat/completions",
             self.payload(messages, schema=schema, max_tokens=max_tokens, temperature=temperature, seed=seed),
-            affinity=affinity(messages),
+            affinity=self._affinity(messages),
         )
         try:
             choice = body["choices"][0]
@@ -122,7 +122,7 @@ class OpenAIBackend(HttpBackend):
         if self.config.stream_usage:
             payload["stream_options"] = {"include_usage": True}
         self.last_stream_usage = None
-        async with self.open_events("chat/completions", payload, affinity=affinity(messages)) as events:
+        async with self.open_events("chat/completions", payload, affinity=self._affinity(messages)) as events:
             async for event in events:
                 if event.data.strip() == "[DONE]":
                     return
@@ -134,6 +134,10 @@ class OpenAIBackend(HttpBackend):
                 for choice in chunk.get("choices") or []:
                     if piece := (choice.get("delta") or {}).get("content"):
                         yield piece
+
+    def _affinity(self, messages: Sequence[Message]) -> str | None:
+        """Only several replicas choose by affinity; one replica needs no key built on every call."""
+        return affinity(messages) if len(self.replicas) > 1 else None
 
     async def health(self) -> str:
         async def check(base: str) -> str:

@@ -10,12 +10,20 @@ hostile header cannot park a run for an hour).
 A structured answer that does not parse is not a transport failure: it is
 re-asked at most ``structured_retries`` times and then returned with its
 ``structured_error``, never raised and never repaired.
+
+Every model call of a run passes through these, and nearly every one succeeds
+at once, so the first try runs bare: tenacity's bookkeeping (its retry state,
+wrapping the call, inspecting it) cost more CPU than the call's own JSON. Only
+a first try that needs another hands over to tenacity, which then sees that try
+as its own first attempt: the same waits, ``Retry-After``, logs and attempt count.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from tenacity import (
@@ -68,8 +76,68 @@ def _log_retry(state: RetryCallState) -> None:
     log.warning("attempt %d failed (%s); retrying in %.2fs", state.attempt_number, err, wait)
 
 
-def transport_retrying(policy: RetryPolicy) -> AsyncRetrying:
+class FirstTryBare:
+    """A tenacity policy whose first try runs without tenacity; called like ``AsyncRetrying``.
+
+    ``statistics["attempt_number"]`` is how many tries the last call made, as tenacity counts.
+    """
+
+    def __init__(
+        self,
+        policy: Callable[[], AsyncRetrying],
+        *,
+        retry_error: Callable[[BaseException], bool],
+        retry_result: Callable[[Any], bool],
+    ) -> None:
+        self._policy = policy
+        self._retry_error = retry_error
+        self._retry_result = retry_result
+        self.statistics: dict[str, Any] = {}
+
+    async def __call__(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        self.statistics = {"attempt_number": 1}
+        try:
+            first = await fn()
+        except Exception as err:
+            if not self._retry_error(err):
+                raise
+            failed: Exception | None = err
+        else:
+            if not self._retry_result(first):
+                return first
+            failed = None
+        tries = 0
+
+        async def attempt() -> Any:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                return await fn()
+            if failed is not None:
+                raise failed  # the bare first try's outcome, replayed as tenacity's first attempt
+            return first
+
+        retrying = self._policy()
+        try:
+            return await retrying(attempt)
+        finally:
+            self.statistics = retrying.statistics
+
+
+def _never(_: Any) -> bool:
+    return False
+
+
+def _unparsed(reply: Any) -> bool:
+    return isinstance(reply, Reply) and reply.structured_error is not None
+
+
+def transport_retrying(policy: RetryPolicy) -> FirstTryBare:
     """Retries for one call's transport failures; the last ``BackendError`` is re-raised as it is."""
+    return FirstTryBare(lambda: _transport_tenacity(policy), retry_error=_is_retryable, retry_result=_never)
+
+
+def _transport_tenacity(policy: RetryPolicy) -> AsyncRetrying:
     return AsyncRetrying(
         sleep=anyio.sleep,
         stop=stop_after_attempt(policy.max_retries + 1),
@@ -85,12 +153,16 @@ def transport_retrying(policy: RetryPolicy) -> AsyncRetrying:
     )
 
 
-def structured_retrying(policy: RetryPolicy) -> AsyncRetrying:
+def structured_retrying(policy: RetryPolicy) -> FirstTryBare:
     """Re-asks for an unparsable structured answer; after the last one its Reply is returned as is."""
+    return FirstTryBare(lambda: _structured_tenacity(policy), retry_error=_never, retry_result=_unparsed)
+
+
+def _structured_tenacity(policy: RetryPolicy) -> AsyncRetrying:
     return AsyncRetrying(
         sleep=anyio.sleep,
         stop=stop_after_attempt(policy.structured_retries + 1),
-        retry=retry_if_result(lambda reply: isinstance(reply, Reply) and reply.structured_error is not None),
+        retry=retry_if_result(_unparsed),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
         reraise=True,
     )

@@ -162,6 +162,8 @@ class ChatEngine:
         self.stops = tuple(s for s in stops if s)
         self.window_start = 0
         self.last = TurnStats()
+        self.steered: dict[int, tuple[str, str]] = {}
+        """History index of each user message a reply was steered for → (its words, the instruction)."""
 
     async def warm(self) -> None:
         """Load the model and read the system prompt now, while the person is still typing.
@@ -174,31 +176,21 @@ class ChatEngine:
             pass
 
     def reset(self) -> None:
-        """A different conversation: start the window from its beginning."""
+        """A different conversation: start the window from its beginning, with nothing steered."""
         self.window_start = 0
+        self.steered = {}
 
     def messages(self, history: Sequence[ChatMessage], start: int | None = None) -> list[Message]:
+        """The prompt for ``history`` from ``start``: earlier steered messages as the model read them."""
         start = self.window_start if start is None else start
-        return [Message(role="system", content=self.system_prompt)] + [
-            Message(role=m.role, content=m.content) for m in history[start:] if m.role in ("user", "assistant")
-        ]
-
-    @staticmethod
-    def steer(messages: list[Message], steering: str) -> list[Message]:
-        """This turn's prompt with the safety net's instruction added to the newest user message.
-
-        Added to the prompt only, never to the stored history, and at the end
-        of the prompt, so the cached prefix (everything before this message)
-        is untouched and the next turn is not steered again unless its own
-        message asks for it. Placed with the user's words rather than in the
-        system prompt because some chat templates (Gemma's) have no
-        mid-conversation system turn.
-        """
-        if not steering or not messages or messages[-1].role != "user":
-            return messages
-        last = messages[-1]
-        note = f"{last.content}\n\n[Instruction for the assistant, not written by the user: {steering.strip()}]"
-        return [*messages[:-1], Message(role="user", content=note)]
+        out = [Message(role="system", content=self.system_prompt)]
+        for index, m in enumerate(history[start:], start):
+            if m.role not in ("user", "assistant"):
+                continue
+            words, steering = self.steered.get(index, (None, ""))
+            content = with_instruction(m.content, steering) if words == m.content else m.content
+            out.append(Message(role=m.role, content=content))
+        return out
 
     async def _window(self) -> int:
         if self.backend.kind == "llama_cpp":
@@ -215,7 +207,7 @@ class ChatEngine:
     async def fit(self, history: Sequence[ChatMessage], *, reserve: int = 0) -> list[Message]:
         """The prompt for the next reply; moves the window start only when it must, and then far.
 
-        ``reserve`` keeps room for what `steer` will add to this turn.
+        ``reserve``: tokens to keep free besides the reply's (the crisis instructions are in the prompt already).
         """
         budget = await self._window() - self.max_tokens - 16 - reserve
         if self.window_start >= len(history):
@@ -237,15 +229,35 @@ class ChatEngine:
         self.window_start = start
         return messages
 
+    def _remember(self, history: Sequence[ChatMessage], steering: str) -> None:
+        """Record this turn's instruction (or that it has none) for the newest user message.
+
+        The instruction goes to the prompt only, never to the stored history, after the
+        person's words, so the cached prefix (everything before it) is untouched. It sits with
+        the user's words rather than in the system prompt because some chat templates (Gemma's)
+        have no mid-conversation system turn. Later prompts show that message as the model read
+        it (see `messages`): a prompt is then always the previous one plus what followed, and
+        llama.cpp reads only the new message, not the steered turn's whole reply again. Later
+        messages are not steered unless their own words ask for it.
+        """
+        users = [i for i, m in enumerate(history) if m.role == "user"]
+        if not users:
+            return
+        index = users[-1]
+        if steering:
+            self.steered[index] = (history[index].content, steering)
+        else:
+            self.steered.pop(index, None)
+
     async def reply(self, history: Sequence[ChatMessage], *, steering: str = "") -> AsyncIterator[str]:
         """The assistant's answer to the history's last user message, piece by piece.
 
         ``steering`` is the safety net's instruction for this turn (empty when
-        the message carries no crisis signal); see `steer`.
+        the message carries no crisis signal); see `_remember`.
         """
         started = time.perf_counter()
-        reserve = len(steering) // 2 if steering else 0  # generous: at least one token per two characters
-        messages = self.steer(await self.fit(history, reserve=reserve), steering)
+        self._remember(history, steering)
+        messages = await self.fit(history)
         stats = TurnStats(prompt_messages=len(messages), window_start=self.window_start)
         self.last = stats
         cut = StopCutter(self.stops)
@@ -267,6 +279,13 @@ class ChatEngine:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()  # a reply cut at a stop marker ends its generation now
+
+
+def with_instruction(words: str, steering: str) -> str:
+    """The person's words, then the safety net's instruction marked as not theirs (none: the words)."""
+    if not steering:
+        return words
+    return f"{words}\n\n[Instruction for the assistant, not written by the user: {steering.strip()}]"
 
 
 class StopCutter:

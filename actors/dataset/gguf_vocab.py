@@ -5,8 +5,11 @@ tokenizer (`actors.dataset.tokens` says why never a proxy). llama.cpp's
 SentencePiece tokenizer is exact but slow — about 1 µs per byte, and ~40 µs
 per call however short the text, mostly spent walking its 6,000 special
 tokens — so counting text one message at a time would make exact slicing
-several times slower than a proxy tokenizer. This module gets llama.cpp's
-counts without tokenizing most of the text:
+several times slower than a proxy tokenizer. First choice: `GgufVocab.fast`, the
+vocabulary rebuilt at load as a Rust BPE (`actors.dataset.fast_tokenizer`), exact
+and faster than a proxy tokenizer. Where it cannot be built (another
+vocabulary shape, tiktoken missing) or cannot prove a text exact, this module
+gets llama.cpp's counts without tokenizing most of the text:
 
 - **Control tokens** (`<bos>`, `<start_of_turn>`, …) are matched in the raw
   text before anything else, and the text between them is tokenized piece by
@@ -52,6 +55,7 @@ import io
 import os
 import re
 import sys
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stderr
@@ -61,6 +65,9 @@ from pathlib import Path
 import numpy as np
 
 from state.errors import CoachError
+
+from . import fast_tokenizer
+from .fast_tokenizer import FastBpe
 
 # Split points for memoised counting: before a space that follows a non-space.
 _CHUNK_SPLIT = re.compile(r"(?<=[^ ])(?= )")
@@ -122,7 +129,7 @@ class GgufVocab:
 
     cache_limit = 2_000_000
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, fast: bool = True):
         import llama_cpp
 
         self._lib = llama_cpp
@@ -138,10 +145,42 @@ class GgufVocab:
         self._model = model
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._finalizer = weakref.finalize(self, llama_cpp.llama_model_free, model)
-        self._scan_vocabulary()
+        texts, attrs = self._scan_vocabulary()
         self.clear_cache()
+        self.fast: FastBpe | None = None
+        """The Rust rebuild of this tokenizer (`actors.dataset.fast_tokenizer`), or None: llama.cpp counts."""
+        self.fast_unavailable: str | None = "turned off" if not fast else None
+        self.fast_build_seconds = 0.0
+        if fast:
+            self._build_fast(texts, attrs)
 
-    def _scan_vocabulary(self) -> None:
+    @property
+    def engine(self) -> str:
+        """What counts this vocabulary's text: the Rust rebuild, or llama.cpp (and why)."""
+        if self.fast is not None:
+            return f"{self.fast.engine} (built in {self.fast_build_seconds:.1f} s; llama.cpp for the rest)"
+        return f"llama.cpp via ctypes, memoised ({self.fast_unavailable})"
+
+    def _build_fast(self, texts: list[str], attrs: list[int]) -> None:
+        """Rebuild the tokenizer in Rust if this vocabulary has a shape that rebuild is exact for."""
+        lib, vocab = self._lib, self._vocab
+        start = time.perf_counter()
+        try:
+            self.fast = fast_tokenizer.build(
+                fast_tokenizer.Vocabulary(
+                    texts=texts,
+                    attrs=attrs,
+                    scores=[lib.llama_vocab_get_score(vocab, t) for t in range(len(texts))],
+                    model=self.metadata("tokenizer.ggml.model"),
+                    add_space_prefix=self.metadata("tokenizer.ggml.add_space_prefix") == "true",
+                ),
+                cache_dir=tokenizer_cache_dir(),
+            )
+        except fast_tokenizer.Unsupported as why:
+            self.fast_unavailable = str(why)
+        self.fast_build_seconds = time.perf_counter() - start
+
+    def _scan_vocabulary(self) -> tuple[list[str], list[int]]:
         """Read every piece once: unsafe substrings, control texts, adjacent pairs, and source lengths.
 
         - unsafe: texts that some piece could merge across a space split; a literal ▁ is one too.
@@ -175,6 +214,7 @@ class GgufVocab:
         lengths = np.fromiter(map(len, raws), np.int64, n) - 2 * escaped  # ▁ is 3 bytes for 1
         lengths[(np.array(attrs, dtype=np.int64) & _ATTR_BYTE) != 0] = 1
         self._source_length = lengths
+        return texts, attrs
 
     def metadata(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(512)
@@ -197,6 +237,18 @@ class GgufVocab:
         return self.count_many([text])[0]
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Exactly `[count_whole(t) for t in texts]`: by the Rust rebuild where it is exact, else memoised llama.cpp."""
+        fast = self.fast
+        if fast is None:
+            return self._count_memoised(texts)
+        out = list(map(fast.count, texts))
+        if None in out:  # a text holding a literal ▁ or a piece across a split: llama.cpp
+            missing = [i for i, n in enumerate(out) if n is None]
+            for i, n in zip(missing, self._count_memoised([texts[i] for i in missing]), strict=True):
+                out[i] = n
+        return out
+
+    def _count_memoised(self, texts: Sequence[str]) -> list[int]:
         """Exactly `[count_whole(t) for t in texts]`; what none of them has seen costs one llama.cpp call."""
         if self.cache_size() > self.cache_limit:
             self.clear_cache()
@@ -339,6 +391,15 @@ class GgufVocab:
 
     def close(self) -> None:
         self._finalizer()
+
+
+def tokenizer_cache_dir() -> Path:
+    """Where rebuilt tokenizers keep what is slow to recompute: `$COACH_CACHE_DIR/tokenizers`, else ~/.cache/coach.
+
+    The same cache folder as the dequantized models (`actors.training.models.cache_dir`); never the repo.
+    """
+    raw = os.environ.get("COACH_CACHE_DIR")
+    return (Path(raw).expanduser() if raw else Path.home() / ".cache" / "coach") / "tokenizers"
 
 
 _MISSING = 1 << 40

@@ -13,15 +13,11 @@ unstored, as GEPA's protocol asks.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
-from gepa.core.adapter import EvaluationBatch
 
 from actors.pack.domain_pack import DomainPack
 from state.errors import CoachError
@@ -29,28 +25,12 @@ from state.errors import CoachError
 from .components import candidate_problems, with_candidate
 from .metric import rubric_metric
 from .rollout import Persona, Rollout
+from .scored import Scored, candidate_key
 
+if TYPE_CHECKING:
+    from gepa.core.adapter import EvaluationBatch
 
-def candidate_key(candidate: dict[str, str]) -> str:
-    """A candidate's stable name: the hash of its texts."""
-    return hashlib.sha256(json.dumps(candidate, sort_keys=True).encode()).hexdigest()[:12]
-
-
-@dataclass
-class Scored:
-    """One rollout as stored: enough to score it again, explain it, and show it."""
-
-    candidate: str
-    persona: str
-    score: float
-    feedback: str
-    failed: list[str]
-    answers: dict[str, str]
-    turns: list[list[str]]
-    calls: int = 0
-
-    def payload(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+__all__ = ["RubricAdapter", "Scored", "candidate_key"]
 
 
 RunRollout = Callable[[DomainPack, Persona], Awaitable[Rollout]]
@@ -82,6 +62,8 @@ class RubricAdapter:
     def evaluate(
         self, batch: list[Persona], candidate: dict[str, str], capture_traces: bool = False
     ) -> EvaluationBatch:
+        from gepa.core.adapter import EvaluationBatch  # only a search loads GEPA; reading results back does not
+
         key = candidate_key(candidate)
         if key not in self.seen:
             self.seen.add(key)
@@ -137,6 +119,8 @@ class RubricAdapter:
                 dict(done.assessment.answers),
                 [[t.user, t.assistant] for t in done.turns],
                 done.calls,
+                done.assessment.prompt_tokens,
+                done.assessment.evaluated_tokens,
             )
         self.known[(key, persona.id)] = scored
         self.on_scored(scored)

@@ -38,6 +38,7 @@ from state.store import Store
 
 from .adapter import RubricAdapter, Scored, candidate_key
 from .components import COMPONENTS, seed_candidate
+from .progress import persona_ids
 from .rollout import Persona, rollout
 
 Report = Callable[[str], None]
@@ -109,9 +110,10 @@ def _duration(seconds: float) -> str:
 
 def personas(config: OptimizeConfig) -> tuple[list[Persona], list[Persona]]:
     """(train, validation): the same simulated people for every candidate, from the seed."""
+    train, val = persona_ids(config.personas, config.validation)
     people = [
-        Persona(f"p{i:02d}", zlib.crc32(f"optimize:{config.seed}:{i}".encode()) & 0x7FFFFFFF)
-        for i in range(config.personas)
+        Persona(pid, zlib.crc32(f"optimize:{config.seed}:{i}".encode()) & 0x7FFFFFFF)
+        for i, pid in enumerate(val + train)
     ]
     return people[config.validation :], people[: config.validation]
 
@@ -182,7 +184,8 @@ class PromptOptimizer:
         await anyio.to_thread.run_sync(load_safety_net, self.pack)
         train, val = personas(config)
         known = {
-            (p["candidate"], p["persona"]): Scored(**p) for p in records.events(self.store, run_id, "OptimizeRollout")
+            (p["candidate"], p["persona"]): Scored.from_payload(p)
+            for p in records.events(self.store, run_id, "OptimizeRollout")
         }
         adapter = RubricAdapter(
             self.pack,

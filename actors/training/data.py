@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from state.errors import CoachError
 
@@ -46,6 +46,7 @@ OVER_LENGTH_CHOICES: tuple[str, ...] = ("drop", "truncate-front")
 IGNORE_INDEX = -100
 Loss = Literal["all-assistant", "last-reply"]
 LOSS_CHOICES: tuple[str, ...] = ("all-assistant", "last-reply")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,17 @@ def check_messages(messages: Any) -> str | None:
     return None
 
 
-def read_examples(path: Path) -> list[Example]:
-    """Every line of a `messages` JSONL file, validated; all problems are reported at once (the first 20)."""
+def read_jsonl(path: Path, parse: Callable[[int, Any], tuple[T | None, str | None]], *, missing: str) -> list[T]:
+    """Every non-blank line of a JSONL file through `parse(line number, record)`; all problems raised at once.
+
+    `parse` returns (item, None) to keep an item, (None, reason) for an unusable line, or (None, None)
+    to skip a line silently (a repeat). The SFT, DPO and GRPO readers share this so that every file
+    `coach train` reads reports its bad lines the same way (the first 20, then a count).
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"training data not found: {path}")
-    examples: list[Example] = []
+        raise DataError(f"{missing}: {path}")
+    items: list[T] = []
     problems: list[str] = []
     with open(path, encoding="utf-8") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -101,17 +107,35 @@ def read_examples(path: Path) -> list[Example]:
             except json.JSONDecodeError as err:
                 problems.append(f"line {number}: not JSON ({err.msg})")
                 continue
-            messages = record.get("messages") if isinstance(record, dict) else None
-            reason = check_messages(messages)
+            item, reason = parse(number, record)
             if reason:
                 problems.append(f"line {number}: {reason}")
-                continue
-            clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-            examples.append(Example(number, clean, example_group(record, clean)))
+            elif item is not None:
+                items.append(item)
     if problems:
         shown = "\n".join(f"  {p}" for p in problems[:20])
         more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise DataError(f"{path}: {len(problems)} unusable line(s):\n{shown}{more}")
+    return items
+
+
+def clean_messages(messages: Sequence[dict]) -> list[dict[str, str]]:
+    """Only `role` and `content` of each message: what the chat template renders, without provenance keys."""
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _example_of(number: int, record: Any) -> tuple[Example | None, str | None]:
+    messages = record.get("messages") if isinstance(record, dict) else None
+    reason = check_messages(messages)
+    if reason:
+        return None, reason
+    clean = clean_messages(messages)
+    return Example(number, clean, example_group(record, clean)), None
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Every line of a `messages` JSONL file, validated; all problems are reported at once (the first 20)."""
+    examples = read_jsonl(path, _example_of, missing="training data not found")
     if not examples:
         raise DataError(f'{path}: no training examples (expected one {{"messages": [...]}} object per line)')
     return examples
@@ -342,6 +366,43 @@ class PreparedData:
 def _split(messages: list[dict]) -> tuple[list[dict], list[dict]]:
     start = 1 if messages[0]["role"] == "system" else 0
     return messages[:start], messages[start:]
+
+
+def front_cuts(messages: list[dict]) -> Iterator[tuple[int, list[dict]]]:
+    """(exchanges removed, messages) with one more oldest exchange gone each time, the system prompt kept.
+
+    The last user message is never removed. The DPO and GRPO readers take the first cut that fits.
+    """
+    head, turns = _split(messages)
+    removed = 0
+    while len(turns) > 1:
+        turns, removed = turns[2:], removed + 1
+        yield removed, head + turns
+
+
+def split_rows(
+    path: Path,
+    kept: Sequence[tuple[Example, dict[str, Any]]],
+    report: LengthReport,
+    val_fraction: float | None,
+    seed: int,
+    *,
+    what: str,
+) -> PreparedData:
+    """The kept rows split by conversation (`split_examples`) into training and validation rows, with the report.
+
+    `what` names a row in the error raised when holding out leaves nothing to train on ("preference pair").
+    """
+    split = split_examples([example for example, _ in kept], val_fraction, seed)
+    held = {e.line for e in split.validation}
+    rows = [row for example, row in kept if example.line not in held]
+    val_rows = [row for example, row in kept if example.line in held]
+    report.groups, report.validation_groups, report.validation = split.groups, split.validation_groups, len(val_rows)
+    if not rows:
+        raise DataError(f"no {what} is left to train on once the validation conversations are held out")
+    return PreparedData(
+        rows=rows, report=report, sha256=file_sha256(path), path=Path(path), val_rows=val_rows, note=split.note
+    )
 
 
 def _truncate_front(tokenizer: Any, messages: list[dict], template: str, max_length: int, loss: Loss = "all-assistant"):

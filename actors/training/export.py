@@ -287,10 +287,16 @@ def generate_reply(gguf: Path, system_prompt: str, prompt_text: str, *, max_toke
     from llama_cpp import Llama
 
     from actors.backends.chat_templates import formatter_for
+    from actors.backends.model_cache import threads_from_environment
 
+    # COACH_LLAMA_THREADS, as the pipeline's models: llama-cpp-python's default batch threads are every
+    # core, and on a shared machine (parallel test workers, a CI runner) they wait on one another.
+    threads = threads_from_environment()
     with _native_output_captured() as log:  # llama.cpp logs context details from C even when not verbose
         try:
-            llm = Llama(model_path=str(gguf), n_ctx=4096, verbose=False, seed=0)
+            llm = Llama(
+                model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0
+            )
         except Exception as err:  # noqa: BLE001 - llama.cpp raises plain ValueError/RuntimeError on a bad file
             tail = "\n".join(log.read().strip().splitlines()[-6:])
             raise CoachError(f"llama.cpp could not load {gguf}: {err}\n{tail}") from None

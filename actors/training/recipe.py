@@ -24,6 +24,12 @@ from .presets import TrainPreset, get_preset
 
 _CUDA_ONLY_OPTIMIZERS = {"paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "adamw_torch_fused"}
 REPORT_TO_CHOICES: tuple[str, ...] = ("none", "tensorboard")
+METHOD_CHOICES: tuple[str, ...] = ("sft", "dpo", "grpo")
+"""sft: TRL's SFTTrainer on `messages` examples; dpo: DPOTrainer on preference pairs (`coach slice --pairs`);
+grpo: GRPOTrainer on prompts, rewarded by the judge on the rubric (`rubric_reward`)."""
+DEFAULT_DPO_BETA = 0.1
+DEFAULT_GENERATIONS = 4
+DEFAULT_COMPLETION_TOKENS = 256
 
 
 def tensorboard_installed() -> bool:
@@ -50,6 +56,14 @@ class TrainRequest:
     val_fraction: float | None = None  # conversations held out for the eval loss; None: 0.1 from 10 of them
     eval_steps: int | None = None  # default: every save_steps
     report_to: str = "none"  # or "tensorboard" (offline event files in RUN_DIR/checkpoints/runs)
+    method: str = "sft"  # METHOD_CHOICES
+    from_adapter: Path | None = None  # dpo/grpo: continue this LoRA adapter (an SFT run's) instead of a new one
+    beta: float | None = None  # dpo: the preference strength against the reference (0.1); grpo: KL weight (0)
+    generations: int | None = None  # grpo: completions sampled per prompt
+    completion_tokens: int | None = None  # grpo: longest sampled completion
+    run_config: Path | None = None  # grpo: the run config whose judge role scores completions
+    reward_criteria: tuple[str, ...] = ()  # grpo: judge only these (of the single-reply criteria); () all of them
+    domain: Path | None = None  # grpo: the domain pack whose rubric and judge prompt make the reward (None: bundled)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,15 @@ class TrainPlan:
     def seed(self) -> int:
         return self.preset.training.seed
 
+    @property
+    def beta(self) -> float | None:
+        """DPO's beta (default 0.1), GRPO's KL coefficient (default 0: no reference model), None for SFT."""
+        if self.request.method == "sft":
+            return None
+        if self.request.beta is not None:
+            return self.request.beta
+        return DEFAULT_DPO_BETA if self.request.method == "dpo" else 0.0
+
     def summary(self) -> dict[str, Any]:
         """What the run record keeps about the recipe."""
         return {
@@ -89,6 +112,9 @@ class TrainPlan:
             "val_fraction": self.request.val_fraction,
             "eval_steps": self.eval_steps,
             "report_to": self.request.report_to,
+            "method": self.request.method,
+            "from_adapter": str(self.request.from_adapter) if self.request.from_adapter else None,
+            "beta": self.beta,
             "lora": self.preset.lora.model_dump(),
             "training": self.preset.training.model_dump(),
             "notes": list(self.notes),
@@ -101,6 +127,20 @@ def plan_training(request: TrainRequest, *, cuda: bool | None = None, preset: Tr
     cuda = cuda_available() if cuda is None else cuda
     notes: list[str] = []
 
+    if request.method not in METHOD_CHOICES:
+        raise CoachError(f"--method must be one of {', '.join(METHOD_CHOICES)}, got {request.method!r}")
+    if request.from_adapter is not None and request.method == "sft":
+        raise CoachError("--from-adapter continues an SFT adapter with --method dpo or grpo; SFT starts a new one")
+    if request.method != "sft" and request.loss != "all-assistant":
+        raise CoachError(f"--loss applies to --method sft; {request.method} has its own objective")
+    if request.beta is not None and (request.method == "sft" or request.beta < 0):
+        raise CoachError("--beta is for --method dpo (above 0) or grpo (0 or more)")
+    if request.method == "dpo" and request.beta is not None and request.beta <= 0:
+        raise CoachError("--beta must be above 0 for DPO (0.1 is usual)")
+    if request.method != "grpo" and (request.generations or request.completion_tokens or request.reward_criteria):
+        raise CoachError("--generations, --completion-tokens and --reward-criteria are for --method grpo")
+    if request.generations is not None and request.generations < 2:
+        raise CoachError("--generations must be at least 2 (GRPO compares completions of one prompt)")
     if request.over_length is not None and request.over_length not in OVER_LENGTH_CHOICES:
         raise CoachError(f"--over-length must be one of {', '.join(OVER_LENGTH_CHOICES)}")
     max_length = request.max_length or preset.max_length
@@ -227,23 +267,17 @@ def model_init_kwargs(plan: TrainPlan) -> dict[str, Any]:
     return kwargs
 
 
-def sft_config(plan: TrainPlan, output_dir: Path, *, evaluate: bool = False):
-    """The one `SFTConfig` of a run: the preset's recipe, this machine's choices and the run's paths.
+def trainer_arguments(plan: TrainPlan, output_dir: Path, *, evaluate: bool = False) -> dict[str, Any]:
+    """The `TrainingArguments` every method shares: the preset's recipe, this machine's choices, the run's paths.
 
     `evaluate`: the run has a validation split, whose loss is computed every `plan.eval_steps`.
     """
-    from trl import SFTConfig
-
     t = plan.preset.training
     bf16 = plan.dtype == "bfloat16" or (plan.use_4bit and plan.preset.quantization.compute_dtype == "bfloat16")
-    return SFTConfig(
+    return dict(
         output_dir=str(output_dir),
-        # model loading (SFTTrainer calls from_pretrained with these, plus the quantization config)
+        # model loading (the trainer calls from_pretrained with these, plus the quantization config)
         model_init_kwargs=model_init_kwargs(plan),
-        # data: already tokenized and masked (data.py); every example fits max_length, so TRL cuts nothing
-        max_length=plan.max_length,
-        packing=False,
-        eos_token=plan.preset.eos_token,
         # optimization
         learning_rate=t.learning_rate,
         lr_scheduler_type=t.lr_scheduler_type,
@@ -279,4 +313,19 @@ def sft_config(plan: TrainPlan, output_dir: Path, *, evaluate: bool = False):
         dataloader_num_workers=0,
         # LoRA trains every adapter it adds: DDP need not search the graph for unused ones each step
         ddp_find_unused_parameters=False,
+    )
+
+
+def sft_config(plan: TrainPlan, output_dir: Path, *, evaluate: bool = False):
+    """The one `SFTConfig` of a run: the shared arguments, and data already tokenized and masked (data.py).
+
+    Every example fits max_length, so TRL cuts nothing.
+    """
+    from trl import SFTConfig
+
+    return SFTConfig(
+        **trainer_arguments(plan, output_dir, evaluate=evaluate),
+        max_length=plan.max_length,
+        packing=False,
+        eos_token=plan.preset.eos_token,
     )

@@ -60,8 +60,13 @@ def get_train_run(store: Store, ref: str = "latest") -> Run:
     return run
 
 
-def find_resumable(store: Store, *, data_sha256: str, preset: str, model: str, run_dir: Path | None) -> Run | None:
-    """The latest unfinished training run of the same data, preset and model (or in `run_dir`)."""
+def find_resumable(
+    store: Store, *, data_sha256: str, preset: str, model: str, run_dir: Path | None, method: str = "sft"
+) -> Run | None:
+    """The latest unfinished training run of the same data, preset, model and method (or in `run_dir`).
+
+    A run recorded before methods existed was an SFT run.
+    """
     for run in training_records.resumable_runs(store):
         cfg = run.config
         if run_dir is not None:
@@ -72,6 +77,7 @@ def find_resumable(store: Store, *, data_sha256: str, preset: str, model: str, r
             cfg.get("data", {}).get("sha256") == data_sha256
             and cfg.get("recipe", {}).get("preset") == preset
             and cfg.get("recipe", {}).get("model") == model
+            and (cfg.get("recipe", {}).get("method") or "sft") == method
         ):
             return run
     return None

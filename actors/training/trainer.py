@@ -1,4 +1,11 @@
-"""The trainer actor: one `SFTTrainer` per run, driven from a worker thread, reporting through events.
+"""The trainer actor: one TRL trainer per run, driven from a worker thread, reporting through events.
+
+The method (`--method`) picks the trainer and the data it reads: `SFTTrainer`
+on `messages` examples (here), `DPOTrainer` on preference pairs
+(`actors.training.dpo`), `GRPOTrainer` with the rubric reward on prompts
+(`actors.training.grpo`). Everything else — the plan, the run record,
+checkpoints and --resume, progress events, the saved adapter that
+`coach export-model` merges — is the same for all three.
 
 Flow of a run (`TrainerActor.run`):
 
@@ -39,7 +46,7 @@ from state.errors import CoachError
 from state.store import Store
 
 from ..events import event_from
-from . import records
+from . import dpo, records
 from .data import prepare_data, set_chat_templates, to_dataset
 from .distributed import from_main, ranks_from_environment
 from .models import quiet_libraries, require_training_stack, resolve_model, stack_versions
@@ -69,6 +76,8 @@ def _progress_callback_class():
             self.stop = stop
             self.started = time.monotonic()
             self.first_step = 0
+            self.method_metrics: dict[str, float] = {}
+            """The last logged value of each DPO/GRPO figure (reward accuracy and margin, mean reward)."""
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.started = time.monotonic()
@@ -87,6 +96,10 @@ def _progress_callback_class():
             remaining = max(state.max_steps - state.global_step, 0)
             tokens = logs.get("num_tokens")
             loss = float(logs["loss"])
+            extra = {
+                name: value for key, name in METHOD_LOGS.items() if (value := _maybe_float(logs.get(key))) is not None
+            }
+            self.method_metrics.update({f"last_{name}": value for name, value in extra.items()})
             self.emit(
                 "TrainingProgress",
                 step=state.global_step,
@@ -98,6 +111,7 @@ def _progress_callback_class():
                 tokens_per_s=round(tokens / elapsed, 1) if tokens and elapsed > 0 else None,
                 eta_s=round(elapsed / done * remaining, 1),
                 elapsed_s=round(elapsed, 1),
+                **extra,  # stored with the step (the live event keeps its own fields)
             )
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -110,6 +124,15 @@ def _progress_callback_class():
             self.emit("TrainingCheckpoint", step=state.global_step, path=str(path))
 
     return ProgressCallback
+
+
+METHOD_LOGS = {
+    "rewards/accuracies": "reward_accuracy",  # DPO: share of pairs whose chosen reply the policy now prefers
+    "rewards/margins": "reward_margin",  # DPO: mean implicit reward of chosen minus rejected
+    "reward": "reward",  # GRPO: mean rubric reward of the sampled completions
+    "reward_std": "reward_std",
+}
+"""Trainer log keys of DPO and GRPO → the names they are stored under in TrainingProgress rows and the metrics."""
 
 
 def _maybe_float(value: Any) -> float | None:
@@ -148,16 +171,7 @@ def train_blocking(
     model_config = AutoConfig.from_pretrained(resolved.path)
     model_type = getattr(model_config.get_text_config(), "model_type", model_config.model_type)
     training_template = set_chat_templates(tokenizer, plan.preset.chat_template, model_type=model_type)
-    data = prepare_data(
-        request.data,
-        tokenizer,
-        training_template,
-        plan.max_length,
-        request.over_length,
-        loss=request.loss,
-        val_fraction=request.val_fraction,
-        seed=plan.seed,
-    )
+    data = _prepare(plan, tokenizer, training_template)
 
     run_dir_option = Path(request.out).expanduser().resolve() if request.out else None
     opened: tuple = ()
@@ -181,28 +195,41 @@ def train_blocking(
         run_emit("TrainingNote", message=data.note)
     run_emit("TrainingRun", run_dir=str(run_dir), resumed_from=resumed_from, notes=list(plan.notes))
     progress = _progress_callback_class()(run_emit, stop)
+    closers: list[Callable[[], None]] = []
     try:
-        dataset = to_dataset(data.rows)
-        data.rows.clear()  # the Arrow table holds them now
-        eval_dataset = to_dataset(data.val_rows) if data.val_rows else None
-        data.val_rows.clear()
-        trainer = SFTTrainer(
-            model=str(resolved.path),
-            args=sft_config(plan, run_dir / "checkpoints", evaluate=eval_dataset is not None),
-            train_dataset=dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(plan),
-            quantization_config=quantization_config(plan),
-            callbacks=[progress, *(extra_callbacks or [])],
-        )
+        callbacks = [progress, *(extra_callbacks or [])]
+        has_validation = bool(data.val_rows)
+        if request.method == "dpo":
+            trainer = dpo.make_trainer(plan, resolved, tokenizer, data, run_dir / "checkpoints", callbacks)
+        elif request.method == "grpo":
+            from . import grpo
+
+            trainer = grpo.make_trainer(
+                plan, resolved, tokenizer, data, run_dir, callbacks, note=lambda m: run_emit("TrainingNote", message=m)
+            )
+            closers.append(trainer.coach_reward.close)
+        else:
+            dataset = to_dataset(data.rows)
+            data.rows.clear()  # the Arrow table holds them now
+            eval_dataset = to_dataset(data.val_rows) if data.val_rows else None
+            data.val_rows.clear()
+            trainer = SFTTrainer(
+                model=str(resolved.path),
+                args=sft_config(plan, run_dir / "checkpoints", evaluate=eval_dataset is not None),
+                train_dataset=dataset,
+                eval_dataset=eval_dataset,
+                processing_class=tokenizer,
+                peft_config=lora_config(plan),
+                quantization_config=quantization_config(plan),
+                callbacks=callbacks,
+            )
         # Progress goes through our events; the stock printer would dump raw log dicts on stdout.
         trainer.remove_callback(PrinterCallback)
         output = trainer.train(resume_from_checkpoint=resumed_from)
         stopped_early = stop.is_set() and trainer.state.global_step < trainer.state.max_steps
         status = "interrupted" if stopped_early else "finished"
         adapter_dir = None
-        if status == "finished" and eval_dataset is not None and trainer.state.global_step % plan.eval_steps:
+        if status == "finished" and has_validation and trainer.state.global_step % plan.eval_steps:
             trainer.evaluate()  # the last step's validation loss, when it fell between eval steps
         if status == "finished":
             adapter_dir = run_dir / "adapter"
@@ -214,6 +241,8 @@ def train_blocking(
             data.report,
             records.loss_history(store, run_id, split="validation"),
         )
+        metrics["method"] = request.method
+        metrics.update(progress.method_metrics)
     except KeyboardInterrupt:
         if ranks.is_main:
             training_records.update_run(store, run_id, status="interrupted", event="TrainingInterrupted")
@@ -224,6 +253,9 @@ def train_blocking(
                 store, run_id, status="failed", event="TrainingFailed", error=f"{type(err).__name__}: {err}"[:2000]
             )
         raise
+    finally:
+        for close in closers:
+            close()
     paths = {"run_dir": str(run_dir), "checkpoints": str(run_dir / "checkpoints")}
     if adapter_dir:
         paths["adapter"] = str(adapter_dir)
@@ -242,6 +274,24 @@ def train_blocking(
     return TrainResult(run_id, status, run_dir, adapter_dir, metrics, resumed_from)
 
 
+def _prepare(plan: TrainPlan, tokenizer, training_template: str):
+    """The run's data, read, measured and split as its method needs: examples, pairs or prompts."""
+    request = plan.request
+    split = {"val_fraction": request.val_fraction, "seed": plan.seed}  # every method holds out conversations alike
+    if request.method == "dpo":
+        return dpo.prepare_pairs(request.data, tokenizer, plan.max_length, request.over_length, **split)
+    if request.method == "grpo":
+        from . import grpo
+
+        tokens = grpo.completion_tokens(plan)
+        return grpo.prepare_prompts(
+            request.data, tokenizer, plan.max_length, request.over_length, completion_tokens=tokens, **split
+        )
+    return prepare_data(
+        request.data, tokenizer, training_template, plan.max_length, request.over_length, loss=request.loss, **split
+    )
+
+
 def _silent(kind: str, **payload: Any) -> None:
     """A rank other than the main one reports nothing: the main rank speaks for the training."""
 
@@ -253,12 +303,17 @@ def _open_run(store: Store, plan: TrainPlan, request: TrainRequest, data, resolv
     resumed_from = None
     if request.resume:
         run = records.find_resumable(
-            store, data_sha256=data.sha256, preset=plan.preset.name, model=plan.model_ref, run_dir=run_dir_option
+            store,
+            data_sha256=data.sha256,
+            preset=plan.preset.name,
+            model=plan.model_ref,
+            run_dir=run_dir_option,
+            method=request.method,
         )
         if run is None:
             where = f" in {run_dir_option}" if run_dir_option else ""
             raise CoachError(
-                f"nothing to resume{where}: no unfinished training of {request.data} with preset "
+                f"nothing to resume{where}: no unfinished {request.method} training of {request.data} with preset "
                 f"{plan.preset.name!r} and model {plan.model_ref!r}; start it without --resume"
             )
         if run.config.get("data", {}).get("sha256") != data.sha256:

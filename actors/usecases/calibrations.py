@@ -148,7 +148,7 @@ def select_calibration_cases(pack: DomainPack, request: CalibrationRequest) -> C
     if request.quick:
         if request.narrowed:
             raise CoachError("--quick picks its own cases and criteria: drop --cases and --limit-criteria")
-        return CaseSelection(source, data, quick_cases(all_cases))
+        return CaseSelection(source, data, quick_cases(all_cases, safety_gates=pack.rubric.safety_gates))
     wanted = list(request.criteria) if request.criteria else None
     if wanted:
         unknown = [c for c in wanted if c not in pack.rubric.ids]

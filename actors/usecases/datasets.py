@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.atomic_files import write_lines_atomic
 from actors.dataset.example_lines import MessageEncoder
+from actors.dataset.preference_pairs import DEFAULT_MAX_PER_CONTEXT, DroppedPair
 from actors.dataset.slicing import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MIN_CONTEXT,
@@ -75,21 +76,26 @@ from .progress import OnProgress, StageProgress
 from .relay import OnEvent
 
 __all__ = [
+    "DEFAULT_MAX_PER_CONTEXT",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MIN_CONTEXT",
     "IMPORT_STATUSES",
     "Accepted",
     "ImportReport",
+    "PairsOutcome",
+    "PairsRequest",
     "SkippedForReview",
     "SliceOutcome",
     "SliceRequest",
     "accepted_transcripts",
+    "check_pairs_request",
     "check_slice_request",
     "export_transcripts",
     "format_coverage_report",
     "format_mix_plan",
     "import_transcripts",
     "slice_dataset",
+    "slice_pairs",
 ]
 
 BATCH_ROWS = 200
@@ -292,4 +298,106 @@ def slice_dataset(
         dropped=list(result.dropped),
         capped=accepted.capped,
         skipped_pending=accepted.skipped_pending,
+    )
+
+
+# --- preference pairs (`coach slice --pairs`) -------------------------------------------------------
+
+
+class PairsRequest(BaseModel):
+    """`coach slice --pairs`: preference pairs for DPO, under the same token limit as the SFT examples."""
+
+    model_config = ConfigDict(frozen=True)
+
+    out: Path
+    """The pairs file (JSONL, one {"prompt", "chosen", "rejected", provenance…} per line)."""
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    over_limit: Literal["keep_recent", "drop"] = "keep_recent"
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    """Which pairs a crowded context keeps; None: the pack's `slicing.seed`."""
+    max_per_context: int = Field(default=DEFAULT_MAX_PER_CONTEXT, ge=1)
+
+
+@dataclass(frozen=True)
+class PairsOutcome:
+    out: Path
+    pairs: int
+    fixup_pairs: int
+    judged_pairs: int
+    transcripts: int  # transcripts the chosen replies come from
+    contexts_shared: int
+    capped: int
+    trimmed: int
+    dropped: list[DroppedPair]
+    tokenizer: str
+    pack: str
+    seed: int
+    longest: int
+
+
+NO_PAIRS = (
+    "no preference pairs in the workspace: a pair needs either a fixup that was accepted in a transcript that then "
+    "passed its re-assessment (generate with `coach run`, whose curation rewrites failing replies, or accept fixups "
+    "with `coach review --accept`), or two transcripts that reach the same context and whose replies there were "
+    "judged differently (a pass, and a judge's NO citing that exchange)"
+)
+
+
+def check_pairs_request(request: PairsRequest) -> None:
+    """The request's own mistakes, found before the store is opened."""
+    if request.out.is_dir():
+        raise CoachError(f"--pairs {request.out} is a folder; give a file name such as pairs.jsonl")
+
+
+def slice_pairs(store: Store, pack: DomainPack, request: PairsRequest, *, counter=None) -> PairsOutcome:
+    """Build preference pairs from the store (`actors.dataset.preference_pairs` has the rules) and write them.
+
+    The file is written whole to a temporary file and renamed; the same store, pack and seed give a
+    byte-identical file. CoachError when the store holds no pair, with what would make one.
+    """
+    from actors.dataset.preference_pairs import build_pairs, pair_line
+    from state.preference_data import judged_training_transcripts
+
+    check_pairs_request(request)
+    transcripts = judged_training_transcripts(store, domain=pack.name)
+    if counter is None:
+        from actors.dataset.tokens import gemma3_counter
+
+        counter = gemma3_counter()
+    if not any(t.accepted_fixups for t in transcripts) and len(transcripts) < 2:
+        raise CoachError(NO_PAIRS)  # told before the tokenizer loads
+    seed = pack.manifest.slicing.seed if request.seed is None else request.seed
+    result = build_pairs(
+        transcripts,
+        pack.system_prompt,
+        counter,
+        max_tokens=request.max_tokens,
+        over_limit=request.over_limit,
+        seed=seed,
+        max_per_context=request.max_per_context,
+    )
+    if not result.pairs:
+        if result.dropped:
+            raise CoachError(
+                f"{len(result.dropped)} preference pair(s) found, but none fits --max-tokens {request.max_tokens:,} "
+                f"(the shortest needs {min(d.token_count for d in result.dropped):,}); raise --max-tokens"
+            )
+        raise CoachError(NO_PAIRS)
+    write_lines_atomic(
+        request.out, (pair_line(p, pack=pack.name, seed=seed, tokenizer=counter.name) for p in result.pairs)
+    )
+    return PairsOutcome(
+        out=request.out,
+        pairs=len(result.pairs),
+        fixup_pairs=result.fixup_pairs,
+        judged_pairs=result.judged_pairs,
+        transcripts=len({p.transcript_id for p in result.pairs}),
+        contexts_shared=result.contexts_shared,
+        capped=result.capped,
+        trimmed=result.trimmed,
+        dropped=result.dropped,
+        tokenizer=counter.name,
+        pack=pack.name,
+        seed=seed,
+        longest=max(p.token_count for p in result.pairs),
     )

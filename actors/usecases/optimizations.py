@@ -2,8 +2,9 @@
 
 Opens the models of the run config, hands the search to
 `actors.optimization.PromptOptimizer`, and writes the best candidate as a new
-pack version when asked. The CLI parses options and prints; an app screen
-would follow the same object's report lines.
+pack version when asked. The CLI parses options and prints; the app's
+Optimize screen follows a run from the store (`optimization_runs`,
+`optimization_snapshot`, `run_marker`), whichever process works it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,31 @@ from actors.optimization.optimizer import (
     prompt_diff,
     write_pack,
 )
+from actors.optimization.progress import (
+    CandidateRow,
+    OptimizationSnapshot,
+    OptimizeRunInfo,
+    optimization_runs,
+    optimization_snapshot,
+)
 from actors.pack.domain_pack import DomainPack
+from state.run_index import RunMarker, run_marker
 from state.store import Store
 
-__all__ = ["Estimate", "OptimizationSession", "OptimizeConfig", "OptimizeResult", "open_optimization"]
+__all__ = [
+    "CandidateRow",
+    "Estimate",
+    "OptimizationSession",
+    "OptimizationSnapshot",
+    "OptimizeConfig",
+    "OptimizeResult",
+    "OptimizeRunInfo",
+    "RunMarker",
+    "open_optimization",
+    "optimization_runs",
+    "optimization_snapshot",
+    "run_marker",
+]
 
 
 @dataclass

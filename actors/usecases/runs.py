@@ -33,7 +33,7 @@ import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from actors.safety import load_safety_net
-from state import db_errors
+from state import claims, db_errors
 from state import pipeline as db
 from state.errors import CoachError
 from state.leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, live_holder, run_scope
@@ -145,6 +145,17 @@ def check_unchanged(stored: RunSettings, given: dict) -> None:
 def owner_of(store: Store, run_id: str) -> Holder | None:
     """The live owner of a run (any process, this one included), or None."""
     return live_holder(store, run_scope(run_id))
+
+
+def check_no_workers(store: Store, run_id: str) -> None:
+    """Refuse to own a run while `coach worker`s are live on it (they would work the same transcripts)."""
+    live = [w for w in claims.workers(store, run_id, joined=True) if w["live"]]
+    if live:
+        where = ", ".join(f"{w['host']} pid {w['pid']}" for w in live[:3]) + (" …" if len(live) > 3 else "")
+        raise CoachError(
+            f"run {run_id} is being worked on by {len(live)} worker(s) ({where}): join them with "
+            f"`coach worker --run {run_id}`, or wait until they finish"
+        )
 
 
 def newest_run_id(store: Store) -> str | None:
@@ -270,6 +281,7 @@ class RunSession:
         holder = owner_of(self.store, self.run_id)
         if holder is not None and holder.owner != self.lease.owner.id:
             raise LeaseHeld(holder, f"run {self.run_id}")
+        check_no_workers(self.store, self.run_id)  # a run shared by workers is theirs while they are live
 
     async def run(self, *, only: Callable[[Transcript], bool] | None = None) -> RunSummary:
         try:
@@ -277,25 +289,10 @@ class RunSession:
         except SQLAlchemyError as err:
             raise CoachError(f"run {self.run_id}: {db_errors.describe(err)}") from None
         try:
+            check_no_workers(self.store, self.run_id)  # from either face: workers on it keep it theirs
             self.router = self.make_router(self.settings)
             try:
-                # The crisis net is read at every assessment: load it now, so a broken safety
-                # section stops the run with one message before any work, not each transcript.
-                await anyio.to_thread.run_sync(load_safety_net, self.pack)
-                if self.preload_models:
-                    await load_models(self.router)
-                self.supervisor = Supervisor(
-                    self.store,
-                    self.router,
-                    self.pack,
-                    bus=self.bus,
-                    settings=self.settings.generation(),
-                    curation=self.settings.curation(),
-                )
-                self.supervisor.stream_replies = self.stream_replies
-                carry_counters(self.supervisor.stats, actor_counters(self.store, self.run_id))
-                if self._stop_requested:
-                    self.supervisor.stop()
+                await self._start_supervisor()
                 return await self.supervisor.run(self.run_id, only=only, lease=self.lease)
             except SQLAlchemyError as err:  # the store failed outside any step (at the start or the end)
                 self._record_failure(db_errors.describe(err))
@@ -310,6 +307,29 @@ class RunSession:
         finally:
             with contextlib.suppress(SQLAlchemyError):  # a full disk cannot take it; the lease expires on its own
                 self.lease.release()
+
+    async def _start_supervisor(self) -> None:
+        """`self.supervisor`, ready to run on `self.router`: one start-up for an owned run and a worker's share.
+
+        The crisis net is read at every assessment: it is loaded now, so a broken safety section
+        stops the run with one message before any work, not each transcript. The actor counters
+        carry on from the stored ones; a stop asked for before now applies at once.
+        """
+        await anyio.to_thread.run_sync(load_safety_net, self.pack)
+        if self.preload_models:
+            await load_models(self.router)
+        self.supervisor = Supervisor(
+            self.store,
+            self.router,
+            self.pack,
+            bus=self.bus,
+            settings=self.settings.generation(),
+            curation=self.settings.curation(),
+        )
+        self.supervisor.stream_replies = self.stream_replies
+        carry_counters(self.supervisor.stats, actor_counters(self.store, self.run_id))
+        if self._stop_requested:
+            self.supervisor.stop()
 
     def _record_failure(self, cause: str) -> None:
         with contextlib.suppress(Exception):  # the store may be what failed; the caller reports the cause

@@ -24,6 +24,7 @@ from actors.training.snapshot import (
     training_snapshot,
 )
 from actors.training.trainer import TrainerActor, TrainResult
+from state.errors import CoachError
 from state.run_index import RunMarker, run_marker
 from state.store import Store
 
@@ -40,6 +41,7 @@ __all__ = [
     "check_training_request",
     "existing",
     "plan_training_run",
+    "resolve_adapter",
     "run_marker",
     "training_data_ready",
     "training_runs",
@@ -47,14 +49,49 @@ __all__ = [
 ]
 
 
-def check_training_request(request: TrainRequest) -> int:
+def check_training_request(request: TrainRequest, pack=None) -> int:
     """The training data, read before anything heavy loads; returns the number of training examples.
 
     Every line of the data is checked as training will read it (a missing file,
     a line that is not JSON, a conversation without an assistant turn), so a
     mistake is told in a second rather than after the base model has loaded.
+    The method decides what a line must be: an example (sft), a preference
+    pair (dpo), or either, for its prompt (grpo). For grpo with `pack`, the
+    reward's criteria are checked against the pack's rubric too.
     """
+    if request.method == "dpo":
+        from actors.training.dpo import read_pairs
+
+        return len(read_pairs(request.data))
+    if request.method == "grpo":
+        from actors.training.grpo import read_prompts
+        from actors.training.rubric_reward import reward_criteria
+
+        if pack is not None:
+            reward_criteria(pack.rubric, request.reward_criteria)
+        return len(read_prompts(request.data))
     return len(read_examples(request.data))
+
+
+def resolve_adapter(store: Store, ref: str) -> Path:
+    """`--from-adapter`: an adapter folder, or the id of a finished training run (its adapter); CoachError if neither."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "adapter_config.json").is_file():
+            raise CoachError(f"--from-adapter {ref}: no adapter_config.json in that folder (not a LoRA adapter)")
+        return path.resolve()
+    from actors.training import records
+
+    try:
+        run = records.get_train_run(store, ref)
+    except CoachError:
+        raise CoachError(
+            f"--from-adapter {ref}: neither an adapter folder nor a training run of this workspace"
+        ) from None
+    adapter = (run.config.get("paths") or {}).get("adapter")
+    if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
+        raise CoachError(f"--from-adapter {ref}: run {run.id} has no trained adapter (status {run.status})")
+    return Path(adapter)
 
 
 def plan_training_run(request: TrainRequest) -> TrainPlan:

@@ -114,7 +114,8 @@ def _minutes(seconds: float) -> str:
 @click.option(
     "--quick",
     is_flag=True,
-    help="Only 3 planted failures and 2 near misses, each on its own criteria: a fraction of the full run.",
+    help="Only a planted failure of each kind (buried, pattern) and a near miss, each on its own criteria and "
+    "only in the window holding its edit: a few minutes on the embedded model.",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the cases and what they expect; judge nothing.")
 @pass_app
@@ -140,8 +141,9 @@ def calibrate_cmd(
     A complete calibration is stored in the workspace as the judge's latest
     on this pack; `coach run` and `coach eval` show it beside their verdicts,
     with a warning when the judge missed a planted failure. --quick judges
-    only the first 3 cases with a planted failure and 2 near misses on the
-    same criteria, each on those criteria alone.
+    one planted failure of each kind (a buried one, safety-gate first, and a
+    pattern across replies) and one near miss on the same criteria, each on
+    those criteria alone and only in the window holding its edit.
     """
     pack = app.pack()
     request = CalibrationRequest(

@@ -9,7 +9,7 @@ SIGTERM stopped it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -187,13 +187,27 @@ def run_cmd(
 
     session = runs.RunSession(store, pack, run_id, settings)
     session.check_owner()  # before any model loads: a second resumer is told who owns the run
+    summary, signum = _run_with_progress(
+        session,
+        lambda signal_name: f"\nstopping run {run_id} ({signal_name}): the calls in flight end, nothing is lost",
+    )
+    _print_summary(summary, settings.pilot, trust_lines(judge_trust_for(store, pack, settings.run_config).as_dict()))
+    if summary.status == "stopped":
+        click.echo(f"continue with: coach run --resume {run_id}", err=True)
+    ctx.exit(runs.exit_status(summary, signum))
+
+
+def _run_with_progress(session, stop_message: Callable[[str], str]) -> tuple[RunSummary, int | None]:
+    """Work `session` until it ends or a signal stops it, drawing its progress; `coach run` and `coach worker` share it.
+
+    `stop_message(signal name)` is what stderr says when Ctrl-C or SIGTERM arrives. A failure inside the
+    task group is raised as itself, not wrapped in the group's `BaseExceptionGroup`.
+    """
     output = ProgressOutput()
     progress = HeadlessProgress(session.bus, output=output)
 
     def on_signal(signum: int) -> None:
-        click.echo(
-            f"\nstopping run {run_id} ({_signal_name(signum)}): the calls in flight end, nothing is lost", err=True
-        )
+        click.echo(stop_message(_signal_name(signum)), err=True)
 
     async def main() -> tuple[RunSummary, int | None]:
         async with anyio.create_task_group() as tg:
@@ -205,16 +219,12 @@ def run_cmd(
 
     try:
         with output:
-            summary, signum = anyio.run(main)
+            return anyio.run(main)
     except BaseExceptionGroup as group:  # the task groups wrap what went wrong; show that, not the wrapper
         cause: BaseException = group
         while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
             cause = cause.exceptions[0]
         raise cause from None
-    _print_summary(summary, settings.pilot, trust_lines(judge_trust_for(store, pack, settings.run_config).as_dict()))
-    if summary.status == "stopped":
-        click.echo(f"continue with: coach run --resume {run_id}", err=True)
-    ctx.exit(runs.exit_status(summary, signum))
 
 
 def _describe(settings: RunSettings) -> str:

@@ -13,14 +13,18 @@ import click
 
 from actors.dataset.slicing import format_length_report
 from actors.usecases.datasets import (
+    DEFAULT_MAX_PER_CONTEXT,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MIN_CONTEXT,
+    PairsRequest,
     SkippedForReview,
     SliceRequest,
+    check_pairs_request,
     check_slice_request,
     format_coverage_report,
     format_mix_plan,
     slice_dataset,
+    slice_pairs,
 )
 from actors.usecases.progress import StageProgress
 
@@ -53,9 +57,23 @@ class SliceProgress:
 @click.option(
     "--out",
     "out_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help='Training data file to write (JSONL, one {"messages": [...]} per line, with its provenance).',
+)
+@click.option(
+    "--pairs",
+    "pairs_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also (or instead) write DPO preference pairs here (JSONL, TRL's prompt/chosen/rejected with provenance): "
+    "an accepted fixup that passed re-assessment against the reply it replaced, and replies to one shared "
+    "context judged differently.",
+)
+@click.option(
+    "--max-pairs-per-context",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PER_CONTEXT,
+    show_default=True,
+    help="With --pairs: at most this many pairs share one prompt (the seed chooses which).",
 )
 @click.option(
     "--max-tokens",
@@ -86,7 +104,14 @@ class SliceProgress:
 )
 @pass_app
 def slice_cmd(
-    app: AppContext, out_path: Path, max_tokens: int, over_limit: str, min_context: int, seed: int | None
+    app: AppContext,
+    out_path: Path | None,
+    pairs_path: Path | None,
+    max_pairs_per_context: int,
+    max_tokens: int,
+    over_limit: str,
+    min_context: int,
+    seed: int | None,
 ) -> None:
     """Slice passed transcripts into long-context training examples.
 
@@ -96,8 +121,24 @@ def slice_cmd(
     pack's target length mix; buckets the transcripts cannot reach are named,
     with why. Token counts use the target model's tokenizer and chat template
     (Gemma 3). Every line carries its provenance. Re-running replaces the
-    previous examples.
+    previous examples. With --pairs, preference pairs for `coach train
+    --method dpo` are written too (or alone, without --out).
     """
+    if out_path is None and pairs_path is None:
+        raise click.UsageError("give --out FILE for training examples, --pairs FILE for preference pairs, or both")
+    pairs_request = None
+    if pairs_path is not None:
+        pairs_request = PairsRequest(
+            out=pairs_path,
+            max_tokens=max_tokens,
+            over_limit=over_limit.replace("-", "_"),
+            seed=seed,
+            max_per_context=max_pairs_per_context,
+        )
+        check_pairs_request(pairs_request)
+    if out_path is None:
+        _slice_pairs(app, pairs_request)
+        return
     request = SliceRequest(
         out=out_path,
         max_tokens=max_tokens,
@@ -129,3 +170,27 @@ def slice_cmd(
         )
     for tid, kept in result.capped:
         click.echo(f"note       {tid}: used its first {kept} exchanges (recorded truncation)")
+    if pairs_request is not None:
+        _slice_pairs(app, pairs_request)
+
+
+def _slice_pairs(app: AppContext, request: PairsRequest) -> None:
+    result = slice_pairs(app.store, app.pack(), request)
+    click.echo(
+        f"{result.pairs} preference pairs ({result.fixup_pairs} from accepted fixups, {result.judged_pairs} from "
+        f"replies judged differently) from {result.transcripts} transcripts → {result.out}"
+    )
+    click.echo(
+        f"tokenizer  {result.tokenizer}; limit {request.max_tokens:,} tokens (longest pair {result.longest:,}); "
+        f"pack {result.pack}; seed {result.seed}; {result.contexts_shared} context(s) reached by several transcripts"
+    )
+    if result.capped:
+        click.echo(f"capped     {result.capped} pairs over --max-pairs-per-context {request.max_per_context}")
+    if result.trimmed:
+        click.echo(f"trimmed    {result.trimmed} over-long pairs to their most recent exchanges under the limit")
+    if result.dropped:
+        click.echo(
+            f"dropped    {len(result.dropped)} pairs over the limit: "
+            + ", ".join(f"{d.transcript_id}@{d.exchange} ({d.token_count:,})" for d in result.dropped[:5])
+            + (" …" if len(result.dropped) > 5 else "")
+        )

@@ -21,7 +21,13 @@ from actors.events import (
     TrainingRun,
 )
 from actors.usecases.models import ExportNotVerified, ExportRequest, check_export_request, export_model
-from actors.usecases.training import Training, TrainRequest, check_training_request, plan_training_run
+from actors.usecases.training import (
+    Training,
+    TrainRequest,
+    check_training_request,
+    plan_training_run,
+    resolve_adapter,
+)
 
 from ..context import AppContext, pass_app
 from ..formatting import duration
@@ -88,7 +94,52 @@ class TrainProgressView:
     "data",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Training examples: the messages JSONL that coach slice writes.",
+    help="Training data: the messages JSONL that coach slice --out writes (sft; grpo takes its prompts), "
+    "or the preference pairs of coach slice --pairs (dpo; grpo takes their prompts too).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["sft", "dpo", "grpo"]),
+    default="sft",
+    show_default=True,
+    help="sft: supervised fine-tuning on the examples. dpo: direct preference optimization on the pairs "
+    "(TRL's DPOTrainer). grpo: sample completions for each prompt and reward them with the judge on the "
+    "rubric's single-reply criteria (TRL's GRPOTrainer; a judge call per criterion per completion).",
+)
+@click.option(
+    "--from-adapter",
+    "from_adapter",
+    metavar="PATH_OR_RUN",
+    help="dpo/grpo: continue this LoRA adapter (an adapter folder, or a finished training run's id, e.g. the SFT "
+    "run) instead of a new one; it is also DPO's reference model.",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(min=0),
+    help="dpo: how far the model may move from its reference (default 0.1); grpo: KL weight (default 0, no "
+    "reference model).",
+)
+@click.option(
+    "--generations",
+    type=click.IntRange(min=2),
+    help="grpo: completions sampled per prompt (default 4).",
+)
+@click.option(
+    "--completion-tokens",
+    type=click.IntRange(min=1),
+    help="grpo: longest sampled completion, in tokens (default 256).",
+)
+@click.option(
+    "--reward-criteria",
+    metavar="IDS",
+    help="grpo: judge only these criteria, comma-separated (default: every criterion the rubric assesses on a "
+    "single exchange; the safety gates among them are always judged).",
+)
+@click.option(
+    "--run-config",
+    "run_config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="grpo: the run config whose judge role scores completions (default: the embedded judge).",
 )
 @click.option(
     "--preset",
@@ -190,6 +241,13 @@ def train_cmd(
     eval_steps: int | None,
     report_to: str,
     as_json: bool,
+    method: str,
+    from_adapter: str | None,
+    beta: float | None,
+    generations: int | None,
+    completion_tokens: int | None,
+    reward_criteria: str | None,
+    run_config: Path | None,
 ) -> None:
     """Fine-tune a model on training examples with LoRA (QLoRA on a CUDA GPU).
 
@@ -199,7 +257,16 @@ def train_cmd(
     counted and reported before training. Checkpoints are saved every few
     steps: after a kill or Ctrl-C, run the same command with --resume.
     """
+    adapter = resolve_adapter(app.store, from_adapter) if from_adapter else None
     request = TrainRequest(
+        method=method,
+        from_adapter=adapter,
+        beta=beta,
+        generations=generations,
+        completion_tokens=completion_tokens,
+        reward_criteria=tuple(c.strip() for c in (reward_criteria or "").split(",") if c.strip()),
+        run_config=run_config,
+        domain=Path(app.domain_option) if app.domain_option else None,
         data=data,
         preset=preset,
         model=model,
@@ -219,14 +286,16 @@ def train_cmd(
     )
     # Before any model loads, cheapest first: the files (every line of the data), the workspace,
     # then the plan (preset, numbers, this machine: it imports torch, seconds on a busy machine).
-    check_training_request(request)
+    check_training_request(request, app.pack(check_rubric_doc=False) if method == "grpo" else None)
     store = app.store
     plan = plan_training_run(request)
     steps_text = "epochs" if plan.max_steps == -1 else f"{plan.max_steps} steps"
     say = click.echo if not as_json else lambda text: click.echo(text, err=True)
+    what = {"sft": "SFT", "dpo": f"DPO (beta {plan.beta})", "grpo": "GRPO with the rubric reward"}[method]
     say(
-        f"preset {plan.preset.name}: {plan.model_ref} on {'CUDA' if plan.cuda else 'CPU'}, "
+        f"preset {plan.preset.name}: {what}, {plan.model_ref} on {'CUDA' if plan.cuda else 'CPU'}, "
         f"{'4-bit QLoRA' if plan.use_4bit else 'LoRA'} ({plan.dtype}), max length {plan.max_length:,}, {steps_text}"
+        + (f", from adapter {adapter}" if adapter else "")
     )
     for note in plan.notes:
         say(f"note: {note}")
@@ -249,7 +318,7 @@ def train_cmd(
 
     m = result.metrics
     if as_json:
-        echo_json(train_result_json(result, data, preset))
+        echo_json(train_result_json(result, data, preset, method))
         return
 
     def loss(value) -> str:
@@ -264,10 +333,10 @@ def train_cmd(
         click.echo(f"adapter: {result.adapter_dir}")
         click.echo(f"next: coach export-model {result.run_id}")
     else:
-        click.echo(f"continue with: coach train --data {data} --preset {preset} --resume")
+        click.echo(f"continue with: coach train --data {data} --preset {preset} --method {method} --resume")
 
 
-def train_result_json(result, data: Path, preset: str) -> dict:
+def train_result_json(result, data: Path, preset: str, method: str = "sft") -> dict:
     """`coach train --json`: what the closing lines say, as data, with the command that comes next."""
     return {
         "run_id": result.run_id,
@@ -279,7 +348,9 @@ def train_result_json(result, data: Path, preset: str) -> dict:
         "next": (
             f"coach export-model {result.run_id}"
             if result.adapter_dir
-            else f"coach train --data {data} --preset {preset} --resume"
+            else f"coach train --data {data} --preset {preset}"
+            + (f" --method {method}" if method != "sft" else "")
+            + " --resume"
         ),
     }
 

@@ -33,7 +33,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Markdown, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from actors.backends.bundled import BUNDLED
@@ -47,8 +47,9 @@ from actors.safety import SafetyNet, load_safety_net
 from state.chat import Conversation
 from state.errors import CoachError
 
+from .. import heap
 from ..widgets.app_header import AppHeader
-from ..widgets.chat_log import ChatLog
+from ..widgets.chat_log import FLUSH_S, ChatLog, ReplyStream
 from ..widgets.conversation_list import ConversationList
 from ..widgets.crisis_panel import CrisisPanel
 from .chat_dialogs import ChatSettingsDialog, RenameDialog, SearchDialog
@@ -118,6 +119,9 @@ class ChatScreen(Screen):
         self._reply_worker: Worker | None = None
         self._started = False
         """`on_mount` has finished (and started the first warm-up)."""
+        self.warmed = False
+        """The latest warm-up has ended (the model is ready, or said why not): nothing more arrives by itself."""
+        self._warm_round = 0
 
     @property
     def safety(self) -> SafetyNet:
@@ -157,6 +161,7 @@ class ChatScreen(Screen):
     async def on_mount(self) -> None:
         # Before anything is sent: a message submitted meanwhile waits in this screen's queue.
         await anyio.to_thread.run_sync(self._ready_safety_net)
+        heap.settle()  # the net's patterns and classifier live as long as the app: out of the collector's sight
         self._refresh_list()
         recent = self.app.chat_store.list()
         if recent:
@@ -204,6 +209,9 @@ class ChatScreen(Screen):
     @work(exclusive=True, group="warm", exit_on_error=False)
     async def warm(self) -> None:
         """Get the model ready in the background (see `ChatEngine.warm`); typing is never blocked."""
+        self.warmed = False
+        self._warm_round += 1
+        round_ = self._warm_round
         self._status("warming up the model…")
         try:
             engine = await self._ready_engine()
@@ -218,6 +226,8 @@ class ChatScreen(Screen):
         finally:
             if not self.generating:
                 self._status()
+            if round_ == self._warm_round:  # not when a newer warm-up took over from this one
+                self.warmed = True
 
     # --- conversations --------------------------------------------------------------------
 
@@ -478,7 +488,8 @@ class ChatScreen(Screen):
         model = conversation.model or self.app.chat_model
         log = self.query_one(ChatLog)
         reply = await log.add_reply()
-        stream = Markdown.get_stream(reply)
+        stream = ReplyStream(reply)
+        flusher = self.set_interval(FLUSH_S, stream.flush)  # drawn in batches: see `ReplyStream`
         text, note, failed = "", "", False
         self._status("thinking…")
         try:
@@ -487,7 +498,7 @@ class ChatScreen(Screen):
                 if not text:
                     self._status("writing…")
                 text += piece
-                await stream.write(piece)
+                stream.write(piece)
             note = engine.last.describe()
         except (BackendError, CoachError) as err:
             failed = True
@@ -496,7 +507,8 @@ class ChatScreen(Screen):
             note = "stopped"
             raise
         finally:
-            await stream.stop()
+            await stream.stop()  # after a flush still drawing, so the timer stops between two
+            flusher.stop()
             if text.strip():
                 conversation.add("assistant", text.strip(), model=model, note=note)
                 self.app.chat_store.save(conversation)

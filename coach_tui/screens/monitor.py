@@ -24,6 +24,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
+from actors.usecases.workers import run_workers
 from state import pipeline as db
 from state.status import WORKING
 
@@ -33,6 +34,7 @@ from ..widgets.event_log import EventLog
 from ..widgets.rejection_summary import RejectionSummary
 from ..widgets.rubric_pane import RubricPane
 from ..widgets.run_bar import ProcessUsage, RunBar
+from ..widgets.run_workers import RunWorkers
 from ..widgets.runs_table import RunsTable
 from ..widgets.score_plot import ScorePlot
 from ..widgets.transcript_table import TranscriptTable
@@ -78,6 +80,7 @@ class MonitorScreen(Screen):
                     yield RubricPane()
                 with TabPane("[u]A[/u]ctors", id="tab-workers"):
                     yield WorkerTable(id="workers")
+                    yield RunWorkers(id="run-workers")
                     yield EventLog(id="event-log")
                 with TabPane("R[u]e[/u]jects", id="tab-rejections"):
                     yield RejectionSummary()
@@ -156,6 +159,8 @@ class MonitorScreen(Screen):
         bar = self.query_one(RunBar)
         bar.show_usage(*self._usage.sample())
         state = self.app.controller.state
+        if state.run_id and self.query_one(TabbedContent).active == "tab-workers":
+            self._read_run_workers(state.run_id)
         if self.app.controller.active or state.live:
             bar.show(state)
             self._flush_tables(force=True)
@@ -229,6 +234,15 @@ class MonitorScreen(Screen):
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value != self._selected:
             self._load_selected_soon(event.row_key.value)
+
+    @work(thread=True, exclusive=True, group="run-workers")
+    def _read_run_workers(self, run_id: str) -> None:
+        """Who works the run (shared runs), read off the loop: a look at the store, once a second at most."""
+        try:
+            hosts = run_workers(self.app.store, run_id)
+        except Exception:  # noqa: BLE001 - a busy store: the next tick looks again
+            return
+        self.app.call_from_thread(self.query_one(RunWorkers).show, hosts)
 
     @work(exclusive=True, group="select")
     async def _load_selected_soon(self, transcript_id: str) -> None:

@@ -12,6 +12,10 @@ the other: reopening either one in the chat and pressing the side-by-side key
 again brings the pair back. Models are built as the single chat builds them
 (a GGUF is prompted in the format `chat_format` decides, before it loads) and
 warmed while the person types, both at once.
+
+While the replies stream, one timer draws what both columns received since
+its last tick (`chat_log.FLUSH_S`): two columns drawn in the same tick cost one
+layout of the screen, two columns on timers of their own cost two.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -40,6 +45,7 @@ from state.errors import CoachError
 
 from ..widgets.app_header import AppHeader
 from ..widgets.chat_column import ChatColumn
+from ..widgets.chat_log import FLUSH_S
 from ..widgets.crisis_panel import CrisisPanel
 
 
@@ -67,6 +73,9 @@ class SideBySideScreen(Screen):
         self.engines: list[ChatEngine] | None = None
         self._engine_lock = anyio.Lock()
         self._reply_worker: Worker | None = None
+        self._flusher: Timer | None = None
+        self.warmed = False
+        """Both models' warm-up has ended (ready, or each column said why not)."""
         self._typed, self._send_typed = typed, send_typed
         """Keys typed while the model picker was closing: they belong in this screen's input."""
 
@@ -93,6 +102,7 @@ class SideBySideScreen(Screen):
         for column, conversation in zip(self.columns, self.pair.conversations, strict=True):
             await column.show(conversation.messages)
         self._show_crisis()
+        self._flusher = self.set_interval(FLUSH_S, self._flush_columns, pause=True)
         box = self.query_one("#pair-input", Input)
         box.focus()
         self._status()
@@ -131,6 +141,7 @@ class SideBySideScreen(Screen):
         finally:
             if not self.generating:
                 self._status()
+            self.warmed = True
 
     async def _warm_one(self, column: ChatColumn, engine: ChatEngine) -> None:
         try:
@@ -170,6 +181,7 @@ class SideBySideScreen(Screen):
         columns = self.columns
         for column in columns:
             await column.start_reply()
+        self._streaming(True)
         self._status("thinking…")
 
         async def write(index: int, piece: str) -> None:
@@ -191,6 +203,7 @@ class SideBySideScreen(Screen):
             self.pair.clear_stop()
             note = f"The model could not answer: {err}"
             replies = tuple(ColumnReply(m, note=note, failed=True) for m in self.pair.models)
+        self._streaming(False)
         for column, reply in zip(columns, replies, strict=True):
             await column.end_reply(reply)
         # Only now, with no await between: a message sent meanwhile waited rather than cut this
@@ -203,11 +216,27 @@ class SideBySideScreen(Screen):
         if event.worker is not self._reply_worker:
             return
         if event.state in (WorkerState.CANCELLED, WorkerState.ERROR):
+            self._streaming(False)
             self.pair.clear_stop()
             self.generating = False
             if event.state == WorkerState.ERROR:
                 self.notify(f"Side by side failed: {event.worker.error}", severity="error")
             self._status()
+
+    def _streaming(self, on: bool) -> None:
+        """Start (or stop) drawing both columns' new pieces every `FLUSH_S`."""
+        if self._flusher is None:
+            return
+        if on:
+            self._flusher.resume()
+        else:
+            self._flusher.pause()
+
+    async def _flush_columns(self) -> None:
+        """Both columns' pieces since the last tick, drawn in one batch (one layout, not two)."""
+        with self.app.batch_update():
+            for column in self.columns:
+                await column.flush()
 
     # --- what is shown --------------------------------------------------------------------
 

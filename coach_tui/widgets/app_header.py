@@ -13,7 +13,14 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Static
 
-SCREENS = (("monitor", "Monitor"), ("review", "Review"), ("chat", "Chat"), ("train", "Train"), ("eval", "Eval"))
+SCREENS = (
+    ("monitor", "Monitor"),
+    ("review", "Review"),
+    ("chat", "Chat"),
+    ("train", "Train"),
+    ("eval", "Eval"),
+    ("optimize", "Optimize"),
+)
 
 
 class AppHeader(Horizontal):

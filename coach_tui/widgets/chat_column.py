@@ -2,11 +2,12 @@
 
 The conversation is drawn by the single chat's own `ChatLog`, so a column
 looks and scrolls like the chat a person knows. A reply is drawn as it
-streams, at most every `FLUSH_S` (the pieces that arrive in between are
-drawn together): every redraw of a growing reply lays out the whole screen,
-and two columns redrawing at every token kept the event loop busy enough to
-slow both streams. The status line under it says what this column's model
-is doing.
+streams, when the screen calls `flush` (every `chat_log.FLUSH_S`, both columns in the
+same tick; the pieces that arrive in between are drawn together): every
+redraw of a growing reply lays out the whole screen, and two columns
+redrawing at every token — or each on a timer of its own, out of step — kept
+the event loop busy enough to slow both streams. The status line under it
+says what this column's model is doing.
 
 Only the last `SHOWN_TURNS` turns stay on screen, with a line saying how
 many came before: Textual lays out every widget of a log at each redraw,
@@ -22,18 +23,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
-from textual.timer import Timer
-from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Static
 
 from actors.chat.chat_format import describe_model
 from actors.chat.pair import ColumnReply
 from state.chat import ChatMessage
 
-from .chat_log import AssistantSaid, ChatLog, YouSaid
+from .chat_log import AssistantSaid, ChatLog, ReplyStream, YouSaid
 
-FLUSH_S = 0.1
-"""At most this often a column's reply is redrawn (its pieces in between are drawn together)."""
 SHOWN_TURNS = 4
 """Turns of a column kept on screen; the earlier ones are counted in a line above them."""
 
@@ -75,13 +72,10 @@ class ChatColumn(Vertical):
         self.model = model
         self.reply: AssistantSaid | None = None
         """The reply being written (None between replies)."""
-        self._stream: MarkdownStream | None = None
-        self._written = False
+        self._stream: ReplyStream | None = None
         self._ended = True
         """The reply has been drawn to its end (True between replies)."""
         self.replies_started = 0
-        self._pending: list[str] = []
-        self._flusher: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(describe_model(self.model), classes="column-title", markup=False)
@@ -134,32 +128,22 @@ class ChatColumn(Vertical):
         """An empty reply under the person's message, ready to be written into."""
         self.replies_started += 1
         self.reply = await self.chat_log.add_reply()
-        self._stream = Markdown.get_stream(self.reply)
-        self._written = False
+        self._stream = ReplyStream(self.reply)
         self._ended = False
-        self._pending = []
-        # An interval, not a one-shot timer per piece: Textual skips a one-shot timer that fires late.
-        self._flusher = self.set_interval(FLUSH_S, self._flush)
         self.set_status("thinking…")
 
     async def write(self, piece: str) -> None:
-        """Take a piece; it is drawn with the others that arrive within `FLUSH_S` (see the module docstring)."""
+        """Take a piece; it is drawn at the next `flush` with the others that arrived (see the module docstring)."""
         if self._stream is None:
             return
-        if not self._written:
-            self._written = True
+        if not self._stream.written:
             self.set_status("writing…")
-        self._pending.append(piece)
+        self._stream.write(piece)
 
-    async def _flush(self) -> None:
-        """The interval's: what arrived since the last flush (nothing once the reply has ended)."""
-        if not self._ended:
-            await self._write_pending()
-
-    async def _write_pending(self) -> None:
-        text, self._pending = "".join(self._pending), []
-        if text and self._stream is not None:
-            await self._stream.write(text)
+    async def flush(self) -> None:
+        """Draw what arrived since the last flush (nothing once the reply has ended)."""
+        if not self._ended and self._stream is not None:
+            await self._stream.flush()
 
     async def end_reply(self, reply: ColumnReply, *, started: int | None = None) -> None:
         """Stop writing; a failure shows its reason in place of the reply, and a note says how it ended.
@@ -170,10 +154,6 @@ class ChatColumn(Vertical):
         if self._ended or (started is not None and started != self.replies_started):
             return
         self._ended = True
-        if self._flusher is not None:
-            self._flusher.stop()
-            self._flusher = None
-        await self._write_pending()
         if self._stream is not None:
             await self._stream.stop()
         if self.reply is not None and not reply.text and reply.failed:

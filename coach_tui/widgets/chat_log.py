@@ -2,8 +2,11 @@
 
 Your turns are plain text (never interpreted as markup) on the right-hand
 rule; the assistant's are Markdown, written into as tokens arrive through a
-`MarkdownStream`, which coalesces fast pieces so the screen keeps up. The
-log stays pinned to the end while a reply streams unless you scroll up.
+`ReplyStream`, which draws the pieces that arrived at most every `FLUSH_S`.
+Why: every redraw of a growing reply lays out the whole screen (about 5–15 ms
+of the event loop's time, far more when the garbage collector runs in it), and
+a model writes 20–50 pieces a second. The log stays pinned to the end while a
+reply streams unless you scroll up.
 
 Each reply's note names the model that wrote it, and where the conversation
 moved to another model a line says so, between the messages where it
@@ -13,12 +16,16 @@ conversation shows the same thing.
 
 from __future__ import annotations
 
+import anyio
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Markdown, Static
 
 from actors.chat.chat_format import describe_model
 from state.chat import ChatMessage
+
+FLUSH_S = 0.1
+"""At most this often a streaming reply is redrawn (the pieces that arrive in between are drawn together)."""
 
 
 class YouSaid(Static):
@@ -35,6 +42,41 @@ class AssistantSaid(Markdown):
     AssistantSaid { border-left: outer $success; padding: 0 1; margin: 1 4 0 0; }
     AssistantSaid.-error { border-left: outer $error; }
     """
+
+
+class ReplyStream:
+    """A reply's pieces as they stream in, appended to its Markdown only when `flush`ed.
+
+    The owner flushes on a timer (`FLUSH_S`): the side-by-side screen flushes both columns in
+    one tick and one batch of updates, so two streams cost one layout of the screen, not two
+    or more. Appends are made one at a time (`Markdown.append` reads the source it appends to
+    when called, so two at once would parse the same text twice).
+    """
+
+    def __init__(self, reply: AssistantSaid) -> None:
+        self.reply = reply
+        self._pending: list[str] = []
+        self._lock = anyio.Lock()
+        self._stopped = False
+        self.written = False
+        """Some text has arrived (even if not drawn yet)."""
+
+    def write(self, piece: str) -> None:
+        if piece and not self._stopped:
+            self._pending.append(piece)
+            self.written = True
+
+    async def flush(self) -> None:
+        """Draw what arrived since the last flush (after any flush still drawing)."""
+        async with self._lock:
+            text, self._pending = "".join(self._pending), []
+            if text:
+                await self.reply.append(text)
+
+    async def stop(self) -> None:
+        """Draw what is left; nothing written after this is drawn."""
+        self._stopped = True
+        await self.flush()
 
 
 class TurnNote(Static):

@@ -1,0 +1,179 @@
+"""Whole classes of phrasing the crisis net used to miss, and look-alikes it used to flag.
+
+Issue 13: people in trouble rarely use the textbook words. They say when it ends ("one way
+or another it's over on monday"), that they are leaving for good, ask whether a bridge is
+high enough or which pill is worst in overdose, write letters to everyone, hope an illness
+takes them. Each class below has a pattern per language in `config/safety/lexicon/`; the
+cases check one message per language, and the look-alikes that share the words (quitting
+smoking "it's decided", a cat's scratch, "this job will kill me one day", a cut thumb while
+cooking, leaving a job for good) stay quiet.
+
+Messages here are written for these tests, never copied from the corpus.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.safety import load_safety_net
+from actors.safety.segments import segments
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_safety_net(None)
+
+
+def _lexicon_hits(net, text: str) -> list[str]:
+    folded = net.normalised(text)
+    return [h.category for h in net.lexicon.patterns.hits(segments(folded), net.lexicon.negation)]
+
+
+CRISIS = {
+    "it ends, one way or another": [
+        "lundi c'est terminé pour moi, d'une manière ou d'une autre",
+        "el lunes se termina todo, de una forma u otra",
+        "segunda acaba tudo, de um jeito ou de outro",
+        "lunedì finisce tutto, in un modo o nell'altro",
+        "am montag ist alles vorbei, so oder so",
+        "monday it all ends one way or another",
+    ],
+    "tonight it all ends": [
+        "cette nuit tout s'arrête, merci pour tout",
+        "esta noche termina todo",
+        "stasera finisce tutto",
+        "tonight it all ends for me",
+    ],
+    "leaving for good": [
+        "me voy para siempre, cuidad a mamá",
+        "vou embora pra sempre, cuidem da mãe",
+        "me ne vado per sempre, abbiate cura della mamma",
+        "ich geh für immer, passt auf mama auf",
+        "i'm leaving for good, look after mum",
+    ],
+    "is it high enough": [
+        "le pont de la rocade est assez haut tu crois ?",
+        "el viaducto es lo bastante alto?",
+        "o viaduto é alto o bastante?",
+        "il cavalcavia è abbastanza alto?",
+        "ist die autobahnbrücke hoch genug?",
+        "is the flyover high enough do you think",
+    ],
+    "a roof open at night": [
+        "le toit du parking est accessible la nuit ?",
+        "o terraço do prédio fica aberto à noite?",
+        "ist das parkdeck oben nachts offen?",
+    ],
+    "worst in overdose": [
+        "quel antidépresseur est le plus toxique en surdose",
+        "qué antidepresivo es el más tóxico en sobredosis",
+        "qual antidepressivo é o mais tóxico em overdose",
+        "quale antidepressivo è il più tossico in overdose",
+        "welches antidepressivum ist bei überdosis am gefährlichsten",
+        "which antidepressant is the most toxic in overdose",
+    ],
+    "how long to pass out": [
+        "combien de temps pour perdre connaissance avec le gaz",
+        "cuánto tardas en perder el conocimiento con el gas",
+        "quanto ci vuole a perdere conoscenza col gas",
+    ],
+    "hoping an illness takes me": [
+        "hoffentlich rafft mich dieser virus dahin",
+        "hope this virus takes me out",
+    ],
+    "a hot object pressed on the skin": [
+        "je me presse le briquet chaud sur la peau pour me calmer",
+        "me pongo el mechero caliente en la piel para calmarme",
+        "mi premo l'accendino caldo sulla pelle per calmarmi",
+        "ich drück mir das heiße feuerzeug auf die haut um runterzukommen",
+    ],
+    "no longer anyone's problem": [
+        "este finde dejaré de ser un problema para todos",
+        "esse fim de semana vou deixar de ser um problema pra todo mundo",
+        "am wochenende bin ich für niemanden mehr ein problem",
+        "questo weekend smetto di essere un problema per tutti",
+    ],
+    "the last time we talk": [
+        "creo que es la última vez que hablamos, cuídate",
+        "ich glaub das ist das letzte mal dass wir reden, pass auf dich auf",
+        "credo sia l'ultima volta che ci sentiamo, abbi cura di te",
+    ],
+    "not to work but to the bridge": [
+        "mañana no voy al curro, voy al puente",
+        "amanhã não vou pro trabalho, vou pra ponte",
+        "morgen geh ich nicht zur arbeit, ich geh zur brücke",
+        "domani non vado al lavoro, vado al ponte",
+        "not going to work tomorrow, going to the bridge",
+    ],
+    "how high, and are there nets": [
+        "cuántos metros tiene el puente de la m-30, hay redes o no",
+        "quantos metros tem a ponte estaiada, tem rede de proteção?",
+        "wie hoch ist die köhlbrandbrücke und gibt es da netze",
+        "how high is the humber bridge and are there nets",
+    ],
+    "means hidden where nobody goes": [
+        "j'ai mis la corde dans le placard de la cave, personne y va",
+        "ho messo la corda in cantina, lì non scende nessuno",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "text", [pytest.param(t, id=f"{cls}: {t[:40]}") for cls, texts in CRISIS.items() for t in texts]
+)
+def test_indirect_phrasing_raises_the_panel_from_the_lexicon(net, text):
+    assert _lexicon_hits(net, text), "the lexicon should read this phrasing as a crisis"
+    assert net.check(text).flagged
+
+
+LOOKALIKES = [
+    "the cat scratched my arm, bleeding a bit",
+    "im gonna kill my brother if he eats my biscuits again",
+    "mum says she'll kill me if i'm late for dinner again",
+    "j'ai acheté des somnifères à la pharmacie pour le décalage horaire",
+    "guardei minhas coisas em caixas pra mudança",
+    "me cortei descascando batata, nada grave",
+    "me quemé la mano con el horno sacando el bizcocho",
+    "mi sono bruciata la mano col forno tirando fuori la torta",
+    "meine beste freundin hat meinen geburtstag vergessen und das hat mich verletzt",
+    "the deer hunting season opens saturday and i've bought new bullets",
+    "j'ai décidé d'arrêter de fumer pour de bon, c'est décidé",
+    "he decidido dejar de fumar para siempre, ya está decidido",
+    "ich hör endgültig mit dem rauchen auf, ich hab mich entschieden",
+    "ho deciso di smettere di fumare per sempre, ho deciso",
+    "la cuisine de mon coloc va me tuer un jour, trop piquant",
+    "je me suis coupé le pouce en coupant des oignons, deux points de suture",
+    "mi sono tagliata il pollice tagliando le cipolle, due punti",
+    "j'ai fini ma lettre de démission, je pars pour de bon de cette boîte",
+    "je m'en vais pour de bon à montréal en septembre",
+    "me voy para siempre a vivir a chile",
+    "ich geh für immer nach kanada",
+    "i'm leaving for good to live in spain",
+    "le camion est trop haut pour passer sous le pont",
+    "is the rooftop bar open at night on sundays",
+    "how do i tell my manager i need to cut my hours without sounding lazy",
+    "tutto pronto per il colloquio di domani, sono solo agitata",
+    "esta noche termina la serie, qué pena",
+    "one way or another we'll finish the move on monday",
+]
+
+
+@pytest.mark.parametrize("text", LOOKALIKES)
+def test_lookalikes_do_not_match_the_lexicon(net, text):
+    assert _lexicon_hits(net, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "je suis fatiguée de tout. c'est décidé.",
+        "no puedo más. ya lo decidí.",
+        "ich kann nicht mehr. ich hab mich entschieden.",
+        "non ce la faccio più. ho deciso.",
+        "je vais me tuer un jour si ça continue",
+    ],
+)
+def test_the_look_alike_fixes_keep_the_crisis_reading(net, text):
+    """A decision at the end of a message still reads as intent when nothing ordinary was
+    decided, and "je vais me tuer" is not "ça va me tuer"."""
+    assert _lexicon_hits(net, text)
