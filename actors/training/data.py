@@ -314,13 +314,25 @@ class LengthReport:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "over_lines"} | {"over_lines": self.over_lines[:50]}
 
+    unit = "example"
+    """What one line of the data file is, as the report names it (DPO: a preference pair; GRPO: a prompt)."""
+    limit_per = "per example"
+
+    def training_line(self) -> str:
+        which = "the last reply's" if self.loss == "last-reply" else "assistant"
+        return (
+            f"training on {self.kept - self.validation} example(s), {self.total_tokens:,} tokens in all, "
+            f"{self.trained_tokens:,} of them {which} tokens with loss (--loss {self.loss})"
+        )
+
     def lines(self) -> list[str]:
+        unit = f"{self.unit}(s)"
         out = [
-            f"{self.examples} example(s), longest {self.longest:,} tokens; limit {self.max_length:,} tokens per example",
+            f"{self.examples} {unit}, longest {self.longest:,} tokens; limit {self.max_length:,} tokens {self.limit_per}"
         ]
         if self.over:
             lines = ", ".join(map(str, self.over_lines[:10])) + (" …" if len(self.over_lines) > 10 else "")
-            out.append(f"{self.over} example(s) above the limit (lines {lines})")
+            out.append(f"{self.over} {unit} above the limit (lines {lines})")
             if self.truncated:
                 out.append(
                     f"  truncated from the front: {self.truncated} (removed {self.exchanges_removed} oldest exchange(s) "
@@ -329,15 +341,11 @@ class LengthReport:
             if self.dropped:
                 out.append(f"  dropped: {self.dropped}")
         else:
-            out.append("no example above the limit")
-        which = "the last reply's" if self.loss == "last-reply" else "assistant"
-        out.append(
-            f"training on {self.kept - self.validation} example(s), {self.total_tokens:,} tokens in all, "
-            f"{self.trained_tokens:,} of them {which} tokens with loss (--loss {self.loss})"
-        )
+            out.append(f"no {self.unit} above the limit")
+        out.append(self.training_line())
         if self.validation:
             out.append(
-                f"validation: {self.validation} example(s) from {self.validation_groups} of {self.groups} "
+                f"validation: {self.validation} {unit} from {self.validation_groups} of {self.groups} "
                 "conversation(s), held out whole"
             )
         return out

@@ -116,17 +116,14 @@ def read_pairs(path: Path) -> list[Pair]:
 class PairReport(LengthReport):
     """The length report of a pairs file: a pair's length is its longer side, prompt included."""
 
-    def lines(self) -> list[str]:
-        out = super().lines()
-        for i, line in enumerate(out):
-            if line.startswith("training on "):
-                out[i] = (
-                    f"training on {self.kept - self.validation} preference pair(s), {self.total_tokens:,} tokens in "
-                    f"all (longer side of each), {self.trained_tokens:,} reply tokens compared (DPO)"
-                )
-            elif line.startswith(f"{self.examples} example(s)"):
-                out[i] = line.replace("example(s)", "pair(s)", 1).replace("per example", "per side of a pair")
-        return out
+    unit = "pair"
+    limit_per = "per side of a pair"
+
+    def training_line(self) -> str:
+        return (
+            f"training on {self.kept - self.validation} preference pair(s), {self.total_tokens:,} tokens in "
+            f"all (longer side of each), {self.trained_tokens:,} reply tokens compared (DPO)"
+        )
 
 
 def _count(tokenizer: Any, messages: Sequence[dict]) -> int:

@@ -94,19 +94,16 @@ def read_prompts(path: Path) -> list[Example]:
 
 
 class PromptReport(LengthReport):
-    def lines(self) -> list[str]:
-        out = super().lines()
-        for i, line in enumerate(out):
-            if line.startswith("training on "):
-                out[i] = (
-                    f"training on {self.kept - self.validation} prompt(s), {self.total_tokens:,} prompt tokens in all; "
-                    "completions are sampled and rewarded by the judge (GRPO)"
-                )
-            elif line.startswith(f"{self.examples} example(s)"):
-                out[i] = line.replace("example(s)", "prompt(s)", 1).replace(
-                    "per example", "per prompt and its completion"
-                )
-        return out
+    """The length report of GRPO's prompts: a prompt's length leaves room for its sampled completion."""
+
+    unit = "prompt"
+    limit_per = "per prompt and its completion"
+
+    def training_line(self) -> str:
+        return (
+            f"training on {self.kept - self.validation} prompt(s), {self.total_tokens:,} prompt tokens in all; "
+            "completions are sampled and rewarded by the judge (GRPO)"
+        )
 
 
 def _prompt_tokens(tokenizer: Any, messages: list[dict]) -> int:

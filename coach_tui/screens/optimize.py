@@ -40,6 +40,7 @@ from actors.usecases.optimizations import (
 )
 
 from ..widgets.app_header import AppHeader
+from ..widgets.keyed_table import KeyedTable
 from ..widgets.run_list import RunList, run_status_text
 from .run_following import RunFollowingScreen
 
@@ -77,7 +78,7 @@ class OptimizeRunsTable(RunList):
         )
 
 
-class CandidatesTable(DataTable):
+class CandidatesTable(KeyedTable):
     """One row per candidate, one column per persona; rebuilt only when the snapshot changed."""
 
     DEFAULT_CSS = "CandidatesTable { height: auto; max-height: 9; }"
@@ -117,14 +118,7 @@ class CandidatesTable(DataTable):
                 Text(marks, style="bold green" if c.best else "green"),
                 key=c.key,
             )
-        if keep is not None and keep in self.rows:
-            self.move_cursor(row=self.get_row_index(keep), scroll=False)
-
-    @property
-    def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        self.keep_cursor_on(keep)
 
 
 class OptimizeDetail(Static):

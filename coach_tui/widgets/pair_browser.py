@@ -21,9 +21,11 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from actors.usecases.eval_pairs import EvalPair, PairSide, SideDetail
+
+from .keyed_table import KeyedTable
 
 ANSWER_STYLE = {"YES": "bold green", "NO": "bold red", "NA": "dim", "ERROR": "bold white on red"}
 
@@ -141,7 +143,7 @@ def judge_table(
     return Group(head, table)
 
 
-class PairsTable(DataTable):
+class PairsTable(KeyedTable):
     DEFAULT_CSS = "PairsTable { height: auto; max-height: 7; }"
 
     def __init__(self, roles: tuple[str, ...], **kwargs) -> None:
@@ -168,14 +170,7 @@ class PairsTable(DataTable):
             if len(self.roles) == 2:
                 cells.append(difference_text(pair))
             self.add_row(*cells, key=pair.key)
-        if keep is not None and keep in self.rows:
-            self.move_cursor(row=self.get_row_index(keep), scroll=False)
-
-    @property
-    def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        self.keep_cursor_on(keep)
 
 
 class PairView(Vertical):
