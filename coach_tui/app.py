@@ -1,7 +1,7 @@
 """The `coach` terminal app: monitor a run, review its fixups, chat offline.
 
 Five sections, each a Textual *mode* with its own screen stack, reached with
-the keys 1–5, by clicking the header, or from the command palette (ctrl+p),
+the keys 1–6, by clicking the header, or from the command palette (ctrl+p),
 which also lists every action, run and conversation. The app owns what must
 outlive a screen switch: the `RunController` (the live supervisor and its
 folded state) and the chat store. Screens subscribe to `run_changes`, a

@@ -154,7 +154,7 @@ class ChatScreen(Screen):
                 yield Static(chat_note(self.app.pack.manifest.chat_notice), id="chat-note")
                 yield ChatLog(id="chat-log")
                 yield CrisisPanel("", id="crisis")
-                yield Input(placeholder="Write here — enter sends · esc, then 1–5 switches screens", id="chat-input")
+                yield Input(placeholder="Write here — enter sends · esc, then 1–6 switches screens", id="chat-input")
                 yield Static("", id="chat-status")
         yield Footer()
 
