@@ -14,6 +14,14 @@ written twice.
 Why a feeder beside the supervisor, not a second supervisor: the steps, their
 retries and their failures are the same whoever owns the run; only where the
 transcripts come from and when the pass ends differ.
+
+Why the store is only touched from the feeder's own task, in a worker thread:
+the supervisor tells it a transcript is done from the event loop, and a release
+written there (a round trip to a database that may be on another machine) held
+up every other transcript of the worker for that long. A done transcript's
+claim is given back with the next claims, in one transaction, and the free
+slots are filled together (`claims.claim_many`) rather than one claim per
+transaction each.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ class ClaimFeeder:
         self.finished_here = 0
         self.all_done = False
         self._wake = anyio.Event()
+        self._to_release: list[str] = []
+        """Done here, their claims not yet given back (the feeder's next transaction does it)."""
 
     # --- on the run and off it (the session calls these) -------------------------------------
 
@@ -66,6 +76,7 @@ class ClaimFeeder:
         """Give back what is still held, for another worker to take at once; stay on record as having worked."""
         claims.leave(self.store, self.run_id, self.owner)
         self.held.clear()
+        self._to_release.clear()
 
     def others_working(self) -> bool:
         """Whether another worker is still live on the run (then a stop here does not stop the run)."""
@@ -74,7 +85,10 @@ class ClaimFeeder:
     # --- what the supervisor tells it ------------------------------------------------------
 
     def finished(self, transcript_id: str) -> None:
-        """The transcript is done for this pass here (or dropped): release its claim and claim another."""
+        """The transcript is done for this pass here (or dropped): its claim goes back and another is claimed.
+
+        Called on the event loop: it only notes the release, which the feeder writes with its next claims.
+        """
         if transcript_id in self.lost:  # not ours any more: nothing to release
             self.lost.discard(transcript_id)
             self.held.discard(transcript_id)
@@ -82,7 +96,7 @@ class ClaimFeeder:
             self.held.discard(transcript_id)
             self.done_here.add(transcript_id)
             self.finished_here += 1
-            claims.release_claim(self.store, transcript_id, self.owner)
+            self._to_release.append(transcript_id)
         self._wake.set()
 
     def still_ours(self, transcript_id: str) -> bool:
@@ -101,18 +115,21 @@ class ClaimFeeder:
 
     async def _feed(self, start: Start) -> None:
         while True:
-            while len(self.held) < self.slots:
-                tid = await anyio.to_thread.run_sync(self._claim)
-                if tid is None:
-                    break
-                self.held.add(tid)  # held from here: `leave` gives it back if the run stops now
-                self.claimed += 1
+            self._wake = anyio.Event()  # a transcript done from here on wakes the wait below
+            while len(self.held) < self.slots or self._to_release:
+                releasing, self._to_release = self._to_release, []
+                taken = await anyio.to_thread.run_sync(self._claim, self.slots - len(self.held), releasing)
+                for tid in taken:
+                    self.held.add(tid)  # held from here: `leave` gives it back if the run stops now
+                    self.claimed += 1
                 await anyio.lowlevel.checkpoint()  # a stop that came during the claim ends us here
-                await start(tid)
+                for tid in taken:
+                    await start(tid)
+                if not taken:
+                    break
             if not self.held and await anyio.to_thread.run_sync(self._run_done):
                 self.all_done = True
                 return
-            self._wake = anyio.Event()
             with anyio.move_on_after(self.poll_s):
                 await self._wake.wait()
 
@@ -129,8 +146,11 @@ class ClaimFeeder:
         claims.beat(self.store, self.run_id, self.owner, ttl_s=self.ttl_s)
         return claims.heartbeat(self.store, held, self.owner, ttl_s=self.ttl_s) if held else []
 
-    def _claim(self) -> str | None:
-        return claims.claim_next(self.store, self.run_id, self.owner, exclude=self.done_here, ttl_s=self.ttl_s)
+    def _claim(self, free: int, releasing: list[str]) -> list[str]:
+        """Give back `releasing` and claim up to `free` more, in one transaction where the store allows."""
+        return claims.claim_many(
+            self.store, self.run_id, self.owner, free, exclude=self.done_here, ttl_s=self.ttl_s, release=releasing
+        )
 
     def _run_done(self) -> bool:
         """Every transcript done for now: decided, waiting for a person, or failed (`--resume` retries it)."""

@@ -32,6 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from actors import heap
 from actors.backends.router import ModelRouter
 from actors.events import EventBus
 from actors.generation.run_plan import persona_records, plan_run
@@ -191,8 +192,11 @@ async def timed_run(
                 return
 
     # Start-up is not per-exchange cost: the crisis net (lexicons, classifier) loads once per
-    # process, a few seconds, before a run's first assessment reads it.
+    # process, a few seconds, before a run's first assessment reads it; then the collector is set
+    # up as a run's start-up does (`actors.heap`, from `actors.usecases.runs`).
     load_safety_net(pack)
+    heap.tune()
+    heap.settle()
     start, cpu0 = time.perf_counter(), time.process_time()
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)

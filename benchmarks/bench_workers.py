@@ -1,8 +1,8 @@
 """Many workers on one run (issue 17), on one PostgreSQL store, against the 100 ms stand-in server.
 
-1. scale-out: exchanges per second with 4 worker processes ÷ with 1 (target ≥ 3.5), with the
-   workers' CPU time per exchange (on a machine with fewer cores than workers the ratio may be
-   CPU-bound: the figure says so);
+1. scale-out: exchanges per second with 4 worker processes ÷ with 1 (target ≥ 3.5), each worker with
+   the same in-flight number (printed), with the workers' CPU time per exchange (on a machine with
+   fewer cores than workers the ratio may be CPU-bound: the figure says so);
 2. SIGKILL one of 4 workers mid-run: the run completes, 0 rows lost and 0 duplicated per table;
 3. overhead: the supervisor's own cost per exchange with an instant backend, PostgreSQL ÷ SQLite;
 4. replicas: one backend over 4 replicas ÷ over 1, each replica serving at most 8 requests at once
@@ -10,7 +10,17 @@
 
 The stand-in server is bench_supervisor's (imported, not copied); a replica's cap is that server
 with its answers queued behind 8 slots. Workers are forked from this process once it has loaded the
-crisis net, so their start-up (seconds of CPU each) is not counted against the run.
+crisis net and imported the backends (aiohttp alone is half a second of CPU), so their start-up is
+not counted against the run.
+
+A steady state, fairly: each worker holds `2 × in-flight` transcripts, so 4 workers hold 4 times as
+many as 1. Scale-out gives each worker `--transcripts` transcripts (4 workers work 4 times as many):
+every claim slot then cycles through the same number of transcripts in both runs, and the start-up
+(the first transcripts' persona and first calls) and the tail (the last transcripts' judging, fewer
+transcripts left than slots) are the same share of both. With one fixed count, 4 workers had two
+transcripts per slot against 1 worker's eight, and start-up and tail were most of their run. Both
+rates are taken over the same span (the start signal to the last exchange); the steady rate
+between the 10th and 90th percentile exchanges is printed beside it.
 
 Run: .venv/bin/python benchmarks/bench_workers.py [--transcripts 64] [--exchanges 8] [--in-flight 4] [--only scale|kill|overhead|replicas]
 """
@@ -42,7 +52,7 @@ from bench_supervisor import new_run, start_server, timed_run
 
 from actors.backends.router import ModelRouter
 from actors.pack.loader import load_pack
-from actors.run_config import OpenAIConfig, RunConfig
+from actors.run_config import OpenAIConfig, RunConfig, load_run_config
 from actors.safety import load_safety_net
 from actors.usecases import workers
 from actors.usecases.run_settings import RunSettings
@@ -54,6 +64,10 @@ from tests.workers_support import duplicates, fork_workers, lost, worker
 
 ROLES = ("user_sim", "assistant", "judge", "fixup", "persona", "eval_target")
 REPLICA_CAP = 8
+REPLICA_IN_FLIGHT = 2 * 4 * REPLICA_CAP
+"""Transcripts in flight in both replica runs: twice what 4 replicas serve at once, so both runs are
+bound by their replicas. With exactly 4 × 8 in flight, 4 replicas were idle whenever a transcript was
+between two calls (its commits, its next prompt), and the run measured the client's gaps instead."""
 
 
 # --- a throwaway PostgreSQL cluster on a Unix socket --------------------------------------------
@@ -154,14 +168,14 @@ def children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def plan(url: str, pack, args, config: Path, seed: int) -> str:
+def plan(url: str, pack, args, config: Path, seed: int, transcripts: int | None = None) -> str:
     store = Store(url)
     try:
         run_id, _ = workers.plan_shared_run(
             store,
             pack,
             RunSettings(
-                transcripts=args.transcripts,
+                transcripts=transcripts or args.transcripts,
                 seed=seed,
                 lengths=dict.fromkeys(("short", "medium", "long", "very_long"), args.exchanges),
                 in_flight=args.in_flight,
@@ -202,8 +216,10 @@ def work_run(url: str, pack, run_id: str, config: Path, n: int, args, *, kill_af
         busy, total = ticks[0] - ticks0[0], ticks[1] - ticks0[1]
         figures = {
             "machine_busy": busy / total if total else float("nan"),
+            "load": os.getloadavg()[0],
             "exchanges": len(stamps),
             "per_s": len(stamps) / (stamps[-1] - started) if stamps else 0.0,
+            "steady_per_s": steady_rate(stamps),
             "wall_s": time.time() - started,
             "cpu_s": children_cpu() - cpu0,
             "exit_codes": [p.exitcode for p in procs],
@@ -219,6 +235,23 @@ def work_run(url: str, pack, run_id: str, config: Path, n: int, args, *, kill_af
     return figures
 
 
+def steady_rate(stamps: list[float]) -> float:
+    """Exchanges per second between the 10th and the 90th percentile exchange: start-up and tail left out."""
+    if len(stamps) < 10:
+        return float("nan")
+    first, last = len(stamps) // 10, len(stamps) - 1 - len(stamps) // 10
+    return (last - first) / (stamps[last] - stamps[first])
+
+
+def warm_imports(config: Path) -> None:
+    """Build (and close) the router the workers will build, so its imports are done before they fork."""
+
+    async def build() -> None:
+        await ModelRouter.from_config(load_run_config(config)).aclose()
+
+    anyio.run(build)
+
+
 def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
 
@@ -228,24 +261,33 @@ def verdict(ok: bool) -> str:
 
 def bench_scale_out(server: str, pack, args, config: Path) -> None:
     results = {}
+    held = workers.HELD_PER_IN_FLIGHT * args.in_flight
+    print(
+        f"  each worker: {args.in_flight} in flight per actor, holding {held} transcripts; "
+        f"{args.transcripts} transcripts of {args.exchanges} exchanges per worker "
+        f"({args.transcripts // held} per claim slot in both runs)"
+    )
     for n in (1, 4):
         url = new_database(server) if n == 1 else results[1]["url"]  # one store: both runs in it
-        run_id = plan(url, pack, args, config, seed=n)
+        run_id = plan(url, pack, args, config, seed=n, transcripts=n * args.transcripts)
         figures = work_run(url, pack, run_id, config, n, args)
         figures["url"] = url
         results[n] = figures
         print(
-            f"  {n} worker(s): {figures['exchanges']} exchanges at {figures['per_s']:.1f}/s, "
+            f"  {n} worker(s), {args.in_flight} in flight each: {figures['exchanges']} exchanges at "
+            f"{figures['per_s']:.1f}/s (steady {figures['steady_per_s']:.1f}/s), load average {figures['load']:.1f}, "
             f"{figures['cpu_s']:.1f} s of worker CPU in {figures['wall_s']:.1f} s "
             f"({figures['cpu_s'] / max(1, figures['exchanges']) * 1000:.1f} ms CPU per exchange, judging included); "
             f"exits {figures['exit_codes']}, lost {len(figures['lost'])}; the whole machine "
             f"({os.cpu_count()} cores, every process on it) was {figures['machine_busy']:.0%} busy"
         )
     ratio = results[4]["per_s"] / results[1]["per_s"]
+    steady = results[4]["steady_per_s"] / results[1]["steady_per_s"]
     saturated = results[4]["machine_busy"] >= 0.9
     print(
         f"scale-out: {results[1]['per_s']:.1f} exchanges/s with 1 worker, {results[4]['per_s']:.1f} with 4 "
-        f"-> ratio {ratio:.2f} (target >= 3.5) {verdict(ratio >= 3.5)}"
+        f"({args.in_flight} in flight per worker) -> ratio {ratio:.2f} (target >= 3.5) {verdict(ratio >= 3.5)}; "
+        f"steady-state ratio {steady:.2f}"
         + (
             f" [CPU-bound here: the machine's {os.cpu_count()} cores were {results[4]['machine_busy']:.0%} busy "
             f"while the 4 workers ran]"
@@ -307,7 +349,7 @@ async def _replica_rate(pack, tmp: Path, ports: list[int], in_flight: int) -> fl
             "fixed": OpenAIConfig(
                 model="fixed",
                 base_url=[f"http://127.0.0.1:{p}/v1" for p in ports],
-                max_concurrency=REPLICA_CAP * 4,
+                max_concurrency=REPLICA_CAP,  # per replica: 4 replicas admit 4 times as many calls
                 max_retries=0,
                 timeout_s=60,
             )
@@ -329,9 +371,10 @@ async def _replica_rate(pack, tmp: Path, ports: list[int], in_flight: int) -> fl
 def bench_replicas(pack, tmp: Path) -> None:
     servers = [start_capped() for _ in range(4)]
     try:
-        in_flight = REPLICA_CAP * 4
+        in_flight = REPLICA_IN_FLIGHT
         cpu0, wall0 = time.process_time(), time.perf_counter()
         one, _ = anyio.run(_replica_rate, pack, tmp, [servers[0][1]], in_flight)
+        cpu1, wall1 = time.process_time() - cpu0, time.perf_counter() - wall0
         four, spread = anyio.run(_replica_rate, pack, tmp, [port for _, port in servers], in_flight)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     finally:
@@ -341,14 +384,20 @@ def bench_replicas(pack, tmp: Path) -> None:
     print(
         f"replicas: {one:.1f} exchanges/s over 1 replica (8 at once), {four:.1f} over 4 "
         f"-> ratio {ratio:.2f} (target >= 3.5) {verdict(ratio >= 3.5)} "
-        f"[{in_flight} transcripts in flight; calls per replica {spread}; this process used {cpu:.1f} s of CPU "
-        f"in {wall:.1f} s]"
+        f"[{in_flight} transcripts in flight in both; max_concurrency {REPLICA_CAP} per replica; calls per replica "
+        f"{spread}; this process used {cpu1:.1f} s of CPU in {wall1:.1f} s over 1 replica, {cpu - cpu1:.1f} s in "
+        f"{wall - wall1:.1f} s over 4; load average {os.getloadavg()[0]:.1f}]"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--transcripts", type=int, default=64, help="transcripts per run (default 64)")
+    parser.add_argument(
+        "--transcripts",
+        type=int,
+        default=64,
+        help="transcripts per worker in scale-out, per run in the kill test (default 64)",
+    )
     parser.add_argument("--exchanges", type=int, default=8, help="exchanges per transcript (default 8)")
     parser.add_argument(
         "--in-flight", type=int, default=4, help="in flight per worker (default 4; it holds twice as many)"
@@ -364,6 +413,7 @@ def main() -> None:
         proc, port = start_server()
         try:
             config = run_config_file(Path(tmp), [f"http://127.0.0.1:{port}"], max_concurrency=64)
+            warm_imports(config)  # once, here: the forked workers inherit them
             if "scale" in parts:
                 bench_scale_out(server, pack, args, config)
             if "kill" in parts:

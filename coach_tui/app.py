@@ -29,13 +29,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.signal import Signal
 
+from actors import heap
 from actors.chat.engine import DEFAULT_CHAT_MODEL, chat_backend
 from actors.pack.loader import DomainPack
 from state import pipeline as db
 from state.chat import ChatStore
 from state.errors import CoachError
 
-from . import heap
 from .context import AppContext
 from .palette import ConversationsProvider, RunsProvider
 from .run_control import (

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .leases import DEFAULT_TTL_S, Holder, LeaseHeld, Owner, _values, acquire, now_utc, release, renew
 from .models import Lease, Transcript
@@ -48,11 +49,41 @@ def claim_next(
     *,
     exclude: Collection[str] = (),
     ttl_s: float = DEFAULT_TTL_S,
-    batch: int = 16,
+    batch: int = 0,
 ) -> str | None:
     """One unfinished transcript of the run, now claimed by ``owner``; None when nothing is free.
 
-    Free: no claim, an expired one, or one whose holder ran on this host and is gone.
+    Free: no claim, an expired one, or one whose holder ran on this host and is gone. ``batch``:
+    candidates read (and, on PostgreSQL, locked) beyond the one taken; see `claim_many`.
+    """
+    taken = claim_many(store, run_id, owner, 1, exclude=exclude, ttl_s=ttl_s, batch=batch)
+    return taken[0] if taken else None
+
+
+def claim_many(
+    store: Store,
+    run_id: str,
+    owner: Owner,
+    n: int,
+    *,
+    exclude: Collection[str] = (),
+    ttl_s: float = DEFAULT_TTL_S,
+    release: Collection[str] = (),
+    batch: int = 0,
+) -> list[str]:
+    """Up to ``n`` unfinished transcripts of the run, now claimed by ``owner`` (fewer when fewer are free).
+
+    Why several at once: a worker with several free slots (at its start, or when a few of its
+    transcripts end together) took one claim per transaction, each a round trip or three, while its
+    slots stood empty. Here the free ones are claimed in one transaction, and the claims in
+    ``release`` (transcripts this worker is done with) are given back in the same one. Only a
+    transcript whose claim row must be taken over (expired, or its holder gone) costs more.
+
+    On PostgreSQL the candidates are locked (``FOR UPDATE SKIP LOCKED``) until the claims are in, and
+    a claimer meanwhile passes over them: so only ``n`` (+ ``batch``) are read, with ``exclude`` left
+    out by the query itself. Reading ``16 + len(exclude)`` rows to take one, as this did, locked every
+    free transcript of a run's last stretch (and, once a worker had done many, of any run), and a
+    worker claiming at that instant found nothing and slept a poll with its slots empty.
     """
     now = now_utc()
     live = select(Lease.scope).where(Lease.run_id == run_id, Lease.expires_at >= now)
@@ -62,43 +93,80 @@ def claim_next(
             Transcript.run_id == run_id,
             Transcript.status.in_([s.value for s in CLAIMABLE]),
             (literal("transcript:") + Transcript.id).not_in(live),
+            *([Transcript.id.not_in(list(exclude))] if exclude else []),
         )
         .order_by(Transcript.id)
-        .limit(batch + len(exclude))
+        .limit(max(n, 1) + batch)
     )
     postgres = store.engine.dialect.name == "postgresql"
-    with store.transaction() as conn:
-        if postgres:  # pass over rows another claimer has locked this instant, instead of waiting for it
-            query = query.with_for_update(skip_locked=True)
-        candidates = [tid for tid in conn.execute(query).scalars() if tid not in exclude]
-        orphans = [
-            scope.removeprefix("transcript:")
-            for scope, host, pid in conn.execute(
-                select(Lease.scope, Lease.host, Lease.pid).where(
-                    Lease.run_id == run_id, Lease.expires_at >= now, Lease.owner != owner.id, Lease.host == owner.host
-                )
-            )
-            if scope.startswith("transcript:") and Holder.gone_pid(host, pid)
-        ]
-        if postgres and candidates:
-            # The row lock is ours until this transaction ends: the claim goes in inside it. A claim
-            # row left from an expired lease is replaced through `acquire` below instead.
-            scopes = {row[0] for row in conn.execute(select(Lease.scope).where(Lease.run_id == run_id))}
-            free = [tid for tid in candidates if transcript_scope(tid) not in scopes]
-            if free:
+    taken: list[str] = []
+    candidates: list[str] = []
+    orphans: list[str] = []
+    try:
+        with store.transaction() as conn:
+            if release:
                 conn.execute(
-                    insert(Lease).values(
-                        scope=transcript_scope(free[0]), run_id=run_id, acquired_at=now, **_values(owner, now, ttl_s)
+                    delete(Lease).where(
+                        Lease.scope.in_([transcript_scope(t) for t in release]), Lease.owner == owner.id
                     )
                 )
-                return free[0]
+            if n <= 0:
+                return []
+            if postgres:  # pass over rows another claimer has locked this instant, instead of waiting for it
+                query = query.with_for_update(skip_locked=True)
+            candidates = [tid for tid in conn.execute(query).scalars() if tid not in exclude]
+            orphans = [
+                scope.removeprefix("transcript:")
+                for scope, host, pid in conn.execute(
+                    select(Lease.scope, Lease.host, Lease.pid).where(
+                        Lease.run_id == run_id,
+                        Lease.expires_at >= now,
+                        Lease.owner != owner.id,
+                        Lease.host == owner.host,
+                    )
+                )
+                if scope.startswith("transcript:") and Holder.gone_pid(host, pid)
+            ]
+            if candidates:
+                # On PostgreSQL the row locks are ours until this transaction ends: the claims go in inside
+                # it. On SQLite a taker in between makes the insert fail, and the one-by-one way below
+                # decides. A claim row left from an expired lease is replaced through `acquire` instead.
+                scopes = set(
+                    conn.execute(
+                        select(Lease.scope).where(Lease.scope.in_([transcript_scope(t) for t in candidates]))
+                    ).scalars()
+                )
+                free = [tid for tid in candidates if transcript_scope(tid) not in scopes][:n]
+                if free:
+                    conn.execute(
+                        insert(Lease),
+                        [
+                            {"scope": transcript_scope(tid), "run_id": run_id, "acquired_at": now}
+                            | _values(owner, now, ttl_s)
+                            for tid in free
+                        ],
+                    )
+                    taken = free
+    except IntegrityError:  # SQLite: another worker claimed one of them meanwhile (the releases went back too)
+        if release:
+            with store.transaction() as conn:
+                conn.execute(
+                    delete(Lease).where(
+                        Lease.scope.in_([transcript_scope(t) for t in release]), Lease.owner == owner.id
+                    )
+                )
+        taken = []
     for tid in [*candidates, *(o for o in orphans if o not in exclude)]:
+        if len(taken) >= n:
+            break
+        if tid in taken:
+            continue
         try:
             acquire(store, transcript_scope(tid), owner, ttl_s=ttl_s, run_id=run_id)
-            return tid
+            taken.append(tid)
         except LeaseHeld:
             continue
-    return None
+    return taken
 
 
 def unfinished(store: Store, run_id: str) -> int:

@@ -76,6 +76,23 @@ def test_affinity_prefers_one_replica_while_it_is_not_much_busier():
     assert replicas.pick("the judge's rubric and transcript") is not first
 
 
+def test_affinity_never_sends_a_replica_more_than_it_serves_at_once():
+    """Every call of one judge prompt, 4 replicas of 2 places each: 2 per replica, not 3 on the affine one."""
+    replicas = ReplicaSet(["http://a", "http://b", "http://c", "http://d"], per_replica=2)
+    for _ in range(8):
+        replicas.begin(replicas.pick("the judge's rubric and transcript"))
+    assert [r.outstanding for r in replicas.replicas] == [2, 2, 2, 2]
+
+
+def test_max_concurrency_is_per_replica():
+    """4 replicas capped at 2 each admit 8 calls at once: the backend's limit is not one replica's worth."""
+    urls = ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1", "http://127.0.0.1:3/v1", "http://127.0.0.1:4/v1"]
+    four = router_for(OpenAIConfig(model="m", base_url=urls, max_concurrency=2)).backends_for("assistant")[0]
+    one = router_for(OpenAIConfig(model="m", base_url=urls[0], max_concurrency=2)).backends_for("assistant")[0]
+    assert (four.limiter.total_tokens, one.limiter.total_tokens) == (8, 2)
+    assert four.replicas.per_replica == 2
+
+
 def test_a_base_url_list_is_validated_with_its_secrets_masked(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(

@@ -4,7 +4,7 @@
   layout of the screen per tick, not one per column (each column on a timer of its own drew
   out of step, twice the layouts).
 * The single chat draws a reply in batches too, not at every piece.
-* The app uses the collector's thresholds of `coach_tui.heap`, and the crisis net, loaded for
+* The app uses the collector's thresholds of `actors.heap`, and the crisis net, loaded for
   the whole session when the chat opens, is frozen out of the collector's sight.
 """
 
@@ -14,9 +14,9 @@ import gc
 
 import pytest
 
+from actors import heap
 from actors.chat.pair import ChatPair
 from actors.safety import load_safety_net
-from coach_tui import heap
 from coach_tui.screens.side_by_side import SideBySideScreen
 from coach_tui.widgets.chat_column import ChatColumn
 from coach_tui.widgets.chat_log import AssistantSaid

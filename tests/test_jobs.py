@@ -200,6 +200,49 @@ def test_train_checks_name_the_field(tmp_path):
     )
 
 
+def test_train_method_reads_the_data_it_trains_on_and_only_dpo_or_grpo_continue_an_adapter(tmp_path):
+    examples = tmp_path / "training_data.jsonl"
+    examples.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    pairs = tmp_path / "preference_pairs.jsonl"
+    pairs.write_text('\n{"prompt": [{"role": "user", "content": "hi"}], "chosen": "a", "rejected": "b"}\n')
+    field, message = field_of(lambda: plan_train(TrainJob(data=examples, method="dpo")))
+    assert field == "Data" and "SFT examples" in message and "Pairs" in message
+    field, message = field_of(lambda: plan_train(TrainJob(data=pairs)))
+    assert field == "Data" and "preference pairs" in message
+    assert field_of(lambda: plan_train(TrainJob(data=pairs, method="ppo")))[0] == "Method"
+    field, message = field_of(lambda: plan_train(TrainJob(data=examples, from_adapter="train-1")))
+    assert field == "From adapter" and "only dpo and grpo" in message
+
+    plan = plan_train(TrainJob(data=pairs, method="dpo", from_adapter="train-1", steps=2))
+    assert plan.args == (
+        *("train", "--data", str(pairs.resolve()), "--preset", "tiny", "--method", "dpo"),
+        *("--from-adapter", "train-1", "--steps", "2"),
+    )
+    assert "(dpo)" in plan.title
+    # grpo takes the prompts of either file; a file that is not JSON is left to the command to explain
+    assert plan_train(TrainJob(data=examples, method="grpo")).args[-2:] == ("--method", "grpo")
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("not json\n")
+    assert plan_train(TrainJob(data=odd, method="dpo")).kind == "train"
+
+
+def test_a_slice_may_also_write_pairs_to_a_file_of_their_own(tmp_path):
+    out = tmp_path / "a.jsonl"
+    assert field_of(lambda: plan_slice(SliceJob(out=out, max_tokens=10, pairs=out), passed_transcripts=1)) == (
+        "Pairs",
+        "the pairs need a file of their own, not the examples' file",
+    )
+    assert field_of(lambda: plan_slice(SliceJob(out=out, max_tokens=10, pairs=tmp_path), passed_transcripts=1))[0] == (
+        "Pairs"
+    )
+    missing = tmp_path / "no" / "p.jsonl"
+    assert field_of(lambda: plan_slice(SliceJob(out=out, max_tokens=10, pairs=missing), passed_transcripts=1))[0] == (
+        "Pairs"
+    )
+    plan = plan_slice(SliceJob(out=out, max_tokens=10, pairs=tmp_path / "p.jsonl"), passed_transcripts=1)
+    assert plan.args[-2:] == ("--pairs", str(tmp_path / "p.jsonl")) and "pairs → p.jsonl" in plan.title
+
+
 def test_slice_export_and_compare_checks_name_the_field(tmp_path):
     assert field_of(lambda: plan_slice(SliceJob(out=tmp_path, max_tokens=10), passed_transcripts=3))[0] == "Out"
     field, message = field_of(

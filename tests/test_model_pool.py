@@ -48,3 +48,29 @@ def test_threads_come_from_the_environment_when_the_config_names_none(monkeypatc
         monkeypatch.setenv("COACH_LLAMA_THREADS", bad)
         with pytest.raises(CoachError, match="COACH_LLAMA_THREADS"):
             threads_from_environment()
+
+
+def test_a_family_of_calls_keeps_its_context_when_the_shared_prefix_is_under_half(smollm2_path: Path):
+    """The judge's criteria over a short transcript share less than half of each prompt: the hint keeps them
+    on the context holding the transcript, where the share rule alone loaded a cold context for each."""
+    pool = ModelPool(smollm2_path, n_ctx=256, n_threads=1, n_batch=64, chat_format="auto", label="smollm2")
+    pool.allow(3)
+    shared, first_tail, next_tail = list(range(100, 120)), list(range(300, 330)), list(range(400, 430))
+    try:
+        slot = pool.acquire(shared + first_tail, "judge:t1")
+        assert slot is pool.slots[0] and len(pool.slots) == 1  # the loaded, unused context: no second one
+        slot.llm.eval(shared + first_tail)
+        pool.release(slot)
+
+        again = pool.acquire(shared + next_tail, "judge:t1")
+        assert again is slot and again.common_prefix(shared + next_tail) == len(shared)
+        pool.release(again)
+
+        unhinted = pool.acquire(shared + next_tail)  # 20 of 50 tokens: too little to take that context
+        assert unhinted is not slot and len(pool.slots) == 2
+        pool.release(unhinted)
+        stranger = pool.acquire(shared + next_tail, "judge:t2")  # another family: no claim on either
+        assert stranger.family == "judge:t2" and slot.family == "judge:t1"
+        pool.release(stranger)
+    finally:
+        pool.close()

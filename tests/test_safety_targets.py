@@ -87,7 +87,6 @@ def test_recall_per_category_target(report):
     assert not low
 
 
-@NOT_YET
 def test_recall_per_language_target(report):
     summary, targets = report
     low = {c: round(r.value, 3) for c, r in summary.by_language.items() if r.value < targets.language_recall}

@@ -171,7 +171,7 @@ async def test_compare_run_shows_the_clis_statistics_and_fails_on_the_safety_gat
         report = screen.query_one(EvalReport)
         await wait_for(pilot, lambda: report.shown is not None)
         table = screen.query_one(EvalRunsTable)
-        assert table.row_count == 2 and table.selected_id == "eval-9000-abc123"  # newest first
+        assert table.row_count == 2 and table.selected_key == "eval-9000-abc123"  # newest first
         row = [str(c) for c in table.get_row("eval-9000-abc123")]
         assert row[:5] == ["eval-9000-abc123", "finished", "compare", f"{BASE} vs coach-tiny.Q4_K_M.gguf", "5×1×2"]
 
@@ -352,7 +352,7 @@ async def test_train_screen_plots_the_logged_losses_and_follows_a_running_run(tm
         plot = screen.query_one(LossPlot)
         await wait_for(pilot, lambda: screen.shown is not None)
         table = screen.query_one(TrainRunsTable)
-        assert table.selected_id == "train-20250102-000000-bbbb"  # newest first
+        assert table.selected_key == "train-20250102-000000-bbbb"  # newest first
         assert [str(c) for c in table.get_row("train-20250102-000000-bbbb")][1:5] == [
             "running",
             "tiny",
@@ -532,7 +532,7 @@ async def test_the_loss_plot_follows_a_run_that_appears_and_grows_while_the_scre
         # A training job's command records its run a while after it starts: it appears by itself.
         seed_training_run(store, tmp_path, "train-20250103-000000-cccc", [3.0, 2.6])
         await wait_for(pilot, lambda: plot.points == [(1, 3.0), (2, 2.6)], timeout=8)
-        assert screen.query_one(TrainRunsTable).selected_id == "train-20250103-000000-cccc" and screen.live
+        assert screen.query_one(TrainRunsTable).selected_key == "train-20250103-000000-cccc" and screen.live
         for step, loss in ((3, 2.2), (4, 2.0)):  # new metric lines while it trains
             training_records.add_event(
                 store, "train-20250103-000000-cccc", "TrainingProgress", step=step, max_steps=10, loss=loss
@@ -560,6 +560,22 @@ async def test_the_train_and_compare_forms_name_the_field_that_is_wrong(tmp_path
         await pilot.press("ctrl+s")
         assert text_of(form.query_one("#error")).startswith("Validation: a fraction from 0")
         assert not form.query_one("#data").has_class("-invalid") and form.query_one("#val-fraction").has_focus
+        form.query_one("#val-fraction", Input).value = ""
+        # dpo reads pairs: the untouched default examples file is swapped for the pairs file, and back for sft
+        form.query_one("#method", Select).value = "dpo"
+        await pilot.pause()
+        pairs = workspace / "preference_pairs.jsonl"
+        assert form.query_one("#data", Input).value == str(pairs)
+        form.query_one("#data", Input).value = str(missing)  # examples given to dpo: named before anything loads
+        await pilot.press("ctrl+s")
+        assert text_of(form.query_one("#error")).startswith("Data: training_data.jsonl holds SFT examples")
+        form.query_one("#method", Select).value = "sft"
+        await pilot.pause()
+        assert form.query_one("#data", Input).value == str(missing)  # a file the person typed stays
+        form.query_one("#from-adapter", Input).value = "train-1"
+        await pilot.press("ctrl+s")
+        assert text_of(form.query_one("#error")).startswith("From adapter: only dpo and grpo")
+        assert form.query_one("#from-adapter").has_focus
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
 

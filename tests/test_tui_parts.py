@@ -118,6 +118,9 @@ async def test_palette_lists_actions_runs_and_conversations(tmp_path):
         # Palette commands reach the screens: open the chat through one.
         next(c for c in app.get_system_commands(app.screen) if c.title == "Go to Chat (3)").callback()
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ChatScreen")
+        # The chat focuses its input once drawn: an escape before that has nothing to leave, and the "1"
+        # after it would be typed into the input (on a busy machine the focus comes late).
+        await wait_for(pilot, lambda: getattr(app.focused, "id", None) == "chat-input")
         await pilot.press("escape", "1")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "MonitorScreen")
         await pilot.press("5")

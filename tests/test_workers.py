@@ -8,6 +8,7 @@ one owner's or its workers', never both at once.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +17,9 @@ import anyio
 import pytest
 from click.testing import CliRunner
 from conftest import Canned, Recorded, ScriptedServer
-from sqlalchemy import update
+from sqlalchemy import event, update
 
+from actors.shared_run import ClaimFeeder
 from actors.usecases import runs, workers
 from actors.usecases.run_settings import RunSettings
 from coach_tui.cli import main
@@ -74,6 +76,56 @@ async def test_two_workers_share_a_run_and_each_transcript_is_worked_once(store,
     hosts = workers.run_workers(store, run_id)
     assert sum(len(h.workers) for h in hosts) == 2 and all(not w.live for h in hosts for w in h.workers)
     assert a.summary(results["a"]).workers == 2
+
+
+async def test_a_feeder_fills_free_slots_in_one_transaction_and_releases_off_the_event_loop(store, pack):
+    """Claims one transaction per fill, not one per transcript; a done transcript's release is written
+    by the feeder (in its thread, with the next claims), never on the event loop that reported it."""
+    run_id, _ = planned(store, pack, 6)
+    feeder = ClaimFeeder(store, run_id, slots=4, poll_s=0.05)
+    feeder.join()
+    begun: list[bool] = []  # one per transaction: whether it ran on the event loop's thread
+    event.listen(store.engine, "begin", lambda _: begun.append(threading.current_thread() is threading.main_thread()))
+    started: list[str] = []
+
+    async def start(tid: str) -> None:
+        started.append(tid)
+
+    async def until(n: int) -> None:
+        with anyio.fail_after(10):
+            while len(started) < n:
+                await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feeder.work, start, lambda: None)
+        await until(4)
+        assert begun == [False]  # four claims, one transaction, off the loop
+        begun.clear()
+        feeder.finished(started[0])
+        feeder.finished(started[1])
+        assert begun == []  # nothing written where the supervisor reported them
+        await until(6)
+        await anyio.sleep(0.1)
+        assert begun == [False]  # two releases and the two claims that refill the slots: one transaction
+        tg.cancel_scope.cancel()
+    assert len(set(started)) == 6 and feeder.claimed == 6 and feeder.finished_here == 2
+    (mine,) = claims.workers(store, run_id)
+    assert sorted(mine["transcripts"]) == sorted(started[2:])  # the two done ones were given back
+
+
+def test_claim_many_takes_the_free_ones_together_and_gives_back_in_the_same_transaction(store, pack):
+    run_id, _ = planned(store, pack, 5)
+    a, b = Owner("a", "host-a", 1), Owner("b", "host-b", 2)
+    first = claims.claim_many(store, run_id, a, 3)
+    second = claims.claim_many(store, run_id, b, 3)
+    assert len(first) == 3 and len(second) == 2 and not set(first) & set(second)
+    assert claims.claim_many(store, run_id, b, 2) == []  # nothing free
+    back = claims.claim_many(store, run_id, b, 1, release=first[:1])  # only a's own releases count
+    assert back == [] and leases.holder(store, claims.transcript_scope(first[0])).owner == "a"
+    assert claims.claim_many(store, run_id, b, 1, release=[], exclude=()) == []
+    assert claims.claim_many(store, run_id, a, 1, release=first[:1], exclude=first[:1]) == []
+    assert leases.holder(store, claims.transcript_scope(first[0])) is None  # given back
+    assert claims.claim_many(store, run_id, b, 1) == first[:1]
 
 
 async def test_a_claim_taken_over_after_a_stall_is_dropped_at_its_next_step(store, pack):

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import Canned, Recorded, ScriptedServer
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from actors.safety import load_safety_net
 from actors.usecases import workers
 from actors.usecases.run_settings import RunSettings
 from state import claims
 from state import pipeline as db
+from state.leases import Owner
 from state.models import Exchange
 from state.store import Store
 from tests.test_migrations_postgres import pg_server, pg_url  # noqa: F401 - fixtures
@@ -92,3 +93,31 @@ def test_sigkill_one_worker_mid_run_and_the_others_finish_it(
 def _exchanges(store: Store) -> int:
     with store.transaction() as conn:
         return conn.execute(select(func.count()).select_from(Exchange).where(Exchange.assistant != "")).scalar_one()
+
+
+def test_a_claim_locks_only_what_it_takes_so_a_worker_claiming_meanwhile_finds_the_rest(
+    pg_url: str,  # noqa: F811 - the imported fixture
+    pack,
+):
+    """While one worker's claim holds its row locks, another claiming at that instant gets a free transcript
+    (it once found none: the first locked 16 + its done count of rows to take one, and the other slept)."""
+    a_store, b_store = Store(pg_url), Store(pg_url)
+    try:
+        run_id, _ = workers.plan_shared_run(
+            a_store, pack, RunSettings(transcripts=6, seed=8, lengths=LENGTHS, in_flight=2)
+        )
+        ids = sorted(t.id for t in db.run_transcripts(a_store, run_id))
+        a, b = Owner("a", "host-a", 1), Owner("b", "host-b", 2)
+        meanwhile: list[str | None] = []
+
+        def claim_while_locked(conn, cursor, statement, *_):
+            if "FOR UPDATE" in statement and not meanwhile:
+                meanwhile.append(claims.claim_next(b_store, run_id, b))
+
+        event.listen(a_store.engine, "after_cursor_execute", claim_while_locked)
+        done_here = ids[:2]  # transcripts a is done with this pass: left out, not locked
+        assert claims.claim_next(a_store, run_id, a, exclude=done_here) == ids[2]
+        assert meanwhile == [ids[0]]  # b took a free one while a's claim was open
+    finally:
+        a_store.close()
+        b_store.close()

@@ -25,12 +25,14 @@ Rules, each a small pure function below:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from state import pipeline as db
 from state.store import Store
 
+from ..backends.cache_hint import sharing_prefix
 from ..backends.errors import BackendError
 from ..backends.types import Message
 from ..generation.conversation import Turn
@@ -272,25 +274,28 @@ async def assess(
             transcript_text = "\n".join(texts[start:end])
             if len(windows) > 1:
                 transcript_text = f"(Exchanges {start + 1}–{end} of {n}.)\n\n" + transcript_text
-            for c in criteria:
-                key = CallKey(backend.name, start + 1, end, c.id)
-                stored = known.get(key)
-                if stored is not None:
-                    outcome.reused += 1
-                    answer, reasoning, name = stored.answer, stored.reasoning, stored.answered_by or name
-                else:
-                    schema = answer_schema(c.id not in rubric.na_invalid)
-                    answer, reasoning, name = await _ask_one(
-                        router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome
-                    )
-                    if record is not None and answer in VERDICTS:
-                        record(key, Verdict(answer, reasoning, name))
-                window_answers[c.id].append(answer)
-                answered += 1
-                if progress is not None:
-                    progress(answered, total)
-                label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
-                reasons[c.id].append(label + reasoning)
+            # The criteria of one window share its prefix: a local judge keeps them on one context.
+            family = f"judge:{backend.name}:{hashlib.blake2b(transcript_text.encode()).hexdigest()}"
+            with sharing_prefix(family):
+                for c in criteria:
+                    key = CallKey(backend.name, start + 1, end, c.id)
+                    stored = known.get(key)
+                    if stored is not None:
+                        outcome.reused += 1
+                        answer, reasoning, name = stored.answer, stored.reasoning, stored.answered_by or name
+                    else:
+                        schema = answer_schema(c.id not in rubric.na_invalid)
+                        answer, reasoning, name = await _ask_one(
+                            router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome
+                        )
+                        if record is not None and answer in VERDICTS:
+                            record(key, Verdict(answer, reasoning, name))
+                    window_answers[c.id].append(answer)
+                    answered += 1
+                    if progress is not None:
+                        progress(answered, total)
+                    label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
+                    reasons[c.id].append(label + reasoning)
         per_judge[j] = {}
         judge_names[j] = name
         for c in criteria:

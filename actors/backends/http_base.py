@@ -47,16 +47,21 @@ CONNECTIONS_PER_CLIENT = 8
 
 class HttpBackend(Backend):
     def __init__(self, name: str, config: OpenAIConfig | AnthropicConfig) -> None:
-        """Both vendors' configs name the same connection settings; a window not given comes from the model name."""
+        """Both vendors' configs name the same connection settings; a window not given comes from the model name.
+
+        `max_concurrency` is per replica (`replicas`): the backend admits that many calls per base URL.
+        """
         self.config = config
+        urls = [config.base_url] if isinstance(config.base_url, str) else list(config.base_url)
         super().__init__(
             name,
             model=config.model,
-            max_concurrency=config.max_concurrency,
+            max_concurrency=config.max_concurrency * len(urls),
             context_window=config.context_window or default_window(self.kind, config.model),
         )
-        urls = [config.base_url] if isinstance(config.base_url, str) else list(config.base_url)
-        self.replicas = ReplicaSet(urls, rest_s=getattr(config, "replica_rest_s", 30.0))
+        self.replicas = ReplicaSet(
+            urls, rest_s=getattr(config, "replica_rest_s", 30.0), per_replica=config.max_concurrency
+        )
         self.base_url = self.replicas.replicas[0].base_url
         self.timeout_s = config.timeout_s
         self.api_key_env = config.api_key_env

@@ -15,9 +15,12 @@ transcripts, 17 judge questions over one transcript); with a single context
 every switch would evaluate the whole prompt again. Like llama.cpp's own
 server (``--parallel`` with prompt-similarity slot selection), a call here
 takes the free slot whose cached tokens share the longest prefix with its
-prompt. When none shares at least half of it and the pool may grow, a new
-slot is loaded (model weights are memory-mapped; each slot adds its KV
-cache); otherwise the least recently used free slot is taken.
+prompt. When none shares at least half of it, a slot that holds nothing yet
+is taken, or, while the pool may grow, a new slot is loaded (model weights
+are memory-mapped; each slot adds its KV cache); otherwise the least
+recently used free slot is taken. A caller that knows its calls share a
+prefix says so (`cache_hint`: the judge's criteria over one transcript), and
+such a call goes to the slot its family last used whatever the share.
 
 Reporting reuse honestly: each slot wraps ``Llama.eval`` and records how many
 tokens each evaluation took; the first evaluation of a completion is the part
@@ -70,6 +73,8 @@ class Slot:
     eval_sizes: list[int] = field(default_factory=list)
     busy: bool = False
     last_used: float = 0.0
+    family: str | None = None
+    """The prefix family of the last call it served (`cache_hint`): the next call of that family comes here."""
 
     def instrument(self) -> None:
         """Record the size of every ``eval`` call (see module docstring)."""
@@ -165,23 +170,32 @@ class ModelPool:
             self.max_slots = max(self.max_slots, slots)
 
     @contextmanager
-    def checkout(self, tokens: Sequence[int]) -> Iterator[Slot]:
+    def checkout(self, tokens: Sequence[int], family: str | None = None) -> Iterator[Slot]:
         """A slot for this prompt, held for the block (blocking: call from a worker thread)."""
-        slot = self.acquire(tokens)
+        slot = self.acquire(tokens, family)
         try:
             yield slot
         finally:
             self.release(slot)
 
-    def acquire(self, tokens: Sequence[int]) -> Slot:
+    def acquire(self, tokens: Sequence[int], family: str | None = None) -> Slot:
+        """The free slot holding this call's family (see `cache_hint`), else the one sharing the longest prefix
+        when it shares at least half of the prompt, else an unused slot, else a new slot while the pool may
+        grow, else the least recently used."""
         with self._cond:
             while True:
                 free = [s for s in self.slots if not s.busy]
-                best = max(free, key=lambda s: (s.common_prefix(tokens), -s.last_used), default=None)
-                good = best is not None and best.common_prefix(tokens) >= AFFINITY_SHARE * len(tokens)
-                if good or (best is not None and len(self.slots) + self._loading >= self.max_slots):
-                    slot = best if good else min(free, key=lambda s: s.last_used)
-                    slot.busy = True
+                kin = [s for s in free if family is not None and s.family == family]
+                best = max(kin or free, key=lambda s: (s.common_prefix(tokens), -s.last_used), default=None)
+                good = best is not None and (bool(kin) or best.common_prefix(tokens) >= AFFINITY_SHARE * len(tokens))
+                empty = next((s for s in free if s.llm.n_tokens == 0), None)  # as cold as a new one, already loaded
+                if (
+                    good
+                    or empty is not None
+                    or (best is not None and len(self.slots) + self._loading >= self.max_slots)
+                ):
+                    slot = best if good else empty or min(free, key=lambda s: s.last_used)
+                    slot.busy, slot.family = True, family
                     return slot
                 if len(self.slots) + self._loading < self.max_slots:
                     self._loading += 1
@@ -194,7 +208,7 @@ class ModelPool:
                 self._loading -= 1
                 self._cond.notify_all()
         with self._cond:
-            slot.busy = True
+            slot.busy, slot.family = True, family
             slot.index = len(self.slots)
             self.slots.append(slot)
             return slot

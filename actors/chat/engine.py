@@ -164,6 +164,17 @@ class ChatEngine:
         self.last = TurnStats()
         self.steered: dict[int, tuple[str, str]] = {}
         """History index of each user message a reply was steered for → (its words, the instruction)."""
+        self._reading: anyio.Event | None = None
+
+    def expect_reply(self) -> anyio.Event:
+        """An event set once the next reply's prompt is built and handed to the model.
+
+        Why a screen waits for it (briefly) before drawing the message: the drawing lays out
+        the screen, which takes longer the more turns are on it, and a prompt whose last step
+        waited behind it reached the model later the longer the conversation.
+        """
+        self._reading = anyio.Event()
+        return self._reading
 
     async def warm(self) -> None:
         """Load the model and read the system prompt now, while the person is still typing.
@@ -192,28 +203,29 @@ class ChatEngine:
             out.append(Message(role=m.role, content=content))
         return out
 
-    async def _window(self) -> int:
-        if self.backend.kind == "llama_cpp":
-            window = await anyio.to_thread.run_sync(lambda: self.backend.context_window)
-        else:
-            window = self.backend.context_window
-        return min(window, self.context_length) if self.context_length else window
-
-    async def _count(self, messages: list[Message]) -> int:
-        if self.backend.kind == "llama_cpp":
-            return await anyio.to_thread.run_sync(self.backend.count_tokens, messages)
-        return self.backend.count_tokens(messages)
-
     async def fit(self, history: Sequence[ChatMessage], *, reserve: int = 0) -> list[Message]:
         """The prompt for the next reply; moves the window start only when it must, and then far.
 
         ``reserve``: tokens to keep free besides the reply's (the crisis instructions are in the prompt already).
+
+        A local model's window and token counts are read on a worker thread, all in one trip
+        (`fit_now`): each trip back to the event loop waits for whatever the loop is doing,
+        and while a turn starts the loop is drawing the person's message (a layout of the
+        screen, longer the more turns are on it). One trip, not one per count.
         """
-        budget = await self._window() - self.max_tokens - 16 - reserve
+        if self.backend.kind == "llama_cpp":
+            return await anyio.to_thread.run_sync(self.fit_now, history, reserve)
+        return self.fit_now(history, reserve)
+
+    def fit_now(self, history: Sequence[ChatMessage], reserve: int = 0) -> list[Message]:
+        """`fit`, blocking (a local model tokenizes here): call it from a worker thread."""
+        window = self.backend.context_window
+        window = min(window, self.context_length) if self.context_length else window
+        budget = window - self.max_tokens - 16 - reserve
         if self.window_start >= len(history):
             self.window_start = 0
         messages = self.messages(history)
-        if await self._count(messages) <= budget:
+        if self.backend.count_tokens(messages) <= budget:
             return messages
         # Drop whole exchanges from the front until the prompt uses about half the budget,
         # always keeping the newest user message.
@@ -224,7 +236,7 @@ class ChatEngine:
             while start < last_user and history[start].role != "user":
                 start += 1
             messages = self.messages(history, start)
-            if await self._count(messages) <= budget // 2:
+            if self.backend.count_tokens(messages) <= budget // 2:
                 break
         self.window_start = start
         return messages
@@ -262,6 +274,11 @@ class ChatEngine:
         self.last = stats
         cut = StopCutter(self.stops)
         stream = self.backend.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature)
+        if self._reading is not None:
+            # Whoever waits runs once this task next yields: after the stream below has started
+            # its model (a prompt just fitted starts with no trip to a thread; see the backend).
+            self._reading.set()
+            self._reading = None
         try:
             async for piece in stream:
                 if stats.first_token_s is None:

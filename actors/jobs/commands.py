@@ -10,6 +10,7 @@ loads a model.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from state.errors import CoachError
 QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
 """The quantizations the export form offers (the command accepts any llama.cpp knows)."""
 LOSSES = ("all-assistant", "last-reply")
+METHODS = ("sft", "dpo", "grpo")
+"""`coach train --method`: supervised examples, preference pairs, or rubric-rewarded sampling."""
 OVER_LENGTH = ("drop", "truncate-front")
 OVER_LIMIT = ("keep-recent", "drop")
 
@@ -48,6 +51,8 @@ class SliceJob:
     over_limit: str = "keep-recent"
     min_context: int = 3
     seed: int | None = None
+    pairs: Path | None = None
+    """Also write DPO preference pairs here (`coach slice --pairs`)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class TrainJob:
     loss: str = "all-assistant"
     over_length: str | None = None
     resume: bool = False
+    method: str = "sft"
+    from_adapter: str | None = None
+    """dpo/grpo: continue this adapter (a folder, or a finished training run's id) instead of a new one."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ def plan_slice(job: SliceJob, *, passed_transcripts: int) -> JobPlan:
     _at_least("Min context", job.min_context, 1)
     _at_least("Seed", job.seed, 0)
     _one_of("Over limit", job.over_limit, OVER_LIMIT)
+    pairs = _pairs_file(job.pairs, out)
     if passed_transcripts < 1:
         raise FieldProblem(
             "Out", "no passed transcripts in this workspace to slice: run and curate first, or coach import them"
@@ -110,7 +119,46 @@ def plan_slice(job: SliceJob, *, passed_transcripts: int) -> JobPlan:
     args += ["--over-limit", job.over_limit, "--min-context", str(job.min_context)]
     if job.seed is not None:
         args += ["--seed", str(job.seed)]
-    return JobPlan("slice", f"slice {passed_transcripts} passed transcript(s) → {out.name}", tuple(args))
+    if pairs is not None:
+        args += ["--pairs", str(pairs.resolve())]
+    also = f" and pairs → {pairs.name}" if pairs is not None else ""
+    return JobPlan("slice", f"slice {passed_transcripts} passed transcript(s) → {out.name}{also}", tuple(args))
+
+
+def _pairs_file(pairs: Path | None, out: Path) -> Path | None:
+    """The pairs file a slice also writes, checked as `Out` is; blank means none."""
+    if pairs is None or not str(pairs).strip():
+        return None
+    pairs = pairs.expanduser()
+    if pairs.is_dir():
+        raise FieldProblem("Pairs", f"{pairs} is a folder; give a file name such as preference_pairs.jsonl")
+    if not pairs.parent.is_dir():
+        raise FieldProblem("Pairs", f"no folder {pairs.parent} to write into")
+    if pairs.resolve() == out.resolve():
+        raise FieldProblem("Pairs", "the pairs need a file of their own, not the examples' file")
+    return pairs
+
+
+def _first_record(data: Path) -> dict | None:
+    """The data file's first non-blank line as JSON, or None when it is not a JSON object (the command says why)."""
+    try:
+        with data.open(encoding="utf-8") as lines:
+            line = next((line for line in lines if line.strip()), "")
+        record = json.loads(line)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _check_data_fits_method(data: Path, method: str) -> None:
+    """SFT reads examples (`messages`), DPO reads pairs (`prompt`/`chosen`/`rejected`): the likeliest mix-up."""
+    record = _first_record(data)
+    if record is None:
+        return
+    if method == "dpo" and "messages" in record and "chosen" not in record:
+        raise FieldProblem("Data", f"{data.name} holds SFT examples; dpo trains on preference pairs (slice with Pairs)")
+    if method == "sft" and "chosen" in record and "messages" not in record:
+        raise FieldProblem("Data", f"{data.name} holds preference pairs; sft trains on examples (or choose dpo)")
 
 
 def preset_names(presets_file: Path | None = None) -> list[str]:
@@ -142,7 +190,15 @@ def plan_train(job: TrainJob, *, presets_file: Path | None = None) -> JobPlan:
         raise FieldProblem("Validation", f"a fraction from 0 up to (not including) 1, not {job.val_fraction}")
     _one_of("Loss", job.loss, LOSSES)
     _one_of("Over length", job.over_length, OVER_LENGTH)
-    args = ["train", "--data", str(data.resolve()), "--preset", job.preset, "--loss", job.loss]
+    _one_of("Method", job.method, METHODS)
+    _check_data_fits_method(data, job.method)
+    from_adapter = (job.from_adapter or "").strip()
+    if from_adapter and job.method == "sft":
+        raise FieldProblem("From adapter", "only dpo and grpo continue an adapter; leave it blank for sft")
+    args = ["train", "--data", str(data.resolve()), "--preset", job.preset]
+    args += ["--loss", job.loss] if job.method == "sft" else ["--method", job.method]
+    if from_adapter:
+        args += ["--from-adapter", from_adapter]
     if job.steps is not None:
         args += ["--steps", str(job.steps)]
     if job.val_fraction is not None:
@@ -154,7 +210,8 @@ def plan_train(job: TrainJob, *, presets_file: Path | None = None) -> JobPlan:
     if presets_file is not None:
         args += ["--presets", str(Path(presets_file).resolve())]
     resumed = " (resume)" if job.resume else ""
-    return JobPlan("train", f"train {job.preset} on {data.name}{resumed}", tuple(args))
+    method = "" if job.method == "sft" else f" ({job.method})"
+    return JobPlan("train", f"train {job.preset}{method} on {data.name}{resumed}", tuple(args))
 
 
 def plan_export(job: ExportJob, *, finished_runs: dict[str, str]) -> JobPlan:

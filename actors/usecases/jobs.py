@@ -26,6 +26,7 @@ from pathlib import Path
 from actors.jobs import records
 from actors.jobs.commands import (
     LOSSES,
+    METHODS,
     OVER_LENGTH,
     OVER_LIMIT,
     QUANTS,
@@ -50,6 +51,7 @@ __all__ = [
     "FAILED",
     "FINISHED",
     "LOSSES",
+    "METHODS",
     "OVER_LENGTH",
     "OVER_LIMIT",
     "QUANTS",
@@ -64,6 +66,7 @@ __all__ = [
     "SliceJob",
     "TrainJob",
     "compare_defaults",
+    "default_preference_pairs",
     "default_training_data",
     "exit_text",
     "exportable_runs",
@@ -214,6 +217,11 @@ def stop_job(workspace: Path, job_id: str) -> Job:
 def default_training_data(workspace: Path) -> Path:
     """Where the slice form writes and the train form reads, unless a person types another file."""
     return Path(workspace) / "training_data.jsonl"
+
+
+def default_preference_pairs(workspace: Path) -> Path:
+    """Where the slice form offers to write DPO pairs, and the train form reads them for dpo."""
+    return Path(workspace) / "preference_pairs.jsonl"
 
 
 def exportable_runs(store: Store) -> dict[str, str]:

@@ -32,6 +32,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
+from actors import heap
 from actors.safety import load_safety_net
 from state import claims, db_errors
 from state import pipeline as db
@@ -318,6 +319,8 @@ class RunSession:
         await anyio.to_thread.run_sync(load_safety_net, self.pack)
         if self.preload_models:
             await load_models(self.router)
+        heap.tune()
+        heap.settle()  # the net, the pack and the models live as long as the run: out of the collector's sight
         self.supervisor = Supervisor(
             self.store,
             self.router,

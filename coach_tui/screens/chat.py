@@ -36,6 +36,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import Worker, WorkerState
 
+from actors import heap
 from actors.backends.bundled import BUNDLED
 from actors.backends.errors import BackendError
 from actors.chat.chat_format import PromptFormat, describe_model, is_server_model, resolve_chat_format
@@ -47,7 +48,6 @@ from actors.safety import SafetyNet, load_safety_net
 from state.chat import Conversation
 from state.errors import CoachError
 
-from .. import heap
 from ..widgets.app_header import AppHeader
 from ..widgets.chat_log import FLUSH_S, ChatLog, ReplyStream
 from ..widgets.conversation_list import ConversationList

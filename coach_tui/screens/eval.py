@@ -76,7 +76,7 @@ class EvalScreen(JobHostScreen):
             self.live = False
             self.query_one(EvalReport).show_hint()
             return
-        self.selected = table.selected_id
+        self.selected = table.selected_key
         self.load_report(self.selected)
 
     @work(exclusive=True, group="eval-report", exit_on_error=False)

@@ -22,6 +22,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from actors.usecases.jobs import (
     LOSSES,
+    METHODS,
     OVER_LENGTH,
     OVER_LIMIT,
     QUANTS,
@@ -162,11 +163,21 @@ class SliceForm(JobForm):
         "Over limit": "over-limit",
         "Min context": "min-context",
         "Seed": "seed",
+        "Pairs": "pairs",
     }
 
-    def __init__(self, out: Path, passed_transcripts: int, *, max_tokens: int = 120_000, min_context: int = 3):
+    def __init__(
+        self,
+        out: Path,
+        passed_transcripts: int,
+        *,
+        max_tokens: int = 120_000,
+        min_context: int = 3,
+        pairs_hint: Path | None = None,
+    ):
         super().__init__()
         self.out, self.passed, self.max_tokens, self.min_context = out, passed_transcripts, max_tokens, min_context
+        self.pairs_hint = pairs_hint
 
     def compose_fields(self) -> ComposeResult:
         yield Label("Out")
@@ -181,9 +192,14 @@ class SliceForm(JobForm):
         yield _input(self.min_context, "min-context", type="integer")
         yield Label("Seed")
         yield _input(None, "seed", "the pack's slicing seed")
+        yield Label("Pairs")
+        yield _input(None, "pairs", "also write DPO preference pairs to this file (blank: none)")
 
     def hint(self) -> str:
-        return f"{self.passed} passed transcript(s) in this workspace. Re-slicing replaces the previous examples."
+        pairs = f" Pairs for coach train --method dpo, e.g. {self.pairs_hint}" if self.pairs_hint else ""
+        return (
+            f"{self.passed} passed transcript(s) in this workspace. Re-slicing replaces the previous examples.{pairs}"
+        )
 
     def plan(self) -> JobPlan:
         job = SliceJob(
@@ -192,6 +208,7 @@ class SliceForm(JobForm):
             over_limit=self.choice("over-limit"),
             min_context=whole("Min context", self.value("min-context")),
             seed=whole("Seed", self.value("seed"), optional=True),
+            pairs=Path(self.value("pairs")) if self.value("pairs") else None,
         )
         return plan_slice(job, passed_transcripts=self.passed)
 
@@ -204,15 +221,21 @@ class TrainForm(JobForm):
     FIELDS: ClassVar = {
         "Data": "data",
         "Preset": "preset",
+        "Method": "method",
+        "From adapter": "from-adapter",
         "Steps": "steps",
         "Validation": "val-fraction",
         "Loss": "loss",
         "Over length": "over-length",
     }
 
-    def __init__(self, data: Path, presets: list[str], *, presets_file: Path | None = None) -> None:
+    def __init__(
+        self, data: Path, presets: list[str], *, presets_file: Path | None = None, pairs: Path | None = None
+    ) -> None:
         super().__init__()
         self.data, self.presets, self.presets_file = data, presets, presets_file
+        self.pairs = pairs
+        """The default pairs file: picking dpo swaps it in for the untouched default examples file."""
 
     def compose_fields(self) -> ComposeResult:
         yield Label("Data")
@@ -220,6 +243,10 @@ class TrainForm(JobForm):
         yield Label("Preset")
         default = "tiny" if "tiny" in self.presets else (self.presets[0] if self.presets else Select.BLANK)
         yield Select([(p, p) for p in self.presets], value=default, allow_blank=False, id="preset", compact=True)
+        yield Label("Method")
+        yield Select([(m, m) for m in METHODS], value=METHODS[0], allow_blank=False, id="method", compact=True)
+        yield Label("From adapter")
+        yield _input(None, "from-adapter", "dpo/grpo: a run id or adapter folder (blank: new)")
         yield Label("Steps")
         yield _input(None, "steps", "the preset's")
         yield Label("Validation")
@@ -238,7 +265,20 @@ class TrainForm(JobForm):
         yield Checkbox("continue the last unfinished run of this data", id="resume", compact=True)
 
     def hint(self) -> str:
-        return "tiny: the bundled Gemma 3 270M, minutes on a CPU. The loss plot follows the run as it trains."
+        return (
+            "tiny: the bundled Gemma 3 270M, minutes on a CPU. The loss plot follows the run as it trains. "
+            "sft reads examples, dpo the pairs a slice with Pairs writes, grpo either (the judge scores samples)."
+        )
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        """dpo reads pairs: swap the default file in (and back for sft), never a file a person typed."""
+        if event.select.id != "method" or self.pairs is None:
+            return
+        data = self.query_one("#data", Input)
+        if event.value == "dpo" and data.value == str(self.data):
+            data.value = str(self.pairs)
+        elif event.value == "sft" and data.value == str(self.pairs):
+            data.value = str(self.data)
 
     def plan(self) -> JobPlan:
         over = self.choice("over-length")
@@ -251,6 +291,8 @@ class TrainForm(JobForm):
             loss=self.choice("loss"),
             over_length=None if over == NO_OVER_LENGTH else over,
             resume=self.query_one("#resume", Checkbox).value,
+            method=self.choice("method"),
+            from_adapter=self.value("from-adapter") or None,
         )
         return plan_train(job, presets_file=self.presets_file)
 

@@ -126,8 +126,8 @@ class MonitorScreen(Screen):
         self._show_workers()
         self.query_one(RejectionSummary).show(state, self._criterion_names())
         self._show_log()
-        if table.row_count and table.selected_id != self._selected:
-            await self._load_selected(table.selected_id)
+        if table.row_count and table.selected_key != self._selected:
+            await self._load_selected(table.selected_key)
         elif self._selected:
             await self._refresh_selected(exchanges=True, rubric=True)
             self._show_header()
@@ -336,7 +336,7 @@ class MonitorScreen(Screen):
     def action_resume_run(self) -> None:
         runs = self.query_one(RunsTable)
         tabs = self.query_one(TabbedContent)
-        run_id = runs.selected_id if tabs.active == "tab-history" else self.app.controller.state.run_id
+        run_id = runs.selected_key if tabs.active == "tab-history" else self.app.controller.state.run_id
         self.app.resume_run(run_id)
 
     def action_toggle_follow(self) -> None:

@@ -259,7 +259,7 @@ class OptimizeScreen(RunFollowingScreen):
             self.selected, self.shown, self.live = None, None, False
             self.query_one(OptimizeDetail).show_empty()
             return
-        self.selected = table.selected_id
+        self.selected = table.selected_key
         self.load_run(self.selected)
 
     @work(exclusive=True, group="optimize-run", exit_on_error=False)

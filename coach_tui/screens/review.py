@@ -145,7 +145,7 @@ class ReviewScreen(Screen):
         self.query_one("#review-count", Static).update(
             f"{len(rows)} shown · [b]{pending}[/b] pending" if rows or pending else ""
         )
-        self._show(table.selected_id)
+        self._show(table.selected_key)
 
     def _update_criteria(self) -> None:
         """The criterion filter offers every rubric criterion and every artifact kind seen so far."""
@@ -245,7 +245,7 @@ class ReviewScreen(Screen):
         return f"{run_id} {short_id(transcript_id)}" if run_id else transcript_id
 
     def action_decide(self, accept: bool) -> None:
-        fixup_id = self.query_one(FixupList).selected_id
+        fixup_id = self.query_one(FixupList).selected_key
         if fixup_id is None:
             self.notify("Nothing selected.", severity="warning")
             return
@@ -301,12 +301,12 @@ class ReviewScreen(Screen):
         self.reload()
         if table.row_count:
             table.move_cursor(row=min(row if self._filters()[1] == "pending" else row + 1, table.row_count - 1))
-            self._show(table.selected_id)
+            self._show(table.selected_key)
 
     def action_undo(self) -> None:
         """Take back the selected decision when one is shown, else the newest made here."""
         table = self.query_one(FixupList)
-        selected = table.selected_id
+        selected = table.selected_key
         if selected is not None and curation.fixup_detail(self.app.store, selected).fixup.decision != "pending":
             fixup_id = selected
         elif self._decided:
@@ -362,6 +362,6 @@ class ReviewScreen(Screen):
         select.action_show_overlay()
 
     def action_open_transcript(self) -> None:
-        fixup_id = self.query_one(FixupList).selected_id
+        fixup_id = self.query_one(FixupList).selected_key
         if fixup_id is not None:
             self.app.open_transcript(curation.fixup_detail(self.app.store, fixup_id).fixup.transcript_id)

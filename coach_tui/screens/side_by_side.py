@@ -13,6 +13,14 @@ again brings the pair back. Models are built as the single chat builds them
 (a GGUF is prompted in the format `chat_format` decides, before it loads) and
 warmed while the person types, both at once.
 
+A turn asks the models first and draws second: laying out the screen costs more
+the more turns are on it, and a prompt that waited behind it (five trips
+between the event loop and a worker thread, three layouts) reached the model
+later the longer the conversation — the time to the first token at turn 20 was
+1.8× turn 1's though llama.cpp read only the newest message. Now the prompt is
+handed over within a trip, and the message drawn (one mount per column) while
+the models read it.
+
 While the replies stream, one timer draws what both columns received since
 its last tick (`chat_log.FLUSH_S`): two columns drawn in the same tick cost one
 layout of the screen, two columns on timers of their own cost two.
@@ -48,6 +56,9 @@ from ..widgets.chat_column import ChatColumn
 from ..widgets.chat_log import FLUSH_S
 from ..widgets.crisis_panel import CrisisPanel
 
+DRAW_WAIT_S = 0.1
+"""The longest a sent message waits to be drawn for both models to start reading it (usually ~10 ms)."""
+
 
 class SideBySideScreen(Screen):
     DEFAULT_CSS = """
@@ -74,6 +85,7 @@ class SideBySideScreen(Screen):
         self._engine_lock = anyio.Lock()
         self._reply_worker: Worker | None = None
         self._flusher: Timer | None = None
+        self._columns: tuple[ChatColumn, ...] = ()
         self.warmed = False
         """Both models' warm-up has ended (ready, or each column said why not)."""
         self._typed, self._send_typed = typed, send_typed
@@ -81,7 +93,8 @@ class SideBySideScreen(Screen):
 
     @property
     def columns(self) -> list[ChatColumn]:
-        return list(self.query(ChatColumn))
+        """The two columns, left then right (kept, not queried: the flush timer asks ten times a second)."""
+        return list(self._columns)
 
     def compose(self) -> ComposeResult:
         yield AppHeader("chat")
@@ -90,9 +103,9 @@ class SideBySideScreen(Screen):
             "[b]Side by side[/b] · esc stops both, again leaves · crisis? [b]ctrl+r[/b] support lines"
         )
         yield Static(note, id="pair-note")
+        self._columns = (ChatColumn(left, id="column-left"), ChatColumn(right, id="column-right"))
         with Horizontal(id="pair-columns"):
-            yield ChatColumn(left, id="column-left")
-            yield ChatColumn(right, id="column-right")
+            yield from self._columns
         yield CrisisPanel("", id="crisis")
         yield Input(placeholder="Write here — enter sends to both models", id="pair-input")
         yield Static("", id="pair-status")
@@ -166,21 +179,35 @@ class SideBySideScreen(Screen):
         await self.send(text)
 
     async def send(self, text: str) -> None:
-        """Record the message in both conversations (read once by the crisis net), then both replies."""
+        """Record the message in both conversations (read once by the crisis net), start both replies, draw.
+
+        The models start before the message is drawn (the screen waits for both prompts to be
+        handed over, at most `DRAW_WAIT_S`), and each column draws the message and its empty
+        reply in one mount: drawing lays out the screen, which costs more the more turns are on
+        it, and while the prompt waited for it the time to the first token grew with the
+        conversation (about 1.8× by turn 20). Now the prompt is read while the screen draws.
+        """
         turn = self.pair.send(text)
         self.generating = True  # from the moment the message is recorded until both replies are drawn
+        for column in self.columns:
+            column.begin_turn(text)
+        reading = [engine.expect_reply() for engine in self.engines or ()]
+        self._reply_worker = self.respond(turn)
+        with anyio.move_on_after(DRAW_WAIT_S):  # a model that is slow to start does not hold the screen
+            for started in reading:
+                await started.wait()
+        mounts = [column.draw_turn() for column in self.columns]  # both before either is awaited: one layout
         if turn.flagged:
             self._show_crisis()
+        for mounted in mounts:
+            await mounted
         for column in self.columns:
-            await column.add_user(text)
-        self._reply_worker = self.respond(turn)
+            column.turn_drawn()
 
     @work(exclusive=True, group="pair-reply", exit_on_error=False)
     async def respond(self, turn: PairTurn) -> None:
-        """Both replies at once, each streaming into its column; saved as each ended."""
+        """Both replies at once, each streaming into its column (begun by `send`); saved as each ended."""
         columns = self.columns
-        for column in columns:
-            await column.start_reply()
         self._streaming(True)
         self._status("thinking…")
 

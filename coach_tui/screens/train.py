@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer
 
-from actors.usecases.jobs import default_training_data, exportable_runs, preset_names
+from actors.usecases.jobs import default_preference_pairs, default_training_data, exportable_runs, preset_names
 from actors.usecases.training import (
     TrainingSnapshot,
     run_marker,
@@ -88,7 +88,7 @@ class TrainScreen(JobHostScreen):
             self.selected, self.shown, self.live = None, None, False
             self.query_one(TrainDetail).show_empty(*training_data_ready(store))
             return
-        self.selected = table.selected_id
+        self.selected = table.selected_key
         self.load_run(self.selected)
 
     @work(exclusive=True, group="train-run", exit_on_error=False)
@@ -142,7 +142,10 @@ class TrainScreen(JobHostScreen):
 
     def action_slice_form(self) -> None:
         passed, _examples = training_data_ready(self.app.store)
-        self.open_form(SliceForm(default_training_data(self.app.context.workspace), passed))
+        workspace = self.app.context.workspace
+        self.open_form(
+            SliceForm(default_training_data(workspace), passed, pairs_hint=default_preference_pairs(workspace))
+        )
 
     def action_train_form(self) -> None:
         try:
@@ -150,7 +153,8 @@ class TrainScreen(JobHostScreen):
         except CoachError as err:
             self.notify(str(err), severity="error")
             return
-        self.open_form(TrainForm(default_training_data(self.app.context.workspace), presets))
+        workspace = self.app.context.workspace
+        self.open_form(TrainForm(default_training_data(workspace), presets, pairs=default_preference_pairs(workspace)))
 
     def action_export_form(self) -> None:
         runs = exportable_runs(self.app.store)

@@ -20,9 +20,13 @@ all of it.
 
 from __future__ import annotations
 
+import time
+
+import anyio
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.widget import AwaitMount
 from textual.widgets import Static
 
 from actors.chat.chat_format import describe_model
@@ -76,6 +80,11 @@ class ChatColumn(Vertical):
         self._ended = True
         """The reply has been drawn to its end (True between replies)."""
         self.replies_started = 0
+        self._said = ""
+        self._drawn = anyio.Event()
+        self._drawn.set()
+        self.first_piece_at: float | None = None
+        """`time.perf_counter()` when this reply's first piece reached the column (None before)."""
 
     def compose(self) -> ComposeResult:
         yield Static(describe_model(self.model), classes="column-title", markup=False)
@@ -121,22 +130,39 @@ class ChatColumn(Vertical):
         await log.remove_children(old)
         await self._count_earlier(len(said) - SHOWN_TURNS)
 
-    async def add_user(self, text: str) -> None:
-        await self.chat_log.add_user(text)
+    def begin_turn(self, text: str) -> None:
+        """A new reply, ready to be written into at once, before anything is drawn (see `draw_turn`).
 
-    async def start_reply(self) -> None:
-        """An empty reply under the person's message, ready to be written into."""
+        The screen starts the models between the two: pieces that arrive before the reply is
+        drawn wait in its stream for the next `flush`.
+        """
         self.replies_started += 1
-        self.reply = await self.chat_log.add_reply()
+        self.reply = AssistantSaid("")
         self._stream = ReplyStream(self.reply)
         self._ended = False
+        self.first_piece_at = None
+        self._said = text
+        self._drawn = anyio.Event()
         self.set_status("thinking…")
+
+    def draw_turn(self) -> AwaitMount:
+        """The person's message with the empty reply under it, in one mount (`ChatLog.add_turn`).
+
+        Call `turn_drawn` once the mount has been awaited: a reply that ends before then (a
+        model that fails at once) waits for it, so its note lands under the message.
+        """
+        assert self.reply is not None, "begin_turn first"
+        return self.chat_log.add_turn(self._said, self.reply)
+
+    def turn_drawn(self) -> None:
+        self._drawn.set()
 
     async def write(self, piece: str) -> None:
         """Take a piece; it is drawn at the next `flush` with the others that arrived (see the module docstring)."""
         if self._stream is None:
             return
         if not self._stream.written:
+            self.first_piece_at = time.perf_counter()
             self.set_status("writing…")
         self._stream.write(piece)
 
@@ -151,6 +177,8 @@ class ChatColumn(Vertical):
         Once per reply: called when the column's model finishes, and again when the turn ends.
         ``started``: the `replies_started` count of the reply meant (a late call ends no later one).
         """
+        if not self._drawn.is_set():
+            await self._drawn.wait()
         if self._ended or (started is not None and started != self.replies_started):
             return
         self._ended = True

@@ -19,6 +19,7 @@ from __future__ import annotations
 import anyio
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.widget import AwaitMount
 from textual.widgets import Markdown, Static
 
 from actors.chat.chat_format import describe_model
@@ -67,8 +68,14 @@ class ReplyStream:
             self.written = True
 
     async def flush(self) -> None:
-        """Draw what arrived since the last flush (after any flush still drawing)."""
+        """Draw what arrived since the last flush (after any flush still drawing).
+
+        A reply still being mounted keeps its pieces for the next flush: the turn's model starts
+        before its placeholder is drawn (see `ChatLog.add_turn`).
+        """
         async with self._lock:
+            if not self.reply.is_mounted:
+                return
             text, self._pending = "".join(self._pending), []
             if text:
                 await self.reply.append(text)
@@ -146,6 +153,20 @@ class ChatLog(VerticalScroll):
             await empty.remove()
         await self.mount(YouSaid(text))
         self.scroll_end(animate=False)
+
+    def add_turn(self, text: str, reply: AssistantSaid) -> AwaitMount:
+        """The person's message and the (empty) reply under it, mounted in one go.
+
+        Why one mount, not two: every mount into the log restyles the log's children and lays
+        out the screen, and with a few turns on screen that is tens of milliseconds of the event
+        loop, spent while the models read the prompt. One mount is one layout, whatever the
+        history. Not awaited here, so the caller can start the models first.
+        """
+        for empty in self.query("#chat-empty"):
+            empty.remove()
+        mounted = self.mount_all([YouSaid(text), reply])
+        self.anchor()
+        return mounted
 
     async def add_reply(self) -> AssistantSaid:
         reply = AssistantSaid("")

@@ -83,7 +83,7 @@ class FixupList(DataTable):
         self.move_cursor(row=min(max(index, 0), len(fixups) - 1))
 
     @property
-    def selected_id(self) -> int | None:
+    def selected_key(self) -> int | None:
         if not self.row_count:
             return None
         return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)

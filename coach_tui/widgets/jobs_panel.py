@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from actors.usecases.jobs import Job, exit_text, log_tail
 
 from ..formatting import duration
+from .keyed_table import KeyedTable
 
 STATE_STYLE = {
     "running": "green",
@@ -48,7 +49,7 @@ def _started(job: Job) -> str:
     return local.strftime("%H:%M:%S" if local.date() == today else "%m-%d %H:%M")
 
 
-class JobsTable(DataTable):
+class JobsTable(KeyedTable):
     DEFAULT_CSS = "JobsTable { height: auto; max-height: 4; }"
     COLUMNS = ("what", "status", "exit", "started", "time", "job")
 
@@ -68,19 +69,12 @@ class JobsTable(DataTable):
         rows = [(job.id, *map(str, self.cells(job))) for job in jobs]
         if rows == self._shown:
             return
-        keep = self.selected_id
+        keep = self.selected_key
         self._shown = rows
         self.clear()
         for job in jobs:
             self.add_row(*self.cells(job), key=job.id)
-        if keep is not None and keep in self.rows:
-            self.move_cursor(row=self.get_row_index(keep), scroll=False)
-
-    @property
-    def selected_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        self.keep_cursor_on(keep)
 
 
 class JobsPanel(Vertical):
@@ -103,7 +97,7 @@ class JobsPanel(Vertical):
 
     @property
     def selected(self) -> Job | None:
-        chosen = self.query_one(JobsTable).selected_id
+        chosen = self.query_one(JobsTable).selected_key
         return next((j for j in self.jobs if j.id == chosen), None)
 
     def show(self, jobs: list[Job]) -> None:

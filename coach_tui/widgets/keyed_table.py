@@ -8,6 +8,7 @@ refresh, not back on the first one.
 from __future__ import annotations
 
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
 
 
 class KeyedTable(DataTable):
@@ -16,7 +17,10 @@ class KeyedTable(DataTable):
         """The key of the row under the cursor; None on an empty table."""
         if not self.row_count:
             return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except CellDoesNotExist:  # a table shrinking under the cursor has no row there for a moment
+            return None
 
     def keep_cursor_on(self, key: str | None) -> None:
         """Put the cursor back on the row `key` after a refresh, when it is still there."""

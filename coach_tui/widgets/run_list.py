@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.widgets import DataTable
+
+from .keyed_table import KeyedTable
 
 RUN_STATUS_STYLE = {
     "running": "green",
@@ -24,7 +25,7 @@ def run_status_text(status: str) -> Text:
     return Text(status, style=RUN_STATUS_STYLE.get(status, ""))
 
 
-class RunList(DataTable):
+class RunList(KeyedTable):
     DEFAULT_CSS = "RunList { height: auto; max-height: 8; }"
     COLUMNS: ClassVar[tuple[str, ...]] = ()
 
@@ -45,11 +46,4 @@ class RunList(DataTable):
         self.clear()
         for run in runs:
             self.add_row(*self.cells(run), key=run.id)
-        if keep is not None and keep in self.rows:
-            self.move_cursor(row=self.get_row_index(keep), scroll=False)
-
-    @property
-    def selected_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        self.keep_cursor_on(keep)

@@ -15,6 +15,8 @@ from actors.usecases.runs import owner_of
 from state.run_index import recent_runs
 from state.store import Store
 
+from .keyed_table import KeyedTable
+
 STATUS_STYLE = {
     "running": "green",
     "running elsewhere": "cyan",
@@ -32,7 +34,7 @@ def shown_status(store: Store, run_id: str, status: str, live_here: str | None) 
     return "running elsewhere" if owner_of(store, run_id) is not None else "interrupted"
 
 
-class RunsTable(DataTable):
+class RunsTable(KeyedTable):
     DEFAULT_CSS = "RunsTable { height: 1fr; }"
 
     class Chosen(Message):
@@ -64,12 +66,6 @@ class RunsTable(DataTable):
                 text,
                 key=run.id,
             )
-
-    @property
-    def selected_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

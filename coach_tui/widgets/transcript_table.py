@@ -9,11 +9,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual import events
 from textual.message import Message
-from textual.widgets import DataTable
 
 from state.status import TranscriptStatus as S
 
 from ..run_state import RunState, TranscriptRow
+from .keyed_table import KeyedTable
 
 STATUS_STYLE = {
     S.PLANNED: "dim",
@@ -62,7 +62,7 @@ def _cells(row: TranscriptRow) -> tuple:
     return (short_id(row.id), status_text(row.status), f"{row.exchanges}/{row.target}", score)
 
 
-class TranscriptTable(DataTable):
+class TranscriptTable(KeyedTable):
     DEFAULT_CSS = "TranscriptTable { height: 1fr; }"
 
     class UserMoved(Message):
@@ -106,12 +106,11 @@ class TranscriptTable(DataTable):
 
     def show_all(self, state: RunState) -> None:
         """Replace every row (a different run, or catching up after being hidden)."""
-        selected = self.selected_id
+        selected = self.selected_key
         self.clear()
         for tid in sorted(state.rows):
             self.add_row(*_cells(state.rows[tid]), key=tid)
-        if selected in state.rows:
-            self.move_cursor(row=self.get_row_index(selected), scroll=False)
+        self.keep_cursor_on(selected)
 
     def show_rows(self, state: RunState, ids: set[str]) -> None:
         for tid in ids:
@@ -123,15 +122,6 @@ class TranscriptTable(DataTable):
                 return
             for column, value in zip(COLUMNS[1:], _cells(row)[1:], strict=True):
                 self.update_cell(tid, column, value)
-
-    @property
-    def selected_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # noqa: BLE001 - an empty or shrinking table has no cursor row
-            return None
 
     def select(self, transcript_id: str) -> None:
         if transcript_id in self.rows:

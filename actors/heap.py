@@ -1,4 +1,4 @@
-"""The garbage collector's settings for a screen that stays responsive while it streams.
+"""The garbage collector's settings for a process that must stay responsive: the app, and a run.
 
 Why: Textual allocates tens of thousands of small container objects per frame (each
 rendered line of text carries seven little caches), and most of them outlive the
@@ -10,6 +10,12 @@ lock held: 100–400 ms during which the screen drew nothing (measured with
 `benchmarks/bench_tui.py`, figures a and b). Fewer, larger young collections
 cost less in all (short-lived objects die before one sees them), and what is
 loaded once for the whole session is frozen out of the collector's sight.
+
+A run has the same problem without a screen: its event loop carries every
+transcript in flight, and a full collection (138 ms with the crisis net loaded,
+`benchmarks/bench_supervisor.py`) stalls all of them at once; young collections
+took another 1.5 % of its CPU. A run's start-up (`actors.usecases.runs`) uses
+the same settings once the net and the models are loaded.
 
 Cyclic garbage that survives into the oldest generation now waits longer for a
 full collection; that is memory, bounded by how often one still runs, not time
@@ -26,7 +32,7 @@ those, a full one after 100 middle ones (and only when the survivors grew by a q
 
 
 def tune() -> None:
-    """Use `THRESHOLDS` (once, when the app starts)."""
+    """Use `THRESHOLDS` (when the app or a run starts)."""
     gc.set_threshold(*THRESHOLDS)
 
 
