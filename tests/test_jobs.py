@@ -205,6 +205,10 @@ def test_train_method_reads_the_data_it_trains_on_and_only_dpo_or_grpo_continue_
     examples.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     pairs = tmp_path / "preference_pairs.jsonl"
     pairs.write_text('\n{"prompt": [{"role": "user", "content": "hi"}], "chosen": "a", "rejected": "b"}\n')
+    missing = tmp_path / "preference_pairs.jsonl.missing"
+    assert field_of(lambda: plan_train(TrainJob(data=missing, method="dpo")))[1].endswith(
+        "(slice with a Pairs file first: s on this screen)"
+    )
     field, message = field_of(lambda: plan_train(TrainJob(data=examples, method="dpo")))
     assert field == "Data" and "SFT examples" in message and "Pairs" in message
     field, message = field_of(lambda: plan_train(TrainJob(data=pairs)))

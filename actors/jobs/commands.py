@@ -174,7 +174,8 @@ def plan_train(job: TrainJob, *, presets_file: Path | None = None) -> JobPlan:
     if not str(job.data).strip():
         raise FieldProblem("Data", "give the training data file (coach slice writes it)")
     if not data.exists():
-        raise FieldProblem("Data", f"no such file: {data} (slice first: s on this screen)")
+        first = "slice with a Pairs file first" if job.method == "dpo" else "slice first"
+        raise FieldProblem("Data", f"no such file: {data} ({first}: s on this screen)")
     if not data.is_file():
         raise FieldProblem("Data", f"{data} is not a file")
     if data.stat().st_size == 0:
