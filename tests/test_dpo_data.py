@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from actors.training.data import DataError, OverLengthError
 from actors.training.dpo import prepare_pairs, read_pairs
-from actors.training.grpo import read_prompts
+from actors.training.grpo import prepare_prompts, read_prompts
 from actors.training.recipe import TrainRequest, plan_training
 from coach_tui.cli import main
 from coach_tui.commands.train import train_cmd
@@ -75,6 +75,19 @@ def test_over_long_pairs_stop_the_run_unless_told_to_drop_or_trim(tmp_path):
     kept = trimmed.rows[1]["prompt"]
     assert kept[0] == SYSTEM and kept[-1]["content"] == "question 2" and len(kept) < len(pair(2, 3)["prompt"])
     assert "training on 2 preference pair(s)" in "\n".join(trimmed.report.lines())
+
+
+def test_grpo_prompts_leave_room_for_the_completion_and_follow_the_over_length_policy(tmp_path):
+    path = write(tmp_path / "pairs.jsonl", [pair(1), pair(2, history=3)])
+    tokenizer = WordTokenizer()  # pair(1)'s prompt is 11 tokens, pair(2, 3)'s 83
+    with pytest.raises(OverLengthError, match="nothing is truncated silently"):
+        prepare_prompts(path, tokenizer, 40, None, completion_tokens=10)
+    dropped = prepare_prompts(path, tokenizer, 40, "drop", completion_tokens=10)
+    assert len(dropped.rows) == 1 and (dropped.report.over, dropped.report.dropped) == (1, 1)
+    trimmed = prepare_prompts(path, tokenizer, 40, "truncate-front", completion_tokens=10)
+    assert (trimmed.report.truncated, trimmed.report.exchanges_removed) == (1, 3)  # 59, then 35, then 11 fit 30
+    assert trimmed.rows[1]["prompt"] == [SYSTEM, {"role": "user", "content": "question 2"}]
+    assert trimmed.report.longest == 93 and trimmed.report.total_tokens == 22  # the prompts, not their completions
 
 
 def test_grpo_takes_the_distinct_prompts_of_either_file(tmp_path):

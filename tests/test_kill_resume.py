@@ -44,6 +44,7 @@ from conftest import Canned, Recorded, ScriptedServer
 from actors.assessment.assessor import due_criteria
 from actors.backends.types import Message
 from tests.scripted import default_script
+from tests.workers_support import EVENT_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -59,17 +60,6 @@ STEP_KEYS = {
     "rejection": "transcript_id, stage, kept_exchanges",
 }
 """Each table's step key: one row per step, however often the step was replayed."""
-
-EVENT_KEYS = {
-    "PersonaReady": ("transcript_id",),
-    "UserMessage": ("transcript_id", "number"),
-    "ExchangeAdded": ("transcript_id", "number"),
-    "AssessmentDone": ("transcript_id", "stage"),
-    "FixupProposed": ("fixup_id",),
-    "DecisionMade": ("fixup_id",),
-    "Rejection": ("transcript_id", "stage", "kept"),
-}
-"""The events that mark a step, and which of their fields name it."""
 
 
 def query(ws: Path, sql: str) -> list[tuple]:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from actors.usecases import workers
 from state import pipeline as db
+from state import steps
 from state.models import (
     Assessment,
     CriterionAnswer,
@@ -36,12 +37,12 @@ from state.store import Store
 STEP_KEYS = {
     Persona: ("id",),
     Transcript: ("id",),
-    Exchange: ("transcript_id", "number"),
-    Assessment: ("transcript_id", "stage"),
-    WindowAnswer: ("transcript_id", "stage", "judge", "first_exchange", "last_exchange", "criterion"),
-    CriterionAnswer: ("assessment_id", "criterion", "judge"),
-    Fixup: ("transcript_id", "exchange_number", "step"),
-    Rejection: ("transcript_id", "stage", "kept_exchanges"),
+    Exchange: steps.EXCHANGE_KEY,
+    Assessment: steps.ASSESSMENT_KEY,
+    WindowAnswer: steps.WINDOW_ANSWER_KEY,
+    CriterionAnswer: steps.CRITERION_ANSWER_KEY,
+    Fixup: steps.FIXUP_KEY,
+    Rejection: steps.REJECTION_KEY,
 }
 """Each table's step key (`state.steps`): one row per step, however many workers ran it."""
 
@@ -51,9 +52,10 @@ EVENT_KEYS = {
     "ExchangeAdded": ("transcript_id", "number"),
     "AssessmentDone": ("transcript_id", "stage"),
     "FixupProposed": ("fixup_id",),
+    "DecisionMade": ("fixup_id",),
     "Rejection": ("transcript_id", "stage", "kept"),
 }
-"""The events that mark a step, and which of their fields name it."""
+"""The events that mark a step, and which of their fields name it (also read by `test_kill_resume`)."""
 
 
 def duplicates(store: Store, run_id: str) -> dict[str, int]:

@@ -194,13 +194,13 @@ class TranscriptAssessment:
     last_error: BackendError | None = None
 
 
-async def _ask_one(
-    router, judge: str, prompt: str, schema: dict, seed: int | None, outcome: TranscriptAssessment
-) -> tuple[str, str, str]:
-    """(answer, reasoning, judge name) for one judge call; token usage is added to `outcome`."""
-    outcome.calls += 1
-    try:
-        reply = await router.ask(
+async def ask_judge(router, judge: str, prompt: str, schema: dict, seed: int | None, family: str | None = None):
+    """One judge call as every judge call is made: the prompt as one user message, a bounded answer, no sampling.
+
+    `family` names the calls sharing this prompt's start (`cache_hint`): a local judge keeps them on one context.
+    """
+    with sharing_prefix(family):
+        return await router.ask(
             "judge",
             [Message(role="user", content=prompt)],
             schema=schema,
@@ -209,6 +209,21 @@ async def _ask_one(
             seed=seed,
             backend=judge,
         )
+
+
+async def _ask_one(
+    router,
+    judge: str,
+    prompt: str,
+    schema: dict,
+    seed: int | None,
+    outcome: TranscriptAssessment,
+    family: str | None = None,
+) -> tuple[str, str, str]:
+    """(answer, reasoning, judge name) for one judge call (`ask_judge`); token usage is added to `outcome`."""
+    outcome.calls += 1
+    try:
+        reply = await ask_judge(router, judge, prompt, schema, seed, family)
     except BackendError as err:
         outcome.failed_calls += 1
         outcome.last_error = err
@@ -276,26 +291,25 @@ async def assess(
                 transcript_text = f"(Exchanges {start + 1}–{end} of {n}.)\n\n" + transcript_text
             # The criteria of one window share its prefix: a local judge keeps them on one context.
             family = f"judge:{backend.name}:{hashlib.blake2b(transcript_text.encode()).hexdigest()}"
-            with sharing_prefix(family):
-                for c in criteria:
-                    key = CallKey(backend.name, start + 1, end, c.id)
-                    stored = known.get(key)
-                    if stored is not None:
-                        outcome.reused += 1
-                        answer, reasoning, name = stored.answer, stored.reasoning, stored.answered_by or name
-                    else:
-                        schema = answer_schema(c.id not in rubric.na_invalid)
-                        answer, reasoning, name = await _ask_one(
-                            router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome
-                        )
-                        if record is not None and answer in VERDICTS:
-                            record(key, Verdict(answer, reasoning, name))
-                    window_answers[c.id].append(answer)
-                    answered += 1
-                    if progress is not None:
-                        progress(answered, total)
-                    label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
-                    reasons[c.id].append(label + reasoning)
+            for c in criteria:
+                key = CallKey(backend.name, start + 1, end, c.id)
+                stored = known.get(key)
+                if stored is not None:
+                    outcome.reused += 1
+                    answer, reasoning, name = stored.answer, stored.reasoning, stored.answered_by or name
+                else:
+                    schema = answer_schema(c.id not in rubric.na_invalid)
+                    answer, reasoning, name = await _ask_one(
+                        router, backend.name, judge_prompt(pack, c, transcript_text, n), schema, seed, outcome, family
+                    )
+                    if record is not None and answer in VERDICTS:
+                        record(key, Verdict(answer, reasoning, name))
+                window_answers[c.id].append(answer)
+                answered += 1
+                if progress is not None:
+                    progress(answered, total)
+                label = f"[exchanges {start + 1}–{end}] " if len(windows) > 1 else ""
+                reasons[c.id].append(label + reasoning)
         per_judge[j] = {}
         judge_names[j] = name
         for c in criteria:

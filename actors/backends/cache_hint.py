@@ -25,8 +25,8 @@ PREFIX_FAMILY: ContextVar[str | None] = ContextVar("coach_prefix_family", defaul
 
 
 @contextmanager
-def sharing_prefix(family: str) -> Iterator[None]:
-    """Calls made inside the block (in this task) are one family."""
+def sharing_prefix(family: str | None) -> Iterator[None]:
+    """Calls made inside the block (in this task) are one family (None: no family)."""
     token = PREFIX_FAMILY.set(family)
     try:
         yield

@@ -47,6 +47,8 @@ IGNORE_INDEX = -100
 Loss = Literal["all-assistant", "last-reply"]
 LOSS_CHOICES: tuple[str, ...] = ("all-assistant", "last-reply")
 T = TypeVar("T")
+Item = TypeVar("Item")
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -428,6 +430,47 @@ def _truncate_front(tokenizer: Any, messages: list[dict], template: str, max_len
     return best
 
 
+def apply_over_length(
+    items: Sequence[Item],
+    measure: Callable[[Item], tuple[M, int]],
+    cut: Callable[[Item], tuple[Item, int, M] | None],
+    report: LengthReport,
+    over_length: OverLength | None,
+) -> list[tuple[Item, M]]:
+    """Every item with its measure, those over `report.max_length` truncated or dropped as `over_length` says.
+
+    One policy for SFT examples, DPO pairs and GRPO prompts (each has its file `line`): `measure(item)` gives what the reader keeps
+    (token ids, side lengths…) and the length that must fit; `cut(item)` is the item without its fewest
+    oldest exchanges so it fits, with how many went and its new measure, or None when nothing fits.
+    Any item over the limit without a policy stops everything first (`OverLengthError`), nothing truncated
+    silently. The report counts what was over, dropped, truncated and removed.
+    """
+    if over_length is not None and over_length not in OVER_LENGTH_CHOICES:
+        raise DataError(f"unknown over-length policy {over_length!r}; choose {' or '.join(OVER_LENGTH_CHOICES)}")
+    measured = []
+    for item in items:
+        kept, length = measure(item)
+        report.longest = max(report.longest, length)
+        if length > report.max_length:
+            report.over += 1
+            report.over_lines.append(item.line)
+        measured.append((item, kept, length))
+    if report.over and over_length is None:
+        raise OverLengthError(report)
+    out: list[tuple[Item, M]] = []
+    for item, kept, length in measured:
+        if length > report.max_length:
+            shorter = cut(item) if over_length == "truncate-front" else None
+            if shorter is None:
+                report.dropped += 1
+                continue
+            item, removed, kept = shorter
+            report.truncated += 1
+            report.exchanges_removed += removed
+        out.append((item, kept))
+    return out
+
+
 def prepare_examples(
     examples: Sequence[Example],
     tokenizer: Any,
@@ -445,34 +488,21 @@ def prepare_examples(
     if loss not in LOSS_CHOICES:
         raise DataError(f"unknown loss {loss!r}; choose {' or '.join(LOSS_CHOICES)}")
     report = LengthReport(examples=len(examples), max_length=max_length, loss=loss)
-    measured = []
-    for example in examples:
+
+    def measure(example: Example) -> tuple[tuple[Any, Any], int]:
         ids, labels = tokenize_example(tokenizer, example.messages, training_template, loss)
         # int32 arrays, not Python lists: a real set holds a hundred million tokens
-        ids, labels = np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)
-        report.longest = max(report.longest, len(ids))
-        if len(ids) > max_length:
-            report.over += 1
-            report.over_lines.append(example.line)
-        measured.append((example, ids, labels))
-    if report.over and over_length is None:
-        raise OverLengthError(report)
-    if over_length is not None and over_length not in OVER_LENGTH_CHOICES:
-        raise DataError(f"unknown over-length policy {over_length!r}; choose {' or '.join(OVER_LENGTH_CHOICES)}")
+        return (np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)), len(ids)
+
+    def cut(example: Example):
+        shorter = _truncate_front(tokenizer, example.messages, training_template, max_length, loss)
+        if shorter is None:
+            return None
+        removed, ids, labels = shorter
+        return example, removed, (np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32))
 
     rows: list[dict[str, Any]] = []
-    for example, ids, labels in measured:
-        if len(ids) > max_length:
-            cut = None
-            if over_length == "truncate-front":
-                cut = _truncate_front(tokenizer, example.messages, training_template, max_length, loss)
-            if cut is None:
-                report.dropped += 1
-                continue
-            removed, ids, labels = cut
-            ids, labels = np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)
-            report.truncated += 1
-            report.exchanges_removed += removed
+    for example, (ids, labels) in apply_over_length(examples, measure, cut, report, over_length):
         trained = int((labels != IGNORE_INDEX).sum())
         if not trained:
             raise DataError(f"line {example.line}: no assistant token is trained (check the chat template's markers)")

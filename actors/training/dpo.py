@@ -35,8 +35,8 @@ from .data import (
     Example,
     LengthReport,
     OverLength,
-    OverLengthError,
     PreparedData,
+    apply_over_length,
     check_messages,
     clean_messages,
     example_group,
@@ -159,28 +159,15 @@ def prepare_pairs(
     """Read, measure, apply the over-length policy and split by conversation; rows are TRL's conversational pairs."""
     pairs = read_pairs(path)
     report = PairReport(examples=len(pairs), max_length=max_length, loss="dpo")
-    measured = []
-    for pair in pairs:
+
+    def sides(pair: Pair) -> tuple[tuple[int, int, int], int]:
         sizes = measure(tokenizer, pair.prompt, pair.chosen, pair.rejected)
-        longest = max(sizes[1:])
-        report.longest = max(report.longest, longest)
-        if longest > max_length:
-            report.over += 1
-            report.over_lines.append(pair.line)
-        measured.append((pair, sizes))
-    if report.over and over_length is None:
-        raise OverLengthError(report)
-    kept: list[tuple[Pair, tuple[int, int, int]]] = []
-    for pair, sizes in measured:
-        if max(sizes[1:]) > max_length:
-            cut = _truncate_front(tokenizer, pair, max_length) if over_length == "truncate-front" else None
-            if cut is None:
-                report.dropped += 1
-                continue
-            pair, removed, sizes = cut
-            report.truncated += 1
-            report.exchanges_removed += removed
-        kept.append((pair, sizes))
+        return sizes, max(sizes[1:])
+
+    def cut(pair: Pair):
+        return _truncate_front(tokenizer, pair, max_length)
+
+    kept = apply_over_length(pairs, sides, cut, report, over_length)
     if not kept:
         raise DataError("no preference pair is left after the over-length policy:\n" + "\n".join(report.lines()))
     rows = []

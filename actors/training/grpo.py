@@ -30,8 +30,8 @@ from .data import (
     Example,
     LengthReport,
     OverLength,
-    OverLengthError,
     PreparedData,
+    apply_over_length,
     check_messages,
     clean_messages,
     example_group,
@@ -127,28 +127,16 @@ def prepare_prompts(
     if budget < 16:
         raise DataError(f"--completion-tokens {completion_tokens} leaves no room for a prompt in {max_length} tokens")
     report = PromptReport(examples=len(prompts), max_length=max_length, loss="grpo")
-    measured = []
-    for example in prompts:
+
+    def measure(example: Example) -> tuple[int, int]:
         size = _prompt_tokens(tokenizer, example.messages) + completion_tokens
-        report.longest = max(report.longest, size)
-        if size > max_length:
-            report.over += 1
-            report.over_lines.append(example.line)
-        measured.append((example, size))
-    if report.over and over_length is None:
-        raise OverLengthError(report)
-    kept: list[tuple[Example, int]] = []
-    for example, size in measured:
-        if size > max_length:
-            cut = _truncate_front(tokenizer, example, budget) if over_length == "truncate-front" else None
-            if cut is None:
-                report.dropped += 1
-                continue
-            example, removed, size = cut
-            size += completion_tokens
-            report.truncated += 1
-            report.exchanges_removed += removed
-        kept.append((example, size))
+        return size, size
+
+    def cut(example: Example):
+        shorter = _truncate_front(tokenizer, example, budget)
+        return None if shorter is None else (shorter[0], shorter[1], shorter[2] + completion_tokens)
+
+    kept = apply_over_length(prompts, measure, cut, report, over_length)
     if not kept:
         raise DataError("no prompt is left after the over-length policy:\n" + "\n".join(report.lines()))
     rows = []

@@ -39,10 +39,9 @@ from dataclasses import dataclass, field
 
 from state.errors import CoachError
 
-from ..assessment.assessor import JUDGE_MAX_TOKENS, answer_schema, judge_prompt, render_exchange, strictest
+from ..assessment.assessor import answer_schema, ask_judge, judge_prompt, render_exchange, strictest
 from ..assessment.scoring import normalize_answer
 from ..backends.errors import BackendError
-from ..backends.types import Message
 from ..generation.conversation import Turn
 from ..pack.models import Criterion, Rubric
 
@@ -246,15 +245,7 @@ class RubricReward:
             raise
 
         async def ask(judge: str, prompt: str, schema: dict) -> tuple[str, int, int]:
-            reply = await router.ask(
-                "judge",
-                [Message(role="user", content=prompt)],
-                schema=schema,
-                max_tokens=JUDGE_MAX_TOKENS,
-                temperature=0.0,
-                seed=0,
-                backend=judge,
-            )
+            reply = await ask_judge(router, judge, prompt, schema, seed=0)
             answer = reply.data.get("answer") if reply.ok and reply.data else "ERROR"
             return str(answer), reply.usage.prompt_tokens, reply.usage.completion_tokens
 
