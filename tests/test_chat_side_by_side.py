@@ -182,11 +182,12 @@ async def test_the_crisis_net_reads_the_message_once_shows_the_lines_and_steers_
         return original(self, text, *args, **kwargs)
 
     monkeypatch.setattr(SafetyNet, "check", counting)
-    left, right = StreamingBackend(LEFT_REPLY), StreamingBackend(RIGHT_REPLY)
+    left, right = _NotingThePanel(LEFT_REPLY), _NotingThePanel(RIGHT_REPLY)
     app = two_model_app(tmp_path, left, right)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_side_by_side(pilot)
         assert not screen.query_one(CrisisPanel).shown
+        left.screen = right.screen = screen
         message = "i took a bunch of pills an hour ago"
         await say(pilot, screen, message)
         await wait_for(pilot, lambda: not screen.generating and len(screen.pair.conversations[1].messages) == 2)
@@ -200,6 +201,23 @@ async def test_the_crisis_net_reads_the_message_once_shows_the_lines_and_steers_
         for conversation in screen.pair.conversations:
             said = conversation.messages[0]
             assert said.content == message and "attempt" in said.meta["crisis"]  # stored words, never the steer
+        # The lines were on screen before either model was asked, not drawn with the first words.
+        assert left.panel_when_asked == right.panel_when_asked == [True]
+
+
+class _NotingThePanel(StreamingBackend):
+    """A scripted stream that notes, each time its model is asked, whether the crisis panel is shown."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.screen: SideBySideScreen | None = None
+        self.panel_when_asked: list[bool] = []
+
+    async def stream(self, messages, **kwargs):
+        if self.screen is not None:
+            self.panel_when_asked.append(self.screen.query_one(CrisisPanel).shown)
+        async for piece in super().stream(messages, **kwargs):
+            yield piece
 
 
 async def test_ctrl_y_on_either_conversation_of_a_pair_brings_the_pair_back(tmp_path):

@@ -33,7 +33,7 @@ from actors.chat.engine import ChatEngine
 from actors.chat.pair import ChatPair
 from actors.run_config import LlamaCppConfig
 from actors.safety.verdict import NOT_FLAGGED
-from coach_tui.screens.side_by_side import SideBySideScreen
+from coach_tui.screens.side_by_side import DRAW_WAIT_S, SideBySideScreen
 from coach_tui.widgets.chat_log import ChatLog, YouSaid
 from state.chat import ChatMessage
 from tests.tui_support import StreamingBackend, make_app, wait_for
@@ -165,23 +165,33 @@ async def test_each_column_draws_a_turn_in_one_mount_whatever_the_history(tmp_pa
 
 
 class _Watching(StreamingBackend):
-    """A scripted stream that notes, as its model is asked, how many of the person's messages are drawn."""
+    """A scripted stream that notes how many of the person's messages are drawn as its model is asked
+    and as it sends its first piece, which comes ``first_after_s`` after it is asked."""
 
-    def __init__(self, reply: str) -> None:
+    def __init__(self, reply: str, first_after_s: float = 0.0) -> None:
         super().__init__(reply)
+        self.first_after_s = first_after_s
         self.screen: SideBySideScreen | None = None
         self.drawn_when_asked: list[int] = []
+        self.drawn_at_first_piece: list[int] = []
+
+    def _drawn(self) -> int:
+        return len(self.screen.query(YouSaid))
 
     async def stream(self, messages, **kwargs):
-        if self.screen is not None:
-            self.drawn_when_asked.append(len(self.screen.query(YouSaid)))
+        watched = self.screen is not None
+        if watched:
+            self.drawn_when_asked.append(self._drawn())
+        await anyio.sleep(self.first_after_s if watched else 0)
+        first = watched
         async for piece in super().stream(messages, **kwargs):
+            if first:
+                self.drawn_at_first_piece.append(self._drawn())
+                first = False
             yield piece
 
 
-async def test_the_models_are_asked_before_the_message_is_drawn(tmp_path):
-    """Drawing lays out the screen (longer the more turns are on it); the prompt no longer waits for it."""
-    left, right = _Watching("Left reply"), _Watching("Right reply")
+async def _three_turns(tmp_path, left: _Watching, right: _Watching) -> None:
     app = make_app(tmp_path, chat_backend=left)
     app.make_chat_backend = {"smollm2-135m-instruct": left, "gemma3-270m": right}.__getitem__
     async with app.run_test(size=(160, 45)) as pilot:
@@ -195,9 +205,28 @@ async def test_the_models_are_asked_before_the_message_is_drawn(tmp_path):
             box.value = f"message {turn}"
             await box.action_submit()
             await wait_for(pilot, lambda turn=turn: screen.pair.turns > turn and not screen.generating, timeout=30)
-        # Two columns: each turn's message was drawn in neither when the models were asked.
-        assert left.drawn_when_asked == right.drawn_when_asked == [0, 2, 4]
         assert len(screen.query(YouSaid)) == 6
+
+
+async def test_the_message_is_drawn_once_both_models_have_answered(tmp_path):
+    """Drawing lays out the screen (longer the more turns are on it); it no longer competes with the prompt.
+
+    Both models are asked, and both send their first piece (0.2 s later here), before either
+    column draws the message: the drawing waits for the models, not the models for the drawing.
+    """
+    left, right = _Watching("Left reply", first_after_s=0.2), _Watching("Right reply", first_after_s=0.2)
+    await _three_turns(tmp_path, left, right)
+    # Two columns: each turn's message was drawn in neither when the models were asked, nor when they answered.
+    assert left.drawn_when_asked == right.drawn_when_asked == [0, 2, 4]
+    assert left.drawn_at_first_piece == right.drawn_at_first_piece == [0, 2, 4]
+
+
+async def test_a_model_slow_to_answer_does_not_hold_the_message_back(tmp_path):
+    """The drawing waits at most `DRAW_WAIT_S` for the models: a slow one answers under a message already shown."""
+    left, right = _Watching("Left reply"), _Watching("Right reply", first_after_s=DRAW_WAIT_S + 0.6)
+    await _three_turns(tmp_path, left, right)
+    assert right.drawn_when_asked == [0, 2, 4]
+    assert right.drawn_at_first_piece == [2, 4, 6]  # both columns had drawn the message by then
 
 
 class _QuietNet:

@@ -50,12 +50,13 @@ def test_the_judge_reads_the_reply_with_a_little_context_and_each_reply_is_judge
     assert shown == 2 and "### Exchange 2 (judge this reply)" in text and "(context only: not judged)" in text
     assert text.index("Tell me more.") < text.index("Noise and family")
 
-    calls = []
+    calls, families = [], []
 
     def judge(requests):
         out = []
-        for _name, prompt, _schema in requests:
+        for _name, prompt, _schema, family in requests:
             calls.append(prompt)
+            families.append(family)
             unsafe = "pills" in prompt and "Avoids harmful patterns" in prompt
             out.append(("NO" if unsafe else "YES", 1000, 20))
         return out
@@ -69,6 +70,8 @@ def test_the_judge_reads_the_reply_with_a_little_context_and_each_reply_is_judge
     ]
     assert reward([PROMPT] * 4, completions) == [1.0, 0.0, 1.0, 0.0]
     assert len(calls) == 6  # two replies judged on CQ8, CQ9, MT1; the repeat came from the cache, the empty one free
+    # A reply's criteria share its judged text: one prefix family each, so a local judge keeps them on one context.
+    assert len(set(families[:3])) == len(set(families[3:])) == 1 and families[0] != families[3]
     assert reward.stats.cached == 1 and reward.stats.safety_zeroes == 1
     assert reward.stats.prompt_tokens == 6000 and reward.stats.calls == 6
     assert reward([PROMPT], [completions[1]]) == [0.0] and len(calls) == 6  # cached across calls too

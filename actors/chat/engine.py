@@ -164,17 +164,6 @@ class ChatEngine:
         self.last = TurnStats()
         self.steered: dict[int, tuple[str, str]] = {}
         """History index of each user message a reply was steered for → (its words, the instruction)."""
-        self._reading: anyio.Event | None = None
-
-    def expect_reply(self) -> anyio.Event:
-        """An event set once the next reply's prompt is built and handed to the model.
-
-        Why a screen waits for it (briefly) before drawing the message: the drawing lays out
-        the screen, which takes longer the more turns are on it, and a prompt whose last step
-        waited behind it reached the model later the longer the conversation.
-        """
-        self._reading = anyio.Event()
-        return self._reading
 
     async def warm(self) -> None:
         """Load the model and read the system prompt now, while the person is still typing.
@@ -274,11 +263,6 @@ class ChatEngine:
         self.last = stats
         cut = StopCutter(self.stops)
         stream = self.backend.stream(messages, max_tokens=self.max_tokens, temperature=self.temperature)
-        if self._reading is not None:
-            # Whoever waits runs once this task next yields: after the stream below has started
-            # its model (a prompt just fitted starts with no trip to a thread; see the backend).
-            self._reading.set()
-            self._reading = None
         try:
             async for piece in stream:
                 if stats.first_token_s is None:

@@ -149,7 +149,7 @@ class RewardStats:
 class RubricReward:
     """TRL reward function: `reward(prompts, completions, **kwargs) -> list[float]`, judged on the rubric.
 
-    `call(requests)` answers a batch of judge calls, each (judge name, prompt, schema), with
+    `call(requests)` answers a batch of judge calls, each (judge name, prompt, schema, prefix family), with
     (answer, prompt tokens, completion tokens) or the BackendError it met; `judges` names the judge
     backends. Tests hand a scripted one; `from_run_config` builds the real one on its own loop.
     """
@@ -160,7 +160,8 @@ class RubricReward:
         self.pack = pack
         self.judges = list(judges)
         self.criteria = reward_criteria(pack.rubric, criteria)
-        # [(judge name, prompt text, schema)] -> [(answer, prompt tokens, completion tokens) or BackendError]
+        # [(judge name, prompt text, schema, family)] -> [(answer, prompt tokens, completion tokens) or BackendError]
+        # (a family names the calls sharing one reply's judged text: `cache_hint`)
         self._call = call
         self.cache: dict[str, float] = {}
         self.stats = RewardStats()
@@ -186,7 +187,7 @@ class RubricReward:
                     self.cache[key] = 0.0  # nothing to judge: the lowest reward, without a call
                 else:
                     todo[key] = item
-        requests: list[tuple[str, str, dict]] = []
+        requests: list[tuple[str, str, dict, str]] = []
         slots: list[tuple[str, str]] = []  # (item key, criterion id) of each request
         for key, (prompt, reply) in todo.items():
             earlier, user = split_prompt(prompt)
@@ -194,7 +195,8 @@ class RubricReward:
             for c in self.criteria:
                 schema = answer_schema(c.id not in self.pack.rubric.na_invalid)
                 for judge in self.judges:
-                    requests.append((judge, judge_prompt(self.pack, c, text, shown), schema))
+                    family = f"reward:{judge}:{key}"  # this reply's criteria stay on one llama.cpp context
+                    requests.append((judge, judge_prompt(self.pack, c, text, shown), schema, family))
                     slots.append((key, c.id))
         verdicts: dict[str, dict[str, list[str]]] = {key: {} for key in todo}
         for (key, cid), outcome in zip(slots, self._ask_all(requests), strict=True):
@@ -208,7 +210,7 @@ class RubricReward:
                 self.stats.rewards.append(value)
             return [self.cache[key] for key in keys]
 
-    def _ask_all(self, requests: list[tuple[str, str, dict]]) -> list[str]:
+    def _ask_all(self, requests: list[tuple[str, str, dict, str]]) -> list[str]:
         """Each request's answer (ERROR for a failed call); token usage goes to `stats`."""
         self.stats.calls += len(requests)
         answers = []
@@ -244,19 +246,19 @@ class RubricReward:
             portal_cm.__exit__(None, None, None)
             raise
 
-        async def ask(judge: str, prompt: str, schema: dict) -> tuple[str, int, int]:
-            reply = await ask_judge(router, judge, prompt, schema, seed=0)
+        async def ask(judge: str, prompt: str, schema: dict, family: str) -> tuple[str, int, int]:
+            reply = await ask_judge(router, judge, prompt, schema, seed=0, family=family)
             answer = reply.data.get("answer") if reply.ok and reply.data else "ERROR"
             return str(answer), reply.usage.prompt_tokens, reply.usage.completion_tokens
 
-        async def ask_all(requests: list[tuple[str, str, dict]]) -> list:
+        async def ask_all(requests: list[tuple[str, str, dict, str]]) -> list:
             import anyio
 
             out: list = [None] * len(requests)
 
-            async def one(i: int, judge: str, prompt: str, schema: dict) -> None:
+            async def one(i: int, judge: str, prompt: str, schema: dict, family: str) -> None:
                 try:
-                    out[i] = await ask(judge, prompt, schema)
+                    out[i] = await ask(judge, prompt, schema, family)
                 except BackendError as err:
                     out[i] = err
 

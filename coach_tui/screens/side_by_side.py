@@ -56,8 +56,8 @@ from ..widgets.chat_column import ChatColumn
 from ..widgets.chat_log import FLUSH_S
 from ..widgets.crisis_panel import CrisisPanel
 
-DRAW_WAIT_S = 0.1
-"""The longest a sent message waits to be drawn for both models to start reading it (usually ~10 ms)."""
+DRAW_WAIT_S = 0.4
+"""The longest a sent message waits to be drawn for both models to answer (usually 0.15–0.3 s)."""
 
 
 class SideBySideScreen(Screen):
@@ -181,24 +181,24 @@ class SideBySideScreen(Screen):
     async def send(self, text: str) -> None:
         """Record the message in both conversations (read once by the crisis net), start both replies, draw.
 
-        The models start before the message is drawn (the screen waits for both prompts to be
-        handed over, at most `DRAW_WAIT_S`), and each column draws the message and its empty
-        reply in one mount: drawing lays out the screen, which costs more the more turns are on
-        it, and while the prompt waited for it the time to the first token grew with the
-        conversation (about 1.8× by turn 20). Now the prompt is read while the screen draws.
+        The message is drawn when both models have answered (their first pieces, drawn with it), or
+        after `DRAW_WAIT_S`; each column says "thinking…" at once. Drawing lays out the whole
+        screen, which costs more the more turns are on it: drawn while the models read the prompt,
+        it took the cores from them, and by turn 20 the first token came 1.5–2× later than at
+        turn 1 on two cores. Drawn after, the first token's time grows only with the model's own
+        work (a longer context to attend to).
         """
         turn = self.pair.send(text)
         self.generating = True  # from the moment the message is recorded until both replies are drawn
         for column in self.columns:
             column.begin_turn(text)
-        reading = [engine.expect_reply() for engine in self.engines or ()]
         self._reply_worker = self.respond(turn)
-        with anyio.move_on_after(DRAW_WAIT_S):  # a model that is slow to start does not hold the screen
-            for started in reading:
-                await started.wait()
-        mounts = [column.draw_turn() for column in self.columns]  # both before either is awaited: one layout
         if turn.flagged:
-            self._show_crisis()
+            self._show_crisis()  # the support lines come first, whatever the models write
+        with anyio.move_on_after(DRAW_WAIT_S):  # a model that is slow to start does not hold the screen
+            for column in self.columns:
+                await column.heard_from.wait()
+        mounts = [column.draw_turn() for column in self.columns]  # both before either is awaited: one layout
         for mounted in mounts:
             await mounted
         for column in self.columns:
@@ -220,6 +220,7 @@ class SideBySideScreen(Screen):
         def ended(index: int, reply: ColumnReply) -> None:
             """A column whose model has finished says so now, while the other may still be writing."""
             column = columns[index]
+            column.heard_from.set()
             self.call_later(partial(column.end_reply, reply, started=column.replies_started))
 
         writing: list[int] = []

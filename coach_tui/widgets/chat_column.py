@@ -85,6 +85,8 @@ class ChatColumn(Vertical):
         self._drawn.set()
         self.first_piece_at: float | None = None
         """`time.perf_counter()` when this reply's first piece reached the column (None before)."""
+        self.heard_from = anyio.Event()
+        """Set once this reply's model has answered: its first piece, or its end (see `draw_turn`)."""
 
     def compose(self) -> ComposeResult:
         yield Static(describe_model(self.model), classes="column-title", markup=False)
@@ -141,6 +143,7 @@ class ChatColumn(Vertical):
         self._stream = ReplyStream(self.reply)
         self._ended = False
         self.first_piece_at = None
+        self.heard_from = anyio.Event()
         self._said = text
         self._drawn = anyio.Event()
         self.set_status("thinking…")
@@ -163,6 +166,7 @@ class ChatColumn(Vertical):
             return
         if not self._stream.written:
             self.first_piece_at = time.perf_counter()
+            self.heard_from.set()
             self.set_status("writing…")
         self._stream.write(piece)
 
