@@ -22,15 +22,14 @@ c. Side by side with the two bundled models (real llama.cpp, SmolLM2 and
    only the newest message. Also printed per turn: how many prompt tokens each
    column's model actually evaluated (measured on its llama.cpp context), the
    load-independent measure of that reuse, since on a shared two-core machine
-   the same evaluation can take from 0.1 s to several seconds.
+   the same evaluation can take from 0.1 s to several seconds. The figure is the median
+   over `--repeats` conversations (3) of the turn-20 time ÷ the median of the turn-1 time;
+   each conversation's own ratio is printed beside it.
 
 Beside each lag (a, b), figures that other processes on a shared machine do not inflate: the
 event loop thread's own CPU time over each 10 ms sleep (p99), and its CPU time per 1000 events
 handled (pipeline events in a, streamed tokens in b); and the machine's load average, before
 and after. On a loaded two-core machine the wall-clock lag can be several times the CPU figure.
-
-   The figure is the median over `--repeats` conversations (3) of the turn-20 time ÷ the
-   median of the turn-1 time; each conversation's own ratio is printed beside it.
 
 Run: .venv/bin/python benchmarks/bench_tui.py [--only a,b,c] [--turns 20] [--max-tokens 24] [--repeats 3]
 (COACH_LLAMA_THREADS=1 keeps the two models from fighting over two cores.)
@@ -439,14 +438,8 @@ async def side_by_side_ttft(turns: int, max_tokens: int, first_message: int = 0)
                 out["columns"].append(
                     {
                         "model": model,
-                        "ttft_turn1_ms": round(first * 1000),
-                        f"ttft_turn{turns}_ms": round(last * 1000),
                         "ratio": round(last / first, 2),
                         "ttft_ms": [round(t * 1000, 1) for t in ttft[column]],
-                        "engine_ttft_ratio": round(engine_ttft[column][-1] / engine_ttft[column][0], 2),
-                        "ratio_median_last3_vs_first3": round(
-                            statistics.median(ttft[column][-3:]) / statistics.median(ttft[column][:3]), 2
-                        ),
                         "cpu_ttft_turn1_ms": round(cpu_s[0] * 1000) if cpu_s else None,
                         f"cpu_ttft_turn{turns}_ms": round(cpu_s[-1] * 1000) if cpu_s else None,
                         "cpu_ratio": round(cpu_s[-1] / cpu_s[0], 2) if len(cpu_s) == turns else None,
@@ -503,7 +496,8 @@ def figure_c(args) -> tuple[dict, list[str]]:
             f"{first:.0f} → {last:.0f} ms; each conversation's own ratio: {[c['ratio'] for c in series]}; "
             f"the generating thread's CPU time to first token, turn {args.turns} ÷ turn 1: "
             f"{[c['cpu_ratio'] for c in series]}; prompt tokens evaluated turn 1 → {args.turns}: "
-            f"{column['evaluated_turn1']} → {column[f'evaluated_turn{args.turns}']}"
+            f"{column['evaluated_turn1']} → {column[f'evaluated_turn{args.turns}']}; every reply stored by its own "
+            f"model: {all(c['replies_by_own_model'] and c['stored_replies'] == args.turns for c in series)}"
         )
     steered = [run["steered_turns"] for run in runs if run["steered_turns"]]
     if steered:
