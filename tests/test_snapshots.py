@@ -56,6 +56,7 @@ SCREENS = [
     # The Chat screen and the side-by-side chat: `test_chat_snapshot` below, which waits for their warm-ups.
     pytest.param(("4",), "TrainScreen", id="train"),
     pytest.param(("5",), "EvalScreen", id="eval"),
+    pytest.param(("6",), "OptimizeScreen", id="optimize"),
     pytest.param(("question_mark",), "HelpScreen", id="help"),
     pytest.param(("n",), "RunForm", id="run-form"),
 ]

@@ -49,7 +49,7 @@ LOOK_S = 1.0
 BAR_WIDTH = 20
 TEXT_LINES = 12
 """Lines of each prompt text shown for the highlighted candidate (the rest is elided)."""
-START_HINT = "coach optimize --component assistant --personas 6 --validation 2 --max-calls 24"
+START_HINT = "coach optimize --component assistant --max-calls 24"
 
 
 def score_text(value: float | None) -> str:
