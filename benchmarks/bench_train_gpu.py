@@ -308,6 +308,23 @@ def timing_callback_class():
     return StepTimer
 
 
+def benchmark_arguments(args, plan, steps: int):
+    """A benchmark's trainer arguments (no checkpoints, no accumulation, constant learning rate from the first
+    step), a step timer, and whether peak GPU memory is measured (reset here, so it is this length's alone)."""
+    import torch
+
+    args.save_strategy = "no"
+    args.gradient_accumulation_steps = 1
+    args.warmup_steps = 0
+    args.logging_steps = steps
+    cuda = torch.cuda.is_available() and plan.cuda
+    if cuda:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    return timing_callback_class()(), cuda
+
+
 def run_length(model, tokenizer, plan, length: int, steps: int, workdir: Path, vocab: int) -> dict:
     import torch
     from trl import SFTTrainer
@@ -316,18 +333,8 @@ def run_length(model, tokenizer, plan, length: int, steps: int, workdir: Path, v
 
     length_plan = replace(plan, max_length=length, max_steps=steps)
     args = sft_config(length_plan, workdir / f"len-{length}")
-    # A benchmark: no checkpoints, no accumulation, constant learning rate from the first step.
-    args.save_strategy = "no"
-    args.gradient_accumulation_steps = 1
-    args.warmup_steps = 0
-    args.logging_steps = steps
     args.model_init_kwargs = None  # the model is built here, not loaded by the trainer
-    timer = timing_callback_class()()
-    cuda = torch.cuda.is_available() and plan.cuda
-    if cuda:
-        gc.collect()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    timer, cuda = benchmark_arguments(args, plan, steps)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -373,17 +380,7 @@ def run_length_dpo(model, tokenizer, plan, length: int, steps: int, workdir: Pat
 
     length_plan = replace(plan, max_length=length, max_steps=steps)
     args = dpo_config(length_plan, workdir / f"dpo-len-{length}", model_given=True)
-    # The same benchmark overrides as SFT: no checkpoints, no accumulation, constant learning rate from step one.
-    args.save_strategy = "no"
-    args.gradient_accumulation_steps = 1
-    args.warmup_steps = 0
-    args.logging_steps = steps
-    timer = timing_callback_class()()
-    cuda = torch.cuda.is_available() and plan.cuda
-    if cuda:
-        gc.collect()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    timer, cuda = benchmark_arguments(args, plan, steps)
     from datasets import Dataset
 
     pairs = Dataset.from_list(make_pairs(tokenizer, length, steps, vocab, seed=length))
