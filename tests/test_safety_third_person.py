@@ -16,17 +16,12 @@ from __future__ import annotations
 import pytest
 
 from actors.safety import load_safety_net
-from actors.safety.segments import segments
+from tests.test_safety_phrasing import _lexicon_hits
 
 
 @pytest.fixture(scope="module")
 def net():
     return load_safety_net(None)
-
-
-def _lexicon_hits(net, text: str) -> set[str]:
-    folded = net.normalised(text)
-    return {h.category for h in net.lexicon.patterns.hits(segments(folded), net.lexicon.negation)}
 
 
 REPORTS = [
