@@ -93,10 +93,13 @@ def test_dpo_from_an_sft_adapter_resumes_and_exports_a_gguf_that_answers(tmp_pat
     # the SFT adapter was continued, and TRL kept a frozen copy of it as DPO's reference
     assert (saved / "adapter_model.safetensors").is_file() and (saved / "ref" / "adapter_config.json").is_file()
 
-    exported = CliRunner().invoke(main, ["-w", str(workspace), "export-model", run.id, "--quant", "Q8_0"])
-    # like SFT's few steps, two DPO steps do not teach the base 270M to answer well: verification may fail,
-    # and the files are written and recorded either way
-    assert exported.exit_code in (0, 1), exported.output
+    # Like SFT's few steps, two DPO steps do not teach the base 270M to answer well: the export's own check
+    # (load the GGUF, ask one message, judge the reply) passes or fails by chance, so it is skipped here and the
+    # test asks the GGUF itself below; tests/test_train_e2e.py covers the check.
+    exported = CliRunner().invoke(
+        main, ["-w", str(workspace), "export-model", run.id, "--quant", "Q8_0", "--no-verify"]
+    )
+    assert exported.exit_code == 0, exported.output
     gguf = Path(records.get_train_run(store, run.id).config["export"]["gguf"])
     assert gguf.name.endswith(".Q8_0.gguf") and gguf.is_file()
 

@@ -1,6 +1,9 @@
 """GRPO on the CPU with the `tiny` preset and the bundled judge: two steps, each sampling two short completions
 of one prompt and rewarding them on the rubric (the safety gates only, to keep it short), then exported to a
-GGUF that answers in llama.cpp."""
+GGUF that answers in llama.cpp.
+
+The reward's judge is the bundled Gemma 3 270M, named by a run config (`--run-config`): its judge calls are
+nearly all prompt to read, which Gemma does in about half SmolLM2's time on a CPU (see test_pack_eval_compare)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from coach_tui.commands.train import export_model_cmd, train_cmd
 from state.models import Event
 from state.store import Store
 from tests.test_dpo_e2e import write_pairs
+from tests.test_pack_eval_compare import JUDGE_ON_GEMMA
 from tests.test_train_e2e import EXCHANGES
 
 pytestmark = pytest.mark.slow
@@ -35,11 +39,13 @@ def test_grpo_with_the_rubric_reward_trains_and_exports_a_gguf_that_answers(tmp_
     workspace = tmp_path / "ws"
     Store.for_workspace(workspace).close()
     args = ["-w", str(workspace), "train", "--data", str(data), "--method", "grpo", "--steps", "2"]
+    config = tmp_path / "run-config.yaml"
+    config.write_text(JUDGE_ON_GEMMA)
     options = ["--generations", "2", "--completion-tokens", "8", "--reward-criteria", "CQ8"]
-    trained = CliRunner().invoke(main, [*args, *options])
+    trained = CliRunner().invoke(main, [*args, *options, "--run-config", str(config)])
     assert trained.exit_code == 0, trained.output
     assert "GRPO with the rubric reward" in trained.output
-    assert "reward: the judge (embedded) on 2 single-reply criteria (CQ8, CQ9)" in trained.output
+    assert "reward: the judge (gemma) on 2 single-reply criteria (CQ8, CQ9)" in trained.output
     assert "using a batch of 2 (one prompt and its 2 completions per step)" in trained.output
 
     store = Store.for_workspace(workspace)
@@ -54,8 +60,12 @@ def test_grpo_with_the_rubric_reward_trains_and_exports_a_gguf_that_answers(tmp_
     assert [p["step"] for p in steps] == [1, 2] and all(0 <= p["reward"] <= 1 for p in steps)
     assert (Path(run.config["paths"]["adapter"]) / "adapter_model.safetensors").is_file()
 
-    exported = CliRunner().invoke(main, ["-w", str(workspace), "export-model", run.id, "--quant", "Q8_0"])
-    assert exported.exit_code in (0, 1), exported.output  # verification may fail after two steps; files are written
+    # --no-verify: the export's own check (load the GGUF, ask one message, judge the reply) would fail or pass
+    # by chance after two steps, and the test asks the GGUF itself below; tests/test_train_e2e.py covers the check.
+    exported = CliRunner().invoke(
+        main, ["-w", str(workspace), "export-model", run.id, "--quant", "Q8_0", "--no-verify"]
+    )
+    assert exported.exit_code == 0, exported.output
     gguf = Path(records.get_train_run(store, run.id).config["export"]["gguf"])
     assert gguf.is_file()
 

@@ -1,4 +1,4 @@
-"""The shipped customer-support pack through the pipeline on the embedded default, offline:
+"""The shipped customer-support pack through the pipeline on the bundled in-process models, offline:
 run → curate → slice → train (tiny) → export, and the exported fine-tune answering in llama.cpp.
 
 Every step is the real command a user types, on real models: the bundled tiny
@@ -17,12 +17,16 @@ holds the whole pipeline's time against its timeout.
 
 Sized for a loaded two-core machine. The cost is the judge reading each
 criterion's text (about 560 tokens each, a dozen criteria per transcript), so
-the run makes the one transcript of one exchange the later steps need.
+the run makes the one transcript of one exchange the later steps need, and a
+run config points the judge at the bundled Gemma 3 270M, which reads a prompt
+in about half SmolLM2's time on a CPU (test_pack_eval_compare.JUDGE_ON_GEMMA);
+SmolLM2, the default, still generates and fixes.
 
 One transcript must pass, so it is made the same every time: the run starts
 from cold model contexts (as a new `coach` process does) and its id, from
 which the conversation's sampling seeds derive, is pinned. That conversation
-has its cut-off reply trimmed by curation and then passes the judge.
+has its cut-off reply trimmed by curation and then passes the judge (both
+SmolLM2 and Gemma pass it).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from coach_tui.cli import main
 from state import pipeline as db
 from state.store import Store
 from tests.test_domain_packs import SUPPORT, THERAPY_WORDS
+from tests.test_pack_eval_compare import JUDGE_ON_GEMMA
 
 pytestmark = pytest.mark.slow
 
@@ -73,11 +78,13 @@ class Workspace:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory, cold_models) -> Workspace:
     ws = Workspace(tmp_path_factory.mktemp("support") / "ws", load_pack(SUPPORT))
+    config = ws.path.parent / "run-config.yaml"
+    config.write_text(JUDGE_ON_GEMMA)
     cold_models()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runs, "secrets", SimpleNamespace(token_hex=lambda n: RUN_ID_SUFFIX[: 2 * n]))
         ws.output = coach(ws.path, "run", "--transcripts", "1", "--seed", SEED, "--lengths", LENGTHS,
-                          "--max-tokens", "48", "--min-exchanges", "1")  # fmt: skip
+                          "--max-tokens", "48", "--min-exchanges", "1", "--config", str(config))  # fmt: skip
     return ws
 
 
