@@ -372,6 +372,7 @@ def run_length_dpo(model, tokenizer, plan, length: int, steps: int, workdir: Pat
     --method dpo` does (dpo.make_trainer): TRL then wraps it and computes the reference with the adapter off.
     """
     import torch
+    from datasets import Dataset
     from transformers import PrinterCallback
     from trl import DPOTrainer
 
@@ -381,8 +382,6 @@ def run_length_dpo(model, tokenizer, plan, length: int, steps: int, workdir: Pat
     length_plan = replace(plan, max_length=length, max_steps=steps)
     args = dpo_config(length_plan, workdir / f"dpo-len-{length}", model_given=True)
     timer, cuda = benchmark_arguments(args, plan, steps)
-    from datasets import Dataset
-
     pairs = Dataset.from_list(make_pairs(tokenizer, length, steps, vocab, seed=length))
     trainer = DPOTrainer(
         model=model,

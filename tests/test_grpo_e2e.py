@@ -2,8 +2,9 @@
 of one prompt and rewarding them on the rubric (the safety gates only, to keep it short), then exported to a
 GGUF that answers in llama.cpp.
 
-The reward's judge is the bundled Gemma 3 270M, named by a run config (`--run-config`): its judge calls are
-nearly all prompt to read, which Gemma does in about half SmolLM2's time on a CPU (see test_pack_eval_compare)."""
+The reward's judge is the bundled Gemma 3 270M, named by a run config (`--run-config`,
+test_pack_eval_compare.judge_on_gemma): its judge calls are nearly all prompt to read, which Gemma does in
+about half SmolLM2's time on a CPU."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from coach_tui.commands.train import export_model_cmd, train_cmd
 from state.models import Event
 from state.store import Store
 from tests.test_dpo_e2e import write_pairs
-from tests.test_pack_eval_compare import JUDGE_ON_GEMMA
+from tests.test_pack_eval_compare import judge_on_gemma
 from tests.test_train_e2e import EXCHANGES
 
 pytestmark = pytest.mark.slow
@@ -39,8 +40,7 @@ def test_grpo_with_the_rubric_reward_trains_and_exports_a_gguf_that_answers(tmp_
     workspace = tmp_path / "ws"
     Store.for_workspace(workspace).close()
     args = ["-w", str(workspace), "train", "--data", str(data), "--method", "grpo", "--steps", "2"]
-    config = tmp_path / "run-config.yaml"
-    config.write_text(JUDGE_ON_GEMMA)
+    config = judge_on_gemma(tmp_path)
     options = ["--generations", "2", "--completion-tokens", "8", "--reward-criteria", "CQ8"]
     trained = CliRunner().invoke(main, [*args, *options, "--run-config", str(config)])
     assert trained.exit_code == 0, trained.output

@@ -19,7 +19,7 @@ Sized for a loaded two-core machine. The cost is the judge reading each
 criterion's text (about 560 tokens each, a dozen criteria per transcript), so
 the run makes the one transcript of one exchange the later steps need, and a
 run config points the judge at the bundled Gemma 3 270M, which reads a prompt
-in about half SmolLM2's time on a CPU (test_pack_eval_compare.JUDGE_ON_GEMMA);
+in about half SmolLM2's time on a CPU (test_pack_eval_compare.judge_on_gemma);
 SmolLM2, the default, still generates and fixes.
 
 One transcript must pass, so it is made the same every time: the run starts
@@ -49,7 +49,7 @@ from coach_tui.cli import main
 from state import pipeline as db
 from state.store import Store
 from tests.test_domain_packs import SUPPORT, THERAPY_WORDS
-from tests.test_pack_eval_compare import JUDGE_ON_GEMMA
+from tests.test_pack_eval_compare import judge_on_gemma
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +78,7 @@ class Workspace:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory, cold_models) -> Workspace:
     ws = Workspace(tmp_path_factory.mktemp("support") / "ws", load_pack(SUPPORT))
-    config = ws.path.parent / "run-config.yaml"
-    config.write_text(JUDGE_ON_GEMMA)
+    config = judge_on_gemma(ws.path.parent)
     cold_models()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runs, "secrets", SimpleNamespace(token_hex=lambda n: RUN_ID_SUFFIX[: 2 * n]))

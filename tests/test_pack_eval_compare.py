@@ -38,12 +38,18 @@ JUDGE_ON_GEMMA = "backends:\n  gemma:\n    kind: llama_cpp\n    model: gemma3-27
 """The judge on the bundled model that reads prompts faster (see the module docstring); the rest stays embedded."""
 
 
+def judge_on_gemma(folder: Path) -> Path:
+    """`JUDGE_ON_GEMMA` written as a run config file in `folder`, for `--config` / `--run-config`."""
+    config = folder / "run-config.yaml"
+    config.write_text(JUDGE_ON_GEMMA)
+    return config
+
+
 def test_eval_compare_of_two_models_on_the_packs_rubric(tmp_path: Path):
     ws, pack = tmp_path / "ws", load_pack(SUPPORT)
     Store.for_workspace(ws).close()  # only run and import create a workspace
     candidate = str(bundled_path("smollm2-135m-instruct"))
-    config = tmp_path / "run-config.yaml"
-    config.write_text(JUDGE_ON_GEMMA)
+    config = judge_on_gemma(tmp_path)
     result = CliRunner().invoke(main, ["--domain", str(SUPPORT), "-w", str(ws), "eval", "compare",
                                        "--base", "gemma3-270m", "--candidate", candidate, "--personas", "1",
                                        "--runs", "1", "--exchanges", "1", "--max-tokens", "16", "--seed", "4242",
