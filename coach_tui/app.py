@@ -32,6 +32,7 @@ from textual.signal import Signal
 from actors import heap
 from actors.chat.engine import DEFAULT_CHAT_MODEL, chat_backend
 from actors.pack.loader import DomainPack
+from actors.safety import preload_safety_net
 from state import pipeline as db
 from state.chat import ChatStore
 from state.errors import CoachError
@@ -120,8 +121,11 @@ class CoachApp(App):
         chat_backend_factory: Callable[[str], object] | None = None,
         chat_store: ChatStore | None = None,
         config_path: Path | None = None,
+        preload_safety: bool = False,
     ) -> None:
         super().__init__()
+        self.preload_safety = preload_safety
+        """Load the chat's crisis net in a thread once the first screen is drawn (`run_app` does)."""
         self.context = context
         self.pack = pack
         self.store = context.store
@@ -140,6 +144,8 @@ class CoachApp(App):
         self.refresh_context()
         heap.tune()
         self.call_after_refresh(self._freeze_heap)
+        if self.preload_safety:
+            self.call_after_refresh(preload_safety_net, self.pack)
         self.set_interval(FOLLOW_S, self._follow_elsewhere)
 
     def on_unmount(self) -> None:
@@ -476,7 +482,7 @@ class CoachApp(App):
 def run_app(context: AppContext) -> None:
     pack = context.pack()  # a broken pack is reported before the screen opens
     context.store  # noqa: B018 - a workspace problem is reported before the screen opens too
-    app = CoachApp(context, pack)
+    app = CoachApp(context, pack, preload_safety=True)
     try:
         app.run()
     finally:

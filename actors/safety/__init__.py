@@ -7,7 +7,7 @@ becomes a net. The chat and the pipeline call only what is exported here.
 from __future__ import annotations
 
 from .detector import SafetyNet
-from .loader import SafetyConfigError, load_safety_net, safety_problems
+from .loader import SafetyConfigError, load_safety_net, preload_safety_net, safety_problems
 from .model_signal import model_signals
 from .verdict import SafetySignal, SafetyVerdict
 
@@ -18,5 +18,6 @@ __all__ = [
     "SafetyVerdict",
     "load_safety_net",
     "model_signals",
+    "preload_safety_net",
     "safety_problems",
 ]

@@ -138,6 +138,7 @@ def safety_file_of(pack: Any) -> Path:
 
 _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
+_LOADING = threading.Lock()
 
 
 def _stamp(path: Path) -> tuple:
@@ -176,13 +177,35 @@ def load_safety_net(pack: Any = None):
 def cached_net_at(path: Path):
     """`load_net_at`, cached by file and refreshed when a file of the section changes."""
     path = Path(path).resolve()
-    with _LOCK:
-        key = (str(path), _stamp(path))
-        net = _CACHE.get(key)
-        if net is not None and net.stamp == net.current_stamp():
-            return net
-    net = load_net_at(path)
-    net.warm()  # the chat and `coach safety eval` read every message with all patterns compiled
-    with _LOCK:
-        _CACHE[key] = net
-    return net
+    with _LOADING:  # one load at a time: a second caller (the chat, behind `preload_safety_net`) waits for it
+        with _LOCK:
+            key = (str(path), _stamp(path))
+            net = _CACHE.get(key)
+            if net is not None and net.stamp == net.current_stamp():
+                return net
+        net = load_net_at(path)
+        net.warm()  # the chat and `coach safety eval` read every message with all patterns compiled
+        with _LOCK:
+            _CACHE[key] = net
+        return net
+
+
+def preload_safety_net(pack: Any = None) -> threading.Thread:
+    """Load ``pack``'s net in a daemon thread, so the chat finds it ready when it opens.
+
+    Why: loading reads six lexicons and the classifier (several seconds on a small CPU), and
+    the chat must not send a message before its net is loaded. Started when the app starts,
+    the load is over before a person reaches the chat; a chat opened sooner waits for this
+    same load (`cached_net_at` loads once at a time) instead of starting a second one. A
+    broken safety section is not reported here: the chat reports it when it opens.
+    """
+
+    def load() -> None:
+        try:
+            load_safety_net(pack)
+        except Exception:  # noqa: BLE001 - reported by whoever needs the net, with its own message
+            return
+
+    thread = threading.Thread(target=load, name="safety-net-preload", daemon=True)
+    thread.start()
+    return thread

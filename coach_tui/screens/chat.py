@@ -160,6 +160,8 @@ class ChatScreen(Screen):
 
     async def on_mount(self) -> None:
         # Before anything is sent: a message submitted meanwhile waits in this screen's queue.
+        # `coach` loads the net as it starts (`preload_safety_net`), so this wait is usually over.
+        self._status("loading the crisis net…")
         await anyio.to_thread.run_sync(self._ready_safety_net)
         heap.settle()  # the net's patterns and classifier live as long as the app: out of the collector's sight
         self._refresh_list()
