@@ -148,3 +148,45 @@ LOOKALIKES = [
 @pytest.mark.parametrize("text", LOOKALIKES)
 def test_lookalikes_stay_quiet(net, text):
     assert not net.check(text).flagged, text
+
+
+def test_a_negation_inside_a_condition_does_not_cancel_what_follows():
+    """ "si no me contesta, me mato": the "no" negates the condition; the consequence stands."""
+    rule = NegationRule(
+        re.compile(r"(?<!\w)(?:no|not)(?!\w)"), re.compile(r"[,.;!?]"), 3, conditionals=re.compile("si|if")
+    )
+    segment = "si no me contesta me mato"
+    assert not rule.negates(segment, segment.index("me mato"), len(segment))
+    plain = "no me mato"
+    assert rule.negates(plain, plain.index("me mato"), len(plain))
+
+
+CONDITIONS = [
+    "si no me contesta me mato",
+    "si ella no me llama esta noche me suicido",
+    "si elle ne me rappelle pas je me tue",
+    "wenn sie mich heute nicht anruft bringe ich mich um",
+    "se ele não me responder eu me mato",
+    "se non mi risponde stanotte mi ammazzo",
+    "if he doesn't text back i'm gonna kill myself",
+]
+
+DENIALS = [
+    "no me voy a matar",
+    "je ne vais pas me tuer",
+    "ich werde mich nicht umbringen",
+    "não vou me matar",
+    "non mi ammazzo, tranquilla",
+    "i'm not going to kill myself",
+]
+
+
+@pytest.mark.parametrize("text", CONDITIONS)
+def test_a_threat_after_a_negated_condition_raises_the_panel(net, text):
+    assert net.check(text).flagged
+
+
+@pytest.mark.parametrize("text", DENIALS)
+def test_a_plain_denial_stays_quiet_in_the_lexicon(net, text):
+    folded = net.normalised(text)
+    assert not net.lexicon.patterns.hits([folded], net.lexicon.negation, language=net.check(text).language)

@@ -38,6 +38,8 @@ _VOCAB_WORD = re.compile(r"[^\W\d_]{2,}")
 _NON_SPACE = re.compile(r"\S+")
 _CLAUSE_PUNCT = r"[,:;.!?()\"]|\s-\s"
 _DEFINED = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+_CONDITION_REACH = 5
+"""How many words before a negation cue a condition's opener may stand ("si elle ne me rappelle pas")."""
 
 
 @cache
@@ -89,6 +91,16 @@ class NegationRule:
     frame_scope: int = 6
     jokes: re.Pattern[str] | None = None
     recovery: re.Pattern[str] | None = None
+    conditionals: re.Pattern[str] | None = None
+
+    def _in_condition(self, clause: str, cue_start: int) -> bool:
+        """Whether a condition opens among the few words before a cue ("si no me contesta",
+        "si elle ne me rappelle pas", "wenn sie mich heute nicht anruft"): the cue then negates
+        the condition, and the consequence after it stands."""
+        if self.conditionals is None:
+            return False
+        before = clause[:cue_start].split()[-_CONDITION_REACH:]
+        return any(self.conditionals.fullmatch(word) for word in before)
 
     def _clause_before(self, segment: str, start: int) -> str:
         before = segment[max(0, start - 300) : start]
@@ -113,12 +125,16 @@ class NegationRule:
             # The cue must start within the last ``scope`` words, but is searched in the whole
             # clause so its own lookbehinds see the words before it ("arrete pas" is no negation).
             starts = [m.start() for m in _NON_SPACE.finditer(clause)]
-            if starts and self.cues.search(clause, starts[-min(self.scope, len(starts))]):
-                return True
+            if starts:
+                for cue in self.cues.finditer(clause, starts[-min(self.scope, len(starts))]):
+                    if not self._in_condition(clause, cue.start()):
+                        return True
             inside = segment[start:end]
             for cue in self.cues.finditer(inside):
                 if len(inside[: cue.start()].split()) > self.scope:
                     break  # a cue deep inside a long match belongs to a later clause of the pattern
+                if self._in_condition(clause + inside, len(clause) + cue.start()):
+                    continue
                 if regex is None:
                     return True
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
@@ -491,7 +507,11 @@ def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> Negat
             "negation.recovery",
             problems,
         )
-    return NegationRule(cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery)
+    words = "|".join(re.escape(_norm_word(c)) for c in lex.negation.conditionals if _norm_word(c))
+    conditionals = re.compile(words) if words else None
+    return NegationRule(
+        cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery, conditionals
+    )
 
 
 def vocabulary_of(lex: LexiconFile) -> set[str]:

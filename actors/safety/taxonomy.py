@@ -120,6 +120,9 @@ class Negation(SafetyModel):
     """How many words before a match a cue may stand and still negate it."""
     breaks: list[str] = []
     """Words that end a clause ("but", "pero"): a cue before one does not reach past it."""
+    conditionals: list[str] = []
+    """Words that open a condition ("if", "si", "wenn"): a cue among the few words after one
+    negates the condition, not what follows it ("if she doesn't call back I'll kill myself")."""
     frames: list[str] = []
     """Distancing frames that reach further back than a negation: fiction, film and news
     ("the character", "an episode about"), a question put to the person ("asked if I")."""
