@@ -1,7 +1,9 @@
 """Verb forms and leftovers the crisis net used to miss, and the everyday uses of the same words.
 
-Issue 13's fresh sets (dev-6, dev-7-long) showed three gaps that are about grammar, not
-vocabulary: the present tense said as a promise ("si no me contesta me mato", "eu me mato"),
+Issue 13's fresh sets (dev-6, dev-7-long) showed gaps that are about grammar and classic
+forms, not vocabulary: not waking up said with a condition or a wish ("plus simple si je me
+réveillais pas demain"), hoping a lorry hits one, asking God to take one, "X is the day" said
+with relief, "tonight it's over 🙂"; the present tense said as a promise ("si no me contesta me mato", "eu me mato"),
 third-person and German forms of taking one's life ("si toglie la vita", "ich nehme mir das
 leben"), and an overdose told as "the rest of" the pills, often next to a drink and a laugh
 ("half a bottle of vodka and the rest of my sleeping pills lol": a joke marker does not cancel
@@ -41,6 +43,36 @@ CRISIS = [
     ("attempt", "ho ingoiato il resto delle pastiglie"),
     ("passive_wish", "i want to disappear forever"),
     ("passive_wish", "j'aimerais disparaître de ce monde"),
+    ("passive_wish", "cada noche pienso que ojalá no me despertara mañana"),
+    ("passive_wish", "ce serait tellement plus simple si je me réveillais pas demain"),
+    ("passive_wish", "wär einfacher, wenn ich morgen früh nicht mehr aufwache"),
+    ("passive_wish", "deito-me todas as noites a desejar não acordar"),
+    ("passive_wish", "sarebbe più semplice se domani non mi svegliassi"),
+    ("passive_wish", "en el tren espero que un camión me embista cuando cruzo"),
+    ("passive_wish", "parfois j'espère qu'une voiture me fauche"),
+    ("passive_wish", "ich hoffe manchmal, dass mir ein lkw reinfährt"),
+    ("passive_wish", "fico torcendo pra um carro me atropelar"),
+    ("passive_wish", "spero che una macchina mi travolga"),
+    ("passive_wish", "my grandad keeps saying he wishes god would take him soon"),
+    ("passive_wish", "mi abuelo dice que ojalá dios se lo lleve ya"),
+    ("passive_wish", "ma grand-mère voudrait que le bon dieu vienne la chercher"),
+    ("passive_wish", "mein opa sagt, der herrgott soll ihn endlich holen"),
+    ("passive_wish", "meu avô diz que deus podia levar ele"),
+    ("passive_wish", "mio nonno dice che il signore se lo prendesse pure"),
+    ("passive_wish", "soy una carga para todos, preferiría no existir"),
+    ("passive_wish", "sono solo un peso, preferirei non esserci più"),
+    ("intent", "friday is the day. i feel strangely calm"),
+    ("intent", "el sábado es el día, estoy en paz"),
+    ("intent", "samedi c'est le jour, je me sens apaisée"),
+    ("intent", "samstag ist der tag, ich bin ganz ruhig"),
+    ("intent", "sábado é o dia, estou em paz"),
+    ("intent", "sabato è il giorno, mi sento serena"),
+    ("intent", "tonight it's over 🙂"),
+    ("intent", "esta noche se acaba todo 😌"),
+    ("intent", "heute nacht ist schluss, endlich ruhe"),
+    ("intent", "übermorgen bin ich nicht mehr da, das steht fest"),
+    ("intent", "já decidi, vou-me embora de vez"),
+    ("intent", "stanotte quando tutti dormono la faccio finita"),
 ]
 
 EVERYDAY = [
@@ -58,6 +90,21 @@ EVERYDAY = [
     "quero sumir do instagram por uns dias",
     "voglio sparire dai social",
     "vorrei sparire dall'ufficio per una settimana",
+    "ojalá no me despierte el vecino con el taladro",
+    "ce serait mieux si je me réveillais pas à cinq heures",
+    "seria melhor se eu não acordasse tão cedo",
+    "spero di non svegliarmi troppo tardi domani",
+    "espero que el camión de la mudanza llegue pronto",
+    "spero che il camion del trasloco arrivi in tempo",
+    "preferiría no estar aquí en esta reunión",
+    "preferirei non esserci alla cena di sabato",
+    "que dios te bendiga",
+    "sunday is the day of the marathon, i feel calm",
+    "el domingo es el día de la boda, estoy tranquila",
+    "dimanche c'est le jour du déménagement, je suis calme",
+    "ce soir c'est fini les partiels 🙂",
+    "esta noche se acaba el curso 🙂",
+    "vou embora de vez do facebook",
 ]
 
 
