@@ -1,14 +1,19 @@
-"""Verb forms and leftovers the crisis net used to miss, and the everyday uses of the same words.
+"""Forms and leftovers the crisis net used to miss, and the everyday uses of the same words.
 
-Issue 13's fresh sets (dev-6, dev-7-long) showed gaps that are about grammar and classic
-forms, not vocabulary: not waking up said with a condition or a wish ("plus simple si je me
-réveillais pas demain"), hoping a lorry hits one, asking God to take one, "X is the day" said
-with relief, "tonight it's over 🙂"; the present tense said as a promise ("si no me contesta me mato", "eu me mato"),
-third-person and German forms of taking one's life ("si toglie la vita", "ich nehme mir das
-leben"), and an overdose told as "the rest of" the pills, often next to a drink and a laugh
-("half a bottle of vodka and the rest of my sleeping pills lol": a joke marker does not cancel
-that). The same words in everyday use ("me mato estudiando", "the rest of my antibiotics like
-the doctor said", "disappear from social media for a while") stay quiet.
+Issue 13's fresh sets (dev-6, dev-7-long) showed gaps of grammar and classic form rather
+than vocabulary:
+
+* the present said as a promise ("si no me contesta me mato", "eu me mato") and third-person
+  or German forms of taking one's life ("si toglie la vita", "ich nehme mir das leben");
+* an overdose told as "the rest of" the pills, often beside a drink and a laugh ("half a bottle
+  of vodka and the rest of my sleeping pills lol": a joke marker does not cancel that);
+* not waking up said as a wish or a condition ("plus simple si je me réveillais pas demain"),
+  hoping a lorry hits one, asking God to take one;
+* "X is the day" said with relief, "tonight it's over 🙂".
+
+The same words in everyday use stay quiet: "me mato estudiando", "the rest of my antibiotics
+like the doctor said", "disappear from social media for a while", a hand burnt on an oven tray
+while baking (wherever in the sentence the oven comes).
 
 Messages here are written for these tests, never copied from the corpus.
 """
@@ -73,6 +78,10 @@ CRISIS = [
     ("intent", "übermorgen bin ich nicht mehr da, das steht fest"),
     ("intent", "já decidi, vou-me embora de vez"),
     ("intent", "stanotte quando tutti dormono la faccio finita"),
+    ("self_harm", "me quemo las piernas con el mechero cuando nadie me ve"),
+    ("self_harm", "je me suis brûlé le bras avec une cigarette exprès"),
+    ("self_harm", "queimei o braço com o isqueiro de propósito"),
+    ("self_harm", "mi sono bruciata la pelle con l'accendino"),
 ]
 
 EVERYDAY = [
@@ -105,6 +114,11 @@ EVERYDAY = [
     "ce soir c'est fini les partiels 🙂",
     "esta noche se acaba el curso 🙂",
     "vou embora de vez do facebook",
+    "me quemé la mano sacando la bandeja del horno",
+    "je me suis brûlé la main sur la plaque en faisant des crêpes",
+    "queimei a mão no tabuleiro do forno a fazer um bolo",
+    "mi sono bruciato la mano con la teglia facendo la pizza",
+    "me corté con la mandolina cortando pepino",
 ]
 
 
