@@ -39,6 +39,24 @@ REPORTS = [
     ("harm_to_others", "mein schwager hat gesagt dass er den nachbarn absticht"),
     ("intent", "meine nichte hat geschrieben dass sie sich am freitag umbringt"),
     ("active_ideation", "mein onkel sagt dass er sich das leben nehmen will"),
+    ("attempt", "my cousin is on the motorway bridge and isn't answering"),
+    ("attempt", "mi hermana está encima del viaducto y no contesta"),
+    ("attempt", "ma sœur est sur le pont et répond plus"),
+    ("attempt", "meine schwester steht auf der autobahnbrücke und geht nicht ans telefon"),
+    ("attempt", "minha irmã tá em cima do viaduto e não atende"),
+    ("attempt", "mia sorella è sul ponte e non risponde"),
+    ("self_harm", "my niece burns herself with a lighter when she's angry"),
+    ("self_harm", "mi sobrina se quema con el mechero cuando se enfada"),
+    ("self_harm", "ma nièce se brûle avec un briquet quand elle est en colère"),
+    ("self_harm", "meine nichte verbrennt sich mit dem feuerzeug, wenn sie wütend ist"),
+    ("self_harm", "minha sobrinha se queima com isqueiro quando fica com raiva"),
+    ("self_harm", "mia nipote si brucia con l'accendino quando è arrabbiata"),
+    ("plan_preparation", "my dad keeps buying painkillers at different pharmacies"),
+    ("plan_preparation", "mi padre va comprando pastillas en farmacias distintas"),
+    ("plan_preparation", "mon père achète des cachets dans plusieurs pharmacies"),
+    ("plan_preparation", "mein vater kauft tabletten in verschiedenen apotheken"),
+    ("plan_preparation", "meu pai anda comprando remédios em farmácias diferentes"),
+    ("plan_preparation", "mio padre compra pastiglie in farmacie diverse"),
 ]
 
 LOOKALIKES = [
@@ -50,6 +68,10 @@ LOOKALIKES = [
     "my uncle says he's gonna shoot the wedding video himself",
     "mi hermano dice que va a disparar a puerta en cuanto pueda",
     "il mio amico dice che spara a zero su tutti i politici",
+    "my brother is on the bridge taking photos of the sunset",
+    "meine schwester steht auf der brücke und macht fotos",
+    "my mum burned herself on the stove making jam",
+    "my dad buys his blood pressure pills at the pharmacy near work",
 ]
 
 
