@@ -4,8 +4,8 @@ Floors on `dev-2.jsonl` (look-alikes written independently of the patterns) and
 `dev-everyday.jsonl` (ordinary coaching messages written to tempt the net): the net that
 learnt from the `train-6-*` files (indirect crisis messages and minimal pairs beside
 ordinary messages that share their words) halved the false alarms there without losing
-recall. `probe-3.jsonl` is a fresh set for measuring, never for tuning: only its shape is
-tested here. The held-out `test*.jsonl` files are never read by these tests.
+recall. `probe-3.jsonl` and `probe-5.jsonl` are fresh sets for measuring, never for tuning:
+only their shape is tested here. The held-out `test*.jsonl` files are never read by these tests.
 """
 
 from __future__ import annotations
@@ -63,10 +63,13 @@ def test_probes_and_new_training_files_are_kept_apart(net):
         assert not shared, (path.name, shared[:3])
 
 
-def test_probe_3_covers_every_category_and_language(net):
-    items = read_corpus(CORPUS / "probe-3.jsonl")
+@pytest.mark.parametrize(
+    ("name", "per_category", "benign", "per_language"), [("probe-3.jsonl", 10, 50, 20), ("probe-5.jsonl", 30, 300, 55)]
+)
+def test_a_probe_covers_every_category_and_language(net, name, per_category, benign, per_language):
+    items = read_corpus(CORPUS / name)
     categories = Counter(i.category for i in items)
-    assert set(net.categories) <= set(categories) and all(categories[c] >= 10 for c in net.categories)
-    assert categories["none"] >= 50
+    assert set(net.categories) <= set(categories) and all(categories[c] >= per_category for c in net.categories)
+    assert categories["none"] >= benign
     languages = Counter(i.language for i in items if i.category != "none")
-    assert set(languages) == set(net.config.languages) and min(languages.values()) >= 20
+    assert set(languages) == set(net.config.languages) and min(languages.values()) >= per_language
