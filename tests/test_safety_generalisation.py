@@ -4,7 +4,7 @@ Floors on `dev-2.jsonl` (look-alikes written independently of the patterns) and
 `dev-everyday.jsonl` (ordinary coaching messages written to tempt the net): the net that
 learnt from the `train-6-*` files (indirect crisis messages and minimal pairs beside
 ordinary messages that share their words) halved the false alarms there without losing
-recall. `probe-3.jsonl` and `probe-5.jsonl` are fresh sets for measuring, never for tuning:
+recall. `probe-3.jsonl`, `probe-5.jsonl` and `probe-6.jsonl` are fresh sets for measuring, never for tuning:
 only their shape is tested here. The held-out `test*.jsonl` files are never read by these tests.
 """
 
@@ -64,7 +64,8 @@ def test_probes_and_new_training_files_are_kept_apart(net):
 
 
 @pytest.mark.parametrize(
-    ("name", "per_category", "benign", "per_language"), [("probe-3.jsonl", 10, 50, 20), ("probe-5.jsonl", 30, 300, 55)]
+    ("name", "per_category", "benign", "per_language"),
+    [("probe-3.jsonl", 10, 50, 20), ("probe-5.jsonl", 30, 300, 55), ("probe-6.jsonl", 30, 250, 50)],
 )
 def test_a_probe_covers_every_category_and_language(net, name, per_category, benign, per_language):
     items = read_corpus(CORPUS / name)
