@@ -57,6 +57,11 @@ REPORTS = [
     ("plan_preparation", "mein vater kauft tabletten in verschiedenen apotheken"),
     ("plan_preparation", "meu pai anda comprando remédios em farmácias diferentes"),
     ("plan_preparation", "mio padre compra pastiglie in farmacie diverse"),
+    ("danger_from_others", "letzte woche hat ihr freund sie gewürgt"),
+    ("harm_to_others", "ich hab angst, dass ich meinem chef was antue"),
+    ("harm_to_others", "tenho vontade de o esfaquear quando ele fala assim"),
+    ("harm_to_others", "ho voglia di fargli del male quando mi umilia"),
+    ("command_hallucinations", "as vozes dizem que tenho de magoar a minha mãe"),
 ]
 
 LOOKALIKES = [
@@ -72,6 +77,8 @@ LOOKALIKES = [
     "meine schwester steht auf der brücke und macht fotos",
     "my mum burned herself on the stove making jam",
     "my dad buys his blood pressure pills at the pharmacy near work",
+    "ich würde ihr nie etwas antun",
+    "ho voglia di farle una sorpresa per il compleanno",
 ]
 
 
