@@ -190,3 +190,41 @@ def test_a_threat_after_a_negated_condition_raises_the_panel(net, text):
 def test_a_plain_denial_stays_quiet_in_the_lexicon(net, text):
     folded = net.normalised(text)
     assert not net.lexicon.patterns.hits([folded], net.lexicon.negation, language=net.check(text).language)
+
+
+def test_a_joke_marker_does_not_cancel_an_earnest_category():
+    rule = NegationRule(None, re.compile(r"[,.;!?]"), 3, jokes=re.compile(r"(?<!\w)(?:lol|jaja)(?!\w)"))
+    segment = "cut again this week lol"
+    assert rule.negates(segment, 0, len("cut again"))
+    assert not rule.negates(segment, 0, len("cut again"), jokes=False)
+
+
+HALF_JOKING_ACTS = [
+    "back on the blades again lol",
+    "mis brazos parecen un código de barras jaja",
+    "recoupée hier soir mdr",
+    "voltei pra lâmina essa semana kkkk",
+    "sono tornata alle lamette ahah",
+]
+
+HYPERBOLE = [
+    "i'll kill him if he eats my fries again lol",
+    "mi hermano se come mi tarta y lo mato jajaja",
+]
+
+
+@pytest.mark.parametrize("text", HALF_JOKING_ACTS)
+def test_a_laugh_beside_an_act_does_not_hide_it(net, text):
+    assert net.check(text).flagged
+
+
+@pytest.mark.parametrize("text", HYPERBOLE)
+def test_a_laugh_still_cancels_hyperbole_in_the_lexicon(net, text):
+    folded = net.normalised(text)
+    hits = net.lexicon.patterns.hits([folded], net.lexicon.negation, language=net.check(text).language)
+    assert not hits
+
+
+def test_which_categories_a_joke_may_cancel_is_the_packs_data(net):
+    earnest = {c.id for c in net.config.categories if not c.jokes_cancel}
+    assert earnest == {"attempt", "plan_preparation", "command_hallucinations", "self_harm"}

@@ -80,9 +80,11 @@ def test_field_shape_mistakes(safety_copy):
     def change(d):
         d["thresholds"].update({"recall": 1.5, "p99_ms": -1})
         d["thresholdz"] = {}
+        d["categories"][0]["jokes_cancel"] = "sometimes"
 
     _edit(safety_copy, change)
     messages = [str(p) for p in safety_problems(safety_copy)]
+    assert any("categories.0.jokes_cancel" in m for m in messages), messages
     assert any("thresholds.recall" in m for m in messages)
     assert any("thresholds.p99_ms" in m for m in messages)
     assert any("thresholdz: unknown field" in m for m in messages)

@@ -56,6 +56,7 @@ class SafetyNet:
         self.path = path
         self.categories: list[str] = config.category_ids
         self._urgency = {c: i for i, c in enumerate(self.categories)}
+        self._earnest = frozenset(c.id for c in config.categories if not c.jokes_cancel)
         terms = [t for lang in lexicon.languages for t in lexicon.key_terms.get(lang, [])]
         self.fuzzy = FuzzyIndex((t for t in terms if " " not in t), lexicon.vocabulary)
         self._scan_terms = sorted({t for t in terms} | {fold_accents(t) for t in terms})
@@ -137,7 +138,9 @@ class SafetyNet:
         language: str | None = None
 
         cancelled: list = []
-        hits = self.lexicon.patterns.hits(segs, self.lexicon.negation, language=guessed, negated=cancelled)
+        hits = self.lexicon.patterns.hits(
+            segs, self.lexicon.negation, language=guessed, negated=cancelled, earnest=self._earnest
+        )
         for hit in hits:
             signals.append(SafetySignal(hit.category, "lexicon", hit.evidence))
         if hits:
@@ -149,7 +152,7 @@ class SafetyNet:
             unchanged = set(segs)
             changed = [seg for seg in segments(corrected) if seg not in unchanged]
             fixed_hits = self.lexicon.patterns.hits(
-                changed, self.lexicon.negation, skip={h.category for h in hits}, language=guessed
+                changed, self.lexicon.negation, skip={h.category for h in hits}, language=guessed, earnest=self._earnest
             )
             read_as = ", ".join(f"{a}→{b}" for a, b in fixes[:3])
             for hit in fixed_hits:

@@ -18,7 +18,7 @@ negations, such as "I don't want to be here anymore").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -107,7 +107,9 @@ class NegationRule:
         ends = [m.end() for m in self.breaks.finditer(before)]
         return before[ends[-1] :] if ends else before
 
-    def negates(self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None) -> bool:
+    def negates(
+        self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None, *, jokes: bool = True
+    ) -> bool:
         """A cue among the ``scope`` words before the match in its clause, or inside the match
         where the pattern does not spell it itself; or a framing cue (fiction, a question asked
         of the person) a little further back; or a joke marker anywhere in the segment.
@@ -140,7 +142,7 @@ class NegationRule:
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
                 if regex.match(probe, start):
                     return True
-        return self.distances(segment, start, end, words)
+        return self.distances(segment, start, end, words, jokes=jokes)
 
     def framed(self, segment: str) -> bool:
         """A framing cue, recovery or joke marker anywhere in the segment: the message is about
@@ -152,7 +154,9 @@ class NegationRule:
         cut = self.breaks.search(after)
         return after[: cut.start()] if cut is not None else after
 
-    def distances(self, segment: str, start: int, end: int, words: list[str] | None = None) -> bool:
+    def distances(
+        self, segment: str, start: int, end: int, words: list[str] | None = None, *, jokes: bool = True
+    ) -> bool:
         """A framing cue shortly before or after the match in its clause ("the character …",
         "… when I was 15"), or a joke marker anywhere in the segment."""
         if self.frames is not None:
@@ -163,7 +167,7 @@ class NegationRule:
                 return True
         if self.recovery is not None and self.recovery.search(segment, end):
             return True
-        return self.jokes is not None and self.jokes.search(segment) is not None
+        return jokes and self.jokes is not None and self.jokes.search(segment) is not None
 
 
 def _negated(
@@ -172,6 +176,8 @@ def _negated(
     segment: str,
     match: re.Match[str],
     message_language: str | None = None,
+    *,
+    jokes: bool = True,
 ) -> bool:
     """Whether the match is negated by the cues, frames, recovery or joke markers of the
     pattern's own language or of the message's (a Portuguese pattern can match a French
@@ -179,7 +185,7 @@ def _negated(
     (Portuguese "no" is "in the", Spanish "prima" a cousin, "lol" means nothing in German)."""
     for lang in dict.fromkeys((language, message_language)):
         rule = negation.get(lang) if lang else None
-        if rule is not None and rule.negates(segment, match.start(), match.end(), match.re):
+        if rule is not None and rule.negates(segment, match.start(), match.end(), match.re, jokes=jokes):
             return True
     return False
 
@@ -296,9 +302,11 @@ class PatternSet:
         skip: Iterable[str] = (),
         language: str | None = None,
         negated: list[Hit] | None = None,
+        earnest: Collection[str] = (),
     ) -> list[Hit]:
         """The first un-negated match per category, over ``segments`` in order; matches that a
-        negation cancelled are appended to ``negated`` when a list is given."""
+        negation cancelled are appended to ``negated`` when a list is given. A joke marker does
+        not cancel a match of an ``earnest`` category (see `CategoryDef.jokes_cancel`)."""
         done = set(skip)
         out: list[Hit] = []
         for segment in segments:
@@ -307,7 +315,8 @@ class PatternSet:
                 if entry.category in done:
                     continue
                 for match in entry.regex.finditer(segment):
-                    if entry.negatable and _negated(negation, entry.language, segment, match, language):
+                    jokes = entry.category not in earnest
+                    if entry.negatable and _negated(negation, entry.language, segment, match, language, jokes=jokes):
                         if negated is not None:
                             negated.append(Hit(entry.category, entry.language, match.group(0), entry.where))
                         continue

@@ -24,6 +24,10 @@ class CategoryDef(SafetyModel):
     id: str = Field(pattern=CATEGORY_ID)
     name: str = Field(min_length=1)
     description: str = ""
+    jokes_cancel: bool = True
+    """Whether a joke marker ("lol", "jaja", "😂") cancels this category's patterns. Hyperbole is
+    said in jest ("I'll kill him lol"); an act already done usually is not, and a laugh beside
+    it hides how bad it is ("cut again this week lol"): set false for those categories."""
 
     @field_validator("id")
     @classmethod
