@@ -91,6 +91,21 @@ CRISIS = [
     ("attempt", "me he cortado la muñeca y no para de sangrar"),
     ("command_hallucinations", "die stimmen sagen spring, spring, die ganze nacht"),
     ("command_hallucinations", "as vozes mandam eu me cortar, corta-te, corta-te"),
+    ("attempt", "I have swallowed a good many of my blood pressure tablets, I fear"),
+    ("attempt", "i'm on the wrong side of the railing on the overpass"),
+    ("attempt", "estoy en el puente, al otro lado de la barandilla"),
+    ("attempt", "je suis sur le pont, de l'autre côté de la rambarde"),
+    ("attempt", "ich stehe auf der brücke, auf der anderen seite vom geländer"),
+    ("attempt", "estou na ponte, do outro lado da grade"),
+    ("attempt", "sono sul viadotto, dall'altra parte del parapetto"),
+    ("self_harm", "ich schneide mich am handgelenk wenn ich traurig bin"),
+    ("passive_wish", "ich wünsche manchmal, ich bin nie geboren"),
+    ("passive_wish", "je souhaite de ne plus exister"),
+    ("active_ideation", "voglio finire la mia vita"),
+    ("active_ideation", "quiero irme de esta vida"),
+    ("passive_wish", "já não peço nada a não ser que Deus me leve"),
+    ("command_hallucinations", "dice che una voce gli ordina di buttarsi"),
+    ("command_hallucinations", "la voix me dit tue-toi"),
 ]
 
 EVERYDAY = [
@@ -128,6 +143,10 @@ EVERYDAY = [
     "queimei a mão no tabuleiro do forno a fazer um bolo",
     "mi sono bruciato la mano con la teglia facendo la pizza",
     "me corté con la mandolina cortando pepino",
+    "the cat is on the other side of the fence",
+    "ich schneide mich beim rasieren immer am kinn",
+    "welche tabletten sind am gefährlichsten für hunde?",
+    "a não ser que chova, vamos à praia",
 ]
 
 
