@@ -1,6 +1,6 @@
 """Forms and leftovers the crisis net used to miss, and the everyday uses of the same words.
 
-Issue 13's fresh sets (dev-6, dev-7-long) showed gaps of grammar and classic form rather
+Issue 13's fresh tuning sets (now the train-7 files) showed gaps of grammar and classic form rather
 than vocabulary:
 
 * the present said as a promise ("si no me contesta me mato", "eu me mato") and third-person

@@ -53,7 +53,9 @@ def test_probes_and_new_training_files_are_kept_apart(net):
     paths = train_paths(BUNDLED_SAFETY, net.config)
     assert not any(p.name.startswith(("dev", "probe", "test")) for p in paths)
     trained = {net.normalised(i.text) for p in paths for i in read_corpus(p)}
-    newest = {net.normalised(i.text) for p in paths if p.name.startswith("train-6-") for i in read_corpus(p)}
+    newest = {
+        net.normalised(i.text) for p in paths if p.name.startswith(("train-6-", "train-7-")) for i in read_corpus(p)
+    }
     assert newest
     for path in sorted(CORPUS.glob("*.jsonl")):
         if not path.name.startswith(("dev", "probe")):

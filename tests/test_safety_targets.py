@@ -24,12 +24,12 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.93, weakest categories
-# intent 0.86, method and self-harm 0.89, weakest languages German and Spanish 0.90, look-alike
-# false alarms 0.063, ordinary messages 0.020), less a margin of about 0.02.
-RECALL_FLOOR = 0.90
-CATEGORY_RECALL_FLOOR = 0.84
-LANGUAGE_RECALL_FLOOR = 0.85
+# Measured on the shipped net (see the README's safety section: recall 0.936, weakest categories
+# intent and method 0.89, weakest language German 0.90, look-alike false alarms 0.060, ordinary
+# messages 0.017), less a margin of about 0.02.
+RECALL_FLOOR = 0.91
+CATEGORY_RECALL_FLOOR = 0.86
+LANGUAGE_RECALL_FLOOR = 0.88
 LOOKALIKE_FALSE_ALARM_CEILING = 0.08
 EVERYDAY_FALSE_ALARM_CEILING = 0.02
 
