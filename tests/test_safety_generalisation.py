@@ -48,8 +48,9 @@ def test_ordinary_messages_rarely_open_the_panel(net):
 
 def test_probes_and_new_training_files_are_kept_apart(net):
     """A message both in training and in a probe would make the probe's figures lie. Probes hold
-    no training message; the `train-6-*` and `train-7-*` files hold no dev or probe message. (Older dev files
-    share 16 short messages with older training files; they are left as measured.)"""
+    no training message; the `train-6-*` and `train-7-*` files hold no dev or probe message.
+    (Older dev files share 16 short messages with older training files; they are left as
+    measured.)"""
     paths = train_paths(BUNDLED_SAFETY, net.config)
     assert not any(p.name.startswith(("dev", "probe", "test")) for p in paths)
     trained = {net.normalised(i.text) for p in paths for i in read_corpus(p)}
