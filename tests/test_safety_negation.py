@@ -217,5 +217,4 @@ def test_a_laugh_beside_an_act_does_not_hide_it(net, text):
 
 
 def test_which_categories_a_joke_may_cancel_is_the_packs_data(net):
-    earnest = {c.id for c in net.config.categories if not c.jokes_cancel}
-    assert earnest == {"attempt", "plan_preparation", "command_hallucinations", "self_harm"}
+    assert net.earnest == {"attempt", "plan_preparation", "command_hallucinations", "self_harm"}

@@ -26,7 +26,7 @@ def net():
 
 def _lexicon_hits(net, text: str) -> list[str]:
     folded = net.normalised(text)
-    return [h.category for h in net.lexicon.patterns.hits(segments(folded), net.lexicon.negation)]
+    return [h.category for h in net.lexicon.patterns.hits(segments(folded), net.lexicon.negation, earnest=net.earnest)]
 
 
 CRISIS = {

@@ -56,7 +56,8 @@ class SafetyNet:
         self.path = path
         self.categories: list[str] = config.category_ids
         self._urgency = {c: i for i, c in enumerate(self.categories)}
-        self._earnest = frozenset(c.id for c in config.categories if not c.jokes_cancel)
+        self.earnest = frozenset(c.id for c in config.categories if not c.jokes_cancel)
+        """Categories a joke marker does not cancel (`CategoryDef.jokes_cancel`)."""
         terms = [t for lang in lexicon.languages for t in lexicon.key_terms.get(lang, [])]
         self.fuzzy = FuzzyIndex((t for t in terms if " " not in t), lexicon.vocabulary)
         self._scan_terms = sorted({t for t in terms} | {fold_accents(t) for t in terms})
@@ -139,7 +140,7 @@ class SafetyNet:
 
         cancelled: list = []
         hits = self.lexicon.patterns.hits(
-            segs, self.lexicon.negation, language=guessed, negated=cancelled, earnest=self._earnest
+            segs, self.lexicon.negation, language=guessed, negated=cancelled, earnest=self.earnest
         )
         for hit in hits:
             signals.append(SafetySignal(hit.category, "lexicon", hit.evidence))
@@ -152,7 +153,7 @@ class SafetyNet:
             unchanged = set(segs)
             changed = [seg for seg in segments(corrected) if seg not in unchanged]
             fixed_hits = self.lexicon.patterns.hits(
-                changed, self.lexicon.negation, skip={h.category for h in hits}, language=guessed, earnest=self._earnest
+                changed, self.lexicon.negation, skip={h.category for h in hits}, language=guessed, earnest=self.earnest
             )
             read_as = ", ".join(f"{a}→{b}" for a, b in fixes[:3])
             for hit in fixed_hits:
