@@ -204,16 +204,14 @@ def test_bad_classifier_file_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_committed_classifier_matches_a_fresh_training(tmp_path):
-    """`coach safety train` twice gives identical bytes, equal to the file in the repository."""
+    """`coach safety train` gives the very bytes in the repository (training twice giving the same
+    bytes is tested above on a small corpus: the full one takes a minute per training)."""
     committed = BUNDLED_SAFETY.parent / "classifier.npz"
-    outs = []
-    for name in ("one.npz", "two.npz"):
-        out = tmp_path / name
-        result = CliRunner().invoke(main, ["safety", "train", "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        outs.append(out.read_bytes())
-    assert outs[0] == outs[1]
-    assert hashlib.sha256(outs[0]).hexdigest() == hashlib.sha256(committed.read_bytes()).hexdigest(), (
+    out = tmp_path / "fresh.npz"
+    result = CliRunner().invoke(main, ["safety", "train", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    fresh = out.read_bytes()
+    assert hashlib.sha256(fresh).hexdigest() == hashlib.sha256(committed.read_bytes()).hexdigest(), (
         "config/safety/classifier.npz is stale: run `coach safety train`"
     )
-    assert len(outs[0]) < 2 * 1024 * 1024
+    assert len(fresh) < 2 * 1024 * 1024

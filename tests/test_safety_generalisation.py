@@ -1,11 +1,11 @@
-"""The net on the sets written for tuning and probing, and the corpus kept apart from them.
+"""The net on the probe sets, written apart from it and never trained on, and the corpus kept apart.
 
-Floors on `dev-2.jsonl` (look-alikes written independently of the patterns) and
-`dev-everyday.jsonl` (ordinary coaching messages written to tempt the net): the net that
-learnt from the `train-6-*` files (indirect crisis messages and minimal pairs beside
-ordinary messages that share their words) halved the false alarms there without losing
-recall. `probe-3.jsonl`, `probe-5.jsonl` and `probe-6.jsonl` are fresh sets for measuring, never for tuning:
-only their shape is tested here. The held-out `test*.jsonl` files are never read by these tests.
+The probes measure how the net carries over to messages nobody tuned it on:
+`probe-6` (other voices), `probe-8-*` and `probe-9-*` (every category and language), and
+`probe-10-*` (questions about means beside their benign twins, indirect intent and plans,
+figures of speech). The floors are what the shipped net measured, less a margin: a change
+that makes the net carry over worse fails here. The sets once used for tuning and probing are
+training data now (`train-8-*`). The held-out `test*.jsonl` files are never read by these tests.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from actors.safety.loader import BUNDLED_SAFETY, train_paths
 from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
+BALANCED_PROBES = ("probe-6.jsonl", "probe-8-*.jsonl", "probe-9-*.jsonl")
+MEANS_PROBES = ("probe-10-*.jsonl",)
 
 
 @pytest.fixture(scope="module")
@@ -27,51 +29,55 @@ def net():
     return load_safety_net(None)
 
 
-def _summary(net, name: str):
+def _summary(net, patterns: tuple[str, ...]):
     outcomes = []
-    for item in read_corpus(CORPUS / name):
-        verdict = net.check(item.text, item.history)
-        outcomes.append(Outcome(item.text, item.category, item.language, verdict.flagged, verdict.categories, 0.0))
+    for pattern in patterns:
+        paths = sorted(CORPUS.glob(pattern))
+        assert paths, pattern
+        for path in paths:
+            for item in read_corpus(path):
+                verdict = net.check(item.text, item.history)
+                outcomes.append(
+                    Outcome(item.text, item.category, item.language, verdict.flagged, verdict.categories, 0.0)
+                )
     return summarise(outcomes, net.categories)
 
 
-def test_lookalike_false_alarms_stay_low_without_losing_recall(net):
-    summary = _summary(net, "dev-2.jsonl")
-    assert summary.false_alarms.value <= 0.02, summary.false_alarms  # was 0.039 (11/279)
-    assert summary.recall.value >= 0.98, summary.recall
+def test_balanced_probes_hold_their_floors(net):
+    """Measured 0.875 recall (734/839) and 0.038 false alarms (26/690)."""
+    summary = _summary(net, BALANCED_PROBES)
+    assert summary.recall.value >= 0.85, summary.recall
+    assert summary.false_alarms.value <= 0.05, summary.false_alarms
+    low = {c: round(r.value, 3) for c, r in summary.by_category.items() if r.value < 0.78}
+    assert not low
 
 
-def test_ordinary_messages_rarely_open_the_panel(net):
-    summary = _summary(net, "dev-everyday.jsonl")
-    assert summary.false_alarms.value <= 0.06, summary.false_alarms  # was 0.081 (10/124)
+def test_means_probes_hold_their_floors(net):
+    """The hardest set: measured 0.693 recall (374/540; method 0.66) and 0.153 false alarms
+    (138/900: 0.187 on twins that share a crisis message's words, 0.103 on figures of speech)."""
+    summary = _summary(net, MEANS_PROBES)
+    assert summary.recall.value >= 0.66, summary.recall
+    assert summary.false_alarms.value <= 0.18, summary.false_alarms
 
 
-def test_probes_and_new_training_files_are_kept_apart(net):
-    """A message both in training and in a probe would make the probe's figures lie. Probes hold
-    no training message; the `train-6-*` and `train-7-*` files hold no dev or probe message.
-    (Older dev files share 16 short messages with older training files; they are left as
-    measured.)"""
+def test_probes_hold_no_training_message(net):
+    """A message both in training and in a probe would make the probe's figures lie."""
     paths = train_paths(BUNDLED_SAFETY, net.config)
     assert not any(p.name.startswith(("dev", "probe", "test")) for p in paths)
     trained = {net.normalised(i.text) for p in paths for i in read_corpus(p)}
-    newest = {
-        net.normalised(i.text) for p in paths if p.name.startswith(("train-6-", "train-7-")) for i in read_corpus(p)
-    }
-    assert newest
-    for path in sorted(CORPUS.glob("*.jsonl")):
-        if not path.name.startswith(("dev", "probe")):
-            continue  # the held-out test files are never read here
-        seen = trained if path.name.startswith("probe") else newest
-        shared = [i.text for i in read_corpus(path) if net.normalised(i.text) in seen]
+    probes = sorted(CORPUS.glob("probe*.jsonl"))
+    assert probes
+    for path in probes:
+        shared = [i.text for i in read_corpus(path) if net.normalised(i.text) in trained]
         assert not shared, (path.name, shared[:3])
 
 
 @pytest.mark.parametrize(
-    ("name", "per_category", "benign", "per_language"),
-    [("probe-3.jsonl", 10, 50, 20), ("probe-5.jsonl", 30, 300, 55), ("probe-6.jsonl", 30, 250, 50)],
+    ("pattern", "per_category", "benign", "per_language"),
+    [("probe-6.jsonl", 30, 250, 50), ("probe-8-*.jsonl", 20, 150, 39), ("probe-9-*.jsonl", 30, 200, 50)],
 )
-def test_a_probe_covers_every_category_and_language(net, name, per_category, benign, per_language):
-    items = read_corpus(CORPUS / name)
+def test_a_probe_covers_every_category_and_language(net, pattern, per_category, benign, per_language):
+    items = [i for path in sorted(CORPUS.glob(pattern)) for i in read_corpus(path)]
     categories = Counter(i.category for i in items)
     assert set(net.categories) <= set(categories) and all(categories[c] >= per_category for c in net.categories)
     assert categories["none"] >= benign

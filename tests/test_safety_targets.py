@@ -7,8 +7,9 @@ the net was written or trained from either. Two kinds of check:
 * floors: what the shipped net measured on these splits, minus a small margin;
   a change that makes it worse fails here;
 * the issue's targets (recall ≥ 0.95 overall, ≥ 0.90 per category and per
-  language, ≤ 0.05 false alarms): not met yet, so they are strict xfails. The
-  day they pass, the xfail fails and must be removed — they cannot pass silently.
+  language, ≤ 0.05 false alarms): those met are plain tests; those not met yet
+  (per category, false alarms) are strict xfails. The day one passes, its xfail
+  fails and must be removed — it cannot pass silently.
 
 Timing is the benchmark's business (benchmarks/bench_safety.py), not a test's.
 """
@@ -19,21 +20,31 @@ import pytest
 
 from actors.safety import load_safety_net
 from actors.safety.corpus import read_corpus
-from actors.safety.loader import BUNDLED_SAFETY
+from actors.safety.loader import BUNDLED_SAFETY, train_paths
 from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.936, weakest categories
-# intent and method 0.89, weakest language German 0.90, look-alike false alarms 0.060, ordinary
-# messages 0.017), less a margin of about 0.02.
-RECALL_FLOOR = 0.91
+# Measured on the shipped net (see the README's safety section: recall 0.967, weakest category
+# method 0.89, weakest language French 0.93, look-alike false alarms 0.060, ordinary messages
+# 0.017), less a margin of about 0.02.
+RECALL_FLOOR = 0.945
 CATEGORY_RECALL_FLOOR = 0.86
-LANGUAGE_RECALL_FLOOR = 0.88
+LANGUAGE_RECALL_FLOOR = 0.91
 LOOKALIKE_FALSE_ALARM_CEILING = 0.08
-EVERYDAY_FALSE_ALARM_CEILING = 0.02
+EVERYDAY_FALSE_ALARM_CEILING = 0.025
 
 NOT_YET = pytest.mark.xfail(strict=True, reason="the issue's target is not met yet (see the README's figures)")
+
+
+def test_no_held_out_message_is_trained_on():
+    """A held-out message in a training file would make these figures lie (the count only: the
+    held-out texts are never printed)."""
+    net = load_safety_net(None)
+    trained = {net.normalised(i.text) for p in train_paths(BUNDLED_SAFETY, net.config) for i in read_corpus(p)}
+    for name in ("test.jsonl", "test-everyday.jsonl"):
+        shared = sum(net.normalised(i.text) in trained for i in read_corpus(CORPUS / name))
+        assert shared == 0, f"{shared} message(s) of {name} are in the training files"
 
 
 def _summary(name: str):
@@ -74,7 +85,6 @@ def test_false_alarm_ceilings(report, everyday):
     assert ordinary.false_alarms.value <= EVERYDAY_FALSE_ALARM_CEILING, "ordinary coaching messages open the panel"
 
 
-@NOT_YET
 def test_overall_recall_target(report):
     summary, targets = report
     assert summary.recall.value >= targets.recall, f"recall {summary.recall.value:.3f}"

@@ -14,7 +14,7 @@ CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
 
 def test_every_training_file_is_listed_and_no_measuring_set_is():
-    config = load_net_at(BUNDLED_SAFETY, require_classifier=False).config
+    config = load_net_at(BUNDLED_SAFETY, with_classifier=False).config
     paths = train_paths(BUNDLED_SAFETY, config)
     listed = {p.name for p in paths}
     unlisted = {p.name for p in CORPUS.glob("train*.jsonl")} - listed

@@ -130,9 +130,20 @@ class SafetyNet:
 
     def check(self, text: object, history: Sequence[object] = ()) -> SafetyVerdict:
         """Every offline layer over ``text``; ``history`` is earlier user messages, oldest first."""
+        return self._verdict(text, history, self.classifier)[0]
+
+    def without_classifier(self, text: object, history: Sequence[object] = ()) -> tuple[bool, bool]:
+        """Whether the other layers flag ``text``, and whether the net would let the classifier
+        speak on it: what training needs to hold the whole net's false alarms to the budget."""
+        verdict, reads = self._verdict(text, history, None)
+        return verdict.flagged, reads
+
+    def _verdict(
+        self, text: object, history: Sequence[object], classifier: ClassifierModel | None
+    ) -> tuple[SafetyVerdict, bool]:
         folded = self.normalised(text)
         if not folded:
-            return NOT_FLAGGED
+            return NOT_FLAGGED, False
         segs = segments(folded)
         signals: list[SafetySignal] = []
         guessed = self.lexicon.guess_language(tokens(folded[: 4 * _GUESS_TOKENS])[:_GUESS_TOKENS])
@@ -164,17 +175,18 @@ class SafetyNet:
         # phrase and found it negated ("I would never kill myself"), or the message carries the
         # lexicon's own framing cues (a film, a history lesson, a joke, a past long recovered),
         # and nothing else fired, the lexicon's say stands.
-        if self.classifier is not None and (signals or (not cancelled and not self._framed(segs, guessed))):
+        reads = bool(signals) or (not cancelled and not self._framed(segs, guessed))
+        if classifier is not None and reads:
             windows = self._classifier_windows(folded, segs)
-            hashed = [self.classifier.hashed(w) for w in windows]
-            scores = [self.classifier.score(w, h) for w, h in zip(windows, hashed, strict=True)]
+            hashed = [classifier.hashed(w) for w in windows]
+            scores = [classifier.score(w, h) for w, h in zip(windows, hashed, strict=True)]
             best = max(range(len(scores)), key=scores.__getitem__)
             score = scores[best]
-            if score >= self.classifier.threshold:
-                category = self.classifier.category(windows[best], hashed[best])
+            if score >= classifier.threshold:
+                category = classifier.category(windows[best], hashed[best])
                 signals.append(
                     SafetySignal(
-                        category, "classifier", f"score {score:.2f} ≥ {self.classifier.threshold:.2f}", round(score, 4)
+                        category, "classifier", f"score {score:.2f} ≥ {classifier.threshold:.2f}", round(score, 4)
                     )
                 )
 
@@ -190,7 +202,7 @@ class SafetyNet:
             language = guessed
         found = {s.category for s in signals}
         categories = tuple(sorted(found, key=lambda c: self._urgency.get(c, len(self._urgency))))
-        return SafetyVerdict(bool(signals), categories, tuple(signals), language)
+        return SafetyVerdict(bool(signals), categories, tuple(signals), language), reads
 
     # --- what the chat does with a verdict ---------------------------------------------
 

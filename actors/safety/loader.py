@@ -149,8 +149,11 @@ def _stamp(path: Path) -> tuple:
         return (None, None)
 
 
-def load_net_at(path: Path, *, require_classifier: bool = True):
-    """A `SafetyNet` from the safety.yaml at ``path``; `SafetyConfigError` lists what is wrong."""
+def load_net_at(path: Path, *, with_classifier: bool = True):
+    """A `SafetyNet` from the safety.yaml at ``path``; `SafetyConfigError` lists what is wrong.
+
+    Without the classifier (``with_classifier=False``) it is the net that retraining needs:
+    the file about to be rebuilt may be missing or from an older format."""
     from .detector import SafetyNet
 
     path = Path(path).resolve()
@@ -162,9 +165,8 @@ def load_net_at(path: Path, *, require_classifier: bool = True):
     if problems:
         raise SafetyConfigError(path, problems)
     model = None
-    model_file = classifier_path(path, config)
-    if require_classifier or model_file.is_file():
-        model = load_model(model_file)
+    if with_classifier:
+        model = load_model(classifier_path(path, config))
         model.score("warm up")  # import the hashing code now, not in the first message's time
     return SafetyNet(config, lexicon, model, path)
 

@@ -58,16 +58,19 @@ def retrain(pack: DomainPack | None = None, corpora: tuple[Path, ...] = (), out:
     Never train on a held-out test split: its figures would then mean nothing.
     """
     safety_file = safety_file_of(pack)
-    net = load_net_at(safety_file, require_classifier=False)
+    net = load_net_at(safety_file, with_classifier=False)
     settings = net.config.classifier
     files = list(corpora) or train_paths(safety_file, net.config)
     out = out or classifier_path(safety_file, net.config)
     items = [item for file in files for item in read_corpus(file)]
     start = time.perf_counter()
+    other_layers = [net.without_classifier(item.text, item.history) for item in items]
     model, report = train(
         [net.normalised(item.text) for item in items],
         [item.category for item in items],
         net.categories,
+        flagged_anyway=[flagged for flagged, _ in other_layers],
+        may_speak=[reads for _, reads in other_layers],
         max_false_alarm=settings.max_false_alarm,
         folds=settings.folds,
         seed=settings.seed,

@@ -101,5 +101,5 @@ def safety_train(app: AppContext, corpora: tuple[Path, ...], out: Path | None) -
         f"{done.path}: {done.size / 1024:.0f} KiB from {r.messages} messages ({r.crisis} crisis) in "
         f"{done.files} file(s), {done.seconds:.1f} s; threshold {r.threshold:.4f}, "
         f"cross-validated recall {r.cv_recall:.3f} at false-alarm rate "
-        f"{r.cv_false_alarm:.3f} (classifier alone); corpus sha256 {r.corpus_sha256[:12]}"
+        f"{r.cv_false_alarm:.3f} (the whole net on training messages); corpus sha256 {r.corpus_sha256[:12]}"
     )
