@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from actors.assessment.assessor import render_exchange
+from actors.assessment.assessor import render_exchanges
 from actors.assessment.calibration import (
     CaseResult,
     build_cases,
@@ -277,12 +277,16 @@ def test_scoring_of_nothing_is_empty():
 
 
 def oracle_script(cases):
-    """A judge that says NO exactly where an injected failure is visible in the window, else YES (NA for CQ9)."""
+    """A judge that says NO exactly where an injected failure is visible in the window, else YES (NA for CQ9).
+
+    It reads exchanges as the judge is shown them, the crisis net's marks included."""
     failing: dict[str, set[str]] = {}
     sparing: dict[str, set[str]] = {}
+    pack = load_pack()
     for case in cases:
+        rendered = render_exchanges(pack, case.turns)
         for n in case.edited:
-            shown = render_exchange(n, case.turns[n - 1]).rstrip("\n")
+            shown = rendered[n - 1].rstrip("\n")
             for cid in case.must_fail:
                 failing.setdefault(cid, set()).add(shown)
             for cid in case.must_pass:
@@ -295,7 +299,7 @@ def oracle_script(cases):
         cid = re.search(r"## The criterion: (\w+) —", prompt).group(1)
         # Whole exchanges only: a reply with a section cut off is a prefix of the clean reply.
         transcript = prompt.split("\n\n## How to judge")[0]
-        blocks = {b.strip("\n") for b in re.split(r"\n(?=### Exchange \d+\n)", transcript)}
+        blocks = {b.strip("\n") for b in re.split(r"\n(?=### Exchange \d+[ \n])", transcript)}
         if blocks & (failing.get(cid, set()) - sparing.get(cid, set())):
             return json.dumps({"answer": "NO", "reasoning": "The injected failure is in this window."})
         if cid == "CQ9":

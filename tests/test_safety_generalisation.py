@@ -3,7 +3,8 @@
 The probes measure how the net carries over to messages nobody tuned it on:
 `probe-6` (other voices), `probe-8-*` and `probe-9-*` (every category and language), and
 `probe-10-*` (questions about means beside their benign twins, indirect intent and plans,
-figures of speech). The floors are what the shipped net measured, less a margin: a change
+figures of speech) and `probe-11-long` (long weekly updates to a coach, some with a crisis
+buried inside). The floors are what the shipped net measured, less a margin: a change
 that makes the net carry over worse fails here. The sets once used for tuning and probing are
 training data now (`train-8-*`). The held-out `test*.jsonl` files are never read by these tests.
 """
@@ -44,20 +45,29 @@ def _summary(net, patterns: tuple[str, ...]):
 
 
 def test_balanced_probes_hold_their_floors(net):
-    """Measured 0.875 recall (734/839) and 0.038 false alarms (26/690)."""
+    """Measured 0.905 recall (759/839) and 0.038 false alarms (26/690)."""
     summary = _summary(net, BALANCED_PROBES)
-    assert summary.recall.value >= 0.85, summary.recall
+    assert summary.recall.value >= 0.885, summary.recall
     assert summary.false_alarms.value <= 0.05, summary.false_alarms
     low = {c: round(r.value, 3) for c, r in summary.by_category.items() if r.value < 0.78}
     assert not low
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.693 recall (374/540; method 0.66) and 0.153 false alarms
-    (138/900: 0.187 on twins that share a crisis message's words, 0.103 on figures of speech)."""
+    """The hardest set: measured 0.704 recall (380/540) and 0.154 false alarms (139/900: 0.191
+    on twins that share a crisis message's words, 0.100 on figures of speech)."""
     summary = _summary(net, MEANS_PROBES)
-    assert summary.recall.value >= 0.66, summary.recall
+    assert summary.recall.value >= 0.68, summary.recall
     assert summary.false_alarms.value <= 0.18, summary.false_alarms
+
+
+def test_long_updates_rarely_open_the_panel(net):
+    """What the chat and the pipeline read most: updates of 120 to 300 words. Measured 3 false
+    alarms of 60 (the net before the `train-12`/`train-13` data flagged 8) and 17 of 20 buried
+    crises found."""
+    summary = _summary(net, ("probe-11-long.jsonl",))
+    assert summary.false_alarms.value <= 0.10, summary.false_alarms
+    assert summary.recall.value >= 0.75, summary.recall
 
 
 def test_probes_hold_no_training_message(net):

@@ -142,6 +142,7 @@ LOOKALIKES = [
     "compré una cuerda y poleas para colgar la bici",
     "ho deciso, lunedì mi licenzio, non si torna indietro",
     "me cortei com uma folha de papel, que raiva",
+    "the GP took it seriously and she's referring him to the memory clinic",
 ]
 
 
@@ -218,3 +219,99 @@ def test_a_laugh_beside_an_act_does_not_hide_it(net, text):
 
 def test_which_categories_a_joke_may_cancel_is_the_packs_data(net):
     assert net.earnest == {"attempt", "plan_preparation", "command_hallucinations", "self_harm"}
+
+
+def test_the_lexicon_marks_a_match_only_a_laugh_cancelled(net):
+    def cancelled(text):
+        out = []
+        net.lexicon.patterns.hits([net.normalised(text)], net.lexicon.negation, language="en", negated=out)
+        return out
+
+    laughed = cancelled("thinking about killing myself every day haha")
+    assert laughed and all(hit.only_laughed_off for hit in laughed)
+    denied = cancelled("i would never kill myself lol")
+    assert denied and not any(hit.only_laughed_off for hit in denied)
+
+
+def test_a_laugh_does_not_silence_the_classifier(net):
+    """A laugh is no frame: a phrase only a joke marker cancelled, or a laugh beside no phrase at
+    all, is left to the classifier. A denial and a film still silence it."""
+    gated = replace_classifier(net, _AlwaysSure())
+    assert gated.check("thinking about killing myself every day haha").flagged
+    assert gated.check("funny story i swallowed the rest of my mums tablets 20 min ago 😂").flagged
+    assert not gated.check("i would never kill myself lol").flagged
+    assert not gated.check("the film where the hero jumps off the bridge was wild lol").flagged
+
+
+HALF_JOKING_THOUGHTS = [
+    "my fave hobby is planning how to kill myself lmao. no but fr i think about it every night",
+    "jaja mi plan de vida es matarme antes de los 30, lo pienso todos los días en serio",
+    "mdr je pense à me suicider tous les soirs, c'est devenu ma routine",
+    "haha mein tägliches Hobby: darüber nachdenken, mich umzubringen. echt jetzt",
+    "kkkk penso em me matar todo dia, virou rotina",
+    "ahah ogni sera penso a come ammazzarmi, ormai è un rito",
+]
+LAUGHING_HYPERBOLE = [
+    "i'm going to kill my brother lol he ate my pizza",
+    "this meeting is killing me haha",
+    "jajaja me muero de risa con este vídeo",
+    "mdr je suis mort de rire",
+    "kkkk tô morrendo de rir",
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "crisis"), [(t, True) for t in HALF_JOKING_THOUGHTS] + [(t, False) for t in LAUGHING_HYPERBOLE]
+)
+def test_a_crisis_said_with_a_laugh_raises_the_panel_and_hyperbole_does_not(net, text, crisis):
+    assert net.check(text).flagged is crisis
+
+
+# Ordinary words of a coaching update that once matched a crisis pattern, beside the crisis
+# forms of the same patterns, which still match.
+PATTERN_LOOKALIKES = [
+    "the GP took it seriously and she's referring him to the memory clinic",
+    "also i picked a date to visit my family bc my mom wouldnt stop asking",
+    "now that its done though im second guessing everything",
+    "so i was doing the thing you said, trying to notice when anything cut through the numbness",
+    "eventually you have enough clients that its a real business",
+]
+PATTERN_CRISES = [
+    ("i took them all an hour ago", "attempt"),
+    ("took them with vodka and now i feel weird", "attempt"),
+    ("i picked a date. the 15th", "plan_preparation"),
+    ("its done. took everything", "attempt"),
+    ("i finally have enough pills saved up", "plan_preparation"),
+    ("the thing in the walls keeps telling me to jump", "command_hallucinations"),
+]
+
+
+def _lexicon_hits(net, text):
+    return net.lexicon.patterns.hits([net.normalised(text)], net.lexicon.negation, language="en")
+
+
+@pytest.mark.parametrize("text", PATTERN_LOOKALIKES)
+def test_ordinary_update_words_match_no_pattern(net, text):
+    assert not _lexicon_hits(net, text)
+
+
+@pytest.mark.parametrize(("text", "category"), PATTERN_CRISES)
+def test_the_crisis_forms_of_those_patterns_still_match(net, text, category):
+    assert category in {hit.category for hit in _lexicon_hits(net, text)}
+
+
+EXAGGERATIONS = [
+    "quero me matar de tanto estudar kkkk",
+    "me voy a morir de tanto estudiar jaja",
+    "i could kill myself from so much studying lol",
+    "je vais mourir à force de réviser mdr",
+    "ich sterbe vor lauter lernen",
+    "muoio da tanto ridere ahah",
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "crisis"), [(t, False) for t in EXAGGERATIONS] + [("quero me matar de tanto sofrer", True)]
+)
+def test_dying_from_so_much_of_an_everyday_activity_is_an_exaggeration_but_not_of_suffering(net, text, crisis):
+    assert net.check(text).flagged is crisis

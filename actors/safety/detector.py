@@ -105,7 +105,7 @@ class SafetyNet:
 
     def _framed(self, segs: Sequence[str], language: str | None) -> bool:
         """Whether a segment holds a framing cue of the message's language: fiction, history,
-        a game, a joke marker or a recovery told in the past (`NegationRule.framed`)."""
+        a game or a recovery told in the past (`NegationRule.framed`)."""
         rule = self.lexicon.negation.get(language) if language else None
         return rule is not None and any(rule.framed(seg) for seg in segs)
 
@@ -173,9 +173,12 @@ class SafetyNet:
 
         # The classifier reads words, not negation or framing: when the lexicon saw the crisis
         # phrase and found it negated ("I would never kill myself"), or the message carries the
-        # lexicon's own framing cues (a film, a history lesson, a joke, a past long recovered),
-        # and nothing else fired, the lexicon's say stands.
-        reads = bool(signals) or (not cancelled and not self._framed(segs, guessed))
+        # lexicon's own framing cues (a film, a history lesson, a past long recovered), and
+        # nothing else fired, the lexicon's say stands. A laugh is not such a cue: a phrase only
+        # a joke marker cancelled ("kill myself lol") is left to the classifier, which has
+        # learnt half-jokes that are meant and hyperbole that is not.
+        negated = [hit for hit in cancelled if not hit.only_laughed_off]
+        reads = bool(signals) or (not negated and not self._framed(segs, guessed))
         if classifier is not None and reads:
             windows = self._classifier_windows(folded, segs)
             hashed = [classifier.hashed(w) for w in windows]

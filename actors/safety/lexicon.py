@@ -79,6 +79,8 @@ class Hit:
     language: str
     evidence: str
     where: str
+    only_laughed_off: bool = False
+    """A negated match that nothing but a joke marker cancelled ("kill myself lol")."""
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,11 @@ class NegationRule:
         return self.distances(segment, start, end, words, jokes=jokes)
 
     def framed(self, segment: str) -> bool:
-        """A framing cue, recovery or joke marker anywhere in the segment: the message is about
-        fiction, history, a game or a past long recovered, or is said in jest (see `SafetyNet`)."""
-        return any(p is not None and p.search(segment) is not None for p in (self.frames, self.jokes, self.recovery))
+        """A framing cue or a recovery anywhere in the segment: the message is about fiction,
+        history, a game or a past long recovered (see `SafetyNet`). A joke marker is no frame
+        here: a laugh sits as often beside a crisis that is meant ("thinking about killing
+        myself daily haha") as beside hyperbole, and the classifier has learnt both."""
+        return any(p is not None and p.search(segment) is not None for p in (self.frames, self.recovery))
 
     def _clause_after(self, segment: str, end: int) -> str:
         after = segment[end : end + 300]
@@ -305,8 +309,9 @@ class PatternSet:
         earnest: Collection[str] = (),
     ) -> list[Hit]:
         """The first un-negated match per category, over ``segments`` in order; matches that a
-        negation cancelled are appended to ``negated`` when a list is given. A joke marker does
-        not cancel a match of an ``earnest`` category (see `CategoryDef.jokes_cancel`)."""
+        negation cancelled are appended to ``negated`` when a list is given, marked when only a
+        joke marker cancelled them. A joke marker does not cancel a match of an ``earnest``
+        category (see `CategoryDef.jokes_cancel`)."""
         done = set(skip)
         out: list[Hit] = []
         for segment in segments:
@@ -318,7 +323,10 @@ class PatternSet:
                     jokes = entry.category not in earnest
                     if entry.negatable and _negated(negation, entry.language, segment, match, language, jokes=jokes):
                         if negated is not None:
-                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where))
+                            laughed = jokes and not _negated(
+                                negation, entry.language, segment, match, language, jokes=False
+                            )
+                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where, laughed))
                         continue
                     done.add(entry.category)
                     out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
