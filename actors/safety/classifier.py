@@ -22,12 +22,13 @@ a threat from an ex, a voice giving orders and a quiet wish to die on the same
 side of one plane; ten heads each draw their own. Trained on the same corpus,
 they caught 695 of the 839 crisis messages of probe sets never trained on,
 against 662, with 25 false alarms of 690 against 28 (see the README's crisis
-net section). Only the strongest weights per
-head are kept, to stay small. The decision threshold is the lowest score whose
-cross-validated false-alarm rate on the training corpus's benign messages stays
-within ``max_false_alarm``: counted for the whole net when the caller says
-which messages the other layers flag and where the net lets the classifier
-speak, else for the classifier alone. It is stored in the file with the
+net section). Only the strongest weights per head are kept, to stay small.
+
+The decision threshold is the lowest score whose cross-validated false-alarm
+rate on the training corpus's benign messages stays within
+``max_false_alarm``: counted for the whole net when the caller says which
+messages the other layers flag and where the net lets the classifier speak,
+else for the classifier alone. It is stored in the file with the
 cross-validated recall, so the trade is visible.
 
 `train` is a pure function of the labelled texts and the settings: the same
@@ -62,7 +63,7 @@ C = 256.0
 C=16, at one false alarm fewer; with a head per category and today's corpus, C from 32 to 1,024
 moved the probe figures (1,379 crisis, 1,590 benign messages) by at most four messages."""
 HEAD_WEIGHTS_KEPT = 20000
-"""The strongest weights kept per head, so the file stays small (1.4 MB): keeping all of them
+"""The strongest weights kept per head, so the file stays small (1.5 MB): keeping all of them
 (about 145,000 a head) moved the probe figures by at most three messages."""
 DECIMALS = 5
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)

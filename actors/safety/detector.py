@@ -105,7 +105,7 @@ class SafetyNet:
 
     def _framed(self, segs: Sequence[str], language: str | None) -> bool:
         """Whether a segment holds a framing cue of the message's language: fiction, history,
-        a game or a recovery told in the past (`NegationRule.framed`)."""
+        a game, an exaggeration or a recovery told in the past (`NegationRule.framed`)."""
         rule = self.lexicon.negation.get(language) if language else None
         return rule is not None and any(rule.framed(seg) for seg in segs)
 
