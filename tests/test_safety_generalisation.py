@@ -45,17 +45,17 @@ def _summary(net, patterns: tuple[str, ...]):
 
 
 def test_balanced_probes_hold_their_floors(net):
-    """Measured 0.905 recall (759/839) and 0.038 false alarms (26/690)."""
+    """Measured 0.912 recall (765/839) and 0.035 false alarms (24/690)."""
     summary = _summary(net, BALANCED_PROBES)
-    assert summary.recall.value >= 0.885, summary.recall
+    assert summary.recall.value >= 0.89, summary.recall
     assert summary.false_alarms.value <= 0.05, summary.false_alarms
     low = {c: round(r.value, 3) for c, r in summary.by_category.items() if r.value < 0.78}
     assert not low
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.704 recall (380/540) and 0.154 false alarms (139/900: 0.191
-    on twins that share a crisis message's words, 0.100 on figures of speech)."""
+    """The hardest set: measured 0.704 recall (380/540) and 0.152 false alarms (137/900: 0.189
+    on twins that share a crisis message's words, 0.097 on figures of speech)."""
     summary = _summary(net, MEANS_PROBES)
     assert summary.recall.value >= 0.68, summary.recall
     assert summary.false_alarms.value <= 0.18, summary.false_alarms

@@ -228,9 +228,9 @@ def test_the_lexicon_marks_a_match_only_a_laugh_cancelled(net):
         return out
 
     laughed = cancelled("thinking about killing myself every day haha")
-    assert laughed and all(hit.only_laughed_off for hit in laughed)
+    assert laughed and all(hit.deferred for hit in laughed)
     denied = cancelled("i would never kill myself lol")
-    assert denied and not any(hit.only_laughed_off for hit in denied)
+    assert denied and not any(hit.deferred for hit in denied)
 
 
 def test_a_laugh_does_not_silence_the_classifier(net):
@@ -314,4 +314,35 @@ EXAGGERATIONS = [
     ("text", "crisis"), [(t, False) for t in EXAGGERATIONS] + [("quero me matar de tanto sofrer", True)]
 )
 def test_dying_from_so_much_of_an_everyday_activity_is_an_exaggeration_but_not_of_suffering(net, text, crisis):
+    assert net.check(text).flagged is crisis
+
+
+def test_a_distant_past_cancels_the_phrase_but_not_the_classifier(net):
+    """A distant past is no frame: "years ago I tried to kill myself" is cancelled in the lexicon
+    and marked for the classifier, which then reads the rest of the message."""
+    cancelled = []
+    text = "years ago i tried to kill myself and tonight im going to finish it"
+    net.lexicon.patterns.hits([net.normalised(text)], net.lexicon.negation, language="en", negated=cancelled)
+    assert cancelled and all(hit.deferred for hit in cancelled)
+    gated = replace_classifier(net, _AlwaysSure())
+    assert gated.check("ten years ago i was in a dark place and tried to end my life").flagged
+    assert not gated.check("i have never tried to end my life").flagged
+
+
+RELAPSES = [
+    "years ago i tried to kill myself and tonight im going to finish it",
+    "years ago i took an overdose and i have the pills ready again",
+    "i used to cut myself and last night i did it again",
+    "früher habe ich mich geritzt und gestern habe ich wieder angefangen",
+]
+RECOVERED = [
+    "years ago i tried to kill myself. now im a nurse and doing great",
+    "Ten years ago I was in a really dark place and tried to end my life. Today I'm married and run marathons.",
+    "Há quinze anos tive uma depressão feia e tentei me matar. Hoje sou psicóloga e trabalho com prevenção.",
+    "i used to self harm in high school but im doing really well now",
+]
+
+
+@pytest.mark.parametrize(("text", "crisis"), [(t, True) for t in RELAPSES] + [(t, False) for t in RECOVERED])
+def test_a_relapse_raises_the_panel_and_a_past_long_recovered_does_not(net, text, crisis):
     assert net.check(text).flagged is crisis

@@ -7,8 +7,8 @@ the net was written or trained from either. Two kinds of check:
 * floors: what the shipped net measured on these splits, minus a small margin;
   a change that makes it worse fails here;
 * the issue's targets (recall ≥ 0.95 overall, ≥ 0.90 per category and per
-  language, ≤ 0.05 false alarms): those met are plain tests; those not met yet
-  (per category, false alarms) are strict xfails. The day one passes, its xfail
+  language, ≤ 0.05 false alarms): those met are plain tests; the one not met
+  yet (false alarms) is a strict xfail. The day one passes, its xfail
   fails and must be removed — it cannot pass silently.
 
 Timing is the benchmark's business (benchmarks/bench_safety.py), not a test's.
@@ -25,12 +25,13 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.964, weakest category
-# method 0.89, weakest language French 0.92, look-alike false alarms 0.066, ordinary messages
-# 0.013), less a margin of about one message (a category or a language holds 30 to 60).
-RECALL_FLOOR = 0.94
-CATEGORY_RECALL_FLOOR = 0.83
-LANGUAGE_RECALL_FLOOR = 0.86
+# Measured on the shipped net (see the README's safety section: recall 0.970, weakest categories
+# method and danger from others 0.92, weakest languages German and French 0.95, look-alike false
+# alarms 0.063, ordinary messages 0.013), less a margin of about one message (a category or a
+# language holds 30 to 60).
+RECALL_FLOOR = 0.945
+CATEGORY_RECALL_FLOOR = 0.88
+LANGUAGE_RECALL_FLOOR = 0.91
 LOOKALIKE_FALSE_ALARM_CEILING = 0.08
 EVERYDAY_FALSE_ALARM_CEILING = 0.025
 
@@ -90,7 +91,6 @@ def test_overall_recall_target(report):
     assert summary.recall.value >= targets.recall, f"recall {summary.recall.value:.3f}"
 
 
-@NOT_YET
 def test_recall_per_category_target(report):
     summary, targets = report
     low = {c: round(r.value, 3) for c, r in summary.by_category.items() if r.value < targets.category_recall}

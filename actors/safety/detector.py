@@ -174,10 +174,11 @@ class SafetyNet:
         # The classifier reads words, not negation or framing: when the lexicon saw the crisis
         # phrase and found it negated ("I would never kill myself"), or the message carries the
         # lexicon's own framing cues (a film, a history lesson, a past long recovered), and
-        # nothing else fired, the lexicon's say stands. A laugh is not such a cue: a phrase only
-        # a joke marker cancelled ("kill myself lol") is left to the classifier, which has
-        # learnt half-jokes that are meant and hyperbole that is not.
-        negated = [hit for hit in cancelled if not hit.only_laughed_off]
+        # nothing else fired, the lexicon's say stands. A laugh or a distant past is not such a
+        # cue: a phrase only they cancelled ("kill myself lol", "years ago I tried to kill
+        # myself") is left to the classifier, which has learnt half-jokes that are meant and
+        # hyperbole that is not, and reads whether a past danger is back.
+        negated = [hit for hit in cancelled if not hit.deferred]
         reads = bool(signals) or (not negated and not self._framed(segs, guessed))
         if classifier is not None and reads:
             windows = self._classifier_windows(folded, segs)

@@ -79,8 +79,9 @@ class Hit:
     language: str
     evidence: str
     where: str
-    only_laughed_off: bool = False
-    """A negated match that nothing but a joke marker cancelled ("kill myself lol")."""
+    deferred: bool = False
+    """A negated match that nothing but a joke marker or a distant past cancelled ("kill myself
+    lol", "years ago I tried to kill myself"): the classifier decides (see `SafetyNet`)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class NegationRule:
     jokes: re.Pattern[str] | None = None
     recovery: re.Pattern[str] | None = None
     conditionals: re.Pattern[str] | None = None
+    past: re.Pattern[str] | None = None
 
     def _in_condition(self, clause: str, cue_start: int) -> bool:
         """Whether a condition opens among the few words before a cue ("si no me contesta",
@@ -110,7 +112,14 @@ class NegationRule:
         return before[ends[-1] :] if ends else before
 
     def negates(
-        self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None, *, jokes: bool = True
+        self,
+        segment: str,
+        start: int,
+        end: int,
+        regex: re.Pattern[str] | None = None,
+        *,
+        jokes: bool = True,
+        past: bool = True,
     ) -> bool:
         """A cue among the ``scope`` words before the match in its clause, or inside the match
         where the pattern does not spell it itself; or a framing cue (fiction, a question asked
@@ -144,11 +153,11 @@ class NegationRule:
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
                 if regex.match(probe, start):
                     return True
-        return self.distances(segment, start, end, words, jokes=jokes)
+        return self.distances(segment, start, end, words, jokes=jokes, past=past)
 
     def framed(self, segment: str) -> bool:
         """A framing cue or a recovery anywhere in the segment: the message is about fiction,
-        history, a game or a past long recovered (see `SafetyNet`). A joke marker is no frame
+        history, a game or a recovery (see `SafetyNet`). A joke marker or a distant past is no frame
         here: a laugh sits as often beside a crisis that is meant ("thinking about killing
         myself daily haha") as beside hyperbole, and the classifier has learnt both."""
         return any(p is not None and p.search(segment) is not None for p in (self.frames, self.recovery))
@@ -159,15 +168,29 @@ class NegationRule:
         return after[: cut.start()] if cut is not None else after
 
     def distances(
-        self, segment: str, start: int, end: int, words: list[str] | None = None, *, jokes: bool = True
+        self,
+        segment: str,
+        start: int,
+        end: int,
+        words: list[str] | None = None,
+        *,
+        jokes: bool = True,
+        past: bool = True,
     ) -> bool:
         """A framing cue shortly before or after the match in its clause ("the character …",
-        "… when I was 15"), or a joke marker anywhere in the segment."""
-        if self.frames is not None:
+        "… when I was 15"); with ``past``, a distant past anywhere before it in its clause or
+        shortly after ("ten years ago I was in a dark place and tried to end my life"); or a
+        joke marker anywhere in the segment."""
+        near = [p for p in (self.frames, self.past if past else None) if p is not None]
+        if near:
             if words is None:
                 words = self._clause_before(segment, start).split()
-            after = self._clause_after(segment, end).split()[: self.frame_scope]
-            if self.frames.search(" ".join(words[-self.frame_scope :])) or self.frames.search(" ".join(after)):
+            after = " ".join(self._clause_after(segment, end).split()[: self.frame_scope])
+            if self.frames is not None and (
+                self.frames.search(" ".join(words[-self.frame_scope :])) or self.frames.search(after)
+            ):
+                return True
+            if past and self.past is not None and (self.past.search(" ".join(words)) or self.past.search(after)):
                 return True
         if self.recovery is not None and self.recovery.search(segment, end):
             return True
@@ -182,6 +205,7 @@ def _negated(
     message_language: str | None = None,
     *,
     jokes: bool = True,
+    past: bool = True,
 ) -> bool:
     """Whether the match is negated by the cues, frames, recovery or joke markers of the
     pattern's own language or of the message's (a Portuguese pattern can match a French
@@ -189,7 +213,7 @@ def _negated(
     (Portuguese "no" is "in the", Spanish "prima" a cousin, "lol" means nothing in German)."""
     for lang in dict.fromkeys((language, message_language)):
         rule = negation.get(lang) if lang else None
-        if rule is not None and rule.negates(segment, match.start(), match.end(), match.re, jokes=jokes):
+        if rule is not None and rule.negates(segment, match.start(), match.end(), match.re, jokes=jokes, past=past):
             return True
     return False
 
@@ -309,8 +333,8 @@ class PatternSet:
         earnest: Collection[str] = (),
     ) -> list[Hit]:
         """The first un-negated match per category, over ``segments`` in order; matches that a
-        negation cancelled are appended to ``negated`` when a list is given, marked when only a
-        joke marker cancelled them. A joke marker does not cancel a match of an ``earnest``
+        negation cancelled are appended to ``negated`` when a list is given, marked `deferred`
+        when only a joke marker or a distant past cancelled them. A joke marker does not cancel a match of an ``earnest``
         category (see `CategoryDef.jokes_cancel`)."""
         done = set(skip)
         out: list[Hit] = []
@@ -323,10 +347,10 @@ class PatternSet:
                     jokes = entry.category not in earnest
                     if entry.negatable and _negated(negation, entry.language, segment, match, language, jokes=jokes):
                         if negated is not None:
-                            laughed = jokes and not _negated(
-                                negation, entry.language, segment, match, language, jokes=False
+                            deferred = not _negated(
+                                negation, entry.language, segment, match, language, jokes=False, past=False
                             )
-                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where, laughed))
+                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where, deferred))
                         continue
                     done.add(entry.category)
                     out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
@@ -526,8 +550,13 @@ def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> Negat
         )
     words = "|".join(re.escape(_norm_word(c)) for c in lex.negation.conditionals if _norm_word(c))
     conditionals = re.compile(words) if words else None
+    past = None
+    if lex.negation.past:
+        past = _compile(
+            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.past) + r")(?!\w", file, "negation.past", problems
+        )
     return NegationRule(
-        cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery, conditionals
+        cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery, conditionals, past
     )
 
 
