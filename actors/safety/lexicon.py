@@ -123,7 +123,8 @@ class NegationRule:
     ) -> bool:
         """A cue among the ``scope`` words before the match in its clause, or inside the match
         where the pattern does not spell it itself; or a framing cue (fiction, a question asked
-        of the person) a little further back; or a joke marker anywhere in the segment.
+        of the person) a little further back; or, unless ``past`` or ``jokes`` is False, a
+        distant past in its clause or a joke marker anywhere in the segment.
 
         Whether an inside cue is the pattern's own word ("wish I was *never* born") or a
         negation a wildcard let in ("I'm *not* suicidal") is decided by swapping the cue for
@@ -181,8 +182,7 @@ class NegationRule:
         "… when I was 15"); with ``past``, a distant past anywhere before it in its clause or
         shortly after ("ten years ago I was in a dark place and tried to end my life"); or a
         joke marker anywhere in the segment."""
-        near = [p for p in (self.frames, self.past if past else None) if p is not None]
-        if near:
+        if self.frames is not None or (past and self.past is not None):
             if words is None:
                 words = self._clause_before(segment, start).split()
             after = " ".join(self._clause_after(segment, end).split()[: self.frame_scope])
@@ -334,8 +334,8 @@ class PatternSet:
     ) -> list[Hit]:
         """The first un-negated match per category, over ``segments`` in order; matches that a
         negation cancelled are appended to ``negated`` when a list is given, marked `deferred`
-        when only a joke marker or a distant past cancelled them. A joke marker does not cancel a match of an ``earnest``
-        category (see `CategoryDef.jokes_cancel`)."""
+        when only a joke marker or a distant past cancelled them. A joke marker does not cancel
+        a match of an ``earnest`` category (see `CategoryDef.jokes_cancel`)."""
         done = set(skip)
         out: list[Hit] = []
         for segment in segments:
@@ -519,44 +519,32 @@ def compile_file(
     return out
 
 
+def _alternatives(sources: list[str], file: str, where: str, problems: list[Problem]) -> re.Pattern[str] | None:
+    """Regular expressions of one negation list as a single accent-folded alternation that ends
+    at a word boundary; None when the list is empty (or does not compile: a problem says so)."""
+    if not sources:
+        return None
+    return _compile("|".join(f"(?:{fold_pattern(c)})" for c in sources) + r")(?!\w", file, where, problems)
+
+
+def _words(words: list[str]) -> str:
+    return "|".join(re.escape(_norm_word(w)) for w in words if _norm_word(w))
+
+
 def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> NegationRule:
-    cues = None
-    if lex.negation.cues:
-        cues = _compile(
-            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.cues) + r")(?!\w", file, "negation.cues", problems
-        )
-    frames = None
-    if lex.negation.frames:
-        frames = _compile(
-            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.frames) + r")(?!\w",
-            file,
-            "negation.frames",
-            problems,
-        )
-    jokes = None
-    if lex.negation.jokes:
-        jokes = _compile(
-            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.jokes) + r")(?!\w", file, "negation.jokes", problems
-        )
-    words = "|".join(re.escape(_norm_word(b)) for b in lex.negation.breaks if _norm_word(b))
-    breaks = re.compile(_CLAUSE_PUNCT + (rf"|(?<!\w)(?:{words})(?!\w)" if words else ""))
-    recovery = None
-    if lex.negation.recovery:
-        recovery = _compile(
-            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.recovery) + r")(?!\w",
-            file,
-            "negation.recovery",
-            problems,
-        )
-    words = "|".join(re.escape(_norm_word(c)) for c in lex.negation.conditionals if _norm_word(c))
-    conditionals = re.compile(words) if words else None
-    past = None
-    if lex.negation.past:
-        past = _compile(
-            "|".join(f"(?:{fold_pattern(c)})" for c in lex.negation.past) + r")(?!\w", file, "negation.past", problems
-        )
+    neg = lex.negation
+    breaks = _words(neg.breaks)
+    conditionals = _words(neg.conditionals)
     return NegationRule(
-        cues, breaks, lex.negation.scope, frames, lex.negation.frame_scope, jokes, recovery, conditionals, past
+        _alternatives(neg.cues, file, "negation.cues", problems),
+        re.compile(_CLAUSE_PUNCT + (rf"|(?<!\w)(?:{breaks})(?!\w)" if breaks else "")),
+        neg.scope,
+        _alternatives(neg.frames, file, "negation.frames", problems),
+        neg.frame_scope,
+        _alternatives(neg.jokes, file, "negation.jokes", problems),
+        _alternatives(neg.recovery, file, "negation.recovery", problems),
+        re.compile(conditionals) if conditionals else None,
+        _alternatives(neg.past, file, "negation.past", problems),
     )
 
 

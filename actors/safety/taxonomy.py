@@ -132,9 +132,10 @@ class Negation(SafetyModel):
     ("the character", "an episode about"), a question put to the person ("asked if I")."""
     frame_scope: int = Field(default=6, ge=1, le=12)
     past: list[str] = []
-    """A distant past ("years ago", "used to", "when I was a teen"), within ``frame_scope`` words
-    of a match: it cancels the match like a negation, but leaves the message to the classifier,
-    which reads whether the danger is back ("years ago I tried, and tonight I'll finish it")."""
+    """A distant past ("years ago", "used to", "when I was a teen") anywhere before a match in its
+    clause, or within ``frame_scope`` words after it: it cancels the match like a negation, but
+    leaves the message to the classifier, which reads whether the danger is back ("years ago I
+    tried, and tonight I'll finish it")."""
     recovery: list[str] = []
     """Markers, after a match, that it is told from the far side of recovery ("… but therapy
     helped, I'm fine now"), which reach to the end of the segment."""
