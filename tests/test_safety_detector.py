@@ -12,6 +12,7 @@ import time
 import pytest
 
 from actors.safety import SafetySignal, SafetyVerdict, load_safety_net
+from actors.safety.detector import CLASSIFIER_WINDOW, SafetyNet
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,37 @@ def test_phrasing_that_is_itself_a_negation_still_counts(net):
 def test_negation_stops_at_the_clause(net):
     assert net.check("i'm not ok, i want to die").flagged
     assert net.check("not gonna lie, i want to kill myself").flagged
+
+
+def _dismissing_below(net, below: float) -> SafetyNet:
+    settings = net.config.classifier.model_copy(update={"dismiss_below": below})
+    return SafetyNet(net.config.model_copy(update={"classifier": settings}), net.lexicon, net.classifier, net.path)
+
+
+TANTRUM = (
+    "my 7yo screamed 'i want to die' because i turned off the tv, five minutes later she was giggling with her brother"
+)
+
+
+def test_the_classifier_dismisses_a_figure_of_speech_it_is_sure_of(net):
+    assert net.config.classifier.dismiss_below > 0
+    never = _dismissing_below(net, 0.0)
+    assert [s.layer for s in never.check(TANTRUM).signals] == ["lexicon"]
+    assert net.classifier.score(net.normalised(TANTRUM)) < net.config.classifier.dismiss_below
+    assert not net.check(TANTRUM).flagged
+
+
+def test_a_phrase_that_is_never_a_figure_of_speech_stands(net):
+    farewell = "credo sia l'ultima volta che ci sentiamo, abbi cura di te"
+    assert "intent" not in net.figurative
+    assert net.classifier.score(net.normalised(farewell)) < net.config.classifier.dismiss_below
+    assert net.check(farewell).categories == ("intent",)
+
+
+def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
+    long_one = TANTRUM + ". " + "then we fed the ducks in the park and it rained on the way home. " * 30
+    assert len(net.normalised(long_one)) > CLASSIFIER_WINDOW
+    assert net.check(long_one).flagged
 
 
 def test_typo_layer_is_named(net):

@@ -45,24 +45,24 @@ def _summary(net, patterns: tuple[str, ...]):
 
 
 def test_balanced_probes_hold_their_floors(net):
-    """Measured 0.912 recall (765/839) and 0.035 false alarms (24/690)."""
+    """Measured 0.912 recall (765/839) and 0.025 false alarms (17/690)."""
     summary = _summary(net, BALANCED_PROBES)
     assert summary.recall.value >= 0.89, summary.recall
-    assert summary.false_alarms.value <= 0.05, summary.false_alarms
+    assert summary.false_alarms.value <= 0.04, summary.false_alarms
     low = {c: round(r.value, 3) for c, r in summary.by_category.items() if r.value < 0.78}
     assert not low
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.704 recall (380/540) and 0.152 false alarms (137/900: 0.189
-    on twins that share a crisis message's words, 0.097 on figures of speech)."""
+    """The hardest set: measured 0.704 recall (380/540) and 0.139 false alarms (125/900: 0.183
+    on twins that share a crisis message's words, 0.072 on figures of speech)."""
     summary = _summary(net, MEANS_PROBES)
     assert summary.recall.value >= 0.68, summary.recall
-    assert summary.false_alarms.value <= 0.18, summary.false_alarms
+    assert summary.false_alarms.value <= 0.16, summary.false_alarms
 
 
 def test_long_updates_rarely_open_the_panel(net):
-    """What the chat and the pipeline read most: updates of 120 to 300 words. Measured 3 false
+    """What the chat and the pipeline read most: updates of 120 to 300 words. Measured 2 false
     alarms of 60 (the net before the `train-12`/`train-13` data flagged 8) and 17 of 20 buried
     crises found."""
     summary = _summary(net, ("probe-11-long.jsonl",))

@@ -81,10 +81,14 @@ def test_field_shape_mistakes(safety_copy):
         d["thresholds"].update({"recall": 1.5, "p99_ms": -1})
         d["thresholdz"] = {}
         d["categories"][0]["jokes_cancel"] = "sometimes"
+        d["categories"][1]["figurative"] = "often"
+        d["classifier"]["dismiss_below"] = 0.9
 
     _edit(safety_copy, change)
     messages = [str(p) for p in safety_problems(safety_copy)]
     assert any("categories.0.jokes_cancel" in m for m in messages), messages
+    assert any("categories.1.figurative" in m for m in messages), messages
+    assert any("classifier.dismiss_below" in m for m in messages), messages
     assert any("thresholds.recall" in m for m in messages)
     assert any("thresholds.p99_ms" in m for m in messages)
     assert any("thresholdz: unknown field" in m for m in messages)

@@ -27,12 +27,12 @@ CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
 # Measured on the shipped net (see the README's safety section: recall 0.970, weakest categories
 # method and danger from others 0.92, weakest languages German and French 0.95, look-alike false
-# alarms 0.063, ordinary messages 0.013), less a margin of about one message (a category or a
+# alarms 0.060, ordinary messages 0.013), less a margin of about one message (a category or a
 # language holds 30 to 60).
 RECALL_FLOOR = 0.945
 CATEGORY_RECALL_FLOOR = 0.88
 LANGUAGE_RECALL_FLOOR = 0.91
-LOOKALIKE_FALSE_ALARM_CEILING = 0.08
+LOOKALIKE_FALSE_ALARM_CEILING = 0.07
 EVERYDAY_FALSE_ALARM_CEILING = 0.025
 
 NOT_YET = pytest.mark.xfail(strict=True, reason="the issue's target is not met yet (see the README's figures)")

@@ -89,6 +89,15 @@ def test_fuzzy_corrects_key_terms_but_not_known_or_family_words():
     assert index.correct("suic") is None  # too short
 
 
+def test_fuzzy_leaves_another_ending_of_a_key_word_alone():
+    index = FuzzyIndex(["pillole", "pastiglie", "suicide"], known=[])
+    assert index.correct("pillola") is None  # the morning-after pill is not a typo of "pills"
+    assert index.correct("pastiglia") is None
+    assert index.correct("pilloel") == "pillole"  # a swap at the end still is
+    assert index.correct("suicida") is None
+    assert index.correct("suicdie") == "suicide"
+
+
 def test_fuzzy_vocabulary_tier_refuses_changed_letters():
     index = FuzzyIndex([], known=["geschlagen", "existing"])
     assert index.correct("geschlafen") is None  # slept ≠ hit

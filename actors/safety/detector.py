@@ -8,7 +8,9 @@ Layers, in the order they run:
    language, with scope-limited negation;
 3. typo tolerance (`fuzzy`): misspelt key words corrected, patterns re-run;
 4. the learned classifier (`classifier`): hashed n-grams and a logistic
-   regression trained by `coach safety train`;
+   regression per category trained by `coach safety train`; when it reads a
+   whole message and is near-certain it is benign, it dismisses the word
+   layers' hits of figurative categories (`_dismissed`);
 5. context (`context`): an ambiguous follow-up after distress in the last few
    user messages;
 6. optionally a configured model (`model_signal`), added by the caller,
@@ -58,6 +60,8 @@ class SafetyNet:
         self._urgency = {c: i for i, c in enumerate(self.categories)}
         self.earnest = frozenset(c.id for c in config.categories if not c.jokes_cancel)
         """Categories a joke marker does not cancel (`CategoryDef.jokes_cancel`)."""
+        self.figurative = frozenset(c.id for c in config.categories if c.figurative)
+        """Categories whose phrase hits the classifier may dismiss (`CategoryDef.figurative`)."""
         terms = [t for lang in lexicon.languages for t in lexicon.key_terms.get(lang, [])]
         self.fuzzy = FuzzyIndex((t for t in terms if " " not in t), lexicon.vocabulary)
         self._scan_terms = sorted({t for t in terms} | {fold_accents(t) for t in terms})
@@ -128,6 +132,17 @@ class SafetyNet:
             windows.append(current)
         return windows if len(windows) <= CLASSIFIER_WINDOWS else [*windows[: CLASSIFIER_WINDOWS - 1], windows[-1]]
 
+    def _dismissed(self, signals: Sequence[SafetySignal], windows: int, score: float) -> bool:
+        """Whether the word layers' hits are figures of speech: every one of a figurative
+        category, and the classifier, having read the whole message, near-certain it is benign
+        (a child's tantrum quoted, a sibling who ate the last cake "is dead")."""
+        return (
+            bool(signals)
+            and windows == 1
+            and score < self.config.classifier.dismiss_below
+            and all(s.category in self.figurative for s in signals)
+        )
+
     def check(self, text: object, history: Sequence[object] = ()) -> SafetyVerdict:
         """Every offline layer over ``text``; ``history`` is earlier user messages, oldest first."""
         return self._verdict(text, history, self.classifier)[0]
@@ -193,6 +208,9 @@ class SafetyNet:
                         category, "classifier", f"score {score:.2f} ≥ {classifier.threshold:.2f}", round(score, 4)
                     )
                 )
+            elif self._dismissed(signals, len(windows), score):
+                signals.clear()
+                language = None
 
         window = self.config.context_window
         if not signals and history and window:

@@ -52,6 +52,12 @@ def _substitution(a: str, b: str) -> bool:
     return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
+def _other_ending(a: str, b: str) -> bool:
+    """``a`` and ``b`` differ only in their last letter: another form of the word, not a typo
+    ("pillola"/"pillole", "hermana"/"hermano")."""
+    return len(a) == len(b) and a[:-1] == b[:-1]
+
+
 def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
@@ -92,7 +98,7 @@ class FuzzyIndex:
         """
         if len(word) < MIN_LEN or word in self.known:
             return None
-        matches = [m for m in self._lookup(self._terms, word) if m[0] == word[0]]
+        matches = [m for m in self._lookup(self._terms, word) if m[0] == word[0] and not _other_ending(word, m)]
         if not matches and len(word) >= VOCAB_MIN_LEN:
             matches = [
                 m

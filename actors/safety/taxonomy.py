@@ -28,6 +28,11 @@ class CategoryDef(SafetyModel):
     """Whether a joke marker ("lol", "jaja", "😂") cancels this category's patterns. Hyperbole is
     said in jest ("I'll kill him lol"); an act already done usually is not, and a laugh beside
     it hides how bad it is ("cut again this week lol"): set false for those categories."""
+    figurative: bool = False
+    """Whether this category's phrases are everyday figures of speech too ("I could kill him",
+    "I want to die of shame", a child's tantrum quoted): the classifier may then dismiss a hit
+    of such categories alone (`ClassifierSettings.dismiss_below`). Leave false where a matched
+    phrase must always stand: a plan, an attempt, a goodbye."""
 
     @field_validator("id")
     @classmethod
@@ -71,6 +76,9 @@ class ClassifierSettings(SafetyModel):
     """The labelled files `coach safety train` learns from, in order (never the test split)."""
     max_false_alarm: float = Field(default=0.02, ge=0.0, le=0.5)
     """The decision threshold is the lowest whose cross-validated false-alarm rate stays under this."""
+    dismiss_below: float = Field(default=0.0, ge=0.0, le=0.5)
+    """A lexicon or typo-tolerant hit of figurative categories only (`CategoryDef.figurative`) is
+    dismissed when the classifier, reading the whole message, scores it below this: 0 never does."""
     folds: int = Field(default=5, ge=2, le=20)
     seed: int = 0
 
