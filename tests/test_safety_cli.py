@@ -42,6 +42,7 @@ def test_eval_prints_every_section(tmp_path):
         "time per message",
         "recall by category",
         "recall by language",
+        "dismissed phrases",
         "misses (",
         "false alarms (",
     ):
@@ -104,13 +105,29 @@ def test_corpus_history_is_used_by_eval(tmp_path):
 # --- metrics (pure) ---------------------------------------------------------------------
 
 
+def test_eval_counts_the_phrases_the_classifier_dismissed(tmp_path):
+    tantrum = "my 7yo screamed 'i want to die' because i turned off the tv, five minutes later she was giggling"
+    rows = [*SMALL, {"text": tantrum, "category": "none", "language": "en"}]
+    corpus = _write(tmp_path / "tantrum.jsonl", rows)
+    report = json.loads(CliRunner().invoke(main, ["safety", "eval", str(corpus), "--json"]).output)
+    assert report["dismissed"] == {"crisis": 0, "benign": 1}
+    relabelled = _write(tmp_path / "meant.jsonl", [{**rows[-1], "category": "passive_wish"}])
+    result = CliRunner().invoke(main, ["safety", "eval", str(relabelled)])
+    assert "0 false alarms spared, 1 crisis messages missed for it" in result.output
+    assert "not flagged (phrase dismissed as a figure of speech)" in result.output
+
+
 def test_metrics_figures():
     outcomes = [
         Outcome("a", "attempt", "en", True, ("attempt",), 0.001),
-        Outcome("b", "attempt", "es", False, (), 0.002),
+        Outcome("b", "attempt", "es", False, (), 0.002, dismissed=True),
         Outcome("c", "none", "en", True, ("method",), 0.003),
-        Outcome("d", "none", "en", False, (), 0.004),
+        Outcome("d", "none", "en", False, (), 0.004, dismissed=True),
+        Outcome("e", "none", "en", False, (), 0.004, dismissed=True),
     ]
+    report = summarise(outcomes, ["attempt", "method"])
+    assert (report.dismissed.hits, report.dismissed.total) == (1, 3)
+    outcomes = outcomes[:3] + outcomes[4:]
     report = summarise(outcomes, ["attempt", "method"])
     assert report.recall.value == 0.5
     assert report.by_language["es"].value == 0.0

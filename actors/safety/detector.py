@@ -165,6 +165,7 @@ class SafetyNet:
         language: str | None = None
 
         cancelled: list = []
+        dismissed: tuple[SafetySignal, ...] = ()
         hits = self.lexicon.patterns.hits(
             segs, self.lexicon.negation, language=guessed, negated=cancelled, earnest=self.earnest
         )
@@ -209,6 +210,7 @@ class SafetyNet:
                     )
                 )
             elif self._dismissed(signals, len(windows), score):
+                dismissed = tuple(signals)
                 signals.clear()
                 language = None
 
@@ -224,7 +226,7 @@ class SafetyNet:
             language = guessed
         found = {s.category for s in signals}
         categories = tuple(sorted(found, key=lambda c: self._urgency.get(c, len(self._urgency))))
-        return SafetyVerdict(bool(signals), categories, tuple(signals), language), reads
+        return SafetyVerdict(bool(signals), categories, tuple(signals), language, dismissed), reads
 
     # --- what the chat does with a verdict ---------------------------------------------
 

@@ -25,6 +25,8 @@ class Outcome:
     predicted: tuple[str, ...]
     seconds: float
     layers: tuple[str, ...] = ()
+    dismissed: bool = False
+    """Whether a phrase hit was dismissed by the classifier as a figure of speech."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Report:
     category_any: Rate
     p50_ms: float
     p99_ms: float
+    dismissed: Rate = Rate(0, 0)
+    """Crisis messages among those whose phrase hits the classifier dismissed (the rest were
+    false alarms spared): the price of `dismiss_below` on this set, in plain sight."""
     misses: list[Outcome] = field(default_factory=list)
     false_alarm_list: list[Outcome] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -65,6 +70,7 @@ class Report:
                 "language": o.language,
                 "predicted": list(o.predicted),
                 "layers": list(o.layers),
+                "dismissed": o.dismissed,
             }
 
         return {
@@ -79,6 +85,7 @@ class Report:
             "category_accuracy_any": rate(self.category_any),
             "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms,
+            "dismissed": {"crisis": self.dismissed.hits, "benign": self.dismissed.total - self.dismissed.hits},
             "misses": [outcome(o) for o in self.misses],
             "false_alarms": [outcome(o) for o in self.false_alarm_list],
             "failures": list(self.failures),
@@ -126,6 +133,7 @@ def summarise(outcomes: Sequence[Outcome], categories: Sequence[str] = ()) -> Re
         category_any=Rate(sum(o.category in o.predicted for o in crisis), len(crisis)),
         p50_ms=round(percentile(times_ms, 50), 3),
         p99_ms=round(percentile(times_ms, 99), 3),
+        dismissed=Rate(sum(o.dismissed for o in crisis), sum(o.dismissed for o in outcomes)),
         misses=[o for o in crisis if not o.flagged],
         false_alarm_list=[o for o in benign if o.flagged],
     )

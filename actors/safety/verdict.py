@@ -26,6 +26,8 @@ class SafetyVerdict:
     categories: tuple[str, ...]
     signals: tuple[SafetySignal, ...]
     language: str | None
+    dismissed: tuple[SafetySignal, ...] = ()
+    """Phrase hits the classifier dismissed as figures of speech (kept so an eval can count them)."""
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -36,7 +38,7 @@ class SafetyVerdict:
         signals = self.signals + tuple(extra)
         found = {s.category for s in signals}
         categories = tuple(c for c in order if c in found)
-        return SafetyVerdict(bool(signals), categories, signals, self.language)
+        return SafetyVerdict(bool(signals), categories, signals, self.language, self.dismissed)
 
 
 NOT_FLAGGED = SafetyVerdict(False, (), (), None)

@@ -35,7 +35,14 @@ def measure(file: Path, pack: DomainPack | None = None) -> Report:
         seconds = time.perf_counter() - start
         outcomes.append(
             Outcome(
-                item.text, item.category, item.language, verdict.flagged, verdict.categories, seconds, verdict.layers
+                item.text,
+                item.category,
+                item.language,
+                verdict.flagged,
+                verdict.categories,
+                seconds,
+                verdict.layers,
+                bool(verdict.dismissed) and not verdict.flagged,
             )
         )
     report = summarise(outcomes, net.categories)

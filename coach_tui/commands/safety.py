@@ -38,6 +38,8 @@ def _print_report(path: Path, report: Report, pack_name: str) -> None:
     echo(f"  false-alarm rate    {_rate(report.false_alarms)}")
     echo(f"  category accuracy   {_rate(report.category_top)} top, {_rate(report.category_any)} among found")
     echo(f"  time per message    p50 {report.p50_ms:.2f} ms, p99 {report.p99_ms:.2f} ms")
+    crisis, spared = report.dismissed.hits, report.dismissed.total - report.dismissed.hits
+    echo(f"  dismissed phrases   {spared} false alarms spared, {crisis} crisis messages missed for it")
     echo("recall by category")
     for name, rate in report.by_category.items():
         echo(f"  {name:<24}{_rate(rate)}")
@@ -46,7 +48,8 @@ def _print_report(path: Path, report: Report, pack_name: str) -> None:
         echo(f"  {name:<24}{_rate(rate)}")
     echo(f"misses ({len(report.misses)})")
     for o in report.misses:
-        echo(f"  [{o.language}] {o.category} → not flagged: {_short(o.text)}")
+        why = " (phrase dismissed as a figure of speech)" if o.dismissed else ""
+        echo(f"  [{o.language}] {o.category} → not flagged{why}: {_short(o.text)}")
     echo(f"false alarms ({len(report.false_alarm_list)})")
     for o in report.false_alarm_list:
         echo(f"  [{o.language}] none → {','.join(o.predicted)} ({','.join(o.layers)}): {_short(o.text)}")
