@@ -70,11 +70,24 @@ def test_threshold_counts_what_the_other_layers_flag_and_where_the_classifier_ma
     assert choose_threshold(scores, 0.2, np.array([True, True, False, False])) == 0.99
 
 
+def test_where_the_net_silences_the_classifier_its_framed_bar_still_counts():
+    texts = WISH + THREAT + BENIGN
+    labels = ["passive_wish"] * len(WISH) + ["danger_from_others"] * len(THREAT) + ["none"] * len(BENIGN)
+    categories = ["danger_from_others", "passive_wish"]
+    nowhere = [False] * len(texts)
+    common = dict(max_false_alarm=0.2, folds=3, seed=0, may_speak=nowhere)
+    _, silent = train(texts, labels, categories, **common)
+    _, denied = train(texts, labels, categories, framed=nowhere, framed_threshold=0.5, **common)
+    _, barred = train(texts, labels, categories, framed=[True] * len(texts), framed_threshold=0.5, **common)
+    assert silent.cv_recall == 0 and denied.cv_recall == 0
+    assert barred.cv_recall > 0
+
+
 def test_the_net_says_what_the_other_layers_do_without_the_classifier():
     net = load_safety_net(None)
-    flagged, reads = net.without_classifier("i am going to kill myself tonight")
-    assert flagged and reads
-    flagged, reads = net.without_classifier("i would never kill myself, i love my kids")
-    assert not flagged and not reads  # negated: the classifier is not asked
-    flagged, reads = net.without_classifier("my week was long and the bus was late")
-    assert not flagged and reads
+    assert net.without_classifier("i am going to kill myself tonight") == (True, "reads")
+    # negated: the classifier is not asked
+    assert net.without_classifier("i would never kill myself, i love my kids") == (False, "denied")
+    assert net.without_classifier("my week was long and the bus was late") == (False, "reads")
+    # framed as a film: the classifier speaks only when near-certain
+    assert net.without_classifier("the film where the hero kills himself was sad") == (False, "framed")

@@ -135,6 +135,46 @@ def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
     assert net.check(long_one).flagged
 
 
+RELAPSE_NOW = (
+    "in 2016 i overdosed and survived. half an hour ago i swallowed everything left in the cabinet with vodka,"
+    " i feel sick and see double"
+)
+
+
+def test_a_frame_raises_the_classifiers_bar_instead_of_silencing_it(net):
+    # "in 2016" frames the message as history, so the lexicon's phrases are cancelled; the
+    # classifier, near-certain, still speaks. With no bar configured it stays silent there.
+    verdict = net.check(RELAPSE_NOW)
+    assert verdict.flagged and [s.layer for s in verdict.signals] == ["classifier"]
+    assert verdict.signals[0].score >= net.config.classifier.framed_threshold
+    silent = SafetyNet(
+        net.config.model_copy(
+            update={"classifier": net.config.classifier.model_copy(update={"framed_threshold": None})}
+        ),
+        net.lexicon,
+        net.classifier,
+        net.path,
+    )
+    assert not silent.check(RELAPSE_NOW).flagged
+    assert not net.check("in 2016 i overdosed and survived. today i ran my first marathon and my mum cried").flagged
+
+
+def test_a_distant_past_anywhere_in_the_sentence_leaves_the_phrase_to_the_classifier(net):
+    told = "my ex used to hit me, that was six years ago, now i'm happily remarried and we have a dog"
+    assert not net.check(told).flagged
+    assert net.check("my ex hits me when he's drunk and tonight he's drunk").flagged
+
+
+def test_a_drink_is_not_a_broken_glass(net):
+    for text in (
+        "an hour ago i took all my sleeping pills with a glass of water",
+        "hace una hora me tomé todas las pastillas con un vaso de vino",
+        "vor einer stunde hab ich alle tabletten mit einem glas wodka genommen",
+    ):
+        verdict, say = net.check(text), net.without_classifier(text)[1]
+        assert verdict.flagged and say == "reads", text
+
+
 def test_typo_layer_is_named(net):
     verdict = net.check("cant stop thinking about sucide")
     assert verdict.flagged

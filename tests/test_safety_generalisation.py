@@ -3,8 +3,10 @@
 The probes measure how the net carries over to messages nobody tuned it on:
 `probe-6` (other voices), `probe-8-*` and `probe-9-*` (every category and language), and
 `probe-10-*` (questions about means beside their benign twins, indirect intent and plans,
-figures of speech) and `probe-11-long` (long weekly updates to a coach, some with a crisis
-buried inside). The floors are what the shipped net measured, less a margin: a change
+figures of speech), `probe-11-long` (long weekly updates to a coach, some with a crisis
+buried inside), `probe-12-*` (look-alikes of the kinds a clinician tests with: idioms, news,
+fiction, a past told calmly, other people's stories, hobbies, practical questions) and
+`probe-12-relapse` (a past crisis, and now: back, or long over). The floors are what the shipped net measured, less a margin: a change
 that makes the net carry over worse fails here. The sets once used for tuning and probing are
 training data now (`train-8-*`). The held-out `test*.jsonl` files are never read by these tests.
 """
@@ -23,6 +25,7 @@ from actors.safety.metrics import Outcome, summarise
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 BALANCED_PROBES = ("probe-6.jsonl", "probe-8-*.jsonl", "probe-9-*.jsonl")
 MEANS_PROBES = ("probe-10-*.jsonl",)
+CLINICIAN_PROBES = ("probe-12-en-es.jsonl", "probe-12-fr-pt.jsonl", "probe-12-de-it.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +48,19 @@ def _summary(net, patterns: tuple[str, ...]):
 
 
 def test_balanced_probes_hold_their_floors(net):
-    """Measured 0.912 recall (765/839) and 0.025 false alarms (17/690)."""
+    """Measured 0.925 recall (776/839) and 0.022 false alarms (15/690)."""
     summary = _summary(net, BALANCED_PROBES)
-    assert summary.recall.value >= 0.89, summary.recall
+    assert summary.recall.value >= 0.90, summary.recall
     assert summary.false_alarms.value <= 0.04, summary.false_alarms
     low = {c: round(r.value, 3) for c, r in summary.by_category.items() if r.value < 0.78}
     assert not low
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.704 recall (380/540) and 0.139 false alarms (125/900: 0.183
-    on twins that share a crisis message's words, 0.072 on figures of speech)."""
+    """The hardest set: measured 0.728 recall (393/540) and 0.133 false alarms (120/900: 0.181
+    on twins that share a crisis message's words, 0.061 on figures of speech)."""
     summary = _summary(net, MEANS_PROBES)
-    assert summary.recall.value >= 0.68, summary.recall
+    assert summary.recall.value >= 0.70, summary.recall
     assert summary.false_alarms.value <= 0.16, summary.false_alarms
 
 
@@ -68,6 +71,22 @@ def test_long_updates_rarely_open_the_panel(net):
     summary = _summary(net, ("probe-11-long.jsonl",))
     assert summary.false_alarms.value <= 0.10, summary.false_alarms
     assert summary.recall.value >= 0.75, summary.recall
+
+
+def test_clinician_style_look_alikes_hold_their_floors(net):
+    """Measured 0.946 recall (226/239) and 0.067 false alarms (42/630), most of them a past
+    crisis told calmly (the net before `train-15` and the wider `negation.past` flagged 54)."""
+    summary = _summary(net, CLINICIAN_PROBES)
+    assert summary.recall.value >= 0.92, summary.recall
+    assert summary.false_alarms.value <= 0.085, summary.false_alarms
+
+
+def test_a_relapse_is_read_and_a_recovery_mostly_is_not(net):
+    """Measured 65 of 72 relapses found ("tried years ago, tonight I'll try again") and 7 false
+    alarms of 72 recoveries; before the framed bar and `train-16`, 60 and 8."""
+    summary = _summary(net, ("probe-12-relapse.jsonl",))
+    assert summary.recall.value >= 0.85, summary.recall
+    assert summary.false_alarms.value <= 0.15, summary.false_alarms
 
 
 def test_probes_hold_no_training_message(net):

@@ -60,15 +60,19 @@ def test_spanish_relief_is_not_english_slang(net):
 
 
 class _AlwaysSure:
-    """A stand-in classifier that scores every message as a crisis (to test the gate alone)."""
+    """A stand-in classifier that scores every message as a crisis (to test the gate alone):
+    sure enough to flag, not sure enough to overrule a frame (`framed_threshold`)."""
 
     threshold = 0.5
+
+    def __init__(self, score: float = 0.8) -> None:
+        self._score = score
 
     def hashed(self, text):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
 
     def score(self, text, hashed=None):
-        return 0.99
+        return self._score
 
     def category(self, text, hashed=None):
         return "intent"
@@ -85,6 +89,10 @@ def test_classifier_alone_stays_silent_on_framed_messages(net):
     ):
         verdict = gated.check(framed)
         assert not verdict.flagged, framed
+    # Near-certain, it overrules a frame: "in 2016" or a film sit beside a crisis as easily.
+    certain = replace_classifier(net, _AlwaysSure(0.99))
+    assert certain.config.classifier.framed_threshold <= 0.99
+    assert certain.check("the movie about the bridge tonight was wild lol").flagged
 
 
 def replace_classifier(net, classifier):
@@ -235,7 +243,7 @@ def test_the_lexicon_marks_a_match_only_a_laugh_cancelled(net):
 
 def test_a_laugh_does_not_silence_the_classifier(net):
     """A laugh is no frame: a phrase only a joke marker cancelled, or a laugh beside no phrase at
-    all, is left to the classifier. A denial and a film still silence it."""
+    all, is left to the classifier. A denial silences it, and a film unless it is near-certain."""
     gated = replace_classifier(net, _AlwaysSure())
     assert gated.check("thinking about killing myself every day haha").flagged
     assert gated.check("funny story i swallowed the rest of my mums tablets 20 min ago 😂").flagged

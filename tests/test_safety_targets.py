@@ -25,15 +25,15 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.970, weakest categories
-# method and danger from others 0.92, weakest languages German and French 0.95, look-alike false
-# alarms 0.060, ordinary messages 0.013), less a margin of about one message (a category or a
-# language holds 30 to 60).
-RECALL_FLOOR = 0.945
+# Measured on the shipped net (see the README's safety section: recall 0.975, weakest categories
+# method 0.92 and intent 0.94, weakest language German 0.95, look-alike false alarms 0.060,
+# ordinary messages 0.023), less a margin of about one message (a category or a language holds
+# 30 to 60).
+RECALL_FLOOR = 0.95
 CATEGORY_RECALL_FLOOR = 0.88
 LANGUAGE_RECALL_FLOOR = 0.91
 LOOKALIKE_FALSE_ALARM_CEILING = 0.07
-EVERYDAY_FALSE_ALARM_CEILING = 0.025
+EVERYDAY_FALSE_ALARM_CEILING = 0.03
 
 NOT_YET = pytest.mark.xfail(strict=True, reason="the issue's target is not met yet (see the README's figures)")
 

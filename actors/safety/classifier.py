@@ -321,12 +321,15 @@ def train(
     seed: int,
     flagged_anyway: Sequence[bool] | None = None,
     may_speak: Sequence[bool] | None = None,
+    framed: Sequence[bool] | None = None,
+    framed_threshold: float | None = None,
 ) -> tuple[ClassifierModel, TrainReport]:
     """Fit the category heads on normalised ``texts``; choose the threshold by stratified k-fold.
 
     ``flagged_anyway`` and ``may_speak`` say, per text, whether the net's other layers flag it
     and whether the net lets the classifier speak on it: with them the threshold holds the whole
     net's cross-validated false alarms within ``max_false_alarm``, not the classifier's alone.
+    Where it may not but the message is only ``framed``, it still speaks at ``framed_threshold``.
     """
     from scipy.sparse import csr_matrix
     from sklearn.model_selection import StratifiedKFold
@@ -347,6 +350,8 @@ def train(
         weights, biases = _fit_heads(weigh(raw[fit_rows], fold_idf), classes[fit_rows], len(present), seed)
         oof[held_rows] = _max_probability(weigh(raw[held_rows], fold_idf), weights, biases)
     benign = y == 0
+    if framed is not None and framed_threshold is not None:
+        anyway = anyway | (np.asarray(framed, bool) & ~speaks & (oof >= framed_threshold))
     threshold = choose_threshold(oof[benign], max_false_alarm, anyway[benign], speaks[benign])
     flagged = anyway | (speaks & (oof >= threshold))
     cv_recall = float(np.mean(flagged[y == 1]))

@@ -29,6 +29,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from .classifier import ClassifierModel
 from .context import context_hits
@@ -40,6 +41,11 @@ from .prefilter import tokens
 from .segments import segments
 from .taxonomy import SafetyConfig
 from .verdict import NOT_FLAGGED, SafetySignal, SafetyVerdict
+
+Say = Literal["reads", "framed", "denied"]
+"""How the net lets the classifier speak on a message: at its threshold ("reads"); only at
+`framed_threshold`, the lexicon having found the message framed as fiction, history or a
+recovery ("framed"); or not at all, the lexicon having read its phrase denied ("denied")."""
 
 CLASSIFIER_WINDOW = 1500
 CLASSIFIER_WINDOWS = 3
@@ -132,6 +138,17 @@ class SafetyNet:
             windows.append(current)
         return windows if len(windows) <= CLASSIFIER_WINDOWS else [*windows[: CLASSIFIER_WINDOWS - 1], windows[-1]]
 
+    def _bar(self, classifier: ClassifierModel | None, say: Say) -> float | None:
+        """The score the classifier must reach to speak: its threshold where the net lets it
+        read; `framed_threshold` where only a frame stands in its way; None (silent) where the
+        lexicon read its phrase denied ("I would never kill myself" scores 0.99)."""
+        if classifier is None or say == "denied":
+            return None
+        if say == "reads":
+            return classifier.threshold
+        framed = self.config.classifier.framed_threshold
+        return None if framed is None else max(framed, classifier.threshold)
+
     def _dismissed(self, signals: Sequence[SafetySignal], windows: int, score: float) -> bool:
         """Whether the word layers' hits are figures of speech: every one of a figurative
         category, and the classifier, having read the whole message, near-certain it is benign
@@ -147,18 +164,18 @@ class SafetyNet:
         """Every offline layer over ``text``; ``history`` is earlier user messages, oldest first."""
         return self._verdict(text, history, self.classifier)[0]
 
-    def without_classifier(self, text: object, history: Sequence[object] = ()) -> tuple[bool, bool]:
-        """Whether the other layers flag ``text``, and whether the net would let the classifier
-        speak on it: what training needs to hold the whole net's false alarms to the budget."""
-        verdict, reads = self._verdict(text, history, None)
-        return verdict.flagged, reads
+    def without_classifier(self, text: object, history: Sequence[object] = ()) -> tuple[bool, Say]:
+        """Whether the other layers flag ``text``, and how the net lets the classifier speak on
+        it (`Say`): what training needs to hold the whole net's false alarms to the budget."""
+        verdict, say = self._verdict(text, history, None)
+        return verdict.flagged, say
 
     def _verdict(
         self, text: object, history: Sequence[object], classifier: ClassifierModel | None
-    ) -> tuple[SafetyVerdict, bool]:
+    ) -> tuple[SafetyVerdict, Say]:
         folded = self.normalised(text)
         if not folded:
-            return NOT_FLAGGED, False
+            return NOT_FLAGGED, "denied"
         segs = segments(folded)
         signals: list[SafetySignal] = []
         guessed = self.lexicon.guess_language(tokens(folded[: 4 * _GUESS_TOKENS])[:_GUESS_TOKENS])
@@ -187,28 +204,31 @@ class SafetyNet:
                 signals.append(SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})"))
                 language = language or hit.language
 
-        # The classifier reads words, not negation or framing: when the lexicon saw the crisis
-        # phrase and found it negated ("I would never kill myself"), or the message carries the
-        # lexicon's own framing cues (a film, a history lesson, a past long recovered), and
-        # nothing else fired, the lexicon's say stands. A laugh or a distant past is not such a
-        # cue: a phrase only they cancelled ("kill myself lol", "years ago I tried to kill
-        # myself") is left to the classifier, which has learnt half-jokes that are meant and
-        # hyperbole that is not, and reads whether a past danger is back.
-        negated = [hit for hit in cancelled if not hit.deferred]
-        reads = bool(signals) or (not negated and not self._framed(segs, guessed))
-        if classifier is not None and reads:
+        # The classifier reads words, not negation or framing. When nothing fired and the lexicon
+        # read its phrase denied ("I would never kill myself"), the lexicon's say stands. When it
+        # found the message framed (a film, a history lesson, a recovery), the classifier must be
+        # near-certain to overrule it (`framed_threshold`): a frame is a few words, and "in 2016"
+        # sits beside an overdose taken tonight as easily as beside a story. A laugh or a distant
+        # past is neither: a phrase only they cancelled ("kill myself lol", "years ago I tried to
+        # kill myself") is left to the classifier at its usual threshold, which has learnt
+        # half-jokes that are meant and hyperbole that is not, and reads whether a past danger is
+        # back.
+        denied = any(not (hit.deferred or hit.framed) for hit in cancelled)
+        framed = any(hit.framed for hit in cancelled) or self._framed(segs, guessed)
+        if signals or not (denied or framed):
+            say: Say = "reads"
+        else:
+            say = "denied" if denied else "framed"
+        bar = self._bar(classifier, say)
+        if classifier is not None and bar is not None:
             windows = self._classifier_windows(folded, segs)
             hashed = [classifier.hashed(w) for w in windows]
             scores = [classifier.score(w, h) for w, h in zip(windows, hashed, strict=True)]
             best = max(range(len(scores)), key=scores.__getitem__)
             score = scores[best]
-            if score >= classifier.threshold:
+            if score >= bar:
                 category = classifier.category(windows[best], hashed[best])
-                signals.append(
-                    SafetySignal(
-                        category, "classifier", f"score {score:.2f} ≥ {classifier.threshold:.2f}", round(score, 4)
-                    )
-                )
+                signals.append(SafetySignal(category, "classifier", f"score {score:.2f} ≥ {bar:.2f}", round(score, 4)))
             elif self._dismissed(signals, len(windows), score):
                 dismissed = tuple(signals)
                 signals.clear()
@@ -226,7 +246,7 @@ class SafetyNet:
             language = guessed
         found = {s.category for s in signals}
         categories = tuple(sorted(found, key=lambda c: self._urgency.get(c, len(self._urgency))))
-        return SafetyVerdict(bool(signals), categories, tuple(signals), language, dismissed), reads
+        return SafetyVerdict(bool(signals), categories, tuple(signals), language, dismissed), say
 
     # --- what the chat does with a verdict ---------------------------------------------
 

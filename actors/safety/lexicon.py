@@ -82,6 +82,9 @@ class Hit:
     deferred: bool = False
     """A negated match that nothing but a joke marker or a distant past cancelled ("kill myself
     lol", "years ago I tried to kill myself"): the classifier decides (see `SafetyNet`)."""
+    framed: bool = False
+    """A negated match that a frame or a recovery cancelled, not a denial ("in the film he
+    kills himself"): the classifier may still overrule it when near-certain (see `SafetyNet`)."""
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,13 @@ class NegationRule:
         *,
         jokes: bool = True,
         past: bool = True,
+        framing: bool = True,
     ) -> bool:
         """A cue among the ``scope`` words before the match in its clause, or inside the match
-        where the pattern does not spell it itself; or a framing cue (fiction, a question asked
-        of the person) a little further back; or, unless ``past`` or ``jokes`` is False, a
-        distant past in its clause or a joke marker anywhere in the segment.
+        where the pattern does not spell it itself; or, unless ``framing`` is False, a framing
+        cue (fiction, a question asked of the person) a little further back or a recovery after
+        it; or, unless ``past`` or ``jokes`` is False, a distant past in its sentence or a joke
+        marker anywhere in the segment.
 
         Whether an inside cue is the pattern's own word ("wish I was *never* born") or a
         negation a wildcard let in ("I'm *not* suicidal") is decided by swapping the cue for
@@ -154,7 +159,7 @@ class NegationRule:
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
                 if regex.match(probe, start):
                     return True
-        return self.distances(segment, start, end, words, jokes=jokes, past=past)
+        return framing and self.distances(segment, start, end, words, jokes=jokes, past=past)
 
     def framed(self, segment: str) -> bool:
         """A framing cue or a recovery anywhere in the segment: the message is about fiction,
@@ -190,7 +195,7 @@ class NegationRule:
                 self.frames.search(" ".join(words[-self.frame_scope :])) or self.frames.search(after)
             ):
                 return True
-            if past and self.past is not None and (self.past.search(" ".join(words)) or self.past.search(after)):
+            if past and self.past is not None and self.past.search(segment):
                 return True
         if self.recovery is not None and self.recovery.search(segment, end):
             return True
@@ -206,6 +211,7 @@ def _negated(
     *,
     jokes: bool = True,
     past: bool = True,
+    framing: bool = True,
 ) -> bool:
     """Whether the match is negated by the cues, frames, recovery or joke markers of the
     pattern's own language or of the message's (a Portuguese pattern can match a French
@@ -213,7 +219,9 @@ def _negated(
     (Portuguese "no" is "in the", Spanish "prima" a cousin, "lol" means nothing in German)."""
     for lang in dict.fromkeys((language, message_language)):
         rule = negation.get(lang) if lang else None
-        if rule is not None and rule.negates(segment, match.start(), match.end(), match.re, jokes=jokes, past=past):
+        if rule is not None and rule.negates(
+            segment, match.start(), match.end(), match.re, jokes=jokes, past=past, framing=framing
+        ):
             return True
     return False
 
@@ -334,7 +342,8 @@ class PatternSet:
     ) -> list[Hit]:
         """The first un-negated match per category, over ``segments`` in order; matches that a
         negation cancelled are appended to ``negated`` when a list is given, marked `deferred`
-        when only a joke marker or a distant past cancelled them. A joke marker does not cancel
+        when only a joke marker or a distant past cancelled them, `framed` when a frame or a
+        recovery did and no denial. A joke marker does not cancel
         a match of an ``earnest`` category (see `CategoryDef.jokes_cancel`)."""
         done = set(skip)
         out: list[Hit] = []
@@ -347,10 +356,13 @@ class PatternSet:
                     jokes = entry.category not in earnest
                     if entry.negatable and _negated(negation, entry.language, segment, match, language, jokes=jokes):
                         if negated is not None:
-                            deferred = not _negated(
-                                negation, entry.language, segment, match, language, jokes=False, past=False
+                            strict = dict(jokes=False, past=False)
+                            deferred = not _negated(negation, entry.language, segment, match, language, **strict)
+                            framed = not deferred and not _negated(
+                                negation, entry.language, segment, match, language, framing=False, **strict
                             )
-                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where, deferred))
+                            hit = Hit(entry.category, entry.language, match.group(0), entry.where, deferred, framed)
+                            negated.append(hit)
                         continue
                     done.add(entry.category)
                     out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
