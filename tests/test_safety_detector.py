@@ -165,6 +165,22 @@ def test_a_distant_past_anywhere_in_the_sentence_leaves_the_phrase_to_the_classi
     assert net.check("my ex hits me when he's drunk and tonight he's drunk").flagged
 
 
+def test_a_phrase_that_spells_its_own_never_is_still_dated_by_a_distant_past(net):
+    told = "when i was 15 i wished i'd never been born. today i'm 40, happily married and i love my life"
+    assert "lexicon" not in net.check(told).layers  # left to the classifier
+    assert "lexicon" in net.check("i wish i'd never been born").layers
+
+
+def test_before_a_meeting_is_no_distant_past(net):
+    for text in (
+        "tenho pesquisado qual remédio seria suficiente pra eu não acordar mais, fiz a respiração antes das reuniões",
+        "busqué cuántas pastillas harían falta para no despertar, antes del trabajo",
+        "j'ai cherché combien de cachets il faudrait pour ne plus me réveiller, avant la réunion",
+        "ho cercato quante pastiglie servirebbero per non svegliarmi più, prima della riunione",
+    ):
+        assert "lexicon" in net.check(text).layers, text
+
+
 def test_a_drink_is_not_a_broken_glass(net):
     for text in (
         "an hour ago i took all my sleeping pills with a glass of water",

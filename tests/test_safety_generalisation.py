@@ -48,7 +48,7 @@ def _summary(net, patterns: tuple[str, ...]):
 
 
 def test_balanced_probes_hold_their_floors(net):
-    """Measured 0.925 recall (776/839) and 0.022 false alarms (15/690)."""
+    """Measured 0.925 recall (776/839) and 0.020 false alarms (14/690)."""
     summary = _summary(net, BALANCED_PROBES)
     assert summary.recall.value >= 0.90, summary.recall
     assert summary.false_alarms.value <= 0.04, summary.false_alarms
@@ -57,7 +57,7 @@ def test_balanced_probes_hold_their_floors(net):
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.728 recall (393/540) and 0.133 false alarms (120/900: 0.181
+    """The hardest set: measured 0.731 recall (395/540) and 0.134 false alarms (121/900: 0.183
     on twins that share a crisis message's words, 0.061 on figures of speech)."""
     summary = _summary(net, MEANS_PROBES)
     assert summary.recall.value >= 0.70, summary.recall
@@ -74,11 +74,11 @@ def test_long_updates_rarely_open_the_panel(net):
 
 
 def test_clinician_style_look_alikes_hold_their_floors(net):
-    """Measured 0.946 recall (226/239) and 0.067 false alarms (42/630), most of them a past
+    """Measured 0.946 recall (226/239) and 0.059 false alarms (37/630), a third of them a past
     crisis told calmly (the net before `train-15` and the wider `negation.past` flagged 54)."""
     summary = _summary(net, CLINICIAN_PROBES)
     assert summary.recall.value >= 0.92, summary.recall
-    assert summary.false_alarms.value <= 0.085, summary.false_alarms
+    assert summary.false_alarms.value <= 0.075, summary.false_alarms
 
 
 def test_a_relapse_is_read_and_a_recovery_mostly_is_not(net):

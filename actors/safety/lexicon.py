@@ -124,8 +124,9 @@ class NegationRule:
         jokes: bool = True,
         past: bool = True,
         framing: bool = True,
+        cues: bool = True,
     ) -> bool:
-        """A cue among the ``scope`` words before the match in its clause, or inside the match
+        """Unless ``cues`` is False (a phrase that spells its own negation), a cue among the ``scope`` words before the match in its clause, or inside the match
         where the pattern does not spell it itself; or, unless ``framing`` is False, a framing
         cue (fiction, a question asked of the person) a little further back or a recovery after
         it; or, unless ``past`` or ``jokes`` is False, a distant past in its sentence or a joke
@@ -140,7 +141,7 @@ class NegationRule:
         """
         clause = self._clause_before(segment, start)
         words = clause.split()
-        if self.cues is not None:
+        if cues and self.cues is not None:
             # The cue must start within the last ``scope`` words, but is searched in the whole
             # clause so its own lookbehinds see the words before it ("arrete pas" is no negation).
             starts = [m.start() for m in _NON_SPACE.finditer(clause)]
@@ -212,6 +213,7 @@ def _negated(
     jokes: bool = True,
     past: bool = True,
     framing: bool = True,
+    cues: bool = True,
 ) -> bool:
     """Whether the match is negated by the cues, frames, recovery or joke markers of the
     pattern's own language or of the message's (a Portuguese pattern can match a French
@@ -220,7 +222,7 @@ def _negated(
     for lang in dict.fromkeys((language, message_language)):
         rule = negation.get(lang) if lang else None
         if rule is not None and rule.negates(
-            segment, match.start(), match.end(), match.re, jokes=jokes, past=past, framing=framing
+            segment, match.start(), match.end(), match.re, jokes=jokes, past=past, framing=framing, cues=cues
         ):
             return True
     return False
@@ -354,9 +356,10 @@ class PatternSet:
                     continue
                 for match in entry.regex.finditer(segment):
                     jokes = entry.category not in earnest
-                    if entry.negatable and _negated(negation, entry.language, segment, match, language, jokes=jokes):
+                    own = dict(cues=entry.negatable)  # a phrase that spells its own "never" is framed all the same
+                    if _negated(negation, entry.language, segment, match, language, jokes=jokes, **own):
                         if negated is not None:
-                            strict = dict(jokes=False, past=False)
+                            strict = dict(jokes=False, past=False, **own)
                             deferred = not _negated(negation, entry.language, segment, match, language, **strict)
                             framed = not deferred and not _negated(
                                 negation, entry.language, segment, match, language, framing=False, **strict
