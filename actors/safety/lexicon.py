@@ -12,7 +12,8 @@ message (`normalise`), so one spelling covers "Suicídio", "suicidio" and
 kept out by the patterns' shape ("kill myself", not "kill"); a negation cue
 within a few words before a match, in the same clause, cancels it unless
 the pattern says ``negatable: false`` (phrasings that are themselves
-negations, such as "I don't want to be here anymore").
+negations, such as "I don't want to be here anymore"); frames and a distant
+past apply to those too.
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ class NegationRule:
         framing: bool = True,
         cues: bool = True,
     ) -> bool:
-        """Unless ``cues`` is False (a phrase that spells its own negation), a cue among the ``scope`` words before the match in its clause, or inside the match
-        where the pattern does not spell it itself; or, unless ``framing`` is False, a framing
+        """Unless ``cues`` is False (a phrase that spells its own negation), a cue among the
+        ``scope`` words before the match in its clause, or inside the match where the pattern
+        does not spell it itself; or, unless ``framing`` is False, a framing
         cue (fiction, a question asked of the person) a little further back or a recovery after
         it; or, unless ``past`` or ``jokes`` is False, a distant past in its sentence or a joke
         marker anywhere in the segment.
@@ -185,9 +187,9 @@ class NegationRule:
         past: bool = True,
     ) -> bool:
         """A framing cue shortly before or after the match in its clause ("the character …",
-        "… when I was 15"); with ``past``, a distant past anywhere before it in its clause or
-        shortly after ("ten years ago I was in a dark place and tried to end my life"); or a
-        joke marker anywhere in the segment."""
+        "… when I was 15"); with ``past``, a distant past anywhere in its segment ("ten years ago
+        I was in a dark place and tried to end my life", "my ex used to hit me, that was six
+        years ago"); or a joke marker anywhere in the segment."""
         if self.frames is not None or (past and self.past is not None):
             if words is None:
                 words = self._clause_before(segment, start).split()

@@ -77,8 +77,9 @@ class ClassifierSettings(SafetyModel):
     max_false_alarm: float = Field(default=0.02, ge=0.0, le=0.5)
     """The decision threshold is the lowest whose cross-validated false-alarm rate stays under this."""
     framed_threshold: float | None = Field(default=None, ge=0.5, le=1.0)
-    """Where the lexicon found its phrase denied or the message framed (a film, a history
-    lesson, a recovery), the classifier flags only at or above this score; None: never there."""
+    """Where the lexicon found the message framed (a film, a history lesson, a recovery) and
+    nothing fired, the classifier flags only at or above this score; None: never there. Where
+    it read its phrase denied ("I would never…"), the classifier is never asked."""
     dismiss_below: float = Field(default=0.0, ge=0.0, le=0.5)
     """A lexicon or typo-tolerant hit of figurative categories only (`CategoryDef.figurative`) is
     dismissed when the classifier, reading the whole message, scores it below this: 0 never does."""
