@@ -47,6 +47,33 @@ CRISIS = [
 ]
 
 
+THREATENED = [
+    ("en", "my husband wants to kill me"),
+    ("es", "mi novio me quiere matar"),
+    ("fr", "mon mari veut me tuer"),
+    ("de", "mein mann will mich umbringen"),
+    ("pt", "meu marido quer me matar"),
+    ("it", "mio marito mi vuole uccidere"),
+]
+
+
+@pytest.mark.parametrize(("language", "text"), THREATENED)
+def test_someone_who_wants_to_kill_me_is_danger_from_others(net, language, text):
+    """Not a wish to die: the panel must carry the violence lines, so the lexicon names it."""
+    verdict = net.check(text)
+    assert "danger_from_others" in {s.category for s in verdict.signals if s.layer == "lexicon"}, verdict
+
+
+def test_a_parent_who_will_kill_me_for_a_bad_mark_is_hyperbole(net):
+    for text in (
+        "my mum will kill me if i fail maths",
+        "ma mère va me tuer si je rate le bac",
+        "minha mãe vai me matar quando ver a nota",
+        "mi hermana me quiere matar porque me olvidé de su cumpleaños",
+    ):
+        assert "danger_from_others" not in net.check(text).categories, text
+
+
 @pytest.mark.parametrize(("language", "text", "category"), CRISIS)
 def test_crisis_messages_raise_the_panel(net, language, text, category):
     verdict = net.check(text)
