@@ -44,6 +44,11 @@ CRISIS = [
     ("pt", "tomei uma caixa inteira de remédios, to com muito sono", "attempt"),
     ("it", "voglio farla finita", "active_ideation"),
     ("it", "ho preso tutte le pastiglie e mi gira la testa", "attempt"),
+    # plain phrasings once missed: burdensomeness, cutting now, an urge to harm a baby
+    ("en", "i feel like a burden to my family", "passive_wish"),
+    ("fr", "je suis un fardeau pour tout le monde", "passive_wish"),
+    ("es", "me estoy cortando", "self_harm"),
+    ("en", "sometimes i feel like hurting my baby", "harm_to_others"),
 ]
 
 

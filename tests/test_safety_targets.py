@@ -25,15 +25,14 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.975, weakest categories
-# method 0.92 and intent 0.94, weakest language German 0.95, look-alike false alarms 0.060,
-# ordinary messages 0.023), less a margin of about one message (a category or a language holds
-# 30 to 60).
+# Measured on the shipped net (see the README's safety section: recall 0.978, weakest categories
+# intent and method 0.94, weakest language German 0.95, look-alike false alarms 0.060, ordinary
+# messages 0.027), less a margin of about one message (a category or a language holds 30 to 60).
 RECALL_FLOOR = 0.95
 CATEGORY_RECALL_FLOOR = 0.88
 LANGUAGE_RECALL_FLOOR = 0.91
 LOOKALIKE_FALSE_ALARM_CEILING = 0.07
-EVERYDAY_FALSE_ALARM_CEILING = 0.03
+EVERYDAY_FALSE_ALARM_CEILING = 0.035
 
 NOT_YET = pytest.mark.xfail(strict=True, reason="the issue's target is not met yet (see the README's figures)")
 
