@@ -49,6 +49,9 @@ CRISIS = [
     ("fr", "je suis un fardeau pour tout le monde", "passive_wish"),
     ("es", "me estoy cortando", "self_harm"),
     ("en", "sometimes i feel like hurting my baby", "harm_to_others"),
+    ("en", "im gonna yeet myself off the roof", "intent"),
+    ("en", "want 2 die", "active_ideation"),
+    ("en", "i wanna kys", "active_ideation"),
 ]
 
 
