@@ -236,9 +236,9 @@ def test_the_lexicon_marks_a_match_only_a_laugh_cancelled(net):
         return out
 
     laughed = cancelled("thinking about killing myself every day haha")
-    assert laughed and all(hit.deferred for hit in laughed)
+    assert laughed and all(hit.cause == "deferred" for hit in laughed)
     denied = cancelled("i would never kill myself lol")
-    assert denied and not any(hit.deferred for hit in denied)
+    assert denied and not any(hit.cause == "deferred" for hit in denied)
 
 
 def test_a_laugh_does_not_silence_the_classifier(net):
@@ -331,7 +331,7 @@ def test_a_distant_past_cancels_the_phrase_but_not_the_classifier(net):
     cancelled = []
     text = "years ago i tried to kill myself and tonight im going to finish it"
     net.lexicon.patterns.hits([net.normalised(text)], net.lexicon.negation, language="en", negated=cancelled)
-    assert cancelled and all(hit.deferred for hit in cancelled)
+    assert cancelled and all(hit.cause == "deferred" for hit in cancelled)
     gated = replace_classifier(net, _AlwaysSure())
     assert gated.check("ten years ago i was in a dark place and tried to end my life").flagged
     assert not gated.check("i have never tried to end my life").flagged

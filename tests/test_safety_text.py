@@ -197,9 +197,9 @@ def test_word_filter_agrees_with_plain_matching():
             if entry.category in plain:
                 continue
             for match in entry.regex.finditer(folded):
-                from actors.safety.lexicon import _negated
+                from actors.safety.lexicon import _cause
 
-                if entry.negatable and _negated(lexicon.negation, entry.language, folded, match):
+                if _cause(lexicon.negation, entry.language, folded, match, cues=entry.negatable) is not None:
                     continue
                 plain.add(entry.category)
                 break

@@ -213,8 +213,8 @@ class SafetyNet:
         # kill myself") is left to the classifier at its usual threshold, which has learnt
         # half-jokes that are meant and hyperbole that is not, and reads whether a past danger is
         # back.
-        denied = any(not (hit.deferred or hit.framed) for hit in cancelled)
-        framed = any(hit.framed for hit in cancelled) or self._framed(segs, guessed)
+        denied = any(hit.cause == "denied" for hit in cancelled)
+        framed = any(hit.cause == "framed" for hit in cancelled) or self._framed(segs, guessed)
         if signals or not (denied or framed):
             say: Say = "reads"
         else:

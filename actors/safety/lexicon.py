@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -80,12 +80,16 @@ class Hit:
     language: str
     evidence: str
     where: str
-    deferred: bool = False
-    """A negated match that nothing but a joke marker or a distant past cancelled ("kill myself
-    lol", "years ago I tried to kill myself"): the classifier decides (see `SafetyNet`)."""
-    framed: bool = False
-    """A negated match that a frame or a recovery cancelled, not a denial ("in the film he
-    kills himself"): the classifier may still overrule it when near-certain (see `SafetyNet`)."""
+    cause: Cause | None = None
+    """Why a negated match was cancelled (None for a match that stands; see `Cause`)."""
+
+
+Cause = Literal["denied", "framed", "deferred"]
+"""Why a match is cancelled, strongest first: a negation cue ("I would never kill myself");
+a frame or a recovery ("in the film he kills himself"), which a near-certain classifier may
+still overrule; or only a distant past or a joke marker ("years ago I tried to kill myself",
+"kill myself lol"), which leaves the message to the classifier (see `SafetyNet`)."""
+_STRENGTH: tuple[Cause, ...] = ("denied", "framed", "deferred")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,12 @@ class NegationRule:
         return before[ends[-1] :] if ends else before
 
     def negates(
+        self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None, *, jokes: bool = True
+    ) -> bool:
+        """Whether anything cancels the match (`cause`)."""
+        return self.cause(segment, start, end, regex, jokes=jokes) is not None
+
+    def cause(
         self,
         segment: str,
         start: int,
@@ -123,16 +133,15 @@ class NegationRule:
         regex: re.Pattern[str] | None = None,
         *,
         jokes: bool = True,
-        past: bool = True,
-        framing: bool = True,
         cues: bool = True,
-    ) -> bool:
-        """Unless ``cues`` is False (a phrase that spells its own negation), a cue among the
-        ``scope`` words before the match in its clause, or inside the match where the pattern
-        does not spell it itself; or, unless ``framing`` is False, a framing
-        cue (fiction, a question asked of the person) a little further back or a recovery after
-        it; or, unless ``past`` or ``jokes`` is False, a distant past in its sentence or a joke
-        marker anywhere in the segment.
+    ) -> Cause | None:
+        """Why the match is cancelled, strongest cause first. "denied": unless ``cues`` is False
+        (a phrase that spells its own negation), a cue among the ``scope`` words before the
+        match in its clause, or inside the match where the pattern does not spell it itself.
+        "framed": a framing cue (fiction, a question asked of the person) shortly before or
+        after it in its clause, or a recovery after it. "deferred": a distant past anywhere in
+        its segment ("my ex used to hit me, that was six years ago"), or, unless ``jokes`` is
+        False, a joke marker anywhere in the segment.
 
         Whether an inside cue is the pattern's own word ("wish I was *never* born") or a
         negation a wildcard let in ("I'm *not* suicidal") is decided by swapping the cue for
@@ -142,8 +151,18 @@ class NegationRule:
         clause the pattern spans ("on the ledge rn and my legs won't stop shaking").
         """
         clause = self._clause_before(segment, start)
-        words = clause.split()
-        if cues and self.cues is not None:
+        if cues and self._cue_cancels(segment, start, end, clause, regex):
+            return "denied"
+        if self._frame_cancels(segment, end, clause):
+            return "framed"
+        if self.past is not None and self.past.search(segment):
+            return "deferred"
+        if jokes and self.jokes is not None and self.jokes.search(segment):
+            return "deferred"
+        return None
+
+    def _cue_cancels(self, segment: str, start: int, end: int, clause: str, regex: re.Pattern[str] | None) -> bool:
+        if self.cues is not None:
             # The cue must start within the last ``scope`` words, but is searched in the whole
             # clause so its own lookbehinds see the words before it ("arrete pas" is no negation).
             starts = [m.start() for m in _NON_SPACE.finditer(clause)]
@@ -162,7 +181,15 @@ class NegationRule:
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
                 if regex.match(probe, start):
                     return True
-        return framing and self.distances(segment, start, end, words, jokes=jokes, past=past)
+        return False
+
+    def _frame_cancels(self, segment: str, end: int, clause: str) -> bool:
+        if self.frames is not None:
+            before = " ".join(clause.split()[-self.frame_scope :])
+            after = " ".join(self._clause_after(segment, end).split()[: self.frame_scope])
+            if self.frames.search(before) or self.frames.search(after):
+                return True
+        return self.recovery is not None and self.recovery.search(segment, end) is not None
 
     def framed(self, segment: str) -> bool:
         """A framing cue or a recovery anywhere in the segment: the message is about fiction,
@@ -176,36 +203,8 @@ class NegationRule:
         cut = self.breaks.search(after)
         return after[: cut.start()] if cut is not None else after
 
-    def distances(
-        self,
-        segment: str,
-        start: int,
-        end: int,
-        words: list[str] | None = None,
-        *,
-        jokes: bool = True,
-        past: bool = True,
-    ) -> bool:
-        """A framing cue shortly before or after the match in its clause ("the character …",
-        "… when I was 15"); with ``past``, a distant past anywhere in its segment ("ten years ago
-        I was in a dark place and tried to end my life", "my ex used to hit me, that was six
-        years ago"); or a joke marker anywhere in the segment."""
-        if self.frames is not None or (past and self.past is not None):
-            if words is None:
-                words = self._clause_before(segment, start).split()
-            after = " ".join(self._clause_after(segment, end).split()[: self.frame_scope])
-            if self.frames is not None and (
-                self.frames.search(" ".join(words[-self.frame_scope :])) or self.frames.search(after)
-            ):
-                return True
-            if past and self.past is not None and self.past.search(segment):
-                return True
-        if self.recovery is not None and self.recovery.search(segment, end):
-            return True
-        return jokes and self.jokes is not None and self.jokes.search(segment) is not None
 
-
-def _negated(
+def _cause(
     negation: dict[str, NegationRule],
     language: str,
     segment: str,
@@ -213,21 +212,21 @@ def _negated(
     message_language: str | None = None,
     *,
     jokes: bool = True,
-    past: bool = True,
-    framing: bool = True,
     cues: bool = True,
-) -> bool:
-    """Whether the match is negated by the cues, frames, recovery or joke markers of the
-    pattern's own language or of the message's (a Portuguese pattern can match a French
-    word). No other language is consulted: one language's cue is another's ordinary word
-    (Portuguese "no" is "in the", Spanish "prima" a cousin, "lol" means nothing in German)."""
+) -> Cause | None:
+    """The strongest cause that cancels the match among the cues, frames, recovery, distant past
+    and joke markers of the pattern's own language and of the message's (a Portuguese pattern can
+    match a French word). No other language is consulted: one language's cue is another's
+    ordinary word (Portuguese "no" is "in the", Spanish "prima" a cousin, "lol" means nothing in
+    German)."""
+    found: list[Cause] = []
     for lang in dict.fromkeys((language, message_language)):
         rule = negation.get(lang) if lang else None
-        if rule is not None and rule.negates(
-            segment, match.start(), match.end(), match.re, jokes=jokes, past=past, framing=framing, cues=cues
-        ):
-            return True
-    return False
+        if rule is not None:
+            cause = rule.cause(segment, match.start(), match.end(), match.re, jokes=jokes, cues=cues)
+            if cause is not None:
+                found.append(cause)
+    return min(found, key=_STRENGTH.index) if found else None
 
 
 _WORDS = re.compile(r"\w+")
@@ -345,10 +344,9 @@ class PatternSet:
         earnest: Collection[str] = (),
     ) -> list[Hit]:
         """The first un-negated match per category, over ``segments`` in order; matches that a
-        negation cancelled are appended to ``negated`` when a list is given, marked `deferred`
-        when only a joke marker or a distant past cancelled them, `framed` when a frame or a
-        recovery did and no denial. A joke marker does not cancel
-        a match of an ``earnest`` category (see `CategoryDef.jokes_cancel`)."""
+        negation cancelled are appended to ``negated`` when a list is given, with their `Cause`.
+        A joke marker does not cancel a match of an ``earnest`` category (see
+        `CategoryDef.jokes_cancel`)."""
         done = set(skip)
         out: list[Hit] = []
         for segment in segments:
@@ -357,17 +355,19 @@ class PatternSet:
                 if entry.category in done:
                     continue
                 for match in entry.regex.finditer(segment):
-                    jokes = entry.category not in earnest
-                    own = dict(cues=entry.negatable)  # a phrase that spells its own "never" is framed all the same
-                    if _negated(negation, entry.language, segment, match, language, jokes=jokes, **own):
+                    # a phrase that spells its own "never" has no cue to find, but is framed all the same
+                    cause = _cause(
+                        negation,
+                        entry.language,
+                        segment,
+                        match,
+                        language,
+                        jokes=entry.category not in earnest,
+                        cues=entry.negatable,
+                    )
+                    if cause is not None:
                         if negated is not None:
-                            strict = dict(jokes=False, past=False, **own)
-                            deferred = not _negated(negation, entry.language, segment, match, language, **strict)
-                            framed = not deferred and not _negated(
-                                negation, entry.language, segment, match, language, framing=False, **strict
-                            )
-                            hit = Hit(entry.category, entry.language, match.group(0), entry.where, deferred, framed)
-                            negated.append(hit)
+                            negated.append(Hit(entry.category, entry.language, match.group(0), entry.where, cause))
                         continue
                     done.add(entry.category)
                     out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
