@@ -6,7 +6,10 @@ The probes measure how the net carries over to messages nobody tuned it on:
 figures of speech), `probe-11-long` (long weekly updates to a coach, some with a crisis
 buried inside), `probe-12-*` (look-alikes of the kinds a clinician tests with: idioms, news,
 fiction, a past told calmly, other people's stories, hobbies, practical questions) and
-`probe-12-relapse` (a past crisis, and now: back, or long over). The floors are what the shipped net measured, less a margin: a change
+`probe-12-relapse` (a past crisis, and now: back, or long over), `probe-13-*` (every category
+and language, and the seven kinds of look-alike, by a clinician-tester's brief) and
+`probe-14-plain-*` (crises typed the plain way people in danger type them, beside hard days
+with no danger). The floors are what the shipped net measured, less a margin: a change
 that makes the net carry over worse fails here. The sets once used for tuning and probing are
 training data now (`train-8-*`). The held-out `test*.jsonl` files are never read by these tests.
 """
@@ -48,7 +51,7 @@ def _summary(net, patterns: tuple[str, ...]):
 
 
 def test_balanced_probes_hold_their_floors(net):
-    """Measured 0.926 recall (777/839) and 0.022 false alarms (15/690)."""
+    """Measured 0.931 recall (781/839) and 0.014 false alarms (10/690)."""
     summary = _summary(net, BALANCED_PROBES)
     assert summary.recall.value >= 0.90, summary.recall
     assert summary.false_alarms.value <= 0.04, summary.false_alarms
@@ -57,7 +60,7 @@ def test_balanced_probes_hold_their_floors(net):
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.733 recall (396/540) and 0.133 false alarms (120/900: 0.183
+    """The hardest set: measured 0.730 recall (394/540) and 0.128 false alarms (115/900: 0.183
     on twins that share a crisis message's words, 0.058 on figures of speech)."""
     summary = _summary(net, MEANS_PROBES)
     assert summary.recall.value >= 0.70, summary.recall
@@ -66,7 +69,7 @@ def test_means_probes_hold_their_floors(net):
 
 def test_long_updates_rarely_open_the_panel(net):
     """What the chat and the pipeline read most: updates of 120 to 300 words. Measured 2 false
-    alarms of 60 (the net before the `train-12`/`train-13` data flagged 8) and 17 of 20 buried
+    alarms of 60 (the net before the `train-12`/`train-13` data flagged 8) and 18 of 20 buried
     crises found."""
     summary = _summary(net, ("probe-11-long.jsonl",))
     assert summary.false_alarms.value <= 0.10, summary.false_alarms
@@ -74,19 +77,37 @@ def test_long_updates_rarely_open_the_panel(net):
 
 
 def test_clinician_style_look_alikes_hold_their_floors(net):
-    """Measured 0.946 recall (226/239) and 0.057 false alarms (36/630), a third of them a past
-    crisis told calmly (the net before `train-15` and the wider `negation.past` flagged 54)."""
+    """Measured 0.950 recall (227/239) and 0.037 false alarms (23/630); the net before `train-15`
+    and the wider `negation.past` flagged 54, the one before `train-18` and the recovery cues 36."""
     summary = _summary(net, CLINICIAN_PROBES)
     assert summary.recall.value >= 0.92, summary.recall
     assert summary.false_alarms.value <= 0.075, summary.false_alarms
 
 
 def test_a_relapse_is_read_and_a_recovery_mostly_is_not(net):
-    """Measured 65 of 72 relapses found ("tried years ago, tonight I'll try again") and 7 false
+    """Measured 65 of 72 relapses found ("tried years ago, tonight I'll try again") and 5 false
     alarms of 72 recoveries; before the framed bar and `train-16`, 60 and 8."""
     summary = _summary(net, ("probe-12-relapse.jsonl",))
     assert summary.recall.value >= 0.85, summary.recall
     assert summary.false_alarms.value <= 0.15, summary.false_alarms
+
+
+def test_fresh_probes_hold_their_floors(net):
+    """`probe-13-*`: measured 0.909 recall (540/594) and 0.057 false alarms (34/600); the net
+    before this release caught 519 with 40 false alarms. Its German and Portuguese half was
+    never looked at message by message: 0.860 (172/200) and 0.050 (10/200)."""
+    summary = _summary(net, ("probe-13-*.jsonl",))
+    assert summary.recall.value >= 0.88, summary.recall
+    assert summary.false_alarms.value <= 0.08, summary.false_alarms
+
+
+def test_plainly_typed_crises_hold_their_floor(net):
+    """`probe-14-plain-*`: the weakest measure of the net, 0.838 recall (648/773) and 0.061
+    false alarms (22/359), against 625 and 26 before this release; German and Portuguese, never
+    looked at message by message, 0.772 (200/259)."""
+    summary = _summary(net, ("probe-14-plain-*.jsonl",))
+    assert summary.recall.value >= 0.80, summary.recall
+    assert summary.false_alarms.value <= 0.09, summary.false_alarms
 
 
 def test_probes_hold_no_training_message(net):

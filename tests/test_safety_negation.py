@@ -151,6 +151,11 @@ LOOKALIKES = [
     "ho deciso, lunedì mi licenzio, non si torna indietro",
     "me cortei com uma folha de papel, que raiva",
     "the GP took it seriously and she's referring him to the memory clinic",
+    "my great-uncle hanged himself when my grandma was a girl, i only found out doing the family tree",
+    "want to write goodbye letters to my students before i move schools, any tips?",
+    "je me tue à leur expliquer que les chaussures se rangent dans le placard",
+    "vou enforcar a segunda e emendar com o feriado",
+    "scrivo un biglietto d'addio ai miei colleghi, vado a vivere a Torino",
 ]
 
 
@@ -342,12 +347,20 @@ RELAPSES = [
     "years ago i took an overdose and i have the pills ready again",
     "i used to cut myself and last night i did it again",
     "früher habe ich mich geritzt und gestern habe ich wieder angefangen",
+    "hab 2017 schon mal tabletten geschluckt, heute abend hab ich wieder alle genommen",
+    "come nel 2019, ho di nuovo voglia di farla finita e stasera lo faccio",
 ]
 RECOVERED = [
     "years ago i tried to kill myself. now im a nurse and doing great",
     "Ten years ago I was in a really dark place and tried to end my life. Today I'm married and run marathons.",
     "Há quinze anos tive uma depressão feia e tentei me matar. Hoje sou psicóloga e trabalho com prevenção.",
     "i used to self harm in high school but im doing really well now",
+    "I self-harmed through most of uni. It's all behind me now and I'd like help planning a half marathon.",
+    "Da ragazza mi tagliavo le gambe. Quel periodo è chiuso da un pezzo, ora vorrei ricominciare a nuotare.",
+    "Mit sechzehn hab ich mich geritzt. Das ist schon lange vorbei, heute arbeite ich als Erzieherin.",
+    "À la fac je me scarifiais. C'est loin derrière moi, je suis maman de deux petits maintenant.",
+    "Me cortaba en el instituto. Ya quedó atrás, hoy, con 34, doy clases de yoga.",
+    "Eu me cortava na adolescência, mas faz anos que não me corto e hoje sou enfermeira.",
 ]
 
 
