@@ -30,9 +30,9 @@ def test_cue_lookbehind_sees_words_before_the_scope():
     rule = _rule(r"(?<!\barrete )pas")
     segment = "quand le bebe arrete pas de pleurer j'ai envie de le secouer"
     start = segment.index("j'ai")
-    assert not rule.negates(segment, start, len(segment))
+    assert rule.cause(segment, start, len(segment)) is None
     plain = "je ne veux pas le secouer"
-    assert rule.negates(plain, plain.index("le secouer"), len(plain))
+    assert rule.cause(plain, plain.index("le secouer"), len(plain)) == "denied"
 
 
 def test_cue_deep_inside_a_long_match_is_a_later_clause():
@@ -40,11 +40,11 @@ def test_cue_deep_inside_a_long_match_is_a_later_clause():
     rule = _rule(r"won'?t|not")
     segment = "im on the ledge rn and my legs wont stop shaking"
     match = pattern.search(segment)
-    assert match is not None and not rule.negates(segment, match.start(), match.end(), pattern)
+    assert match is not None and rule.cause(segment, match.start(), match.end(), pattern) is None
     wildcard = re.compile(r"(?<!\w)(?:(?:i'?m|im) (?:\w+ )?suicidal)")
     said = "i'm not suicidal"
     match = wildcard.search(said)
-    assert rule.negates(said, match.start(), match.end(), wildcard)  # early inside: still a negation
+    assert rule.cause(said, match.start(), match.end(), wildcard) == "denied"  # early inside: still a negation
 
 
 def test_joke_marker_after_a_word_ending_in_ne(net):
@@ -170,9 +170,9 @@ def test_a_negation_inside_a_condition_does_not_cancel_what_follows():
         re.compile(r"(?<!\w)(?:no|not)(?!\w)"), re.compile(r"[,.;!?]"), 3, conditionals=re.compile("si|if")
     )
     segment = "si no me contesta me mato"
-    assert not rule.negates(segment, segment.index("me mato"), len(segment))
+    assert rule.cause(segment, segment.index("me mato"), len(segment)) is None
     plain = "no me mato"
-    assert rule.negates(plain, plain.index("me mato"), len(plain))
+    assert rule.cause(plain, plain.index("me mato"), len(plain)) == "denied"
 
 
 CONDITIONS = [
@@ -212,8 +212,8 @@ def test_a_denial_or_a_joking_hyperbole_stays_quiet_in_the_lexicon(net, text):
 def test_a_joke_marker_does_not_cancel_an_earnest_category():
     rule = NegationRule(None, re.compile(r"[,.;!?]"), 3, jokes=re.compile(r"(?<!\w)(?:lol|jaja)(?!\w)"))
     segment = "cut again this week lol"
-    assert rule.negates(segment, 0, len("cut again"))
-    assert not rule.negates(segment, 0, len("cut again"), jokes=False)
+    assert rule.cause(segment, 0, len("cut again")) == "deferred"
+    assert rule.cause(segment, 0, len("cut again"), jokes=False) is None
 
 
 HALF_JOKING_ACTS = [

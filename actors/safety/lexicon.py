@@ -119,12 +119,6 @@ class NegationRule:
         ends = [m.end() for m in self.breaks.finditer(before)]
         return before[ends[-1] :] if ends else before
 
-    def negates(
-        self, segment: str, start: int, end: int, regex: re.Pattern[str] | None = None, *, jokes: bool = True
-    ) -> bool:
-        """Whether anything cancels the match (`cause`)."""
-        return self.cause(segment, start, end, regex, jokes=jokes) is not None
-
     def cause(
         self,
         segment: str,
