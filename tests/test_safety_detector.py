@@ -13,6 +13,7 @@ import pytest
 
 from actors.safety import SafetySignal, SafetyVerdict, load_safety_net
 from actors.safety.detector import CLASSIFIER_WINDOW, SafetyNet
+from actors.safety.segments import segments
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,54 @@ def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
     long_one = TANTRUM + ". " + "then we fed the ducks in the park and it rained on the way home. " * 30
     assert len(net.normalised(long_one)) > CLASSIFIER_WINDOW
     assert net.check(long_one).flagged
+
+
+COURSEWORK = "doing my psych coursework on self harm in teenagers, any good sources to start with?"
+
+
+def test_a_word_that_only_names_the_topic_is_left_to_the_classifier(net):
+    # "self harm" names the topic: coursework, the news and a relapse all use it. Alone, with the
+    # classifier near-certain the message is benign, it is dismissed like a figure of speech.
+    never = _dismissing_below(net, 0.0)
+    hits = never.check(COURSEWORK).signals
+    assert [(s.layer, s.category) for s in hits] == [("lexicon", "self_harm")]
+    assert "self_harm" not in net.figurative
+    assert net.classifier.score(net.normalised(COURSEWORK)) < net.config.classifier.dismiss_below
+    verdict = net.check(COURSEWORK)
+    assert not verdict.flagged and verdict.dismissed
+
+
+def _word_hits(net, text: str):
+    segs = segments(net.normalised(text))
+    return net.lexicon.patterns.hits(segs, net.lexicon.negation, earnest=net.earnest)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "relapsed on self harm last night after two years",
+        "i want to self harm so bad right now",
+        "volví a las autolesiones este mes",
+        "sono tornata all'autolesionismo, stanotte di nuovo",
+        # the classifier learnt these nouns from news and coursework and scores the next ones
+        # near zero: "my", "I have", "I suffer", "again" before the word make a pattern that stands
+        "mis autolesiones están empeorando",
+        "mon automutilation empire",
+        "il mio autolesionismo sta peggiorando",
+        "tenho problema com automutilação faz meses",
+        "meine tochter hat mit selbstverletzung angefangen",
+        "je subis des violences conjugales depuis deux ans et j'ai peur ce soir",
+    ],
+)
+def test_the_topic_word_told_of_a_life_is_never_left_to_the_classifier(net, text):
+    hits = _word_hits(net, text)
+    assert hits and not any(h.mention for h in hits)
+    assert net.check(text).flagged
+
+
+def test_a_mention_does_not_hide_an_act_of_its_category_later_in_the_message(net):
+    hits = _word_hits(net, "we covered self harm in health class today. and tonight i cut myself again")
+    assert [(h.category, h.mention) for h in hits] == [("self_harm", False)]
 
 
 RELAPSE_NOW = (

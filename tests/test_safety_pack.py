@@ -50,6 +50,9 @@ def broken(tmp_path_factory) -> list[str]:
     _edit(lexicon / "de.yaml", lambda d: d["categories"]["method"]["patterns"].append("(unclosed"))
     _edit(lexicon / "fr.yaml", lambda d: d["categories"]["method"]["patterns"].append("(?:a+)+b"))
     _edit(lexicon / "it.yaml", lambda d: d["context"]["followup"].update({"bogus": ["x"]}))
+    _edit(
+        lexicon / "pt.yaml", lambda d: d["categories"]["self_harm"]["patterns"].append({"re": "x", "mention": "a bit"})
+    )
     (target / "classifier.npz").unlink()
     return [str(p) for p in safety_problems(safety)]
 
@@ -68,6 +71,7 @@ def test_bundled_section_is_clean():
         ("de.yaml: categories.method.patterns[", "bad regular expression"),
         ("fr.yaml: categories.method.patterns[", "exponential time"),
         ("nl.yaml", "has no lexicon"),
+        ("pt.yaml: categories.self_harm.patterns.", "mention"),
         ("safety.yaml: fallback_country", "no entry under resources"),
         ("safety.yaml: classifier.file", "coach safety train"),
     ],

@@ -159,6 +159,41 @@ CRISIS = {
         "er schreibt mir jeden tag: ich weiß, wo du wohnst",
         "ele mandou de novo: sei onde você mora",
     ],
+    "going up high and not coming down": [
+        "heading up to the quarry cliffs after work and im not coming back down",
+        "demain je monte sur le toit de la fac, je redescendrai pas",
+        "stasera salgo sul tetto del capannone e non scendo",
+        "mañana subo al cerro del pueblo y no bajo",
+        "hoje à noite subo no telhado do prédio e não desço",
+        "ich fahr heut noch auf den berg und bleib oben",
+    ],
+    "charcoal lit in a closed room": [
+        "lit a disposable bbq in my bedroom and taped the door",
+        "ho acceso la carbonella in bagno e ho chiuso tutto col nastro",
+        "acendi o carvão no banheiro e vedei a porta",
+        "prendí el brasero en el cuarto con las ventanas cerradas",
+        "j'ai allumé le barbecue dans la chambre, j'ai calfeutré la fenêtre",
+    ],
+    "ammunition without a licence": [
+        "where can i get ammo without a licence, just need a few rounds",
+        "on trouve des cartouches sans permis quelque part ?",
+        "dónde consigo balas sin licencia para la escopeta de mi padre",
+        "dove si comprano munizioni senza porto d'armi",
+        "onde arranjo balas sem porte, é urgente",
+        "kann man munition irgendwo ohne waffenschein kaufen",
+    ],
+    "an urge to push someone onto the tracks or down the stairs": [
+        "i get this urge to push someone onto the tracks when the train comes in",
+        "me dan ganas de empujar a alguien a las vías cuando llega el metro",
+        "ho l'impulso di spingere qualcuno sui binari e mi fa paura",
+        "tenho vontade de empurrar alguém nos trilhos quando o trem chega",
+        "j'ai envie de pousser quelqu'un sur les voies, ça me fait peur",
+        "ich hab den drang, leute vor den zug zu stoßen",
+    ],
+    "doing something to oneself (German)": [
+        "ich tu mir heute nacht was an",
+        "ich hab angst, mir was anzutun",
+    ],
 }
 
 
@@ -225,6 +260,13 @@ LOOKALIKES = [
     "j'ai bu un café avant de partir, dernier message de la journée",
     "nobody will miss me at the party if i leave early",
     "mi jefe abusa de mi paciencia cada viernes",
+    "we hiked up the mountain and we're not coming back down until the storm passes",
+    "the fever is not coming down",
+    "i lit the bbq in the garden, the kitchen smells of smoke now",
+    "is it safe to use a charcoal bbq in a tent when camping?",
+    "siamo saliti sulla torre e non scendo finché non ho fatto la foto",
+    "the urge to push the sofa down the stairs was strong lol",
+    "ich zieh mir was warmes an",
 ]
 
 

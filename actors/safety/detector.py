@@ -10,7 +10,8 @@ Layers, in the order they run:
 4. the learned classifier (`classifier`): hashed n-grams and a logistic
    regression per category trained by `coach safety train`; when it reads a
    whole message and is near-certain it is benign, it dismisses the word
-   layers' hits of figurative categories (`_dismissed`);
+   layers' hits of figurative categories and of words that only name the
+   topic (`_dismissed`);
 5. context (`context`): an ambiguous follow-up after distress in the last few
    user messages;
 6. optionally a configured model (`model_signal`), added by the caller,
@@ -149,15 +150,17 @@ class SafetyNet:
         framed = self.config.classifier.framed_threshold
         return None if framed is None else max(framed, classifier.threshold)
 
-    def _dismissed(self, signals: Sequence[SafetySignal], windows: int, score: float) -> bool:
-        """Whether the word layers' hits are figures of speech: every one of a figurative
-        category, and the classifier, having read the whole message, near-certain it is benign
-        (a child's tantrum quoted, a sibling who ate the last cake "is dead")."""
+    def _dismissed(self, signals: Sequence[SafetySignal], mentions: int, windows: int, score: float) -> bool:
+        """Whether the word layers' hits are figures of speech or mere mentions: every one of a
+        figurative category or only naming the topic (the first ``mentions`` signals; see
+        `Pattern.mention`), and the classifier, having read the whole message, near-certain it is
+        benign (a child's tantrum quoted, a sibling who ate the last cake "is dead", coursework
+        on self-harm in teenagers)."""
         return (
             bool(signals)
             and windows == 1
             and score < self.config.classifier.dismiss_below
-            and all(s.category in self.figurative for s in signals)
+            and all(i < mentions or s.category in self.figurative for i, s in enumerate(signals))
         )
 
     def check(self, text: object, history: Sequence[object] = ()) -> SafetyVerdict:
@@ -186,8 +189,9 @@ class SafetyNet:
         hits = self.lexicon.patterns.hits(
             segs, self.lexicon.negation, language=guessed, negated=cancelled, earnest=self.earnest
         )
+        mentions: list[SafetySignal] = []
         for hit in hits:
-            signals.append(SafetySignal(hit.category, "lexicon", hit.evidence))
+            (mentions if hit.mention else signals).append(SafetySignal(hit.category, "lexicon", hit.evidence))
         if hits:
             language = min(hits, key=lambda h: self._urgency.get(h.category, 99)).language
 
@@ -196,13 +200,20 @@ class SafetyNet:
             # Only a sentence the corrections changed can match anew: the others were just read.
             unchanged = set(segs)
             changed = [seg for seg in segments(corrected) if seg not in unchanged]
+            found = {h.category for h in hits if not h.mention}
             fixed_hits = self.lexicon.patterns.hits(
-                changed, self.lexicon.negation, skip={h.category for h in hits}, language=guessed, earnest=self.earnest
+                changed, self.lexicon.negation, skip=found, language=guessed, earnest=self.earnest
             )
             read_as = ", ".join(f"{a}→{b}" for a, b in fixes[:3])
+            named = {m.category for m in mentions}
             for hit in fixed_hits:
-                signals.append(SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})"))
+                if hit.mention and hit.category in named:
+                    continue
+                signal = SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})")
+                (mentions if hit.mention else signals).append(signal)
                 language = language or hit.language
+        # mentions first: `_dismissed` counts them by position
+        signals[:0] = mentions
 
         # The classifier reads words, not negation or framing. When nothing fired and the lexicon
         # read its phrase denied ("I would never kill myself"), the lexicon's say stands. When it
@@ -229,7 +240,7 @@ class SafetyNet:
             if score >= bar:
                 category = classifier.category(windows[best], hashed[best])
                 signals.append(SafetySignal(category, "classifier", f"score {score:.2f} ≥ {bar:.2f}", round(score, 4)))
-            elif self._dismissed(signals, len(windows), score):
+            elif self._dismissed(signals, len(mentions), len(windows), score):
                 dismissed = tuple(signals)
                 signals.clear()
                 language = None

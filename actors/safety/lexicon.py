@@ -65,6 +65,8 @@ class Entry:
     where: str
     tree: Any = field(default=None, compare=False, repr=False)
     """The parsed pattern (see `prefilter.parse`), kept from loading for the prefilter."""
+    mention: bool = False
+    """The pattern names the topic (`Pattern.mention`)."""
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -82,6 +84,8 @@ class Hit:
     where: str
     cause: Cause | None = None
     """Why a negated match was cancelled (None for a match that stands; see `Cause`)."""
+    mention: bool = False
+    """The match only names the topic (`Pattern.mention`)."""
 
 
 Cause = Literal["denied", "framed", "deferred"]
@@ -340,9 +344,11 @@ class PatternSet:
         """The first un-negated match per category, over ``segments`` in order; matches that a
         negation cancelled are appended to ``negated`` when a list is given, with their `Cause`.
         A joke marker does not cancel a match of an ``earnest`` category (see
-        `CategoryDef.jokes_cancel`)."""
+        `CategoryDef.jokes_cancel`). A match that only names the topic (`Pattern.mention`)
+        stands for its category only where no other pattern of it matches."""
         done = set(skip)
         out: list[Hit] = []
+        mentions: dict[str, Hit] = {}
         for segment in segments:
             for i in self.candidates(tokens(segment)):
                 entry = self.entries[i]
@@ -363,10 +369,16 @@ class PatternSet:
                         if negated is not None:
                             negated.append(Hit(entry.category, entry.language, match.group(0), entry.where, cause))
                         continue
+                    if entry.mention:
+                        mentions.setdefault(
+                            entry.category,
+                            Hit(entry.category, entry.language, match.group(0), entry.where, mention=True),
+                        )
+                        break
                     done.add(entry.category)
                     out.append(Hit(entry.category, entry.language, match.group(0), entry.where))
                     break
-        return out
+        return out + [hit for category, hit in mentions.items() if category not in done]
 
 
 @dataclass
@@ -409,6 +421,10 @@ class Lexicon:
 
 def _entry_source(entry: PatternEntry) -> tuple[str, bool | None]:
     return (entry, None) if isinstance(entry, str) else (entry.re, entry.negatable)
+
+
+def _is_mention(entry: PatternEntry) -> bool:
+    return not isinstance(entry, str) and entry.mention
 
 
 def _norm_word(text: str) -> str:
@@ -467,6 +483,7 @@ def _entry(
     category: str,
     negatable: bool,
     compile_now: bool = False,
+    mention: bool = False,
 ) -> Entry | None:
     """The entry for one pattern, parsed (a bad one becomes a problem naming file and field)."""
     group = _group(source, file, where, problems, defines)
@@ -479,7 +496,7 @@ def _entry(
         return None
     if compile_now and _compile(source, file, where, problems, defines) is None:
         return None
-    return Entry(lang, category, r"(?<!\w)" + group, negatable, f"{file}: {where}", tree)
+    return Entry(lang, category, r"(?<!\w)" + group, negatable, f"{file}: {where}", tree, mention)
 
 
 def compile_file(
@@ -493,7 +510,9 @@ def compile_file(
     defines = expanded_defines(lex, file, problems)
     out: dict[str, list[Entry]] = {"patterns": [], "distress": [], "followup": []}
 
-    def add(kind: str, source: str, where: str, category: str, negatable: bool, defined: bool = True) -> None:
+    def add(
+        kind: str, source: str, where: str, category: str, negatable: bool, defined: bool = True, mention: bool = False
+    ) -> None:
         entry = _entry(
             source,
             file,
@@ -504,6 +523,7 @@ def compile_file(
             category=category,
             negatable=negatable,
             compile_now=compile_now,
+            mention=mention,
         )
         if entry is not None:
             out[kind].append(entry)
@@ -511,7 +531,8 @@ def compile_file(
     for category, cat_lex in lex.categories.items():
         for i, item in enumerate(cat_lex.patterns):
             source, negatable = _entry_source(item)
-            add("patterns", source, f"categories.{category}.patterns[{i}]", category, negatable is not False)
+            where = f"categories.{category}.patterns[{i}]"
+            add("patterns", source, where, category, negatable is not False, mention=_is_mention(item))
         terms = sorted({_norm_word(t) for t in cat_lex.terms if _norm_word(t)}, key=lambda t: (-len(t), t))
         if terms:
             source = "|".join(re.escape(t) for t in terms) + r")(?!\w"

@@ -124,6 +124,11 @@ class Pattern(SafetyModel):
     negatable: bool = True
     """Whether a negation cue before the match, or inside it where the pattern does not spell it
     itself, cancels it ("I'm not suicidal"). False for phrasings where no cue should cancel."""
+    mention: bool = False
+    """Whether the pattern names the topic rather than telling an act, a wish or a plan ("self-harm",
+    "automutilação"): a coursework question, a news item and a relapse all use the word, so,
+    like a figure of speech, such a hit alone is left to the classifier to dismiss when it is
+    near-certain the whole message is benign (`SafetyNet`)."""
 
 
 PatternEntry = str | Pattern
