@@ -206,6 +206,11 @@ def _word_hits(net, text: str):
         "tenho problema com automutilação faz meses",
         "meine tochter hat mit selbstverletzung angefangen",
         "je subis des violences conjugales depuis deux ans et j'ai peur ce soir",
+        "l'autolesionismo mi sta distruggendo",
+        "l'automutilation me détruit",
+        "la automutilación de mi hija empeora cada semana",
+        "ela se automutila desde os 12",
+        "im a self harmer and its getting worse",
     ],
 )
 def test_the_topic_word_told_of_a_life_is_never_left_to_the_classifier(net, text):
