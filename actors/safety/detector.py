@@ -150,17 +150,19 @@ class SafetyNet:
         framed = self.config.classifier.framed_threshold
         return None if framed is None else max(framed, classifier.threshold)
 
-    def _dismissed(self, signals: Sequence[SafetySignal], mentions: int, windows: int, score: float) -> bool:
-        """Whether the word layers' hits are figures of speech or mere mentions: every one of a
-        figurative category or only naming the topic (the first ``mentions`` signals; see
+    def _dismissed(
+        self, stated: Sequence[SafetySignal], mentions: Sequence[SafetySignal], windows: int, score: float
+    ) -> bool:
+        """Whether the word layers' hits are figures of speech or mere mentions: every ``stated``
+        hit of a figurative category (the ``mentions`` only name the topic; see
         `Pattern.mention`), and the classifier, having read the whole message, near-certain it is
         benign (a child's tantrum quoted, a sibling who ate the last cake "is dead", coursework
         on self-harm in teenagers)."""
         return (
-            bool(signals)
+            bool(stated or mentions)
             and windows == 1
             and score < self.config.classifier.dismiss_below
-            and all(i < mentions or s.category in self.figurative for i, s in enumerate(signals))
+            and all(s.category in self.figurative for s in stated)
         )
 
     def check(self, text: object, history: Sequence[object] = ()) -> SafetyVerdict:
@@ -212,8 +214,6 @@ class SafetyNet:
                 signal = SafetySignal(hit.category, "fuzzy", f"{hit.evidence} (read as {read_as})")
                 (mentions if hit.mention else signals).append(signal)
                 language = language or hit.language
-        # mentions first: `_dismissed` counts them by position
-        signals[:0] = mentions
 
         # The classifier reads words, not negation or framing. When nothing fired and the lexicon
         # read its phrase denied ("I would never kill myself"), the lexicon's say stands. When it
@@ -226,7 +226,7 @@ class SafetyNet:
         # back.
         denied = any(hit.cause == "denied" for hit in cancelled)
         framed = any(hit.cause == "framed" for hit in cancelled) or self._framed(segs, guessed)
-        if signals or not (denied or framed):
+        if signals or mentions or not (denied or framed):
             say: Say = "reads"
         else:
             say = "denied" if denied else "framed"
@@ -240,10 +240,12 @@ class SafetyNet:
             if score >= bar:
                 category = classifier.category(windows[best], hashed[best])
                 signals.append(SafetySignal(category, "classifier", f"score {score:.2f} ≥ {bar:.2f}", round(score, 4)))
-            elif self._dismissed(signals, len(mentions), len(windows), score):
-                dismissed = tuple(signals)
+            elif self._dismissed(signals, mentions, len(windows), score):
+                dismissed = (*mentions, *signals)
                 signals.clear()
+                mentions.clear()
                 language = None
+        signals[:0] = mentions
 
         window = self.config.context_window
         if not signals and history and window:
