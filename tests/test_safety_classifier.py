@@ -91,3 +91,18 @@ def test_the_net_says_what_the_other_layers_do_without_the_classifier():
     assert net.without_classifier("my week was long and the bus was late") == (False, "reads")
     # framed as a film: the classifier speaks only when near-certain
     assert net.without_classifier("the film where the hero kills himself was sad") == (False, "framed")
+
+
+def test_benign_texts_outside_the_budget_are_learnt_from_but_not_counted():
+    """Easy benign texts (short chat turns) would lower the threshold by their number alone."""
+    easy = ["ok thanks", "see you tomorrow", "sounds good", "will do", "gotta go now", "good night all"] * 3
+    texts = WISH + THREAT + BENIGN + easy
+    labels = ["passive_wish"] * len(WISH) + ["danger_from_others"] * len(THREAT) + ["none"] * (len(BENIGN) + len(easy))
+    categories = ["danger_from_others", "passive_wish"]
+    counted, _ = train(texts, labels, categories, max_false_alarm=0.2, folds=3, seed=0)
+    in_budget = [True] * (len(texts) - len(easy)) + [False] * len(easy)
+    outside, report = train(texts, labels, categories, max_false_alarm=0.2, folds=3, seed=0, in_budget=in_budget)
+    assert outside.threshold > counted.threshold
+    # the same fit: only the threshold differs
+    assert outside.score("i want to die") == pytest.approx(counted.score("i want to die"))
+    assert report.cv_false_alarm <= 0.2

@@ -165,6 +165,18 @@ def test_a_phrase_that_is_never_a_figure_of_speech_stands(net):
     assert net.check(farewell).categories == ("intent",)
 
 
+def test_the_classifier_does_not_read_a_message_of_a_few_words(net):
+    # "bye" or "hiya" give the classifier nothing to read: its score there is its prior
+    assert net.config.classifier.min_words > 1
+    for short in ["bye", "hiya", "gotta go", "ok 👍"]:
+        assert net.without_classifier(short) == (False, "short")
+        assert not net.check(short).flagged
+    # the word and context layers still read every message
+    for crisis in ["kms", "bye forever 🖤", "unalive myself"]:
+        assert net.check(crisis).flagged, crisis
+    assert net.check("took them all", history=["i can't do this anymore, i want it to stop"]).flagged
+
+
 def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
     long_one = TANTRUM + ". " + "then we fed the ducks in the park and it rained on the way home. " * 30
     assert len(net.normalised(long_one)) > CLASSIFIER_WINDOW

@@ -80,6 +80,12 @@ def test_every_mistake_is_named(broken, where, what):
     assert any(where in m and what in m for m in broken), broken
 
 
+def test_a_file_outside_the_budget_must_be_trained_on(safety_copy):
+    _edit(safety_copy, lambda d: d["classifier"].update(outside_budget=["corpus/not-in-train.jsonl"]))
+    messages = [str(p) for p in safety_problems(safety_copy)]
+    assert any("classifier" in m and "not in train: corpus/not-in-train.jsonl" in m for m in messages), messages
+
+
 def test_field_shape_mistakes(safety_copy):
     def change(d):
         d["thresholds"].update({"recall": 1.5, "p99_ms": -1})
@@ -87,12 +93,14 @@ def test_field_shape_mistakes(safety_copy):
         d["categories"][0]["jokes_cancel"] = "sometimes"
         d["categories"][1]["figurative"] = "often"
         d["classifier"]["dismiss_below"] = 0.9
+        d["classifier"]["min_words"] = "a few"
 
     _edit(safety_copy, change)
     messages = [str(p) for p in safety_problems(safety_copy)]
     assert any("categories.0.jokes_cancel" in m for m in messages), messages
     assert any("categories.1.figurative" in m for m in messages), messages
     assert any("classifier.dismiss_below" in m for m in messages), messages
+    assert any("classifier.min_words" in m for m in messages), messages
     assert any("thresholds.recall" in m for m in messages)
     assert any("thresholds.p99_ms" in m for m in messages)
     assert any("thresholdz: unknown field" in m for m in messages)

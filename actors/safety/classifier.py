@@ -325,6 +325,7 @@ def train(
     may_speak: Sequence[bool] | None = None,
     framed: Sequence[bool] | None = None,
     framed_threshold: float | None = None,
+    in_budget: Sequence[bool] | None = None,
 ) -> tuple[ClassifierModel, TrainReport]:
     """Fit the category heads on normalised ``texts``; choose the threshold by stratified k-fold.
 
@@ -332,6 +333,7 @@ def train(
     and whether the net lets the classifier speak on it: with them the threshold holds the whole
     net's cross-validated false alarms within ``max_false_alarm``, not the classifier's alone.
     Where it may not but the message is only ``framed``, it still speaks at ``framed_threshold``.
+    Benign texts not ``in_budget`` are learnt from but not counted in that budget.
     """
     from scipy.sparse import csr_matrix
     from sklearn.model_selection import StratifiedKFold
@@ -351,7 +353,7 @@ def train(
         fold_idf, _ = fit_idf(raw[fit_rows])
         weights, biases = _fit_heads(weigh(raw[fit_rows], fold_idf), classes[fit_rows], len(present), seed)
         oof[held_rows] = _max_probability(weigh(raw[held_rows], fold_idf), weights, biases)
-    benign = y == 0
+    benign = (y == 0) & (np.ones(len(y), bool) if in_budget is None else np.asarray(in_budget, bool))
     if framed is not None and framed_threshold is not None:
         anyway = anyway | (np.asarray(framed, bool) & ~speaks & (oof >= framed_threshold))
     threshold = choose_threshold(oof[benign], max_false_alarm, anyway[benign], speaks[benign])

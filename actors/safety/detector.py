@@ -11,7 +11,8 @@ Layers, in the order they run:
    regression per category trained by `coach safety train`; when it reads a
    whole message and is near-certain it is benign, it dismisses the word
    layers' hits of figurative categories and of words that only name the
-   topic (`_dismissed`);
+   topic (`_dismissed`); it does not read a turn of one or two words, where
+   its score is its prior (`ClassifierSettings.min_words`);
 5. context (`context`): an ambiguous follow-up after distress in the last few
    user messages;
 6. optionally a configured model (`model_signal`), added by the caller,
@@ -29,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Literal
 
@@ -43,16 +45,24 @@ from .segments import segments
 from .taxonomy import SafetyConfig
 from .verdict import NOT_FLAGGED, SafetySignal, SafetyVerdict
 
-Say = Literal["reads", "framed", "denied"]
+Say = Literal["reads", "framed", "denied", "short"]
 """How the net lets the classifier speak on a message: at its threshold ("reads"); only at
 `framed_threshold`, the lexicon having found the message framed as fiction, history or a
-recovery ("framed"); or not at all, the lexicon having read its phrase denied ("denied")."""
+recovery ("framed"); or not at all, the lexicon having read its phrase denied ("denied") or
+the message being too short for the classifier to read ("short", `ClassifierSettings.min_words`)."""
 
 CLASSIFIER_WINDOW = 1500
 CLASSIFIER_WINDOWS = 3
 _LOCALE = re.compile(r"^[a-zA-Z]{2,3}[_-]([a-zA-Z]{2})\b")
 _ALIASES = {"UK": "GB"}
 _GUESS_TOKENS = 400
+_WORD = re.compile(r"\w+|[\U0001F000-\U0001FAFF\u2600-\u27BF]")
+"""A word, or an emoji: what `ClassifierSettings.min_words` counts."""
+
+
+def _fewer_words(text: str, n: int) -> bool:
+    """Whether ``text`` holds fewer than ``n`` words; stops counting at ``n``, however long the text."""
+    return sum(1 for _ in islice(_WORD.finditer(text), n)) < n
 
 
 class SafetyNet:
@@ -142,8 +152,9 @@ class SafetyNet:
     def _bar(self, classifier: ClassifierModel | None, say: Say) -> float | None:
         """The score the classifier must reach to speak: its threshold where the net lets it
         read; `framed_threshold` where only a frame stands in its way; None (silent) where the
-        lexicon read its phrase denied ("I would never kill myself" scores 0.99)."""
-        if classifier is None or say == "denied":
+        lexicon read its phrase denied ("I would never kill myself" scores 0.99) or the turn is
+        too short to read."""
+        if classifier is None or say in ("denied", "short"):
             return None
         if say == "reads":
             return classifier.threshold
@@ -226,8 +237,10 @@ class SafetyNet:
         # back.
         denied = any(hit.cause == "denied" for hit in cancelled)
         framed = any(hit.cause == "framed" for hit in cancelled) or self._framed(segs, guessed)
-        if signals or mentions or not (denied or framed):
-            say: Say = "reads"
+        if _fewer_words(folded, self.config.classifier.min_words):
+            say: Say = "short"
+        elif signals or mentions or not (denied or framed):
+            say = "reads"
         else:
             say = "denied" if denied else "framed"
         bar = self._bar(classifier, say)

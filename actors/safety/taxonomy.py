@@ -10,7 +10,7 @@ field is reported, not ignored; rules spanning files live in `checks`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CATEGORY_ID = r"^[a-z][a-z0-9_]*$"
 BENIGN = "none"
@@ -76,6 +76,9 @@ class ClassifierSettings(SafetyModel):
     """The labelled files `coach safety train` learns from, in order (never the test split)."""
     max_false_alarm: float = Field(default=0.02, ge=0.0, le=0.5)
     """The decision threshold is the lowest whose cross-validated false-alarm rate stays under this."""
+    outside_budget: list[str] = []
+    """Files of `train` learnt from but left out of that rate: easy benign messages (short chat
+    turns) would lower the threshold by their number alone. Each must also be in `train`."""
     framed_threshold: float | None = Field(default=None, ge=0.5, le=1.0)
     """Where the lexicon found the message framed (a film, a history lesson, a recovery) and
     nothing fired, the classifier flags only at or above this score; None: never there. Where
@@ -83,8 +86,19 @@ class ClassifierSettings(SafetyModel):
     dismiss_below: float = Field(default=0.0, ge=0.0, le=0.5)
     """A lexicon or typo-tolerant hit of figurative categories only (`CategoryDef.figurative`) is
     dismissed when the classifier, reading the whole message, scores it below this: 0 never does."""
+    min_words: int = Field(default=3, ge=1, le=50)
+    """The classifier neither flags nor dismisses a message of fewer words (an emoji counts as
+    one): on "bye" or "hiya" its score is its prior, not a reading. The word and context
+    layers still read every message."""
     folds: int = Field(default=5, ge=2, le=20)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _outside_budget_is_trained_on(self) -> ClassifierSettings:
+        stray = [name for name in self.outside_budget if name not in self.train]
+        if stray:
+            raise ValueError(f"outside_budget lists files that are not in train: {', '.join(stray)}")
+        return self
 
 
 class SafetyConfig(SafetyModel):

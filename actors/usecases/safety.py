@@ -69,7 +69,9 @@ def retrain(pack: DomainPack | None = None, corpora: tuple[Path, ...] = (), out:
     settings = net.config.classifier
     files = list(corpora) or train_paths(safety_file, net.config)
     out = out or classifier_path(safety_file, net.config)
-    items = [item for file in files for item in read_corpus(file)]
+    outside = {(safety_file.parent / name).resolve() for name in settings.outside_budget}
+    read = [(file, item) for file in files for item in read_corpus(file)]
+    items = [item for _, item in read]
     start = time.perf_counter()
     other_layers = [net.without_classifier(item.text, item.history) for item in items]
     model, report = train(
@@ -80,6 +82,7 @@ def retrain(pack: DomainPack | None = None, corpora: tuple[Path, ...] = (), out:
         may_speak=[say == "reads" for _, say in other_layers],
         framed=[say == "framed" for _, say in other_layers],
         framed_threshold=settings.framed_threshold,
+        in_budget=[Path(file).resolve() not in outside for file, _ in read],
         max_false_alarm=settings.max_false_alarm,
         folds=settings.folds,
         seed=settings.seed,
