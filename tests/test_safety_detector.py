@@ -183,6 +183,53 @@ def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
     assert net.check(long_one).flagged
 
 
+# Written for this test, not taken from the emoji sets: a message of nothing but emoji, or a word
+# and emoji, reads as danger only where two emoji (or a word of parting) make it so.
+EMOJI_CRISIS = [
+    ("🗡️🩸😞", "self_harm"),
+    ("again 🔪🩸", "self_harm"),
+    ("🔫😢", "method"),
+    ("🪢🪢", "method"),
+    ("genug 🪢", "method"),
+    ("💊💊💊💊 adieu", "attempt"),
+    ("💊🍷👋", "attempt"),
+    ("🏢⬇️😔", "intent"),
+    ("ciao ⚰️", "intent"),
+    ("⚰️ hoje", "intent"),
+    ("hilfe 🔪😨", "danger_from_others"),
+]
+EMOJI_BENIGN = [
+    "🔪🥕🧅",
+    "💀💀💀",
+    "dead 💀😂",
+    "🎯🔫🏆",
+    "⛵🪢⚓",
+    "💊🌞",
+    "🎃⚰️👻",
+    "🌉🏃‍♂️",
+    "ciao 👋😘",
+    "help 🙏📚",
+]
+
+
+@pytest.mark.parametrize(("text", "category"), EMOJI_CRISIS)
+def test_a_message_of_emoji_is_read_as_a_pair_of_signs(net, text, category):
+    verdict = net.check(text)
+    assert category in verdict.categories, (text, verdict)
+
+
+@pytest.mark.parametrize("text", EMOJI_BENIGN)
+def test_one_emoji_of_danger_beside_everyday_ones_is_not(net, text):
+    assert not net.check(text).flagged, text
+
+
+def test_a_long_run_of_emoji_is_read_in_linear_time(net):
+    for odd in ("🪢" * 500_000, "bye " + "💊😔" * 250_000, "🪢 " * 300_000 + "bye", "😭" * 1_000_000):
+        start = time.process_time()
+        net.check(odd)
+        assert time.process_time() - start < 1.0
+
+
 COURSEWORK = "doing my psych coursework on self harm in teenagers, any good sources to start with?"
 
 

@@ -9,7 +9,8 @@ fiction, a past told calmly, other people's stories, hobbies, practical question
 `probe-12-relapse` (a past crisis, and now: back, or long over), `probe-13-*` (every category
 and language, and the seven kinds of look-alike, by a clinician-tester's brief) and
 `probe-14-plain-*` (crises typed the plain way people in danger type them, beside hard days
-with no danger). The floors are what the shipped net measured, less a margin: a change
+with no danger), `probe-15-*` (look-alikes of seven kinds), `probe-16-short-*` (short chat
+turns) and `probe-17-emoji` (messages carried by emoji). The floors are what the shipped net measured, less a margin: a change
 that makes the net carry over worse fails here. The sets once used for tuning and probing are
 training data now (`train-8-*`). The held-out `test*.jsonl` files are never read by these tests.
 """
@@ -92,6 +93,18 @@ def test_short_chat_turns_rarely_open_the_panel(net):
     summary = _summary(net, ("probe-16-short-*.jsonl",))
     assert summary.recall.value >= 0.87, summary.recall
     assert summary.false_alarms.value <= 0.045, summary.false_alarms
+
+
+def test_messages_carried_by_emoji_are_read(net):
+    """`probe-17-emoji`: "🔪🩸", "⚰️ soon", "💊💊💊 bye" beside 💀 laughing, 🔪 cooking and 🔫 at
+    paintball, in the six languages. Measured 0.875 recall (105/120) and 0.017 false alarms
+    (2/120); before the lexicon's emoji shapes (`EMO` in `lexicon/en.yaml`), 0.767 (92/120) and
+    the same false alarms. The shapes were written on `dev-23-emoji`; this probe's misses were
+    printed once, by mistake, after their first draft (100/120), so it is no longer unseen: the
+    later changes (a word after the emoji, a gun read as method) answer misses of the dev set."""
+    summary = _summary(net, ("probe-17-emoji.jsonl",))
+    assert summary.recall.value >= 0.85, summary.recall
+    assert summary.false_alarms.value <= 0.03, summary.false_alarms
 
 
 def test_a_relapse_is_read_and_a_recovery_mostly_is_not(net):
