@@ -319,6 +319,33 @@ def test_a_phrase_that_spells_its_own_never_is_still_dated_by_a_distant_past(net
     assert "lexicon" in net.check("i wish i'd never been born").layers
 
 
+@pytest.mark.parametrize(
+    "anniversary",
+    [
+        "two years without self-harm today, proud of myself",
+        "seis meses sin autolesionarme, hoy lo celebro con mi hermana",
+        "un an sans me scarifier, je me suis offert un bracelet",
+        "zwei jahre ohne selbstverletzung, heute gibt es kuchen",
+        "un anno senza tagliarmi, stasera festeggio",
+        "dois anos sem me cortar, hoje comemoro com a minha mãe",
+    ],
+)
+def test_time_without_self_harm_is_a_past_left_to_the_classifier(net, anniversary):
+    # "without" dates the act like "years ago" does: the word layers stand back, the classifier reads on
+    assert net.without_classifier(anniversary) == (False, "reads")
+
+
+def test_time_without_self_harm_then_a_relapse_is_read(net):
+    for relapse in (
+        "eight months without cutting and last night i did it again, deep this time",
+        "ocho meses sin autolesionarme y anoche volví a cortarme, no para de sangrar",
+    ):
+        assert net.check(relapse).flagged, relapse
+    # not a time gone by: a day one cannot get through without it
+    assert net.without_classifier("i can't go a day without cutting myself")[0]
+    assert net.check("no puedo pasar un día sin cortarme").flagged
+
+
 def test_before_a_meeting_is_no_distant_past(net):
     for text in (
         "tenho pesquisado qual remédio seria suficiente pra eu não acordar mais, fiz a respiração antes das reuniões",
