@@ -223,13 +223,6 @@ def test_one_emoji_of_danger_beside_everyday_ones_is_not(net, text):
     assert not net.check(text).flagged, text
 
 
-def test_a_long_run_of_emoji_is_read_in_linear_time(net):
-    for odd in ("🪢" * 500_000, "bye " + "💊😔" * 250_000, "🪢 " * 300_000 + "bye", "😭" * 1_000_000):
-        start = time.process_time()
-        net.check(odd)
-        assert time.process_time() - start < 1.0
-
-
 COURSEWORK = "doing my psych coursework on self harm in teenagers, any good sources to start with?"
 
 
@@ -487,7 +480,8 @@ def test_one_megabyte_message_is_linear(net):
     verdict = net.check(text)
     assert time.process_time() - start < 1.0
     assert verdict.flagged  # found in the middle through the key-term scan
-    for odd in ("a" * 1_000_000, "kill " * 200_000, "ab1 " * 250_000, "é" * 1_000_000):
+    emoji = ("🪢" * 500_000, "bye " + "💊😔" * 250_000, "🪢 " * 300_000 + "bye", "😭" * 1_000_000)
+    for odd in ("a" * 1_000_000, "kill " * 200_000, "ab1 " * 250_000, "é" * 1_000_000, *emoji):
         start = time.process_time()
         net.check(odd)
         assert time.process_time() - start < 1.0

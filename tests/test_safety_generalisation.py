@@ -10,8 +10,8 @@ fiction, a past told calmly, other people's stories, hobbies, practical question
 and language, and the seven kinds of look-alike, by a clinician-tester's brief) and
 `probe-14-plain-*` (crises typed the plain way people in danger type them, beside hard days
 with no danger), `probe-15-*` (look-alikes of seven kinds), `probe-16-short-*` (short chat
-turns) and `probe-17-emoji` (messages carried by emoji). The floors are what the shipped net measured, less a margin: a change
-that makes the net carry over worse fails here. The sets once used for tuning and probing are
+turns) and `probe-17-emoji` (messages carried by emoji). The floors are what the shipped net
+measured, less a margin: a change that makes the net carry over worse fails here. The sets once used for tuning and probing are
 training data now (`train-8-*`). The held-out `test*.jsonl` files are never read by these tests.
 """
 
@@ -135,11 +135,10 @@ def test_plainly_typed_crises_hold_their_floor(net):
 
 def test_look_alike_heavy_probe_holds_its_floor(net):
     """`probe-15-*`: 840 look-alikes of seven kinds beside 359 crises made to look like them,
-    written as training data and kept as a probe when training on it moved the
-    net only along its curve. Before topic mentions (`mention: true`) it measured 0.919 recall
-    (330/359) and 0.064 false alarms (54/840); then 0.922 (331/359) and 0.050 (42/840); with a time without self-harm
-    read as a past, 0.046 (39/840). Its false alarms
-    were read to find the topic-mention class, so that figure is optimistic; its crises were not."""
+    written as training data and kept as a probe when training on it moved the net only along
+    its curve. Before topic mentions (`mention: true`) it measured 0.919 recall (330/359) and
+    0.064 false alarms (54/840); then 0.922 (331/359) and 0.050 (42/840); with a time without
+    self-harm read as a past, 0.046 (39/840). Its false alarms were read to find the topic-mention class, so that figure is optimistic; its crises were not."""
     summary = _summary(net, ("probe-15-*.jsonl",))
     assert summary.recall.value >= 0.89, summary.recall
     assert summary.false_alarms.value <= 0.07, summary.false_alarms

@@ -353,7 +353,9 @@ def train(
         fold_idf, _ = fit_idf(raw[fit_rows])
         weights, biases = _fit_heads(weigh(raw[fit_rows], fold_idf), classes[fit_rows], len(present), seed)
         oof[held_rows] = _max_probability(weigh(raw[held_rows], fold_idf), weights, biases)
-    benign = (y == 0) & (np.ones(len(y), bool) if in_budget is None else np.asarray(in_budget, bool))
+    benign = y == 0
+    if in_budget is not None:
+        benign &= np.asarray(in_budget, bool)
     if framed is not None and framed_threshold is not None:
         anyway = anyway | (np.asarray(framed, bool) & ~speaks & (oof >= framed_threshold))
     threshold = choose_threshold(oof[benign], max_false_alarm, anyway[benign], speaks[benign])
