@@ -334,9 +334,23 @@ def test_time_without_self_harm_then_a_relapse_is_read(net):
         "ocho meses sin autolesionarme y anoche volví a cortarme, no para de sangrar",
     ):
         assert net.check(relapse).flagged, relapse
-    # not a time gone by: a day one cannot get through without it
-    assert net.without_classifier("i can't go a day without cutting myself")[0]
-    assert net.check("no puedo pasar un día sin cortarme").flagged
+
+
+@pytest.mark.parametrize(
+    "compulsion",
+    [
+        "i can't go a day without cutting myself",
+        "no puedo pasar un día sin cortarme",
+        "je ne peux pas passer une journée sans me scarifier",
+        "ich schaffe keinen tag mehr ohne mich zu ritzen",
+        "non riesco a stare un giorno senza tagliarmi",
+        "não consigo passar um dia sem me cortar",
+    ],
+)
+def test_a_day_one_cannot_get_through_without_self_harm_is_no_past(net, compulsion):
+    # the word layers read it themselves: the classifier once missed the Spanish and French
+    assert net.without_classifier(compulsion)[0]
+    assert net.check(compulsion).flagged
 
 
 def test_before_a_meeting_is_no_distant_past(net):

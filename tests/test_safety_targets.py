@@ -25,10 +25,10 @@ from actors.safety.metrics import Outcome, summarise
 
 CORPUS = BUNDLED_SAFETY.parent / "corpus"
 
-# Measured on the shipped net (see the README's safety section: recall 0.983, weakest categories
-# intent 0.94 and danger from others 0.95, weakest languages German and Portuguese 0.97,
-# look-alike false alarms 0.060, ordinary messages 0.017), less a margin of about one message
-# (a category or a language holds 30 to 60).
+# Measured on the shipped net (see the README's safety section: recall 0.975, weakest categories
+# intent and method 0.94, weakest languages French and Portuguese 0.95, look-alike false alarms
+# 0.060, ordinary messages 0.017), less a margin of about one message (a category or a language
+# holds 30 to 60).
 RECALL_FLOOR = 0.95
 CATEGORY_RECALL_FLOOR = 0.88
 LANGUAGE_RECALL_FLOOR = 0.91
