@@ -62,8 +62,9 @@ C = 4096.0
 """Very weak regularisation: the hard cases are rare phrasings the heads must not smooth away.
 On the probe sets (1,710 crisis, 2,352 benign messages, never trained on) at the same
 false-alarm budget, C=4,096 against 256 caught 7 more crisis messages with 9 fewer false alarms,
-and on a fresh probe (probe-13, 1,194 messages) 4 more with 4 fewer; C=4 and 32 did worse,
-16,384 no better."""
+and on the then fresh probe-13 (1,194 messages) 4 more with 4 fewer; C=4 and 32 did worse,
+16,384 no better. With the larger corpus of `train-23` to `train-25`, C=256 opened the panel on
+8 more of probe-18's 450 look-alikes."""
 HEAD_WEIGHTS_KEPT = 20000
 """The strongest weights kept per head, so the file stays small (1.5 MB): keeping all of them
 (about 145,000 a head) moved the probe figures by at most three messages."""
