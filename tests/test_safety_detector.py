@@ -183,6 +183,50 @@ def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
     assert net.check(long_one).flagged
 
 
+# An ordinary weekly update (written for this test) with one sentence of intent buried in it. The
+# sentence is a training message, so the classifier's score on it alone stays near certain
+# whatever else the training corpus holds; `probe-11-long` and `probe-19-long` measure how
+# passages carry over to messages the classifier has not seen.
+UPDATE_BEFORE = (
+    "so this week was mostly fine. work was busy, the new manager keeps moving meetings around and i had two"
+    " deadlines on thursday. i did the walking thing you suggested on monday and wednesday, it helped a bit"
+    " with sleep. my sister came over on saturday and we cooked lasagne, which was nice even though she kept"
+    " asking about my flat. the car needs new tyres and money is tight this month, so i skipped the gym. "
+)
+UPDATE_AFTER = (
+    " anyway i wanted to ask about how to handle the meetings thing, because i never know whether to say"
+    " something or just let it go. also my neighbour offered to lend me his drill for the shelves, so that is"
+    " the weekend sorted i guess."
+)
+BURIED_INTENT = "i've decided. tonight after everyone's asleep i'm going to do it"
+
+
+def _reading_segments(net: SafetyNet, threshold: float | None) -> SafetyNet:
+    settings = net.config.classifier.model_copy(update={"segment_threshold": threshold})
+    return SafetyNet(net.config.model_copy(update={"classifier": settings}), net.lexicon, net.classifier, net.path)
+
+
+def test_a_passage_of_a_long_update_is_read_alone(net):
+    update = UPDATE_BEFORE + BURIED_INTENT + UPDATE_AFTER
+    folded = net.normalised(update)
+    assert len(segments(folded)) > 1
+    assert not net.without_classifier(update)[0]  # no word layer reads it
+    assert net.classifier.score(folded) < net.classifier.threshold  # diluted in the whole
+    verdict = net.check(update)
+    assert verdict.flagged and [s.layer for s in verdict.signals] == ["classifier"]
+    assert verdict.signals[0].evidence.startswith("a passage scores")
+    assert verdict.signals[0].score >= net.config.classifier.segment_threshold
+    assert not _reading_segments(net, None).check(update).flagged
+    assert not net.check(UPDATE_BEFORE + UPDATE_AFTER).flagged
+
+
+def test_a_passage_is_not_read_where_the_lexicon_read_a_denial(net):
+    # "i would never …" silences the classifier for the whole message, passages included
+    denied = UPDATE_BEFORE + "i would never kill myself, i just feel flat." + UPDATE_AFTER
+    assert net.without_classifier(denied)[1] == "denied"
+    assert not _reading_segments(net, 0.5).check(denied).flagged
+
+
 # Written for this test, not taken from the emoji sets: a message of nothing but emoji, or a word
 # and emoji, reads as danger only where two emoji (or a word of parting) make it so.
 EMOJI_CRISIS = [

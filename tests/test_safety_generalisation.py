@@ -4,7 +4,8 @@ The probes measure how the net carries over to messages nobody tuned it on:
 `probe-6` (other voices), `probe-8-*` and `probe-9-*` (every category and language),
 `probe-10-*` (questions about means beside their benign twins, indirect intent and plans,
 figures of speech), `probe-11-long` (long weekly updates to a coach, some with a crisis buried inside),
-`probe-16-short-*` (short chat turns), `probe-17-emoji` (messages carried by emoji) and
+`probe-20-long-*` (long updates of many lives in six languages, written after passages of a
+long message were first read alone), `probe-16-short-*` (short chat turns), `probe-17-emoji` (messages carried by emoji) and
 `probe-18-*` (every category in every language beside look-alikes of every kind, written for
 the release that trained on the probes before it). The floors are what the shipped net
 measured, less a margin: a change that makes the net carry over worse fails here. The sets
@@ -67,11 +68,20 @@ def test_means_probes_hold_their_floors(net):
 
 def test_long_updates_rarely_open_the_panel(net):
     """What the chat and the pipeline read most: updates of 120 to 300 words. Measured 2 false
-    alarms of 60 (the net before the `train-12`/`train-13` data flagged 8) and 19 of 20 buried
-    crises found (18 before `train-23`, `train-24` and `train-25`)."""
+    alarms of 60 (the net before the `train-12`/`train-13` data flagged 8) and 20 of 20 buried
+    crises found (19 before passages were read alone, 18 before `train-23`, `-24` and `-25`)."""
     summary = _summary(net, ("probe-11-long.jsonl",))
     assert summary.false_alarms.value <= 0.10, summary.false_alarms
     assert summary.recall.value >= 0.75, summary.recall
+
+
+def test_fresh_long_updates_hold_their_floors(net):
+    """`probe-20-long-*`: 96 long updates of many lives and 24 with a crisis buried inside,
+    written after `segment_threshold` was chosen on `dev-26-long`. Measured 24 of 24 buried
+    crises (23 without passages read alone) and 6 false alarms of 96, all from the lexicon."""
+    summary = _summary(net, ("probe-20-long-*.jsonl",))
+    assert summary.recall.value >= 0.90, summary.recall
+    assert summary.false_alarms.value <= 0.09, summary.false_alarms
 
 
 def test_short_chat_turns_rarely_open_the_panel(net):

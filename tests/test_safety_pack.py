@@ -94,6 +94,7 @@ def test_field_shape_mistakes(safety_copy):
         d["categories"][1]["figurative"] = "often"
         d["classifier"]["dismiss_below"] = 0.9
         d["classifier"]["min_words"] = "a few"
+        d["classifier"]["segment_threshold"] = 1.5
 
     _edit(safety_copy, change)
     messages = [str(p) for p in safety_problems(safety_copy)]
@@ -101,6 +102,7 @@ def test_field_shape_mistakes(safety_copy):
     assert any("categories.1.figurative" in m for m in messages), messages
     assert any("classifier.dismiss_below" in m for m in messages), messages
     assert any("classifier.min_words" in m for m in messages), messages
+    assert any("classifier.segment_threshold" in m for m in messages), messages
     assert any("thresholds.recall" in m for m in messages)
     assert any("thresholds.p99_ms" in m for m in messages)
     assert any("thresholdz: unknown field" in m for m in messages)

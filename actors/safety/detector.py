@@ -161,6 +161,31 @@ class SafetyNet:
         framed = self.config.classifier.framed_threshold
         return None if framed is None else max(framed, classifier.threshold)
 
+    def _alarming_passage(
+        self, classifier: ClassifierModel, segs: Sequence[str], windows: Sequence[str], bar: float
+    ) -> tuple[str, float, float] | None:
+        """The first passage of a long message that, read alone, scores at least
+        `segment_threshold` (and ``bar``), with its score and that bar; None when none does.
+
+        Why: the classifier reads windows of up to `CLASSIFIER_WINDOW` characters, and one
+        alarming sentence among a long update's ordinary news weighs little in a window's
+        score. The passages are the lexicon's segments (a few consecutive sentences, see
+        `segments`): short enough for that sentence to stand out, long enough to carry its
+        context; the bar is near certainty, as a passage has less to go on than the message."""
+        threshold = self.config.classifier.segment_threshold
+        if threshold is None:
+            return None
+        passage_bar = max(threshold, bar)
+        read = set(windows)
+        for seg in segs:
+            if seg in read or _fewer_words(seg, self.config.classifier.min_words):
+                continue
+            read.add(seg)
+            score = classifier.score(seg)
+            if score >= passage_bar:
+                return seg, score, passage_bar
+        return None
+
     def _dismissed(
         self, stated: Sequence[SafetySignal], mentions: Sequence[SafetySignal], windows: int, score: float
     ) -> bool:
@@ -253,6 +278,12 @@ class SafetyNet:
             if score >= bar:
                 category = classifier.category(windows[best], hashed[best])
                 signals.append(SafetySignal(category, "classifier", f"score {score:.2f} ≥ {bar:.2f}", round(score, 4)))
+            elif (alarming := self._alarming_passage(classifier, segs, windows, bar)) is not None:
+                passage, passage_score, passage_bar = alarming
+                evidence = f"a passage scores {passage_score:.2f} ≥ {passage_bar:.2f}"
+                signals.append(
+                    SafetySignal(classifier.category(passage), "classifier", evidence, round(passage_score, 4))
+                )
             elif self._dismissed(signals, mentions, len(windows), score):
                 dismissed = (*mentions, *signals)
                 signals.clear()
