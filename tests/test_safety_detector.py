@@ -140,8 +140,9 @@ def test_negation_stops_at_the_clause(net):
     assert net.check("not gonna lie, i want to kill myself").flagged
 
 
-def _dismissing_below(net, below: float) -> SafetyNet:
-    settings = net.config.classifier.model_copy(update={"dismiss_below": below})
+def _with_classifier_settings(net: SafetyNet, **changes: object) -> SafetyNet:
+    """The same net with some `ClassifierSettings` changed (lexicon and classifier shared)."""
+    settings = net.config.classifier.model_copy(update=changes)
     return SafetyNet(net.config.model_copy(update={"classifier": settings}), net.lexicon, net.classifier, net.path)
 
 
@@ -152,7 +153,7 @@ TANTRUM = (
 
 def test_the_classifier_dismisses_a_figure_of_speech_it_is_sure_of(net):
     assert net.config.classifier.dismiss_below > 0
-    never = _dismissing_below(net, 0.0)
+    never = _with_classifier_settings(net, dismiss_below=0.0)
     assert [s.layer for s in never.check(TANTRUM).signals] == ["lexicon"]
     assert net.classifier.score(net.normalised(TANTRUM)) < net.config.classifier.dismiss_below
     assert not net.check(TANTRUM).flagged
@@ -185,7 +186,7 @@ def test_a_message_the_classifier_cannot_read_whole_is_never_dismissed(net):
 
 # An ordinary weekly update (written for this test) with one sentence of intent buried in it. The
 # sentence is a training message, so the classifier's score on it alone stays near certain
-# whatever else the training corpus holds; `probe-11-long` and `probe-19-long` measure how
+# whatever else the training corpus holds; `probe-11-long` and `probe-20-long` measure how
 # passages carry over to messages the classifier has not seen.
 UPDATE_BEFORE = (
     "so this week was mostly fine. work was busy, the new manager keeps moving meetings around and i had two"
@@ -201,11 +202,6 @@ UPDATE_AFTER = (
 BURIED_INTENT = "i've decided. tonight after everyone's asleep i'm going to do it"
 
 
-def _reading_segments(net: SafetyNet, threshold: float | None) -> SafetyNet:
-    settings = net.config.classifier.model_copy(update={"segment_threshold": threshold})
-    return SafetyNet(net.config.model_copy(update={"classifier": settings}), net.lexicon, net.classifier, net.path)
-
-
 def test_a_passage_of_a_long_update_is_read_alone(net):
     update = UPDATE_BEFORE + BURIED_INTENT + UPDATE_AFTER
     folded = net.normalised(update)
@@ -216,7 +212,7 @@ def test_a_passage_of_a_long_update_is_read_alone(net):
     assert verdict.flagged and [s.layer for s in verdict.signals] == ["classifier"]
     assert verdict.signals[0].evidence.startswith("a passage scores")
     assert verdict.signals[0].score >= net.config.classifier.segment_threshold
-    assert not _reading_segments(net, None).check(update).flagged
+    assert not _with_classifier_settings(net, segment_threshold=None).check(update).flagged
     assert not net.check(UPDATE_BEFORE + UPDATE_AFTER).flagged
 
 
@@ -224,7 +220,7 @@ def test_a_passage_is_not_read_where_the_lexicon_read_a_denial(net):
     # "i would never …" silences the classifier for the whole message, passages included
     denied = UPDATE_BEFORE + "i would never kill myself, i just feel flat." + UPDATE_AFTER
     assert net.without_classifier(denied)[1] == "denied"
-    assert not _reading_segments(net, 0.5).check(denied).flagged
+    assert not _with_classifier_settings(net, segment_threshold=0.5).check(denied).flagged
 
 
 # Written for this test, not taken from the emoji sets: a message of nothing but emoji, or a word
@@ -273,7 +269,7 @@ COURSEWORK = "doing my psych coursework on self harm in teenagers, any good sour
 def test_a_word_that_only_names_the_topic_is_left_to_the_classifier(net):
     # "self harm" names the topic: coursework, the news and a relapse all use it. Alone, with the
     # classifier near-certain the message is benign, it is dismissed like a figure of speech.
-    never = _dismissing_below(net, 0.0)
+    never = _with_classifier_settings(net, dismiss_below=0.0)
     hits = never.check(COURSEWORK).signals
     assert [(s.layer, s.category) for s in hits] == [("lexicon", "self_harm")]
     assert "self_harm" not in net.figurative
@@ -332,14 +328,7 @@ def test_a_frame_raises_the_classifiers_bar_instead_of_silencing_it(net):
     verdict = net.check(RELAPSE_NOW)
     assert verdict.flagged and [s.layer for s in verdict.signals] == ["classifier"]
     assert verdict.signals[0].score >= net.config.classifier.framed_threshold
-    silent = SafetyNet(
-        net.config.model_copy(
-            update={"classifier": net.config.classifier.model_copy(update={"framed_threshold": None})}
-        ),
-        net.lexicon,
-        net.classifier,
-        net.path,
-    )
+    silent = _with_classifier_settings(net, framed_threshold=None)
     assert not silent.check(RELAPSE_NOW).flagged
     assert not net.check("in 2016 i overdosed and survived. today i ran my first marathon and my mum cried").flagged
 

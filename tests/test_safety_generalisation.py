@@ -3,11 +3,11 @@
 The probes measure how the net carries over to messages nobody tuned it on:
 `probe-6` (other voices), `probe-8-*` and `probe-9-*` (every category and language),
 `probe-10-*` (questions about means beside their benign twins, indirect intent and plans,
-figures of speech), `probe-11-long` (long weekly updates to a coach, some with a crisis buried inside),
-`probe-20-long-*` (long updates of many lives in six languages, written after passages of a
-long message were first read alone), `probe-16-short-*` (short chat turns), `probe-17-emoji` (messages carried by emoji) and
-`probe-18-*` (every category in every language beside look-alikes of every kind, written for
-the release that trained on the probes before it). The floors are what the shipped net
+figures of speech), `probe-11-long` and `probe-20-long-*` (long weekly updates to a coach, some
+with a crisis buried inside; `probe-20-long` written after passages of a long message were
+first read alone), `probe-16-short-*` (short chat turns), `probe-17-emoji` (messages carried by
+emoji) and `probe-18-*` (every category in every language beside look-alikes of every kind,
+written for the release that trained on the probes before it). The floors are what the shipped net
 measured, less a margin: a change that makes the net carry over worse fails here. The sets
 once used for tuning and probing are training data now (`train-8-*`, `train-24-probe-*`).
 The held-out `test*.jsonl` files are never read by these tests.
