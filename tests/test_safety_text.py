@@ -6,7 +6,14 @@ import pytest
 
 from actors.safety.fuzzy import FuzzyIndex, within_one_edit
 from actors.safety.normalise import Aliases, fold_accents, normalise, safe_text, squash_repeats
-from actors.safety.prefilter import required_literals, start_keys, text_keys, tokens
+from actors.safety.prefilter import (
+    anchored_matches,
+    key_positions,
+    required_literals,
+    start_keys,
+    text_keys,
+    tokens,
+)
 from actors.safety.segments import MAX_SEGMENT, segments
 
 
@@ -124,6 +131,9 @@ def test_short_message_is_one_segment_and_long_ones_are_bounded():
         (r"k?ms", {"kms", "ms"}),  # the pattern may end inside a longer word
         (r"k?ms\b", {"kms", "ms"}),
         (r"me (?:quiero|kiero) morir", {"me$"}),
+        (r"^(?:[\s.,!?]{0,12})(?:bye|adios)", {"^"}),  # only where the segment starts
+        (r"(?:nobody can stop me|^(?!.*\bjob\b)i'?ve decided)", {"nob", "^"}),
+        (r"(?m)^bye", {"bye"}),  # "^" starts every line here: a match may start mid-segment
     ],
 )
 def test_start_keys(pattern, keys):
@@ -170,6 +180,42 @@ def test_prefilter_never_holds_back_a_real_match():
             literals = required_literals(entry.regex.pattern.removeprefix(r"(?<!\w)"))
             if literals is not None:
                 assert any(lit in folded for lit in literals), (entry.where, text)
+
+
+def test_anchored_matching_finds_what_finditer_finds():
+    """Trying each pattern only at the words its start keys allow yields the very matches, in
+    order, that scanning the whole segment does: for every shipped pattern, over segments with
+    repeated, overlapping and negated phrases, a farewell at the start and digits."""
+    from actors.safety import load_safety_net
+    from actors.safety.segments import segments
+
+    net = load_safety_net(None)
+    texts = [
+        "bye. i took 40 pills and 30 more, bye bye",
+        "adieu tout le monde, je suis sur le pont, adieu",
+        "i want to die i want to die, i dont want to die, i want to kill myself and i will kill myself",
+        "tschüss. ich hab 20 tabletten genommen und dann noch 15 tabletten",
+        "me quiero morir... no, no me quiero morir. me mato hoy. me mato",
+        "week was fine, work was busy, gym twice. i've decided. tonight i'll do it. anyway, breathing tips?",
+        "ho deciso, nessuno mi può fermare. addio",
+        "eu vou me matar hoje, sério. eu me mato",
+        "lo haré esta noche cuando acabe el turno, ya no hay vuelta atrás",  # "^"-anchored patterns
+        "depois do natal, pra não estragar a festa. já tá decidido",
+    ]
+    seen = 0
+    for text in texts:
+        for segment in segments(net.normalised(text)):
+            words, at = key_positions(segment)
+            for entry in net.lexicon.patterns.entries:
+                plain = [m.span() for m in entry.regex.finditer(segment)]
+                keys = start_keys(entry.regex.pattern.removeprefix(r"(?<!\w)"))
+                if keys is None:
+                    continue
+                positions = sorted({p for key in keys & at.keys() for p in at[key]})
+                assert [m.span() for m in anchored_matches(entry.regex, segment, positions)] == plain, entry.where
+                seen += len(plain)
+            assert words == tokens(segment)
+    assert seen > 20  # the texts do reach the patterns
 
 
 def test_word_filter_agrees_with_plain_matching():

@@ -12,7 +12,8 @@ through a pattern that then fails; it never holds back one that would match.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 try:  # Python 3.11+
     import re._constants as _c
@@ -23,6 +24,8 @@ except ImportError:  # pragma: no cover - older layouts
 
 KEY_LEN = 3
 WORD_END = "$"
+AT_START = "^"
+"""The key of a match that begins at the segment's start (`start_keys`): every segment offers it, at 0."""
 _MAX_CLASS = 40
 _MAX_KEYS = 400
 _TOKEN = re.compile(r"\w+")
@@ -58,7 +61,7 @@ def _class_chars(items: list) -> list[str]:
     return chars
 
 
-def _keys(items: list, prefix: str, out: set[str]) -> None:
+def _keys(items: list, prefix: str, out: set[str], starts: frozenset) -> None:
     if len(out) > _MAX_KEYS:
         raise _Unknown
     if len(prefix) >= KEY_LEN:
@@ -71,12 +74,14 @@ def _keys(items: list, prefix: str, out: set[str]) -> None:
         return
     op, av = items[0]
     rest = items[1:]
-    if op in _ZERO_WIDTH:
-        _keys(rest, prefix, out)
+    if op is _c.AT and av in starts and not prefix:  # "^": the match can start only where the segment does
+        out.add(AT_START)
+    elif op in _ZERO_WIDTH:
+        _keys(rest, prefix, out, starts)
     elif op is _c.LITERAL:
         ch = chr(av)
         if _is_word(ch):
-            _keys(rest, prefix + ch, out)
+            _keys(rest, prefix + ch, out, starts)
         elif prefix:
             out.add(prefix + WORD_END)
         else:
@@ -90,22 +95,22 @@ def _keys(items: list, prefix: str, out: set[str]) -> None:
             out.add(prefix)
             return
         for ch in chars:
-            _keys([(_c.LITERAL, ord(ch)), *rest], prefix, out)
+            _keys([(_c.LITERAL, ord(ch)), *rest], prefix, out, starts)
     elif op is _c.SUBPATTERN:
-        _keys([*av[-1], *rest], prefix, out)
+        _keys([*av[-1], *rest], prefix, out, starts)
     elif hasattr(_c, "ATOMIC_GROUP") and op is _c.ATOMIC_GROUP:
-        _keys([*av, *rest], prefix, out)
+        _keys([*av, *rest], prefix, out, starts)
     elif op is _c.BRANCH:
         for alternative in av[1]:
-            _keys([*alternative, *rest], prefix, out)
+            _keys([*alternative, *rest], prefix, out, starts)
     elif op in _REPEATS:
         low, high, item = av
         if low == 0:
-            _keys(rest, prefix, out)
+            _keys(rest, prefix, out, starts)
         if high != 0:
             more = high - 1 if high != _c.MAXREPEAT else high
             tail = [(op, (max(low - 1, 0), more, item))] if more != 0 else []
-            _keys([*item, *tail, *rest], prefix, out)
+            _keys([*item, *tail, *rest], prefix, out, starts)
     elif prefix:  # \w, ., a back-reference …: the letters so far must still start a word
         out.add(prefix)
     else:
@@ -121,27 +126,76 @@ def start_keys(pattern) -> frozenset[str] | None:
     """The keys one of which every match starts with; None when the start is open.
 
     A key is the first three letters of a word (``kil``), a shorter word in
-    full with ``$`` (``i$``, ``me$``), or one or two letters that a longer word
-    begins with (``ki`` before ``\\w+``).
+    full with ``$`` (``i$``, ``me$``), one or two letters that a longer word
+    begins with (``ki`` before ``\\w+``), or ``^`` for a match that can only
+    start where the segment does.
     """
+    tree = _parser.parse(pattern) if isinstance(pattern, str) else pattern
+    lines = bool(getattr(getattr(tree, "state", None), "flags", 0) & re.MULTILINE)  # "^" starts each line
+    starts = frozenset({_c.AT_BEGINNING_STRING} if lines else {_c.AT_BEGINNING, _c.AT_BEGINNING_STRING})
     try:
         out: set[str] = set()
-        _keys(list(_parser.parse(pattern) if isinstance(pattern, str) else pattern), "", out)
+        _keys(list(tree), "", out, starts)
     except (_Unknown, RecursionError):
         return None
     return frozenset(out)
 
 
+def word_keys(token: str) -> tuple[str, ...]:
+    """The keys one word offers: its first one, two and three letters, and itself with ``$`` when shorter."""
+    if len(token) < KEY_LEN:
+        return token[:1], token[:2], token + WORD_END
+    return token[:1], token[:2], token[:KEY_LEN]
+
+
 def text_keys(tokens: Iterable[str]) -> set[str]:
     """Every key the words of a segment offer, to meet `start_keys` half-way."""
-    keys: set[str] = set()
+    keys: set[str] = {AT_START}
     for token in tokens:
-        keys.add(token[:1])
-        keys.add(token[:2])
-        keys.add(token[:KEY_LEN])
-        if len(token) < KEY_LEN:
-            keys.add(token + WORD_END)
+        keys.update(word_keys(token))
     return keys
+
+
+def key_positions(segment: str) -> tuple[list[str], dict[str, list[int]]]:
+    """The segment's words, and where each key they offer starts (ascending offsets).
+
+    A pattern with start keys can begin a match only at a word that offers one of them, so it
+    need be tried only there (`anchored_matches`), not at each of the segment's characters.
+    """
+    words: list[str] = []
+    at: dict[str, list[int]] = {AT_START: [0]}
+    for found in _TOKEN.finditer(segment):
+        token = found.group()
+        words.append(token)
+        start = found.start()
+        for key in _distinct_keys(token):
+            if key in at:
+                at[key].append(start)
+            else:
+                at[key] = [start]
+    return words, at
+
+
+@lru_cache(maxsize=65536)
+def _distinct_keys(token: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(word_keys(token)))
+
+
+def anchored_matches(regex: re.Pattern[str], segment: str, positions: Iterable[int]) -> Iterator[re.Match[str]]:
+    """What ``regex.finditer(segment)`` yields when no match can start outside ``positions``.
+
+    Tried at each position in order, skipping those inside the last match, as `finditer` resumes
+    after a match; a lookbehind still sees the text before the position. A match of a pattern with
+    start keys is never empty, so each one moves on.
+    """
+    end = 0
+    for position in positions:
+        if position < end:
+            continue
+        match = regex.match(segment, position)
+        if match is not None:
+            yield match
+            end = match.end()
 
 
 def tokens(segment: str) -> list[str]:
