@@ -209,6 +209,46 @@ def test_a_denial_or_a_joking_hyperbole_stays_quiet_in_the_lexicon(net, text):
     assert not net.lexicon.patterns.hits([folded], net.lexicon.negation, language=net.check(text).language)
 
 
+def test_a_question_that_proposes_the_act_leaves_it_to_the_classifier():
+    """ "why don't I just…": the cue belongs to a question that proposes the act, so it denies
+    nothing; the phrase is left to the classifier, as after a distant past, instead of silencing it."""
+    rule = NegationRule(
+        re.compile(r"(?<!\w)(?:don'?t|not)(?!\w)"), re.compile(r"[,.;!?]"), 3, questions=re.compile(r"(?<!\w)why\s*$")
+    )
+    asked = "why don't i just kill myself"
+    assert rule.cause(asked, asked.index("kill"), len(asked)) == "deferred"
+    told = "that's why i don't want to kill myself"
+    assert rule.cause(told, told.index("want"), len(told)) == "denied"
+
+
+PROPOSALS = [
+    "why don't i just kill myself",
+    "honestly why dont i just end it, nobody would notice",
+    "ich frag mich ob ich mich nicht einfach umbringen soll",
+    "por qué no me mato y ya",
+    "pourquoi ne pas en finir une bonne fois pour toutes",
+    "perché non mi ammazzo e basta",
+    "por que eu não me mato logo de uma vez",
+]
+
+EXPLANATIONS = [
+    "that's why i don't want to die, i have my kids",
+    "c'est pourquoi je ne veux pas mourir, j'ai mes enfants",
+    "porque não quero morrer, quero viver",  # "porque": a reason, not "why"
+]
+
+
+@pytest.mark.parametrize("text", PROPOSALS)
+def test_a_question_that_proposes_the_act_raises_the_panel(net, text):
+    verdict = net.check(text)
+    assert verdict.flagged and "classifier" in verdict.layers, text
+
+
+@pytest.mark.parametrize("text", EXPLANATIONS)
+def test_an_explanation_still_denies(net, text):
+    assert not net.check(text).flagged, text
+
+
 def test_a_joke_marker_does_not_cancel_an_earnest_category():
     rule = NegationRule(None, re.compile(r"[,.;!?]"), 3, jokes=re.compile(r"(?<!\w)(?:lol|jaja)(?!\w)"))
     segment = "cut again this week lol"

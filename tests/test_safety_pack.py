@@ -50,6 +50,7 @@ def broken(tmp_path_factory) -> list[str]:
     _edit(lexicon / "de.yaml", lambda d: d["categories"]["method"]["patterns"].append("(unclosed"))
     _edit(lexicon / "fr.yaml", lambda d: d["categories"]["method"]["patterns"].append("(?:a+)+b"))
     _edit(lexicon / "it.yaml", lambda d: d["context"]["followup"].update({"bogus": ["x"]}))
+    _edit(lexicon / "es.yaml", lambda d: d["negation"]["questions"].append("(por que"))
     _edit(
         lexicon / "pt.yaml", lambda d: d["categories"]["self_harm"]["patterns"].append({"re": "x", "mention": "a bit"})
     )
@@ -70,6 +71,7 @@ def test_bundled_section_is_clean():
         ("safety.yaml: resources.US.categories.abuse", "unknown category"),
         ("de.yaml: categories.method.patterns[", "bad regular expression"),
         ("fr.yaml: categories.method.patterns[", "exponential time"),
+        ("es.yaml: negation.questions", "bad regular expression"),
         ("nl.yaml", "has no lexicon"),
         ("pt.yaml: categories.self_harm.patterns.", "mention"),
         ("safety.yaml: fallback_country", "no entry under resources"),

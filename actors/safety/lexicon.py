@@ -91,8 +91,9 @@ class Hit:
 Cause = Literal["denied", "framed", "deferred"]
 """Why a match is cancelled, strongest first: a negation cue ("I would never kill myself");
 a frame or a recovery ("in the film he kills himself"), which a near-certain classifier may
-still overrule; or only a distant past or a joke marker ("years ago I tried to kill myself",
-"kill myself lol"), which leaves the message to the classifier (see `SafetyNet`)."""
+still overrule; or only a distant past, a joke marker or a question that proposes it ("years
+ago I tried to kill myself", "kill myself lol", "why don't I just kill myself"), which leaves
+the message to the classifier (see `SafetyNet`)."""
 _STRENGTH: tuple[Cause, ...] = ("denied", "framed", "deferred")
 
 
@@ -108,6 +109,8 @@ class NegationRule:
     recovery: re.Pattern[str] | None = None
     conditionals: re.Pattern[str] | None = None
     past: re.Pattern[str] | None = None
+    questions: re.Pattern[str] | None = None
+    """Ends just before a cue that asks rather than denies ("why don't", "por que no")."""
 
     def _in_condition(self, clause: str, cue_start: int) -> bool:
         """Whether a condition opens among the few words before a cue ("si no me contesta",
@@ -149,37 +152,54 @@ class NegationRule:
         clause the pattern spans ("on the ledge rn and my legs won't stop shaking").
         """
         clause = self._clause_before(segment, start)
-        if cues and self._cue_cancels(segment, start, end, clause, regex):
+        cue = self._cue(segment, start, end, clause, regex) if cues else None
+        if cue == "denied":
             return "denied"
         if self._frame_cancels(segment, end, clause):
             return "framed"
-        if self.past is not None and self.past.search(segment):
+        if cue == "asked" or (self.past is not None and self.past.search(segment)):
             return "deferred"
         if jokes and self.jokes is not None and self.jokes.search(segment):
             return "deferred"
         return None
 
-    def _cue_cancels(self, segment: str, start: int, end: int, clause: str, regex: re.Pattern[str] | None) -> bool:
-        if self.cues is not None:
-            # The cue must start within the last ``scope`` words, but is searched in the whole
-            # clause so its own lookbehinds see the words before it ("arrete pas" is no negation).
-            starts = [m.start() for m in _NON_SPACE.finditer(clause)]
-            if starts:
-                for cue in self.cues.finditer(clause, starts[-min(self.scope, len(starts))]):
-                    if not self._in_condition(clause, cue.start()):
-                        return True
-            inside = segment[start:end]
-            for cue in self.cues.finditer(inside):
-                if len(inside[: cue.start()].split()) > self.scope:
-                    break  # a cue deep inside a long match belongs to a later clause of the pattern
-                if self._in_condition(clause + inside, len(clause) + cue.start()):
+    def _asks(self, before_cue: str) -> bool:
+        """Whether the words just before a cue put a question that proposes what follows ("why
+        don't I just", "por que no", "warum bringe ich mich nicht"): the cue then denies nothing."""
+        return self.questions is not None and self.questions.search(before_cue) is not None
+
+    def _cue(
+        self, segment: str, start: int, end: int, clause: str, regex: re.Pattern[str] | None
+    ) -> Literal["denied", "asked"] | None:
+        """ "denied" when a cue negates the match; "asked" when the only cues do so inside a
+        question that proposes it; else None."""
+        if self.cues is None:
+            return None
+        asked = False
+        # The cue must start within the last ``scope`` words, but is searched in the whole
+        # clause so its own lookbehinds see the words before it ("arrete pas" is no negation).
+        starts = [m.start() for m in _NON_SPACE.finditer(clause)]
+        if starts:
+            for cue in self.cues.finditer(clause, starts[-min(self.scope, len(starts))]):
+                if self._in_condition(clause, cue.start()):
                     continue
-                if regex is None:
-                    return True
+                if not self._asks(clause[: cue.start()]):
+                    return "denied"
+                asked = True
+        inside = segment[start:end]
+        for cue in self.cues.finditer(inside):
+            if len(inside[: cue.start()].split()) > self.scope:
+                break  # a cue deep inside a long match belongs to a later clause of the pattern
+            if self._in_condition(clause + inside, len(clause) + cue.start()):
+                continue
+            if regex is not None:
                 probe = segment[:start] + inside[: cue.start()] + "qqqq" + inside[cue.end() :] + segment[end:]
-                if regex.match(probe, start):
-                    return True
-        return False
+                if not regex.match(probe, start):
+                    continue  # the cue is the pattern's own word
+            if not self._asks(clause + inside[: cue.start()]):
+                return "denied"
+            asked = True
+        return "asked" if asked else None
 
     def _frame_cancels(self, segment: str, end: int, clause: str) -> bool:
         if self.frames is not None:
@@ -599,7 +619,16 @@ def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> Negat
         _alternatives(neg.recovery, file, "negation.recovery", problems),
         re.compile(conditionals) if conditionals else None,
         _alternatives(neg.past, file, "negation.past", problems),
+        _ending_here(neg.questions, file, "negation.questions", problems),
     )
+
+
+def _ending_here(sources: list[str], file: str, where: str, problems: list[Problem]) -> re.Pattern[str] | None:
+    """One negation list as an accent-folded alternation that must end where the text does (just
+    before a cue, give or take a space); None when empty or broken (a problem says so)."""
+    if not sources:
+        return None
+    return _compile("(?:" + "|".join(f"(?:{fold_pattern(c)})" for c in sources) + r")\s*$", file, where, problems)
 
 
 def vocabulary_of(lex: LexiconFile) -> set[str]:

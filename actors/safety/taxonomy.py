@@ -163,6 +163,11 @@ class Negation(SafetyModel):
     conditionals: list[str] = []
     """Words that open a condition ("if", "si", "wenn"): a cue among the few words after one
     negates the condition, not what follows it ("if she doesn't call back I'll kill myself")."""
+    questions: list[str] = []
+    """Regular expressions for a question that proposes what follows its negation ("why don't I
+    just…", "por qué no…", "warum bringe ich mich nicht einfach…"), matched on the words just
+    before a cue and ending there. Such a cue denies nothing: the match is left to the
+    classifier, as after a distant past, instead of silencing it."""
     frames: list[str] = []
     """Distancing frames that reach further back than a negation: fiction, film and news
     ("the character", "an episode about"), a question put to the person ("asked if I")."""
