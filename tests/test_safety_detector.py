@@ -13,7 +13,7 @@ import pytest
 
 from actors.safety import SafetySignal, SafetyVerdict, load_safety_net
 from actors.safety.detector import CLASSIFIER_WINDOW, SafetyNet
-from actors.safety.segments import segments
+from actors.safety.segments import segments, sentence_pairs
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +214,27 @@ def test_a_passage_of_a_long_update_is_read_alone(net):
     assert verdict.signals[0].score >= net.config.classifier.segment_threshold
     assert not _with_classifier_settings(net, segment_threshold=None).check(update).flagged
     assert not net.check(UPDATE_BEFORE + UPDATE_AFTER).flagged
+
+
+SHORT_BEFORE = "work was busy, the new manager keeps moving meetings around and i had two deadlines on thursday."
+SHORT_AFTER = (
+    "the car needs new tyres and money is tight this month, so i skipped the gym."
+    " anyway, should i try the body scan or the breathing exercise first?"
+)
+
+
+def test_two_sentences_of_a_short_update_are_read_alone(net):
+    """A message of one segment (up to 400 characters) is read two consecutive sentences at a
+    time: there the sentence of intent, diluted in the whole, stands out again."""
+    update = f"{SHORT_BEFORE} {BURIED_INTENT}. {SHORT_AFTER}"
+    folded = net.normalised(update)
+    assert len(segments(folded)) == 1 and len(sentence_pairs(folded)) == 4
+    assert net.classifier.score(folded) < net.classifier.threshold  # the whole reads as ordinary
+    assert not net.without_classifier(update)[0]
+    verdict = net.check(update)
+    assert verdict.flagged and verdict.signals[0].evidence.startswith("a passage scores")
+    assert not _with_classifier_settings(net, segment_threshold=None).check(update).flagged
+    assert not net.check(f"{SHORT_BEFORE} {SHORT_AFTER}").flagged
 
 
 def test_a_passage_is_not_read_where_the_lexicon_read_a_denial(net):

@@ -6,8 +6,9 @@ The probes measure how the net carries over to messages nobody tuned it on:
 figures of speech), `probe-11-long` and `probe-20-long-*` (long weekly updates to a coach, some
 with a crisis buried inside; `probe-20-long` written after passages of a long message were
 first read alone), `probe-16-short-*` (short chat turns), `probe-17-emoji` (messages carried by
-emoji) and `probe-18-*` (every category in every language beside look-alikes of every kind,
-written for the release that trained on the probes before it). The floors are what the shipped net
+emoji), `probe-18-*` (every category in every language beside look-alikes of every kind,
+written for the release that trained on the probes before it) and `probe-21-mid-*` (check-ins of
+two to five sentences, some with one sentence of danger among them). The floors are what the shipped net
 measured, less a margin: a change that makes the net carry over worse fails here. The sets
 once used for tuning and probing are training data now (`train-8-*`, `train-24-probe-*`).
 The held-out `test*.jsonl` files are never read by these tests.
@@ -58,8 +59,9 @@ def test_balanced_probes_hold_their_floors(net):
 
 
 def test_means_probes_hold_their_floors(net):
-    """The hardest set: measured 0.748 recall (404/540) and 0.137 false alarms (123/900: twins
-    that share a crisis message's words, figures of speech). Trained on, it taught the method
+    """The hardest set: measured 0.754 recall (407/540) and 0.138 false alarms (124/900: twins
+    that share a crisis message's words, figures of speech; 404 and 123 before two consecutive
+    sentences of a short message were read alone). Trained on, it taught the method
     head that "which", "what" and "if" ask about means, so it stays a probe."""
     summary = _summary(net, MEANS_PROBES)
     assert summary.recall.value >= 0.70, summary.recall
@@ -81,6 +83,16 @@ def test_fresh_long_updates_hold_their_floors(net):
     crises (23 without passages read alone) and 6 false alarms of 96, all from the lexicon."""
     summary = _summary(net, ("probe-20-long-*.jsonl",))
     assert summary.recall.value >= 0.90, summary.recall
+    assert summary.false_alarms.value <= 0.09, summary.false_alarms
+
+
+def test_fresh_check_ins_hold_their_floors(net):
+    """`probe-21-mid-*`: 210 check-ins of two to five sentences (150 to 380 characters) and 90
+    with one sentence of danger among ordinary ones, in six languages, written after questions
+    that propose the act and sentence pairs were measured on `dev-27-mid`. Measured 87 of 90
+    crises and 15 false alarms of 210 (84 and 13 without sentence pairs read alone)."""
+    summary = _summary(net, ("probe-21-mid-*.jsonl",))
+    assert summary.recall.value >= 0.93, summary.recall
     assert summary.false_alarms.value <= 0.09, summary.false_alarms
 
 
@@ -141,6 +153,7 @@ def test_probes_hold_no_training_message(net):
         ("probe-8-*.jsonl", 20, 150, 39),
         ("probe-9-*.jsonl", 30, 200, 50),
         ("probe-18-*.jsonl", 43, 450, 73),
+        ("probe-21-mid-*.jsonl", 8, 210, 15),
     ],
 )
 def test_a_probe_covers_every_category_and_language(net, pattern, per_category, benign, per_language):

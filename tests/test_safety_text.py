@@ -14,7 +14,7 @@ from actors.safety.prefilter import (
     text_keys,
     tokens,
 )
-from actors.safety.segments import MAX_SEGMENT, segments
+from actors.safety.segments import MAX_SEGMENT, segments, sentence_pairs
 
 
 @pytest.mark.parametrize(
@@ -119,6 +119,11 @@ def test_short_message_is_one_segment_and_long_ones_are_bounded():
     assert all(len(p) <= 2 * MAX_SEGMENT for p in parts)
     assert segments("") == [] and segments("   ") == []
     assert all(len(p) <= 2 * MAX_SEGMENT for p in segments("a" * 5000))
+
+
+def test_sentence_pairs_of_a_message_of_one_segment():
+    assert sentence_pairs("one. two!") == []  # two sentences: the message itself is the pair
+    assert sentence_pairs("one. two! three? four") == ["one. two!", "two! three?", "three? four"]
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ from .fuzzy import FuzzyIndex
 from .lexicon import Lexicon
 from .normalise import fold_accents, normalise, safe_text
 from .prefilter import tokens
-from .segments import segments
+from .segments import segments, sentence_pairs
 from .taxonomy import SafetyConfig
 from .verdict import NOT_FLAGGED, SafetySignal, SafetyVerdict
 
@@ -164,20 +164,21 @@ class SafetyNet:
     def _alarming_passage(
         self, classifier: ClassifierModel, segs: Sequence[str], windows: Sequence[str], bar: float
     ) -> tuple[str, float, float] | None:
-        """The first passage of a long message that, read alone, scores at least
+        """The first passage of a message that, read alone, scores at least
         `segment_threshold` (and ``bar``), with its score and that bar; None when none does.
 
         Why: the classifier reads windows of up to `CLASSIFIER_WINDOW` characters, and one
-        alarming sentence among a long update's ordinary news weighs little in a window's
-        score. The passages are the lexicon's segments (a few consecutive sentences, see
-        `segments`): short enough for that sentence to stand out, long enough to carry its
-        context; the bar is near certainty, as a passage has less to go on than the message."""
+        alarming sentence among an update's ordinary news weighs little in a window's score.
+        The passages are the lexicon's segments (a few consecutive sentences, see `segments`)
+        or, in a message of one segment, each two consecutive sentences (`sentence_pairs`):
+        short enough for that sentence to stand out, long enough to carry its context; the bar
+        is near certainty, as a passage has less to go on than the message."""
         threshold = self.config.classifier.segment_threshold
         if threshold is None:
             return None
         passage_bar = max(threshold, bar)
         read = set(windows)
-        for seg in segs:
+        for seg in segs if len(segs) > 1 else sentence_pairs(segs[0]):
             if seg in read or _fewer_words(seg, self.config.classifier.min_words):
                 continue
             read.add(seg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 
 _SENTENCE_END = re.compile(r"[.!?;\n]+(?:\s|$)|[!?;\n]+")
 MAX_SEGMENT = 400
@@ -65,3 +66,16 @@ def segments(text: str) -> list[str]:
     if window:
         out.append(" ".join(window))
     return out
+
+
+def sentence_pairs(segment: str) -> list[str]:
+    """Each two consecutive sentences of ``segment`` when it has three or more; else nothing.
+
+    The passages of a message of one segment (`SafetyNet._alarming_passage`): one sentence of
+    danger between two of the day's news is diluted in the score of the whole, while a pair keeps
+    a sentence beside one neighbour, which is where a figure of speech finds its context ("he ate
+    my leftovers again. i'm going to kill him")."""
+    sentences = list(_sentences(segment))
+    if len(sentences) < 3:
+        return []
+    return [f"{a} {b}" for a, b in pairwise(sentences)]

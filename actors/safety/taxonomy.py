@@ -85,9 +85,10 @@ class ClassifierSettings(SafetyModel):
     it read its phrase denied ("I would never…"), the classifier is never asked."""
     segment_threshold: float | None = Field(default=None, ge=0.5, le=1.0)
     """In a message longer than one segment (a few consecutive sentences, `segments`), each
-    segment of at least `min_words` words is also read alone and flags at or above this score:
-    one alarming sentence among a long update's ordinary news is diluted in the score of the
-    whole. None: segments are never read alone."""
+    segment of at least `min_words` words is also read alone and flags at or above this score;
+    in a message of one segment and three or more sentences, each two consecutive sentences:
+    one alarming sentence among an update's ordinary news is diluted in the score of the
+    whole. None: passages are never read alone."""
     dismiss_below: float = Field(default=0.0, ge=0.0, le=0.5)
     """A lexicon or typo-tolerant hit of figurative categories only (`CategoryDef.figurative`) is
     dismissed when the classifier, reading the whole message, scores it below this: 0 never does."""
