@@ -20,8 +20,9 @@ def net():
     return load_safety_net(None)
 
 
-def _rule(cues: str, scope: int = 3) -> NegationRule:
-    return NegationRule(re.compile(r"(?<!\w)(?:" + cues + r")(?!\w)"), re.compile(r"[,.;!?]"), scope)
+def _rule(cues: str, scope: int = 3, **more: re.Pattern[str]) -> NegationRule:
+    """A rule with these cues, clauses cut at punctuation, and any more lists (``conditionals=``…)."""
+    return NegationRule(re.compile(r"(?<!\w)(?:" + cues + r")(?!\w)"), re.compile(r"[,.;!?]"), scope, **more)
 
 
 def test_cue_lookbehind_sees_words_before_the_scope():
@@ -164,15 +165,25 @@ def test_lookalikes_stay_quiet(net, text):
     assert not net.check(text).flagged, text
 
 
-def test_a_negation_inside_a_condition_does_not_cancel_what_follows():
-    """ "si no me contesta, me mato": the "no" negates the condition; the consequence stands."""
-    rule = NegationRule(
-        re.compile(r"(?<!\w)(?:no|not)(?!\w)"), re.compile(r"[,.;!?]"), 3, conditionals=re.compile("si|if")
-    )
-    segment = "si no me contesta me mato"
-    assert rule.cause(segment, segment.index("me mato"), len(segment)) is None
-    plain = "no me mato"
-    assert rule.cause(plain, plain.index("me mato"), len(plain)) == "denied"
+CONDITION = {"conditionals": re.compile("si|if")}
+QUESTION = {"questions": re.compile(r"(?<!\w)why\s*$")}
+
+
+@pytest.mark.parametrize(
+    ("more", "text", "phrase", "cause"),
+    [
+        # "si no me contesta, me mato": the "no" negates the condition; the consequence stands
+        (CONDITION, "si no me contesta me mato", "me mato", None),
+        (CONDITION, "no me mato", "me mato", "denied"),
+        # "why don't I just…" proposes the act: the phrase is left to the classifier, as after a
+        # distant past, instead of silencing it
+        (QUESTION, "why don't i just kill myself", "kill", "deferred"),
+        (QUESTION, "that's why i don't want to kill myself", "want", "denied"),
+    ],
+)
+def test_a_cue_inside_a_condition_or_a_proposing_question_denies_nothing(more, text, phrase, cause):
+    rule = _rule("no|not|don'?t", **more)
+    assert rule.cause(text, text.index(phrase), len(text)) == cause
 
 
 CONDITIONS = [
@@ -207,18 +218,6 @@ def test_a_threat_after_a_negated_condition_raises_the_panel(net, text):
 def test_a_denial_or_a_joking_hyperbole_stays_quiet_in_the_lexicon(net, text):
     folded = net.normalised(text)
     assert not net.lexicon.patterns.hits([folded], net.lexicon.negation, language=net.check(text).language)
-
-
-def test_a_question_that_proposes_the_act_leaves_it_to_the_classifier():
-    """ "why don't I just…": the cue belongs to a question that proposes the act, so it denies
-    nothing; the phrase is left to the classifier, as after a distant past, instead of silencing it."""
-    rule = NegationRule(
-        re.compile(r"(?<!\w)(?:don'?t|not)(?!\w)"), re.compile(r"[,.;!?]"), 3, questions=re.compile(r"(?<!\w)why\s*$")
-    )
-    asked = "why don't i just kill myself"
-    assert rule.cause(asked, asked.index("kill"), len(asked)) == "deferred"
-    told = "that's why i don't want to kill myself"
-    assert rule.cause(told, told.index("want"), len(told)) == "denied"
 
 
 PROPOSALS = [
