@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.safety import load_safety_net
 from actors.safety.corpus import read_corpus
 from actors.safety.loader import BUNDLED_SAFETY
-from actors.safety.metrics import Outcome, Rate, failures, summarise
+from actors.safety.metrics import Outcome, failures, summarise
 
 
 def _pct(ordered: list[float], q: float) -> float:
@@ -27,11 +27,6 @@ def _pct(ordered: list[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-def _rate(rate: Rate, digits: int = 3) -> str:
-    """A rate with its counts, or n/a where the file has no message it counts (no crisis, say)."""
-    return "n/a" if rate.value is None else f"{rate.value:.{digits}f} ({rate.hits}/{rate.total})"
 
 
 def main() -> int:
@@ -84,10 +79,10 @@ def main() -> int:
     # Wall time includes waiting for a core on a busy machine; this process's CPU time does not.
     cpu = sorted(cpu_ms)
     print(f"  CPU time per message (this thread): p50 {_pct(cpu, 50):.2f} ms, p99 {_pct(cpu, 99):.2f} ms")
-    print(f"  recall {_rate(report.recall)}; false-alarm rate {_rate(report.false_alarms)}")
-    print(f"  category accuracy {_rate(report.category_top)} top, {_rate(report.category_any)} among found")
-    print("  recall by category: " + ", ".join(f"{k} {_rate(v, 2)}" for k, v in report.by_category.items()))
-    print("  recall by language: " + ", ".join(f"{k} {_rate(v, 2)}" for k, v in report.by_language.items()))
+    print(f"  recall {report.recall.text()}; false-alarm rate {report.false_alarms.text()}")
+    print(f"  category accuracy {report.category_top.text()} top, {report.category_any.text()} among found")
+    print("  recall by category: " + ", ".join(f"{k} {v.text(2)}" for k, v in report.by_category.items()))
+    print("  recall by language: " + ", ".join(f"{k} {v.text(2)}" for k, v in report.by_language.items()))
     layers: dict[str, int] = {}
     for o in outcomes:
         if o.flagged and o.category != "none":

@@ -192,7 +192,6 @@ def test_anchored_matching_finds_what_finditer_finds():
     order, that scanning the whole segment does: for every shipped pattern, over segments with
     repeated, overlapping and negated phrases, a farewell at the start and digits."""
     from actors.safety import load_safety_net
-    from actors.safety.segments import segments
 
     net = load_safety_net(None)
     texts = [

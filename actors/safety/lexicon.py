@@ -31,7 +31,7 @@ from actors.pack.problems import Problem
 from state.errors import CoachError
 
 from .normalise import Aliases, fold_pattern, normalise
-from .prefilter import anchored_matches, key_positions, parse, required_literals, start_keys, text_keys
+from .prefilter import anchored_matches, key_positions, parse, required_literals, start_keys
 from .taxonomy import LexiconFile, PatternEntry
 
 _ESCAPE = re.compile(r"\\.")
@@ -328,11 +328,11 @@ class PatternSet:
         for entry in self.entries:
             entry.regex  # noqa: B018 - compiled and cached by `_regex`
 
-    def candidates(self, segment_tokens: Sequence[str], keys: Iterable[str] | None = None) -> list[int]:
-        """Entries, in order, whose start key and required words the segment's tokens show
-        (``keys``: the keys those tokens offer, when already known)."""
+    def candidates(self, segment_tokens: Sequence[str], keys: Iterable[str]) -> list[int]:
+        """Entries, in order, whose start key (among ``keys``, those the tokens offer: see
+        `key_positions`) and required words the segment's tokens show."""
         keyed = set(self._always)
-        for key in text_keys(segment_tokens) if keys is None else keys:
+        for key in keys:
             keyed.update(self._by_key.get(key, ()))
         shown = set(self._untestable)
         for token in set(segment_tokens):
@@ -593,12 +593,15 @@ def compile_file(
     return out
 
 
-def _alternatives(sources: list[str], file: str, where: str, problems: list[Problem]) -> re.Pattern[str] | None:
-    """Regular expressions of one negation list as a single accent-folded alternation that ends
-    at a word boundary; None when the list is empty (or does not compile: a problem says so)."""
+def _alternatives(
+    sources: list[str], file: str, where: str, problems: list[Problem], end: str = r"(?!\w)"
+) -> re.Pattern[str] | None:
+    """Regular expressions of one negation list as a single accent-folded alternation followed by
+    ``end`` (a word boundary; for `negation.questions`, the end of the text before a cue); None
+    when the list is empty (or does not compile: a problem says so)."""
     if not sources:
         return None
-    return _compile("|".join(f"(?:{fold_pattern(c)})" for c in sources) + r")(?!\w", file, where, problems)
+    return _compile("(?:" + "|".join(f"(?:{fold_pattern(c)})" for c in sources) + ")" + end, file, where, problems)
 
 
 def _words(words: list[str]) -> str:
@@ -619,16 +622,8 @@ def negation_rule(lex: LexiconFile, file: str, problems: list[Problem]) -> Negat
         _alternatives(neg.recovery, file, "negation.recovery", problems),
         re.compile(conditionals) if conditionals else None,
         _alternatives(neg.past, file, "negation.past", problems),
-        _ending_here(neg.questions, file, "negation.questions", problems),
+        _alternatives(neg.questions, file, "negation.questions", problems, end=r"\s*$"),
     )
-
-
-def _ending_here(sources: list[str], file: str, where: str, problems: list[Problem]) -> re.Pattern[str] | None:
-    """One negation list as an accent-folded alternation that must end where the text does (just
-    before a cue, give or take a space); None when empty or broken (a problem says so)."""
-    if not sources:
-        return None
-    return _compile("(?:" + "|".join(f"(?:{fold_pattern(c)})" for c in sources) + r")\s*$", file, where, problems)
 
 
 def vocabulary_of(lex: LexiconFile) -> set[str]:

@@ -38,6 +38,13 @@ class Rate:
     def value(self) -> float | None:
         return self.hits / self.total if self.total else None
 
+    def text(self, digits: int = 3, gap: str = " ") -> str:
+        """The rate and its counts ("0.975 (353/362)"), or n/a, as wide, where nothing was counted
+        (the recall of a file without crisis messages)."""
+        if self.value is None:
+            return "n/a".rjust(digits + 2)
+        return f"{self.value:.{digits}f}{gap}({self.hits}/{self.total})"
+
 
 @dataclass
 class Report:

@@ -14,9 +14,9 @@ from actors.pack.domain_pack import DomainPack
 from actors.safety.classifier import TrainReport, model_bytes, train
 from actors.safety.corpus import read_corpus
 from actors.safety.loader import cached_net_at, classifier_path, load_net_at, safety_file_of, train_paths
-from actors.safety.metrics import Outcome, Report, failures, summarise
+from actors.safety.metrics import Outcome, Rate, Report, failures, summarise
 
-__all__ = ["Report", "Retrained", "measure", "retrain"]
+__all__ = ["Rate", "Report", "Retrained", "measure", "retrain"]
 
 
 def measure(file: Path, pack: DomainPack | None = None) -> Report:

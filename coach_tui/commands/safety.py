@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from actors.usecases.safety import Report, measure, retrain
+from actors.usecases.safety import Rate, Report, measure, retrain
 
 from ..context import AppContext, pass_app
 
@@ -27,8 +27,8 @@ def _short(text: str, width: int = 110) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _rate(rate) -> str:
-    return "  n/a" if rate.value is None else f"{rate.value:.3f}  ({rate.hits}/{rate.total})"
+def _rate(rate: Rate) -> str:
+    return rate.text(gap="  ")
 
 
 def _print_report(path: Path, report: Report, pack_name: str) -> None:
